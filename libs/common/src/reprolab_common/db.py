@@ -1,0 +1,96 @@
+"""One database per service: a SQLite file on the embedded default, a PostgreSQL schema in production.
+
+Every service owns its tables and runs its own Alembic migrations at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.orm import sessionmaker
+
+from .settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def schema_name(settings: CommonSettings, service: str) -> str:
+    return f"{settings.database_schema_prefix}{service}"
+
+
+def make_engine(settings: CommonSettings, service: str, *,
+                sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> Engine:
+    """The service's engine. On PostgreSQL its schema is created if missing and is the only one on
+    the search path, so no service can see another's tables by accident."""
+    if settings.database_url and settings.database_url.startswith("postgresql"):
+        schema = schema_name(settings, service)
+        admin = create_engine(settings.database_url, pool_pre_ping=True)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
+        return create_engine(
+            settings.database_url,
+            pool_pre_ping=True,
+            pool_size=10,
+            connect_args={"options": f"-csearch_path={schema}"},
+        )
+    if settings.database_url:
+        url = settings.database_url
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(settings.data_dir / f'{service}.db').resolve()}"
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(engine: Engine, migrations_dir: Path) -> None:
+    """Upgrade the service's tables to the newest revision. On PostgreSQL an advisory lock keyed by
+    the migrations folder keeps two replicas starting together from racing."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    lock_key = zlib.crc32(str(migrations_dir.name + migrations_dir.parent.name).encode())
+    with engine.connect() as conn:
+        is_pg = conn.dialect.name == "postgresql"
+        if is_pg:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+            conn.commit()
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+        finally:
+            if is_pg:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+                conn.commit()
+
+
+def run_alembic_env(context: Any, metadata: MetaData) -> None:
+    """Body of every service's ``migrations/env.py``: migrate on the connection ``migrate`` passes."""
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

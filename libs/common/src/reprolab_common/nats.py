@@ -1,0 +1,212 @@
+"""NATS and JetStream: connection, streams, events and request/reply over the NATS services API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+import nats
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+from nats.micro import Request
+from reprolab.v1 import common_pb2, events_pb2
+
+from .errors import ProblemError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = common_pb2.SCHEMA_VERSION_1
+MSG_ID = "Nats-Msg-Id"
+SERVICE_ERROR = "Nats-Service-Error"
+SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+
+
+class Stream(StrEnum):
+    JOBS = "JOBS"
+    EVENTS = "EVENTS"
+    LOGS = "LOGS"
+
+
+class JobSubject(StrEnum):
+    BUILD = "jobs.build"
+    RUN = "jobs.run"
+
+
+DAY = 24 * 3600
+
+STREAMS: dict[Stream, StreamConfig] = {
+    # Work queue: a message leaves when a worker acks it; a dedupe window of one hour makes a
+    # repeated lock digest or run id join the job already queued.
+    Stream.JOBS: StreamConfig(
+        name="JOBS", subjects=["jobs.>"], retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE, duplicate_window=3600.0, discard=DiscardPolicy.OLD,
+    ),
+    # Limits retention: every consumer (audit, gateway live status) reads every event.
+    Stream.EVENTS: StreamConfig(
+        name="EVENTS", subjects=["events.>"], retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE, duplicate_window=600.0, max_age=30.0 * DAY,
+    ),
+    Stream.LOGS: StreamConfig(
+        name="LOGS", subjects=["logs.>"], retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE, max_age=7.0 * DAY,
+    ),
+}
+
+
+async def connect(url: str, name: str) -> Client:
+    """Connect and keep reconnecting forever: a NATS restart must never take a service down."""
+
+    async def _disconnected() -> None:
+        log.warning("%s: disconnected from NATS", name)
+
+    async def _reconnected() -> None:
+        log.info("%s: reconnected to NATS", name)
+
+    async def _error(exc: Exception) -> None:
+        log.warning("%s: NATS error: %s", name, exc)
+
+    return await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        allow_reconnect=True, connect_timeout=5,
+        disconnected_cb=_disconnected, reconnected_cb=_reconnected, error_cb=_error,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, streams: list[Stream] | None = None) -> None:
+    """Create or update the streams; safe to call from every service at every start."""
+    for stream in streams or list(STREAMS):
+        cfg = STREAMS[stream]
+        try:
+            await js.stream_info(cfg.name)
+            await js.update_stream(cfg)
+        except NotFoundError:
+            try:
+                await js.add_stream(cfg)
+            except Exception:  # another service created it between our two calls
+                await js.update_stream(cfg)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: Stream, durable: str, filter_subject: str, *,
+                          ack_wait: float = 30.0, max_deliver: int = -1,
+                          deliver_policy: DeliverPolicy = DeliverPolicy.ALL) -> None:
+    """Create or update a durable pull consumer."""
+    cfg = ConsumerConfig(
+        durable_name=durable, filter_subject=filter_subject, ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait, max_deliver=max_deliver, deliver_policy=deliver_policy, max_ack_pending=10_000,
+    )
+    await js.add_consumer(stream.value, cfg)
+
+
+# --- events ---------------------------------------------------------------------------------
+
+def new_event(*, type: str, actor: common_pb2.Actor, workspace: str, subject: str,
+              time: datetime | None = None, **payload: Message) -> events_pb2.Event:
+    """Build an event; ``payload`` is one keyword naming the oneof field, e.g. ``workspace_created=...``."""
+    ev = events_pb2.Event(schema_version=SCHEMA_VERSION, id=str(uuid.uuid4()), type=type,
+                          workspace=workspace, subject=subject)
+    ev.actor.CopyFrom(actor)
+    ev.time.FromDatetime(time or datetime.now(UTC))
+    for field, message in payload.items():
+        getattr(ev, field).CopyFrom(message)
+    return ev
+
+
+def event_subject(event: events_pb2.Event) -> str:
+    return f"events.{event.workspace}.{event.type}"
+
+
+async def publish_event(js: JetStreamContext, event: events_pb2.Event, timeout: float = 5.0) -> None:
+    """Publish with the event id as ``Nats-Msg-Id`` so a retried publish is stored once."""
+    await js.publish(event_subject(event), event.SerializeToString(), timeout=timeout,
+                     stream=Stream.EVENTS.value, headers={MSG_ID: event.id})
+
+
+# --- request/reply (NATS services API) -----------------------------------------------------
+
+Req = TypeVar("Req", bound=Message)
+Rep = TypeVar("Rep", bound=Message)
+
+
+def endpoint(request_type: type[Req], handler: Callable[[Req], Awaitable[Message]]
+             ) -> Callable[[Request], Awaitable[None]]:
+    """Wrap a typed handler as a ``nats.micro`` handler: decode the request, encode the reply,
+    and turn a ``ProblemError`` into a services-API error reply carrying a ``Problem``."""
+
+    async def _handle(req: Request) -> None:
+        try:
+            message = request_type()
+            try:
+                message.ParseFromString(req.data)
+            except DecodeError as exc:
+                raise ProblemError(f"undecodable {request_type.__name__}: {exc}", status=400) from exc
+            reply = await handler(message)
+        except ProblemError as exc:
+            await req.respond_error(str(exc.status), exc.title, exc.to_proto().SerializeToString())
+            return
+        except Exception:
+            log.exception("handler for %s failed", req.subject)
+            problem = ProblemError("the service failed while handling this request; it has been logged",
+                                   status=500, title="Internal error")
+            await req.respond_error("500", problem.title, problem.to_proto().SerializeToString())
+            return
+        await req.respond(reply.SerializeToString())
+
+    return _handle
+
+
+async def call(nc: Client, subject: str, request: Message, reply_type: type[Rep], *,
+               timeout: float = 10.0) -> Rep:
+    """Request/reply to a service endpoint; raises ``ProblemError`` with the service's problem."""
+    try:
+        msg = await nc.request(subject, request.SerializeToString(), timeout=timeout)
+    except (NoRespondersError, NatsTimeout) as exc:
+        service = subject.split(".", 1)[0]
+        raise ServiceUnavailable(f"the {service} service did not answer ({type(exc).__name__}); try again shortly"
+                                 ) from exc
+    except Exception as exc:  # connection closed or reconnecting
+        raise ServiceUnavailable(f"NATS is unavailable ({type(exc).__name__}); try again shortly") from exc
+    headers = msg.headers or {}
+    if SERVICE_ERROR_CODE in headers:
+        problem = common_pb2.Problem()
+        try:
+            problem.ParseFromString(msg.data)
+        except DecodeError:
+            problem = common_pb2.Problem(status=int(headers[SERVICE_ERROR_CODE]), title=headers.get(SERVICE_ERROR, ""))
+        if not problem.status:
+            problem.status = int(headers[SERVICE_ERROR_CODE])
+            problem.title = headers.get(SERVICE_ERROR, "Error")
+            problem.detail = problem.detail or problem.title
+        raise ProblemError.from_proto(problem)
+    reply = reply_type()
+    reply.ParseFromString(msg.data)
+    return reply
+
+
+async def ping(nc: Client, service: str, timeout: float = 1.0) -> bool:
+    """True when at least one instance of the named micro service answers a PING."""
+    try:
+        await nc.request(f"$SRV.PING.{service}", b"", timeout=timeout)
+        return True
+    except Exception:
+        return False
+
+
+async def wait_closed(stop: asyncio.Event) -> None:
+    await stop.wait()

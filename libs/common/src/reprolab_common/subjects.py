@@ -1,0 +1,36 @@
+"""NATS subjects of the request/reply endpoints (NATS services API) and the micro service names."""
+
+from enum import StrEnum
+
+
+class ServiceName(StrEnum):
+    """Names registered with ``nats.micro``; ``$SRV.PING.<name>`` checks readiness."""
+
+    REGISTRY = "registry"
+    AUDIT = "audit"
+    BUILDER = "builder"
+    RUNNER = "runner"
+
+
+class Registry(StrEnum):
+    WORKSPACE_CREATE = "registry.workspace.create"
+    WORKSPACE_LIST = "registry.workspace.list"
+    WORKSPACE_GET = "registry.workspace.get"
+    MEMBER_ADD = "registry.member.add"
+    MEMBER_LIST = "registry.member.list"
+    ENV_CREATE = "registry.env.create"
+    ENV_LIST = "registry.env.list"
+    ENV_GET = "registry.env.get"
+    ENV_FORK = "registry.env.fork"
+    VERSION_CREATE = "registry.version.create"
+    VERSION_LIST = "registry.version.list"
+    VERSION_GET = "registry.version.get"
+    DATASET_REGISTER = "registry.dataset.register"
+    DATASET_LIST = "registry.dataset.list"
+    DATASET_GET = "registry.dataset.get"
+
+
+class Audit(StrEnum):
+    QUERY = "audit.query"
+    EXPORT = "audit.export"
+    VERIFY = "audit.verify"

@@ -1,0 +1,1 @@
+"""Reprolab message contracts, generated from proto/reprolab/v1."""

@@ -1,0 +1,124 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from reprolab.v1 import common_pb2 as _common_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Event(_message.Message):
+    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_CREATED_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ADDED_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_CREATED_FIELD_NUMBER: _ClassVar[int]
+    DATASET_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    DATASET_DOWNLOADED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_EXPORTED_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    schema_version: _common_pb2.SchemaVersion
+    id: str
+    type: str
+    actor: _common_pb2.Actor
+    workspace: str
+    time: _timestamp_pb2.Timestamp
+    subject: str
+    workspace_created: WorkspaceCreated
+    member_added: MemberAdded
+    environment_created: EnvironmentCreated
+    version_created: VersionCreated
+    dataset_uploaded: DatasetUploaded
+    dataset_downloaded: DatasetDownloaded
+    activity_exported: ActivityExported
+    member_removed: MemberRemoved
+    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ...) -> None: ...
+
+class WorkspaceCreated(_message.Message):
+    __slots__ = ("slug", "title")
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    slug: str
+    title: str
+    def __init__(self, slug: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class MemberAdded(_message.Message):
+    __slots__ = ("user_id", "username", "role")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    username: str
+    role: _common_pb2.Role
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ...) -> None: ...
+
+class MemberRemoved(_message.Message):
+    __slots__ = ("user_id", "username")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    username: str
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ...) -> None: ...
+
+class EnvironmentCreated(_message.Message):
+    __slots__ = ("name", "owner", "forked_from")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    FORKED_FROM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    owner: str
+    forked_from: str
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ...) -> None: ...
+
+class VersionCreated(_message.Message):
+    __slots__ = ("environment", "number", "spec_digest", "parent", "origin", "rollback_to")
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SPEC_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_TO_FIELD_NUMBER: _ClassVar[int]
+    environment: str
+    number: int
+    spec_digest: str
+    parent: str
+    origin: str
+    rollback_to: int
+    def __init__(self, environment: _Optional[str] = ..., number: _Optional[int] = ..., spec_digest: _Optional[str] = ..., parent: _Optional[str] = ..., origin: _Optional[str] = ..., rollback_to: _Optional[int] = ...) -> None: ...
+
+class DatasetUploaded(_message.Message):
+    __slots__ = ("name", "digest", "size", "visibility")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    digest: str
+    size: int
+    visibility: str
+    def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., visibility: _Optional[str] = ...) -> None: ...
+
+class DatasetDownloaded(_message.Message):
+    __slots__ = ("name", "digest")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    digest: str
+    def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class ActivityExported(_message.Message):
+    __slots__ = ("entries", "bundle_sha256")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    bundle_sha256: str
+    def __init__(self, entries: _Optional[int] = ..., bundle_sha256: _Optional[str] = ...) -> None: ...

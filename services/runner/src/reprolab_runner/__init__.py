@@ -1,0 +1,1 @@
+"""Reprolab runner service."""
