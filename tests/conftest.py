@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from reprolab_common.natsserver import NatsServer
+from reprolab_common.natsserver import NatsServer, free_port
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("REPROLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -42,6 +46,12 @@ def drop_schemas(url: str, prefix: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def drop_pg_schemas(pg_url: str):
+    """Callable that drops every schema whose name starts with a prefix (test clean-up)."""
+    return lambda prefix: drop_schemas(pg_url, prefix)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment variables selecting SQLite (files under tmp_path) or a fresh PostgreSQL schema set."""
@@ -54,3 +64,25 @@ def database_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dic
         drop_schemas(url, prefix)
     else:
         yield env
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto in server mode: the AWS APIs over real HTTP on a loopback port (a named fake of AWS)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise TimeoutError("moto server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)

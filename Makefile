@@ -1,0 +1,57 @@
+# Reprolab. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.installed: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: .venv/.installed ## Create .venv/ and install every package (uv, frozen lock)
+
+.PHONY: up
+up: install ## Run the platform on this machine (NATS, five services, SQLite); Ctrl-C stops it
+	$(UV) run --frozen reprolab up
+
+.PHONY: demo
+demo: install ## Set up and run the course scenario end to end on embedded defaults
+	$(UV) run --frozen reprolab demo
+
+.PHONY: test-deps
+test-deps: ## Install what the tests need beyond Python (PostgreSQL; needs root on a fresh machine)
+	bash scripts/test-deps.sh
+
+.PHONY: test
+test: install test-deps ## Set up and run the whole test suite (real NATS, PostgreSQL, SQLite, moto)
+	$(UV) run --frozen pytest -q
+
+.PHONY: bench
+bench: install ## Benchmarks: print figures beside baselines measured in the same run
+	$(UV) run --frozen python bench/audit.py
+
+.PHONY: proto
+proto: install ## Regenerate the Python contracts from proto/
+	$(UV) run --frozen python scripts/gen_proto.py
+
+.PHONY: lint
+lint: install ## Ruff
+	$(UV) run --frozen ruff check .
+
+.PHONY: clean
+clean: ## Remove the virtualenvs and local state
+	rm -rf .venv $(TOOLS) .reprolab .pytest_cache

@@ -1,0 +1,166 @@
+"""``reprolab demo``: the course scenario, end to end through the REST API.
+
+An instructor sets up "Intro to ML" with the Iris data and an environment, changes it and rolls it
+back; a student forks it; the activity log is exported and verified offline, and a tampered copy
+is shown to fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from reprolab_common.auditlog import verify_bundle
+from rich.console import Console
+from rich.table import Table
+
+from .client import ApiError, Client
+
+WS = "intro-ml"
+SPEC_YAML = """\
+name: iris
+description: Python with pandas and scikit-learn for the Iris assignments
+spec:
+  base: python:3.12-slim
+  python:
+    version: "3.12"
+    requirements:
+      - pandas>=2.2
+      - scikit-learn>=1.5
+  datasets:
+    - digest: {train}
+      mount: /data/iris
+  resources:
+    cpu: "2"
+    memory: 4Gi
+"""
+
+
+def _data(name: str) -> Path:
+    return Path(str(resources.files("reprolab_cli") / "data" / name))
+
+
+def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Console) -> int:
+    started = time.monotonic()
+    with ExitStack() as stack:
+        if url is None:
+            from .supervisor import Platform
+
+            if data_dir.exists():
+                shutil.rmtree(data_dir)
+            with console.status("starting NATS and the five services (embedded defaults: SQLite, local store)"):
+                platform = stack.enter_context(Platform(data_dir))
+            url, token = platform.url, platform.admin_token()
+            console.print(f"platform up at {url} (data in {data_dir}, logs in {platform.log_dir})")
+        if not token:
+            console.print("[red]--token is required with --url[/red]")
+            return 2
+        try:
+            return _scenario(Client(url, token), console, started)
+        except (ApiError, TimeoutError, AssertionError) as exc:
+            console.print(f"[red]demo failed:[/red] {exc}")
+            return 1
+
+
+def _step(console: Console, text: str) -> None:
+    console.print(f"[bold cyan]>[/bold cyan] {text}")
+
+
+def _scenario(admin: Client, console: Console, started: float) -> int:
+    _step(console, "admin creates an instructor (alice) and a student (bob)")
+    alice = admin.as_user(admin.post("/users", json={"username": "alice"})["token"])
+    bob = admin.as_user(admin.post("/users", json={"username": "bob"})["token"])
+
+    _step(console, f"alice creates workspace '{WS}' and adds bob as a student")
+    alice.post("/workspaces", json={"slug": WS, "title": "Intro to ML"})
+    alice.post(f"/workspaces/{WS}/members", json={"username": "bob", "role": "student"})
+
+    _step(console, "alice uploads the Iris data: training split public, test split hidden")
+    train = alice.upload(f"/workspaces/{WS}/datasets", _data("iris-train.csv"),
+                         {"name": "iris-train.csv", "visibility": "public"})
+    test = alice.upload(f"/workspaces/{WS}/datasets", _data("iris-test.csv"),
+                        {"name": "iris-test.csv", "visibility": "hidden"})
+    expected = "sha256:" + hashlib.sha256(_data("iris-train.csv").read_bytes()).hexdigest()
+    assert train["digest"] == expected, f"upload digest {train['digest']} != {expected}"
+
+    _step(console, "alice declares environment 'iris' in YAML (python 3.12, pandas, scikit-learn, the data)")
+    env = alice.post(f"/workspaces/{WS}/environments", content=SPEC_YAML.format(train=train["digest"]),
+                     headers={"Content-Type": "application/yaml"})
+    v1 = env["latest"]
+    spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"]))["spec"]
+    spec["python"]["requirements"].append("matplotlib>=3.8")
+    _step(console, "alice adds matplotlib (v2), then rolls back to v1 (v3: history is kept)")
+    alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"spec": spec, "note": "add matplotlib"})
+    v3 = alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"rollback_to": 1})
+    assert v3["spec_digest"] == v1["spec_digest"], "rollback must reproduce v1's spec"
+
+    _step(console, "bob may not change the course environment (403) nor see the hidden test labels (404)")
+    try:
+        bob.post(f"/workspaces/{WS}/environments", json={"name": "mine", "spec": spec})
+        raise AssertionError("a student was allowed to create a workspace environment")
+    except ApiError as exc:
+        assert exc.status == 403, exc
+        console.print(f"    refused as expected: {exc.problem.get('detail')}")
+    try:
+        bob.get(f"/workspaces/{WS}/datasets/{test['digest']}")
+        raise AssertionError("a student could see a hidden dataset")
+    except ApiError as exc:
+        assert exc.status == 404, exc
+
+    _step(console, "bob forks 'iris' and adds seaborn to his own copy; he downloads the training data")
+    fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob"})
+    fork_spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"]))["spec"]
+    fork_spec["python"]["requirements"].append("seaborn>=0.13")
+    bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions", json={"spec": fork_spec})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "train.csv"
+        bob.download(f"/workspaces/{WS}/datasets/{train['digest']}/content", out)
+        assert "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest() == train["digest"]
+
+    versions = alice.get(f"/workspaces/{WS}/environments/iris/versions")["items"]
+    fork_versions = bob.get(f"/workspaces/{WS}/environments/{fork['name']}/versions")["items"]
+    table = Table("environment", "version", "origin", "parent", "spec digest", title="lineage")
+    for env_name, items in (("iris", versions), (fork["name"], fork_versions)):
+        for v in items:
+            table.add_row(env_name, f"v{v['number']}", v["origin"], v["parent"] or "-", v["spec_digest"][:19])
+    console.print(table)
+
+    # 1 workspace, 1 member, 2 datasets, 2 environments, 5 versions, 1 download.
+    head = alice.wait_activity(WS, at_least=12)
+    _step(console, f"the activity log holds {head} entries; alice exports it and it verifies offline")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "activity.jsonl"
+        alice.download(f"/workspaces/{WS}/activity/export", bundle)
+        result = verify_bundle(bundle)
+        assert result.ok, f"export did not verify: line {result.line}: {result.reason}"
+        api = alice.post("/activity/verify", content=bundle.read_bytes(),
+                         headers={"Content-Type": "application/x-ndjson"})
+        assert api["ok"] and api["keys_known"], api
+        console.print(f"    verified offline: {result.entries} entries, {result.checkpoints} signed checkpoints; "
+                      f"the server confirms its own keys signed it")
+
+        own = Path(tmp) / "bob.jsonl"
+        bob.download(f"/workspaces/{WS}/activity/export", own)
+        mine = verify_bundle(own)
+        assert mine.ok, f"bob's export did not verify: {mine.reason}"
+        console.print(f"    bob's own export verifies too ({mine.entries} lines; others' entries elided)")
+
+        lines = bundle.read_text().splitlines()
+        idx = next(i for i, line in enumerate(lines) if '"dataset.downloaded"' in line)
+        lines[idx] = lines[idx].replace('"bob"', '"alice"', 1)
+        tampered = Path(tmp) / "tampered.jsonl"
+        tampered.write_text("\n".join(lines) + "\n")
+        bad = verify_bundle(tampered)
+        assert not bad.ok, "a tampered bundle verified"
+        console.print(f"    a copy that blames alice for bob's download fails: line {bad.line}: {bad.reason}")
+
+    console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: workspace "
+                  f"{WS}, {len(versions)} versions of iris (v3 rolled back to v1), fork {fork['name']}, "
+                  f"{head} activity entries exported and verified.")
+    return 0

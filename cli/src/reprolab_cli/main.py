@@ -1,0 +1,311 @@
+"""The ``reprolab`` command: run the platform (``up``), tell its story (``demo``), talk to its API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from .client import ApiError, Client
+
+app = typer.Typer(help="Reprolab: reproducible environments for courses and research groups.",
+                  no_args_is_help=True, add_completion=False)
+workspace_app = typer.Typer(help="Workspaces and their members.", no_args_is_help=True)
+env_app = typer.Typer(help="Environments and their versions.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
+audit_app = typer.Typer(help="The activity log: export and verify.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and API tokens (platform admins).", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(env_app, name="env")
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_DATA_DIR = Path(".reprolab")
+UrlOpt = Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN",
+                                              help="API token (default: <data-dir>/admin-token).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
+
+
+def _client(url: str, token: str | None) -> Client:
+    if not token:
+        token_file = Path(os.environ.get("REPROLAB_DATA_DIR", DEFAULT_DATA_DIR)) / "admin-token"
+        if token_file.exists():
+            token = token_file.read_text().strip()
+    return Client(url, token)
+
+
+def _show(data: Any, as_json: bool, columns: tuple[str, ...] = ()) -> None:
+    if as_json or not columns:
+        console.print_json(json.dumps(data))
+        return
+    items = data.get("items", data) if isinstance(data, dict) else data
+    rows = items if isinstance(items, list) else [items]
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console.print(table)
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except ApiError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _spec_body(spec_file: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(spec_file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        err.print(f"[red]error:[/red] cannot read spec {spec_file}: {exc}")
+        raise typer.Exit(2) from None
+    return doc.get("spec", doc) if isinstance(doc, dict) else doc
+
+
+# --- platform -------------------------------------------------------------------------------
+
+@app.command()
+def up(data_dir: Annotated[Path, typer.Option(help="Where the platform keeps its state.")] = DEFAULT_DATA_DIR,
+       port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
+       nats_url: Annotated[str | None, typer.Option(help="Use this NATS server instead of starting one.")] = None,
+       ) -> None:
+    """Start NATS and the five services on this machine; Ctrl-C stops them all."""
+    from .supervisor import Platform
+
+    platform = Platform(data_dir, port=port, nats_url=nats_url)
+    stop = {"requested": False}
+
+    def _stop(*_: object) -> None:
+        stop["requested"] = True
+
+    try:
+        with console.status("starting NATS and the services..."):
+            platform.start()
+    except (RuntimeError, TimeoutError) as exc:
+        platform.stop()
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"Reprolab is up at [bold]{platform.url}[/bold] (API docs: {platform.url}/api/v1/docs)")
+    console.print(f"Admin token: {platform.admin_token_file}   Logs: {platform.log_dir}")
+    console.print("Press Ctrl-C to stop.")
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["requested"]:
+            time.sleep(0.5)
+            for name, proc in list(platform.procs.items()):
+                if proc.poll() is not None:
+                    err.print(f"[red]{name} exited with {proc.returncode}[/red]\n{platform.tail(name)}")
+                    stop["requested"] = True
+    finally:
+        console.print("stopping...")
+        platform.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def demo(data_dir: Annotated[Path, typer.Option(help="Fresh directory for the demo platform.")
+                             ] = DEFAULT_DATA_DIR / "demo",
+         url: Annotated[str | None, typer.Option(help="Run against this running platform instead.")] = None,
+         token: Annotated[str | None, typer.Option(help="Admin token for --url.")] = None) -> None:
+    """Run the course scenario through the REST API and verify the exported activity log."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(data_dir=data_dir, url=url, token=token, console=console))
+
+
+# --- users ----------------------------------------------------------------------------------
+
+@user_app.command("create")
+def user_create(username: str, admin: Annotated[bool, typer.Option("--admin")] = False,
+                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a user; prints their API token once."""
+    c = _client(url, token)
+    data = _run(lambda: c.post("/users", json={"username": username, "platform_admin": admin}))
+    _show(data, True)
+
+
+# --- workspaces -----------------------------------------------------------------------------
+
+@workspace_app.command("create")
+def workspace_create(slug: str, title: Annotated[str, typer.Option()] = "",
+                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a workspace (you become its admin)."""
+    c = _client(url, token)
+    _show(_run(lambda: c.post("/workspaces", json={"slug": slug, "title": title or slug})), as_json,
+          ("slug", "title", "caller_role"))
+
+
+@workspace_app.command("list")
+def workspace_list(url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.get("/workspaces")), as_json, ("slug", "title", "caller_role"))
+
+
+@workspace_app.command("add-member")
+def workspace_add_member(workspace: str, username: str, role: str,
+                         url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                         as_json: JsonOpt = False) -> None:
+    """Add USERNAME to WORKSPACE as admin, instructor or student."""
+    c = _client(url, token)
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/members", json={"username": username, "role": role})),
+          as_json, ("username", "role"))
+
+
+@workspace_app.command("members")
+def workspace_members(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                      as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/members")), as_json, ("username", "role", "added_at"))
+
+
+# --- environments ---------------------------------------------------------------------------
+
+ENV_COLUMNS = ("name", "kind", "owner", "latest_version", "forked_from")
+VERSION_COLUMNS = ("number", "origin", "parent", "spec_digest", "created_by", "created_at")
+
+
+@env_app.command("create")
+def env_create(workspace: str, name: str, spec: Annotated[Path, typer.Option(help="YAML or JSON spec file.")],
+               description: str = "", url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Create an environment from a spec file."""
+    c = _client(url, token)
+    body = {"name": name, "description": description, "spec": _spec_body(spec)}
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments", json=body)), as_json, ENV_COLUMNS)
+
+
+@env_app.command("list")
+def env_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+             as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/environments")), as_json, ENV_COLUMNS)
+
+
+@env_app.command("versions")
+def env_versions(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    """Version history with lineage."""
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}/versions")), as_json, VERSION_COLUMNS)
+
+
+@env_app.command("new-version")
+def env_new_version(workspace: str, name: str, spec: Annotated[Path, typer.Option()], note: str = "",
+                    url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    body = {"spec": _spec_body(spec), "note": note}
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body)), as_json,
+          VERSION_COLUMNS)
+
+
+@env_app.command("rollback")
+def env_rollback(workspace: str, name: str, to: int, url: UrlOpt = "http://127.0.0.1:8080",
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Make a new version equal to version TO (history is never rewritten)."""
+    c = _client(url, token)
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions",
+                              json={"rollback_to": to})), as_json, VERSION_COLUMNS)
+
+
+@env_app.command("fork")
+def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Option("--name")] = None,
+             version: int = 0, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Fork an environment into one of your own."""
+    c = _client(url, token)
+    body: dict[str, Any] = {"version": version}
+    if new_name:
+        body["name"] = new_name
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/fork", json=body)), as_json,
+          ENV_COLUMNS)
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+@dataset_app.command("upload")
+def dataset_upload(workspace: str, file: Path, name: str | None = None, visibility: str = "public",
+                   url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Upload FILE (streamed; its sha256 becomes its id)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    c = _client(url, token)
+    if not file.is_file():
+        err.print(f"[red]error:[/red] {file} is not a file")
+        raise typer.Exit(2)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(f"uploading {file.name}", total=file.stat().st_size)
+        data = _run(lambda: c.upload(f"/workspaces/{workspace}/datasets", file,
+                                     {"name": name or file.name, "visibility": visibility},
+                                     progress=lambda n: progress.advance(task, n)))
+    _show(data, as_json, ("name", "digest", "size", "visibility"))
+
+
+@dataset_app.command("list")
+def dataset_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/datasets")), as_json, ("name", "digest", "size", "visibility"))
+
+
+@dataset_app.command("download")
+def dataset_download(workspace: str, digest: str, output: Annotated[Path, typer.Option("-o", "--output")],
+                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    c = _client(url, token)
+    n = _run(lambda: c.download(f"/workspaces/{workspace}/datasets/{digest}/content", output))
+    console.print(f"wrote {n} bytes to {output}")
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+@audit_app.command("export")
+def audit_export(workspace: str, output: Annotated[Path, typer.Option("-o", "--output")],
+                 url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Download the workspace's activity log as a signed JSONL bundle."""
+    c = _client(url, token)
+    n = _run(lambda: c.download(f"/workspaces/{workspace}/activity/export", output))
+    console.print(f"wrote {n} bytes to {output}")
+
+
+@audit_app.command("verify")
+def audit_verify(bundle: Path, key_id: Annotated[list[str] | None, typer.Option(
+        "--key-id", help="Trust only these signing key ids (repeatable).")] = None) -> None:
+    """Verify an exported bundle offline; names the first bad entry. Exit 0 only if it verifies."""
+    from reprolab_common.auditlog import verify_bundle
+
+    if not bundle.is_file():
+        err.print(f"[red]error:[/red] {bundle} is not a file")
+        raise typer.Exit(2)
+    result = verify_bundle(bundle, trusted_key_ids=set(key_id) if key_id else None)
+    if result.ok:
+        console.print(f"[green]OK[/green] {bundle}: {result.entries} entries of workspace {result.workspace!r}, "
+                      f"{result.checkpoints} signed checkpoints verified")
+        return
+    where = f"line {result.line}" + (f" (seq {result.seq})" if result.seq else "")
+    err.print(f"[red]FAILED[/red] {bundle}: {where}: {result.reason}")
+    raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,140 @@
+"""Run the whole platform on one machine: a private nats-server and the five services as children.
+
+``reprolab up`` and the integration tests both use ``Platform``, so what the tests exercise is
+exactly what a user starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from reprolab_common.natsserver import NatsServer, free_port
+
+# Start order: the gateway last, so /readyz can succeed as soon as it listens.
+SERVICES = ("registry", "audit", "builder", "runner", "gateway")
+
+
+@dataclass
+class Platform:
+    data_dir: Path
+    port: int = 0
+    nats_url: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self.port = self.port or free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def admin_token(self) -> str:
+        return self.admin_token_file.read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "REPROLAB_DATA_DIR": str(self.data_dir),
+            "REPROLAB_NATS_URL": self.nats_url or (self.nats.url if self.nats else ""),
+            "REPROLAB_GATEWAY_PORT": str(self.port),
+            "REPROLAB_GATEWAY_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file),
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start_nats(self) -> None:
+        if self.nats_url:
+            return
+        port_file = self.data_dir / "nats-port"
+        # Reuse the port of the previous run so a restarted platform finds the same server URL.
+        port = int(port_file.read_text()) if port_file.exists() else free_port()
+        self.nats = NatsServer(self.data_dir / "nats", port=port, log_file=self.log_dir / "nats.log")
+        try:
+            self.nats.start()
+        except (RuntimeError, TimeoutError):
+            self.nats = NatsServer(self.data_dir / "nats", log_file=self.log_dir / "nats.log").start()
+        port_file.write_text(str(self.nats.port))
+
+    def start_service(self, name: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"reprolab_{name}"], env=self.env(), stdout=log, stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+
+    def start(self, timeout: float = 60.0) -> Platform:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self.start_nats()
+        for name in SERVICES:
+            self.start_service(name)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                                       f"\n{self.tail(name)}")
+            try:
+                r = httpx.get(f"{self.url}/readyz", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = r.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"platform not ready after {timeout:.0f}s: {last}")
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in reversed(SERVICES):
+            self.stop_service(name)
+        if self.nats:
+            self.nats.stop()
+            self.nats = None
+
+    def __enter__(self) -> Platform:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
