@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -92,8 +93,9 @@ def test_environment_versions_rollback_and_fork(running, course) -> None:
     assert [v["number"] for v in history] == [1, 2, 3]
     assert teacher.get(f"/workspaces/{ws}/environments/iris/versions/2")["spec_digest"] == v2["spec_digest"]
     assert teacher.get(f"/workspaces/{ws}/environments/iris")["latest_version"] == 3
+    # the bad value is a field of the request body: 422 naming it
     expect_problem(lambda: teacher.post(f"/workspaces/{ws}/environments/iris/versions", json={"rollback_to": 9}),
-                   404, "9")
+                   422, "rollback_to", "9")
 
     # students read, may not change, may fork and change their fork
     assert "iris" in [e["name"] for e in student.get(f"/workspaces/{ws}/environments")["items"]]
@@ -122,7 +124,7 @@ def test_yaml_specs_and_bad_input_store_nothing(running, course) -> None:
                        headers={"Content-Type": "application/yaml"})
     assert env["name"] == "yml"
     before = teacher.get(f"/workspaces/{ws}/environments/yml/versions")["items"]
-    head_before = teacher.wait_activity(ws, at_least=3)
+    head_before = settled_head(teacher, ws, at_least=3)
 
     base = f"/workspaces/{ws}/environments"
     cases = [
@@ -202,11 +204,23 @@ def test_dataset_upload_download_visibility_and_limits(running, course, tmp_path
     assert {d["name"] for d in teacher.get(f"/workspaces/{ws}/datasets")["items"]} == {"train.csv", "labels.csv"}
 
 
+def settled_head(client: Client, ws: str, at_least: int) -> int:
+    """Events reach the log asynchronously: wait for ``at_least`` entries and then for quiet."""
+    head = client.wait_activity(ws, at_least=at_least)
+    while True:
+        time.sleep(1.5)
+        now = client.get(f"/workspaces/{ws}/activity", params={"limit": 1})["head_seq"]
+        if now == head:
+            return head
+        head = now
+
+
 def test_activity_views_export_and_verify(running, course, tmp_path: Path) -> None:
     ws, (iname, teacher), (sname, student) = course
     teacher.post(f"/workspaces/{ws}/environments", json={"name": "act", "spec": SPEC})
     student.post(f"/workspaces/{ws}/environments/act/fork", json={})
-    head = teacher.wait_activity(ws, at_least=5)
+    # workspace, 2 members, 2 environments, 2 versions
+    head = settled_head(teacher, ws, at_least=5)
     everything = teacher.get(f"/workspaces/{ws}/activity", params={"limit": 1000})["items"]
     assert len(everything) == head
     assert {e["actor_name"] for e in everything} >= {iname, sname}

@@ -240,7 +240,8 @@ def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Op
 # --- datasets -------------------------------------------------------------------------------
 
 @dataset_app.command("upload")
-def dataset_upload(workspace: str, file: Path, name: str | None = None, visibility: str = "public",
+def dataset_upload(workspace: str, file: Path, name: str | None = None,
+                   visibility: Annotated[str, typer.Option(help="public (students see it) or hidden.")] = "hidden",
                    url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Upload FILE (streamed; its sha256 becomes its id)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn

@@ -70,7 +70,7 @@ STREAMS: dict[Stream, StreamConfig] = {
 }
 
 
-async def connect(url: str, name: str) -> Client:
+async def connect(url: str, name: str, initial_timeout: float = 120.0) -> Client:
     """Connect and keep reconnecting forever: a NATS restart must never take a service down."""
 
     async def _disconnected() -> None:
@@ -82,11 +82,22 @@ async def connect(url: str, name: str) -> Client:
     async def _error(exc: Exception) -> None:
         log.warning("%s: NATS error: %s", name, exc)
 
-    return await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        allow_reconnect=True, connect_timeout=5,
-        disconnected_cb=_disconnected, reconnected_cb=_reconnected, error_cb=_error,
-    )
+    # The first connect is retried too: services may start before NATS (a pod scheduled first).
+    deadline = asyncio.get_running_loop().time() + initial_timeout
+    delay = 0.2
+    while True:
+        try:
+            return await nats.connect(
+                url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                allow_reconnect=True, connect_timeout=5,
+                disconnected_cb=_disconnected, reconnected_cb=_reconnected, error_cb=_error,
+            )
+        except Exception as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("%s: NATS at %s not reachable yet (%s); retrying", name, url, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def ensure_streams(js: JetStreamContext, streams: list[Stream] | None = None) -> None:

@@ -48,6 +48,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def size(self, key: str) -> int: ...
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error (cleanup must be retryable)."""
+
     def put_bytes(self, key: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
             tmp.write(data)
@@ -94,6 +98,9 @@ class LocalObjectStore(ObjectStore):
             raise ObjectNotFound(key)
         return path.stat().st_size
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
     with open(path, "rb") as fh:
@@ -136,6 +143,10 @@ class S3ObjectStore(ObjectStore):
             return int(self.client.head_object(Bucket=self.bucket, Key=check_key(key))["ContentLength"])
         except self.client.exceptions.ClientError as exc:
             raise ObjectNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        # S3 answers 204 for a missing key too, which is the idempotence we want.
+        self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
 
 def make_object_store(settings: CommonSettings) -> ObjectStore:

@@ -1,0 +1,1 @@
+"""Reprolab audit service: the tamper-evident, per-workspace activity log."""

@@ -1,0 +1,48 @@
+"""Settings of the audit service (``REPROLAB_AUDIT_*``)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from reprolab_common.settings import CommonSettings
+
+
+class AuditSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REPROLAB_AUDIT_", extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings, description="Shared REPROLAB_* settings.")
+    signing_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (PEM PKCS#8 or a raw 32-byte seed) that signs checkpoints. Unset: one is "
+            "generated once into <data_dir>/audit-signing-key (mode 0600) and reused. Every key ever used "
+            "stays recorded, so bundles signed before a rotation still verify as this server's."
+        ),
+    )
+    checkpoint_every: int = Field(
+        default=100, ge=1, description="Sign a checkpoint every N entries of a workspace."
+    )
+    checkpoint_seconds: float = Field(
+        default=5.0, gt=0, description="Also sign one for any workspace with newer entries every T seconds."
+    )
+    batch_size: int = Field(
+        default=256, ge=1, le=10_000, description="Events fetched and committed per batch (one transaction)."
+    )
+    fetch_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="How long one fetch waits for events before asking again."
+    )
+    durable: str = Field(
+        default="audit", description="Name of the durable JetStream consumer on the EVENTS stream."
+    )
+    ack_wait_seconds: float = Field(
+        default=30.0, gt=0, description="How long JetStream waits for an ack before redelivering an event."
+    )
+
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or self.common.data_dir / "audit-signing-key"
+
+
+@lru_cache
+def get_settings() -> AuditSettings:
+    return AuditSettings()

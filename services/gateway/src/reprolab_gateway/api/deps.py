@@ -1,0 +1,118 @@
+"""Dependencies of the routes, declared once as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from reprolab.v1 import common_pb2
+from reprolab_common.errors import Forbidden
+from reprolab_common.objectstore import ObjectStore
+from sqlalchemy.orm import Session
+
+from .. import crud
+from ..clients import AuditClient, RegistryClient
+from ..core.config import GatewaySettings
+from ..core.natslink import NatsLink
+from ..core.problems import Unauthorized
+from ..core.security import looks_like_token
+from ..models import User
+
+# Small dependencies are ``async def`` so they do not hop to the thread pool; the two that touch
+# the database are plain functions and do.
+
+# Declared for the OpenAPI document (the "Authorize" button); the header is checked below so that a
+# missing, malformed and unknown token each get their own message.
+_bearer = HTTPBearer(auto_error=False, description="An API token: Authorization: Bearer rpl_...")
+
+
+async def get_settings(request: Request) -> GatewaySettings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized(
+            "this endpoint needs an API token and the request has no Authorization header",
+            invalid_token=False,
+        )
+    scheme, _sep, value = header.partition(" ")
+    token = value.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    if not looks_like_token(token):
+        raise Unauthorized("malformed API token: tokens start with 'rpl_'")
+    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
+    # Give the connection back now: most routes then wait on NATS, and a request holding a pooled
+    # connection meanwhile would exhaust the pool under load. The user stays usable (detached).
+    session.close()
+    if user is None:
+        raise Unauthorized("the API token is unknown or has been revoked")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_platform_admin(user: CurrentUser) -> User:
+    if not user.platform_admin:
+        raise Forbidden("only a platform admin can do this")
+    return user
+
+
+PlatformAdmin = Annotated[User, Depends(get_platform_admin)]
+
+
+async def get_actor(user: CurrentUser) -> common_pb2.Actor:
+    return common_pb2.Actor(user_id=user.id, username=user.username, platform_admin=user.platform_admin)
+
+
+ActorDep = Annotated[common_pb2.Actor, Depends(get_actor)]
+
+
+async def get_nats(request: Request) -> NatsLink:
+    return request.app.state.nats
+
+
+NatsDep = Annotated[NatsLink, Depends(get_nats)]
+
+
+async def get_registry(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> RegistryClient:
+    return RegistryClient(link, actor, settings.nats_timeout_seconds)
+
+
+RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
+
+
+async def get_audit(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> AuditClient:
+    return AuditClient(link, actor, settings.nats_timeout_seconds, settings.audit_timeout_seconds)
+
+
+AuditDep = Annotated[AuditClient, Depends(get_audit)]
+
+
+async def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_store)]

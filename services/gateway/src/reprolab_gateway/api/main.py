@@ -1,0 +1,15 @@
+"""All routes of ``/api/v1``."""
+
+from fastapi import APIRouter
+
+from .routes import activity, datasets, environments, me, members, users, workspaces
+
+api_router = APIRouter()
+api_router.include_router(users.router)
+api_router.include_router(me.router)
+api_router.include_router(workspaces.router)
+api_router.include_router(members.router)
+api_router.include_router(environments.router)
+api_router.include_router(datasets.router)
+api_router.include_router(activity.router)
+api_router.include_router(activity.verify_router)

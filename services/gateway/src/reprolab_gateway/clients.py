@@ -1,0 +1,246 @@
+"""Typed clients of the registry and audit services (NATS request/reply), bound to the caller.
+
+Every request carries the ``Actor`` the gateway authenticated; the services decide what that
+actor may do. Errors arrive as ``ProblemError`` (mapped to problem+json by the app); an absent
+service or NATS outage is a 503 ``ServiceUnavailable``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.message import Message
+from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
+from reprolab_common.nats import call
+from reprolab_common.subjects import Audit, Registry
+
+from .core.natslink import NatsLink
+
+
+class _Client:
+    def __init__(self, link: NatsLink, actor: common_pb2.Actor, timeout: float) -> None:
+        self._link = link
+        self.actor = actor
+        self._timeout = timeout
+
+    async def _call(self, subject: str, request: Message, reply_type: type, deadline: float | None = None):
+        return await call(self._link.client, subject, request, reply_type, timeout=deadline or self._timeout)
+
+
+class RegistryClient(_Client):
+    async def create_workspace(self, slug: str, title: str) -> registry_pb2.Workspace:
+        return await self._call(
+            Registry.WORKSPACE_CREATE,
+            registry_pb2.CreateWorkspaceRequest(actor=self.actor, slug=slug, title=title),
+            registry_pb2.Workspace,
+        )
+
+    async def list_workspaces(self) -> registry_pb2.WorkspaceList:
+        return await self._call(
+            Registry.WORKSPACE_LIST,
+            registry_pb2.ListWorkspacesRequest(actor=self.actor),
+            registry_pb2.WorkspaceList,
+        )
+
+    async def get_workspace(self, workspace: str) -> registry_pb2.Workspace:
+        return await self._call(
+            Registry.WORKSPACE_GET,
+            registry_pb2.GetWorkspaceRequest(actor=self.actor, workspace=workspace),
+            registry_pb2.Workspace,
+        )
+
+    async def add_member(
+        self, workspace: str, *, user_id: str, username: str, role: int
+    ) -> registry_pb2.Member:
+        return await self._call(
+            Registry.MEMBER_ADD,
+            registry_pb2.AddMemberRequest(
+                actor=self.actor, workspace=workspace, user_id=user_id, username=username, role=role
+            ),
+            registry_pb2.Member,
+        )
+
+    async def list_members(self, workspace: str) -> registry_pb2.MemberList:
+        return await self._call(
+            Registry.MEMBER_LIST,
+            registry_pb2.ListMembersRequest(actor=self.actor, workspace=workspace),
+            registry_pb2.MemberList,
+        )
+
+    async def create_environment(
+        self, workspace: str, *, name: str, description: str, spec_json: str
+    ) -> registry_pb2.Environment:
+        return await self._call(
+            Registry.ENV_CREATE,
+            registry_pb2.CreateEnvironmentRequest(
+                actor=self.actor, workspace=workspace, name=name, description=description, spec_json=spec_json
+            ),
+            registry_pb2.Environment,
+        )
+
+    async def list_environments(self, workspace: str) -> registry_pb2.EnvironmentList:
+        return await self._call(
+            Registry.ENV_LIST,
+            registry_pb2.ListEnvironmentsRequest(actor=self.actor, workspace=workspace),
+            registry_pb2.EnvironmentList,
+        )
+
+    async def get_environment(self, workspace: str, environment: str) -> registry_pb2.Environment:
+        return await self._call(
+            Registry.ENV_GET,
+            registry_pb2.GetEnvironmentRequest(
+                actor=self.actor, workspace=workspace, environment=environment
+            ),
+            registry_pb2.Environment,
+        )
+
+    async def fork_environment(
+        self,
+        workspace: str,
+        environment: str,
+        *,
+        version: int = 0,
+        new_name: str = "",
+        target_workspace: str = "",
+    ) -> registry_pb2.Environment:
+        return await self._call(
+            Registry.ENV_FORK,
+            registry_pb2.ForkEnvironmentRequest(
+                actor=self.actor,
+                workspace=workspace,
+                environment=environment,
+                version=version,
+                new_name=new_name,
+                target_workspace=target_workspace,
+            ),
+            registry_pb2.Environment,
+        )
+
+    async def create_version(
+        self,
+        workspace: str,
+        environment: str,
+        *,
+        spec_json: str | None = None,
+        rollback_to: int | None = None,
+        note: str = "",
+    ) -> registry_pb2.Version:
+        request = registry_pb2.CreateVersionRequest(
+            actor=self.actor, workspace=workspace, environment=environment, note=note
+        )
+        if spec_json is not None:
+            request.spec_json = spec_json
+        else:
+            request.rollback_to = rollback_to or 0
+        return await self._call(Registry.VERSION_CREATE, request, registry_pb2.Version)
+
+    async def list_versions(self, workspace: str, environment: str) -> registry_pb2.VersionList:
+        return await self._call(
+            Registry.VERSION_LIST,
+            registry_pb2.ListVersionsRequest(actor=self.actor, workspace=workspace, environment=environment),
+            registry_pb2.VersionList,
+        )
+
+    async def get_version(self, workspace: str, environment: str, number: int) -> registry_pb2.Version:
+        return await self._call(
+            Registry.VERSION_GET,
+            registry_pb2.GetVersionRequest(
+                actor=self.actor, workspace=workspace, environment=environment, number=number
+            ),
+            registry_pb2.Version,
+        )
+
+    async def register_dataset(
+        self,
+        workspace: str,
+        *,
+        name: str,
+        digest: str,
+        size: int,
+        media_type: str,
+        visibility: str,
+        object_key: str,
+    ) -> registry_pb2.Dataset:
+        return await self._call(
+            Registry.DATASET_REGISTER,
+            registry_pb2.RegisterDatasetRequest(
+                actor=self.actor,
+                workspace=workspace,
+                name=name,
+                digest=digest,
+                size=size,
+                media_type=media_type,
+                visibility=visibility,
+                object_key=object_key,
+            ),
+            registry_pb2.Dataset,
+        )
+
+    async def list_datasets(self, workspace: str) -> registry_pb2.DatasetList:
+        return await self._call(
+            Registry.DATASET_LIST,
+            registry_pb2.ListDatasetsRequest(actor=self.actor, workspace=workspace),
+            registry_pb2.DatasetList,
+        )
+
+    async def get_dataset(
+        self, workspace: str, digest: str, *, for_download: bool = False
+    ) -> registry_pb2.Dataset:
+        return await self._call(
+            Registry.DATASET_GET,
+            registry_pb2.GetDatasetRequest(
+                actor=self.actor, workspace=workspace, digest=digest, for_download=for_download
+            ),
+            registry_pb2.Dataset,
+        )
+
+
+class AuditClient(_Client):
+    def __init__(self, link: NatsLink, actor: common_pb2.Actor, timeout: float, long_timeout: float) -> None:
+        super().__init__(link, actor, timeout)
+        self._long_timeout = long_timeout
+
+    async def query(
+        self,
+        workspace: str,
+        *,
+        scope: int,
+        actor_name: str = "",
+        subject_prefix: str = "",
+        type: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> audit_pb2.ActivityList:
+        request = audit_pb2.QueryActivityRequest(
+            actor=self.actor,
+            workspace=workspace,
+            scope=scope,
+            subject_prefix=subject_prefix,
+            actor_name=actor_name,
+            type=type,
+            limit=limit,
+            after_seq=after_seq,
+        )
+        if since is not None:
+            request.time.since.FromDatetime(since)
+        if until is not None:
+            request.time.until.FromDatetime(until)
+        return await self._call(Audit.QUERY, request, audit_pb2.ActivityList)
+
+    async def export(self, workspace: str, *, scope: int) -> audit_pb2.ExportActivityReply:
+        return await self._call(
+            Audit.EXPORT,
+            audit_pb2.ExportActivityRequest(actor=self.actor, workspace=workspace, scope=scope),
+            audit_pb2.ExportActivityReply,
+            deadline=self._long_timeout,
+        )
+
+    async def verify(self, object_key: str) -> audit_pb2.VerifyActivityReply:
+        return await self._call(
+            Audit.VERIFY,
+            audit_pb2.VerifyActivityRequest(actor=self.actor, object_key=object_key),
+            audit_pb2.VerifyActivityReply,
+            deadline=self._long_timeout,
+        )

@@ -1,0 +1,1 @@
+"""Settings, database, security, problems, NATS link and body helpers of the gateway."""

@@ -1,0 +1,391 @@
+"""Request bodies and response documents of the REST API, and their conversion from the contracts.
+
+Responses are explicit models (snake_case, roles as strings, ISO 8601 times, ``null`` for absent
+values) rather than ``MessageToDict`` dumps, so the API documents itself and does not change shape
+when a proto gains an internal field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
+
+from . import models
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,38}$"
+DATASET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+RoleName = Literal["admin", "instructor", "student"]
+ROLE_NAMES: dict[int, RoleName] = {
+    common_pb2.ROLE_ADMIN: "admin",
+    common_pb2.ROLE_INSTRUCTOR: "instructor",
+    common_pb2.ROLE_STUDENT: "student",
+}
+ROLE_VALUES: dict[str, int] = {name: value for value, name in ROLE_NAMES.items()}
+
+
+class _In(BaseModel):
+    # Unknown fields are refused, so a typo ("tilte") is a 422 rather than silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- time and enum helpers ----------------------------------------------------------------
+
+
+def ts(value: Timestamp) -> datetime | None:
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def role_name(role: int) -> RoleName | None:
+    return ROLE_NAMES.get(role)
+
+
+def _or_none(value: str) -> str | None:
+    return value or None
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+class UserCreate(_In):
+    username: str = Field(pattern=USERNAME_PATTERN, description="Lower-case login name, 2-39 characters.")
+    display_name: str = Field(default="", max_length=200)
+    platform_admin: bool = Field(
+        default=False, description="Platform admins manage every workspace and user."
+    )
+
+
+class User(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    platform_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: models.User) -> User:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            platform_admin=user.platform_admin,
+            created_at=aware(user.created_at),
+        )
+
+
+class UserList(BaseModel):
+    items: list[User]
+
+
+class UserCreated(BaseModel):
+    user: User
+    token: str = Field(description="The new user's first API token. It is shown only now.")
+
+
+class TokenCreate(_In):
+    name: str = Field(min_length=1, max_length=100, description="A label, e.g. the machine it is used on.")
+
+
+class Token(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, token: models.ApiToken) -> Token:
+        return cls(
+            id=token.id,
+            name=token.name,
+            created_at=aware(token.created_at),
+            last_used_at=aware(token.last_used_at),
+            revoked=token.revoked,
+        )
+
+
+class TokenList(BaseModel):
+    items: list[Token]
+
+
+class TokenCreated(Token):
+    token: str = Field(description="The API token (rpl_...). It is shown only now; only its hash is kept.")
+
+
+# --- workspaces and members ---------------------------------------------------------------
+
+
+class WorkspaceCreate(_In):
+    slug: str = Field(min_length=1, max_length=64, description="Short URL name, e.g. cs505.")
+    title: str = Field(min_length=1, max_length=200)
+
+
+class Workspace(BaseModel):
+    slug: str
+    title: str
+    created_at: datetime | None
+    caller_role: RoleName | None = Field(description="Your role here (admin for platform admins).")
+    caller_is_member: bool
+
+    @classmethod
+    def of(cls, w: registry_pb2.Workspace) -> Workspace:
+        return cls(
+            slug=w.slug,
+            title=w.title,
+            created_at=ts(w.created_at),
+            caller_role=role_name(w.caller_role),
+            caller_is_member=w.caller_is_member,
+        )
+
+
+class WorkspaceList(BaseModel):
+    items: list[Workspace]
+
+
+class MemberAdd(_In):
+    username: str = Field(min_length=1, max_length=39)
+    role: RoleName
+
+
+class Member(BaseModel):
+    user_id: str
+    username: str
+    role: RoleName | None
+    added_at: datetime | None
+
+    @classmethod
+    def of(cls, m: registry_pb2.Member) -> Member:
+        return cls(user_id=m.user_id, username=m.username, role=role_name(m.role), added_at=ts(m.added_at))
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+
+
+# --- environments and versions ------------------------------------------------------------
+
+
+class EnvironmentCreate(_In):
+    name: str = Field(min_length=1, max_length=128)
+    description: str = Field(default="", max_length=2000)
+    spec: dict[str, Any] = Field(description="The environment spec (base, apt, python, r, datasets, ...).")
+
+
+class VersionCreate(_In):
+    spec: dict[str, Any] | None = Field(default=None, description="A new spec; or give rollback_to.")
+    rollback_to: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="Make a new version equal to version n."
+    )
+    note: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VersionCreate:
+        if (self.spec is None) == (self.rollback_to is None):
+            raise ValueError("give exactly one of 'spec' (a new spec) or 'rollback_to' (a version number)")
+        return self
+
+
+class ForkRequest(_In):
+    version: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="Version to fork; default the latest."
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=128, description="Name of the fork.")
+    workspace: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Workspace to fork into; default the same one."
+    )
+
+
+class Version(BaseModel):
+    workspace: str
+    environment: str
+    number: int
+    spec: Any = Field(description="The spec as stored (canonical form).")
+    spec_digest: str
+    parent: str | None = Field(description="<workspace>/<env>/v<n> of the parent version.")
+    origin: str | None
+    rollback_to: int | None
+    created_by: str
+    created_at: datetime | None
+    note: str
+
+    @classmethod
+    def of(cls, v: registry_pb2.Version) -> Version:
+        return cls(
+            workspace=v.workspace,
+            environment=v.environment,
+            number=v.number,
+            spec=_json_object(v.spec_json),
+            spec_digest=v.spec_digest,
+            parent=_or_none(v.parent),
+            origin=_or_none(v.origin),
+            rollback_to=v.rollback_to or None,
+            created_by=v.created_by,
+            created_at=ts(v.created_at),
+            note=v.note,
+        )
+
+
+class VersionList(BaseModel):
+    items: list[Version]
+
+
+class Environment(BaseModel):
+    workspace: str
+    name: str
+    kind: str = Field(description="workspace (the course's own) or personal (a member's fork).")
+    description: str
+    owner: str
+    forked_from: str | None
+    latest_version: int
+    created_at: datetime | None
+    latest: Version | None
+
+    @classmethod
+    def of(cls, e: registry_pb2.Environment) -> Environment:
+        return cls(
+            workspace=e.workspace,
+            name=e.name,
+            kind=e.kind,
+            description=e.description,
+            owner=e.owner,
+            forked_from=_or_none(e.forked_from),
+            latest_version=e.latest_version,
+            created_at=ts(e.created_at),
+            latest=Version.of(e.latest) if e.HasField("latest") else None,
+        )
+
+
+class EnvironmentList(BaseModel):
+    items: list[Environment]
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+class Dataset(BaseModel):
+    workspace: str
+    name: str
+    digest: str = Field(description="sha256:<hex> of the content.")
+    size: int
+    media_type: str
+    visibility: Literal["public", "hidden"] | str
+    uploaded_by: str
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, d: registry_pb2.Dataset) -> Dataset:
+        return cls(
+            workspace=d.workspace,
+            name=d.name,
+            digest=d.digest,
+            size=d.size,
+            media_type=d.media_type,
+            visibility=d.visibility,
+            uploaded_by=d.uploaded_by,
+            created_at=ts(d.created_at),
+        )
+
+
+class DatasetList(BaseModel):
+    items: list[Dataset]
+
+
+# --- activity -----------------------------------------------------------------------------
+
+
+class ActivityEntry(BaseModel):
+    workspace: str
+    seq: int
+    event_id: str
+    type: str
+    subject: str
+    actor_id: str
+    actor_name: str
+    time: datetime | None
+    event: Any = Field(description="The entry's canonical JSON, parsed.")
+    canonical_json: str = Field(description="The exact text the chain hashes.")
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def of(cls, e: audit_pb2.ActivityEntry) -> ActivityEntry:
+        return cls(
+            workspace=e.workspace,
+            seq=e.seq,
+            event_id=e.event_id,
+            type=e.type,
+            subject=e.subject,
+            actor_id=e.actor_id,
+            actor_name=e.actor_name,
+            time=ts(e.time),
+            event=_json_object(e.canonical_json),
+            canonical_json=e.canonical_json,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+
+
+class ActivityPage(BaseModel):
+    items: list[ActivityEntry]
+    head_seq: int = Field(description="Sequence number of the workspace's newest entry.")
+    next_after: int | None = Field(description="Pass as 'after' for the next page; null on the last page.")
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    entries: int
+    checkpoints: int
+    workspace: str
+    line: int | None = Field(description="When not ok: the first bad line of the bundle.")
+    seq: int | None
+    reason: str
+    keys_known: bool = Field(description="Whether every signing key in the bundle is one this platform used.")
+
+    @classmethod
+    def of(cls, r: audit_pb2.VerifyActivityReply) -> VerifyResult:
+        return cls(
+            ok=r.ok,
+            entries=r.entries,
+            checkpoints=r.checkpoints,
+            workspace=r.workspace,
+            line=r.line or None,
+            seq=r.seq or None,
+            reason=r.reason,
+            keys_known=r.keys_known,
+        )
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool]

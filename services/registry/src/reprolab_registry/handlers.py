@@ -1,0 +1,363 @@
+"""NATS endpoints of the registry: decode, run the domain function in a worker thread, encode.
+
+One ``nats.micro`` endpoint per ``reprolab_common.subjects.Registry`` subject. Handlers stay thin:
+authorisation and validation live in ``service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.micro import Request
+from nats.micro.service import Service
+from reprolab.v1 import common_pb2, registry_pb2
+from reprolab_common.errors import Conflict
+from reprolab_common.nats import endpoint
+from reprolab_common.outbox import OutboxPublisher
+from reprolab_common.subjects import Registry
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import service
+from .models import Member, Role
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# --- proto conversion -----------------------------------------------------------------------
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def role_proto(role: Role | str) -> common_pb2.Role.ValueType:
+    return service.ROLE_TO_PROTO[Role(role)]
+
+
+def workspace_proto(acc: service.Access) -> registry_pb2.Workspace:
+    ws = acc.workspace
+    return registry_pb2.Workspace(
+        slug=ws.slug,
+        title=ws.title,
+        created_at=_ts(ws.created_at),
+        caller_role=role_proto(acc.role),
+        caller_is_member=acc.is_member,
+    )
+
+
+def member_proto(m: Member) -> registry_pb2.Member:
+    return registry_pb2.Member(
+        user_id=m.user_id, username=m.username, role=role_proto(m.role), added_at=_ts(m.added_at)
+    )
+
+
+def version_proto(view: service.VersionView) -> registry_pb2.Version:
+    v = view.version
+    return registry_pb2.Version(
+        workspace=view.workspace,
+        environment=view.environment,
+        number=v.number,
+        spec_json=v.spec_json,
+        spec_digest=v.spec_digest,
+        parent=v.parent_ref,
+        origin=v.origin,
+        rollback_to=v.rollback_to,
+        created_by=v.created_by,
+        created_at=_ts(v.created_at),
+        note=v.note,
+    )
+
+
+def environment_proto(view: service.EnvView) -> registry_pb2.Environment:
+    env = view.env
+    reply = registry_pb2.Environment(
+        workspace=view.workspace,
+        name=env.name,
+        description=env.description,
+        owner=env.owner_name,
+        forked_from=env.forked_from,
+        latest_version=env.latest_version,
+        created_at=_ts(env.created_at),
+    )
+    if view.latest is not None:
+        reply.latest.CopyFrom(version_proto(service.VersionView(view.workspace, env.name, view.latest)))
+    return reply
+
+
+def dataset_proto(view: service.DatasetView) -> registry_pb2.Dataset:
+    d = view.dataset
+    return registry_pb2.Dataset(
+        workspace=view.workspace,
+        name=d.name,
+        digest=d.digest,
+        size=d.size,
+        media_type=d.media_type,
+        visibility=d.visibility,
+        object_key=d.object_key,
+        uploaded_by=d.uploaded_by,
+        created_at=_ts(d.created_at),
+    )
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+
+class Database:
+    """Runs a function in a worker thread inside one transaction.
+
+    SQLite allows one writer: writes of this process take a lock so they queue here instead of
+    failing with "database is locked". A unique-constraint race (two creators of one name) is
+    retried once, when the domain function's own check then answers 409 or the idempotent result.
+    """
+
+    def __init__(self, sessions: sessionmaker, on_commit: Callable[[], None] = lambda: None) -> None:
+        self._sessions = sessions
+        self._on_commit = on_commit
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+        self._write_lock = threading.Lock()
+
+    def _run(self, fn: Callable[[Session], T], write: bool) -> T:
+        for attempt in (1, 2):
+            try:
+                if write and self._sqlite:
+                    with self._write_lock, self._sessions.begin() as session:
+                        return fn(session)
+                with self._sessions.begin() as session:
+                    return fn(session)
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise Conflict("the change conflicts with a concurrent change; try again") from exc
+            except OperationalError as exc:  # e.g. a PostgreSQL deadlock victim
+                if attempt == 2 or "deadlock" not in str(exc).lower():
+                    raise
+        raise AssertionError("unreachable")
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self._run, fn, False)
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        result = await asyncio.to_thread(self._run, fn, True)
+        self._on_commit()
+        return result
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+class Handlers:
+    """The typed handlers, one per endpoint."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def workspace_create(self, r: registry_pb2.CreateWorkspaceRequest) -> registry_pb2.Workspace:
+        acc = await self.db.write(
+            lambda s: service.create_workspace(session=s, actor=r.actor, slug=r.slug, title=r.title)
+        )
+        return workspace_proto(acc)
+
+    async def workspace_list(self, r: registry_pb2.ListWorkspacesRequest) -> registry_pb2.WorkspaceList:
+        items = await self.db.read(lambda s: service.list_workspaces(session=s, actor=r.actor))
+        return registry_pb2.WorkspaceList(items=[workspace_proto(a) for a in items])
+
+    async def workspace_get(self, r: registry_pb2.GetWorkspaceRequest) -> registry_pb2.Workspace:
+        acc = await self.db.read(
+            lambda s: service.get_workspace(session=s, actor=r.actor, workspace=r.workspace)
+        )
+        return workspace_proto(acc)
+
+    async def member_add(self, r: registry_pb2.AddMemberRequest) -> registry_pb2.Member:
+        role = service.ROLE_FROM_PROTO.get(r.role)
+        member = await self.db.write(
+            lambda s: service.add_member(
+                session=s,
+                actor=r.actor,
+                workspace=r.workspace,
+                user_id=r.user_id,
+                username=r.username,
+                role=role,
+            )
+        )
+        return member_proto(member)
+
+    async def member_list(self, r: registry_pb2.ListMembersRequest) -> registry_pb2.MemberList:
+        members = await self.db.read(
+            lambda s: service.list_members(session=s, actor=r.actor, workspace=r.workspace)
+        )
+        return registry_pb2.MemberList(items=[member_proto(m) for m in members])
+
+    async def env_create(self, r: registry_pb2.CreateEnvironmentRequest) -> registry_pb2.Environment:
+        view = await self.db.write(
+            lambda s: service.create_environment(
+                session=s,
+                actor=r.actor,
+                workspace=r.workspace,
+                name=r.name,
+                description=r.description,
+                spec_json=r.spec_json,
+            )
+        )
+        return environment_proto(view)
+
+    async def env_list(self, r: registry_pb2.ListEnvironmentsRequest) -> registry_pb2.EnvironmentList:
+        views = await self.db.read(
+            lambda s: service.list_environments(session=s, actor=r.actor, workspace=r.workspace)
+        )
+        return registry_pb2.EnvironmentList(items=[environment_proto(v) for v in views])
+
+    async def env_get(self, r: registry_pb2.GetEnvironmentRequest) -> registry_pb2.Environment:
+        view = await self.db.read(
+            lambda s: service.get_environment(
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment
+            )
+        )
+        return environment_proto(view)
+
+    async def env_fork(self, r: registry_pb2.ForkEnvironmentRequest) -> registry_pb2.Environment:
+        view = await self.db.write(
+            lambda s: service.fork_environment(
+                session=s,
+                actor=r.actor,
+                workspace=r.workspace,
+                environment=r.environment,
+                version=r.version,
+                new_name=r.new_name,
+                target_workspace=r.target_workspace,
+            )
+        )
+        return environment_proto(view)
+
+    async def version_create(self, r: registry_pb2.CreateVersionRequest) -> registry_pb2.Version:
+        source = r.WhichOneof("source")
+        view = await self.db.write(
+            lambda s: service.create_version(
+                session=s,
+                actor=r.actor,
+                workspace=r.workspace,
+                environment=r.environment,
+                spec_json=r.spec_json if source == "spec_json" else None,
+                rollback_to=r.rollback_to if source == "rollback_to" else None,
+                note=r.note,
+            )
+        )
+        return version_proto(view)
+
+    async def version_list(self, r: registry_pb2.ListVersionsRequest) -> registry_pb2.VersionList:
+        views = await self.db.read(
+            lambda s: service.list_versions(
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment
+            )
+        )
+        return registry_pb2.VersionList(items=[version_proto(v) for v in views])
+
+    async def version_get(self, r: registry_pb2.GetVersionRequest) -> registry_pb2.Version:
+        view = await self.db.read(
+            lambda s: service.get_version(
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment, number=r.number
+            )
+        )
+        return version_proto(view)
+
+    async def dataset_register(self, r: registry_pb2.RegisterDatasetRequest) -> registry_pb2.Dataset:
+        view = await self.db.write(
+            lambda s: service.register_dataset(
+                session=s,
+                actor=r.actor,
+                workspace=r.workspace,
+                name=r.name,
+                digest=r.digest,
+                size=r.size,
+                media_type=r.media_type,
+                visibility=r.visibility,
+                object_key=r.object_key,
+            )
+        )
+        return dataset_proto(view)
+
+    async def dataset_list(self, r: registry_pb2.ListDatasetsRequest) -> registry_pb2.DatasetList:
+        views = await self.db.read(
+            lambda s: service.list_datasets(session=s, actor=r.actor, workspace=r.workspace)
+        )
+        return registry_pb2.DatasetList(items=[dataset_proto(v) for v in views])
+
+    async def dataset_get(self, r: registry_pb2.GetDatasetRequest) -> registry_pb2.Dataset:
+        run = self.db.write if r.for_download else self.db.read
+        view = await run(
+            lambda s: service.get_dataset(
+                session=s, actor=r.actor, workspace=r.workspace, digest=r.digest, for_download=r.for_download
+            )
+        )
+        return dataset_proto(view)
+
+    def routes(self) -> dict[Registry, tuple[type[Message], Callable[[Message], Awaitable[Message]]]]:
+        """Subject → (request type, handler); every ``Registry`` member must appear exactly once."""
+        return {
+            Registry.WORKSPACE_CREATE: (registry_pb2.CreateWorkspaceRequest, self.workspace_create),
+            Registry.WORKSPACE_LIST: (registry_pb2.ListWorkspacesRequest, self.workspace_list),
+            Registry.WORKSPACE_GET: (registry_pb2.GetWorkspaceRequest, self.workspace_get),
+            Registry.MEMBER_ADD: (registry_pb2.AddMemberRequest, self.member_add),
+            Registry.MEMBER_LIST: (registry_pb2.ListMembersRequest, self.member_list),
+            Registry.ENV_CREATE: (registry_pb2.CreateEnvironmentRequest, self.env_create),
+            Registry.ENV_LIST: (registry_pb2.ListEnvironmentsRequest, self.env_list),
+            Registry.ENV_GET: (registry_pb2.GetEnvironmentRequest, self.env_get),
+            Registry.ENV_FORK: (registry_pb2.ForkEnvironmentRequest, self.env_fork),
+            Registry.VERSION_CREATE: (registry_pb2.CreateVersionRequest, self.version_create),
+            Registry.VERSION_LIST: (registry_pb2.ListVersionsRequest, self.version_list),
+            Registry.VERSION_GET: (registry_pb2.GetVersionRequest, self.version_get),
+            Registry.DATASET_REGISTER: (registry_pb2.RegisterDatasetRequest, self.dataset_register),
+            Registry.DATASET_LIST: (registry_pb2.ListDatasetsRequest, self.dataset_list),
+            Registry.DATASET_GET: (registry_pb2.GetDatasetRequest, self.dataset_get),
+        }
+
+
+def endpoint_name(subject: Registry) -> str:
+    """``registry.workspace.create`` → ``workspace-create`` (micro endpoint names allow [A-Za-z0-9_-])."""
+    return subject.value.removeprefix("registry.").replace(".", "-")
+
+
+class InFlight:
+    """Runs each request in its own task: a nats subscription calls its handler one message at a
+    time, so without this one slow request would hold up every other request to the endpoint."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def wrap(self, handler: Callable[[Request], Awaitable[None]]) -> Callable[[Request], Awaitable[None]]:
+        async def _spawn(req: Request) -> None:
+            task = asyncio.create_task(handler(req))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        return _spawn
+
+    async def wait(self, seconds: float) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=seconds)
+
+
+async def add_endpoints(micro: Service, handlers: Handlers, in_flight: InFlight) -> None:
+    routes = handlers.routes()
+    missing = set(Registry) - set(routes)
+    if missing:
+        raise RuntimeError(f"registry endpoints without a handler: {sorted(missing)}")
+    for subject, (request_type, fn) in routes.items():
+        await micro.add_endpoint(
+            name=endpoint_name(subject),
+            subject=subject.value,
+            handler=in_flight.wrap(endpoint(request_type, fn)),
+        )
+
+
+def make_handlers(sessions: sessionmaker, publisher: OutboxPublisher | None) -> Handlers:
+    return Handlers(Database(sessions, on_commit=publisher.wake if publisher is not None else lambda: None))

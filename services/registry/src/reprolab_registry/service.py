@@ -1,0 +1,733 @@
+"""The registry's domain logic: plain functions over a SQLAlchemy ``Session`` (keyword ``session``).
+
+Every function authorises the request's ``Actor`` itself (docs/architecture.md, "Roles"); the
+caller owns the transaction, so a change and the outbox rows of its events commit together.
+Functions raise ``reprolab_common.errors`` exceptions for anything a user can cause.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from reprolab.v1 import common_pb2, events_pb2
+from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
+from reprolab_common.nats import new_event
+from reprolab_common.objectstore import check_key
+from reprolab_common.outbox import add_event
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from .models import (
+    Dataset,
+    Environment,
+    EnvKind,
+    Member,
+    Origin,
+    OutboxEvent,
+    Role,
+    Version,
+    Visibility,
+    Workspace,
+    now,
+)
+from .spec import ValidSpec, check_digest, check_name, invalid, parse_spec_json, sanitize_name
+
+MANAGERS = (Role.ADMIN, Role.INSTRUCTOR)
+MAX_TEXT = 2000
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    title = "Unauthenticated"
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller's standing in one workspace. Platform admins act as ``admin`` everywhere."""
+
+    workspace: Workspace
+    role: Role
+    is_member: bool
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in MANAGERS
+
+    @property
+    def slug(self) -> str:
+        return self.workspace.slug
+
+
+@dataclass(frozen=True)
+class EnvView:
+    workspace: str
+    env: Environment
+    latest: Version | None
+
+
+@dataclass(frozen=True)
+class VersionView:
+    workspace: str
+    environment: str
+    version: Version
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    workspace: str
+    dataset: Dataset
+    created: bool = False
+
+
+def ref(workspace: str, environment: str, number: int) -> str:
+    """The lineage reference of a version: ``<workspace>/<env>/v<n>``."""
+    return f"{workspace}/{environment}/v{number}"
+
+
+def _require_actor(actor: common_pb2.Actor) -> None:
+    if not actor.user_id:
+        raise Unauthenticated("the request carries no actor; the gateway must authenticate the caller")
+
+
+def _text(value: str, loc: str, *, limit: int = MAX_TEXT, required: bool = False) -> str:
+    value = value.strip()
+    if required and not value:
+        raise invalid([(loc, "is required")], "request")
+    if len(value) > limit:
+        raise invalid([(loc, f"is {len(value)} characters long; the limit is {limit}")], "request")
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise invalid([(loc, "contains control characters")], "request")
+    return value
+
+
+def _emit(
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    type: str,
+    subject: str,
+    at: datetime,
+    **payload: object,
+) -> None:
+    add_event(
+        session,
+        OutboxEvent,
+        new_event(type=type, actor=actor, workspace=workspace, subject=subject, time=at, **payload),
+    )
+
+
+# --- workspaces -----------------------------------------------------------------------------
+
+
+def _member(session: Session, workspace_id: int, user_id: str) -> Member | None:
+    return session.scalar(
+        select(Member).where(Member.workspace_id == workspace_id, Member.user_id == user_id)
+    )
+
+
+def access(*, session: Session, actor: common_pb2.Actor, workspace: str) -> Access:
+    """The caller's access to ``workspace``; 404 when it does not exist or the caller may not know it does."""
+    _require_actor(actor)
+    ws = session.scalar(select(Workspace).where(Workspace.slug == workspace))
+    member = _member(session, ws.id, actor.user_id) if ws is not None else None
+    if ws is None or (member is None and not actor.platform_admin):
+        raise NotFound(f"workspace {workspace!r} not found")
+    role = Role.ADMIN if actor.platform_admin else Role(member.role)  # type: ignore[union-attr]
+    return Access(workspace=ws, role=role, is_member=member is not None)
+
+
+def create_workspace(*, session: Session, actor: common_pb2.Actor, slug: str, title: str) -> Access:
+    """Create a workspace; the caller becomes its ``admin`` member."""
+    _require_actor(actor)
+    check_name(slug, "slug", "workspace slug")
+    title = _text(title, "title", limit=200) or slug
+    if session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
+        raise Conflict(f"workspace {slug!r} already exists; choose another slug")
+    at = now()
+    ws = Workspace(slug=slug, title=title, created_at=at)
+    session.add(ws)
+    session.flush()
+    username = actor.username or actor.user_id
+    session.add(
+        Member(workspace_id=ws.id, user_id=actor.user_id, username=username, role=Role.ADMIN, added_at=at)
+    )
+    _emit(
+        session,
+        actor,
+        slug,
+        "workspace.created",
+        f"workspaces/{slug}",
+        at,
+        workspace_created=events_pb2.WorkspaceCreated(slug=slug, title=title),
+    )
+    _emit(
+        session,
+        actor,
+        slug,
+        "member.added",
+        f"members/{actor.user_id}",
+        at,
+        member_added=events_pb2.MemberAdded(
+            user_id=actor.user_id, username=username, role=common_pb2.ROLE_ADMIN
+        ),
+    )
+    return Access(workspace=ws, role=Role.ADMIN, is_member=True)
+
+
+def list_workspaces(*, session: Session, actor: common_pb2.Actor) -> list[Access]:
+    """Workspaces the caller belongs to; every workspace for a platform admin."""
+    _require_actor(actor)
+    roles = dict(
+        session.execute(select(Member.workspace_id, Member.role).where(Member.user_id == actor.user_id))
+        .tuples()
+        .all()
+    )
+    query = select(Workspace).order_by(Workspace.slug)
+    if not actor.platform_admin:
+        query = query.where(Workspace.id.in_(list(roles)))
+    return [
+        Access(
+            workspace=ws,
+            role=Role.ADMIN if actor.platform_admin else Role(roles[ws.id]),
+            is_member=ws.id in roles,
+        )
+        for ws in session.scalars(query)
+    ]
+
+
+def get_workspace(*, session: Session, actor: common_pb2.Actor, workspace: str) -> Access:
+    return access(session=session, actor=actor, workspace=workspace)
+
+
+# --- members --------------------------------------------------------------------------------
+
+ROLE_FROM_PROTO = {
+    common_pb2.ROLE_ADMIN: Role.ADMIN,
+    common_pb2.ROLE_INSTRUCTOR: Role.INSTRUCTOR,
+    common_pb2.ROLE_STUDENT: Role.STUDENT,
+}
+ROLE_TO_PROTO = {v: k for k, v in ROLE_FROM_PROTO.items()}
+
+
+def add_member(
+    *,
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    user_id: str,
+    username: str,
+    role: Role | None,
+) -> Member:
+    """Add a member with an explicit role. Admins and instructors may; only admins may add an admin."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    if not acc.can_manage:
+        raise Forbidden(f"adding members to workspace {workspace!r} requires the instructor or admin role")
+    errors = []
+    if role is None:
+        errors.append(("role", "is required: one of admin, instructor, student"))
+    if not user_id.strip():
+        errors.append(("user_id", "is required"))
+    if not username.strip():
+        errors.append(("username", "is required"))
+    if errors:
+        raise invalid(errors, "request")
+    user_id = _text(user_id, "user_id", limit=128)
+    username = _text(username, "username", limit=128)
+    assert role is not None
+    if role == Role.ADMIN and acc.role != Role.ADMIN:
+        raise Forbidden(f"only an admin of workspace {workspace!r} can add another admin")
+    if _member(session, acc.workspace.id, user_id) is not None:
+        raise Conflict(f"user {username!r} ({user_id}) is already a member of workspace {workspace!r}")
+    at = now()
+    member = Member(workspace_id=acc.workspace.id, user_id=user_id, username=username, role=role, added_at=at)
+    session.add(member)
+    _emit(
+        session,
+        actor,
+        workspace,
+        "member.added",
+        f"members/{user_id}",
+        at,
+        member_added=events_pb2.MemberAdded(user_id=user_id, username=username, role=ROLE_TO_PROTO[role]),
+    )
+    return member
+
+
+def list_members(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[Member]:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    if not acc.can_manage:
+        raise Forbidden(
+            f"listing the members of workspace {workspace!r} requires the instructor or admin role"
+        )
+    return list(
+        session.scalars(
+            select(Member)
+            .where(Member.workspace_id == acc.workspace.id)
+            .order_by(Member.username, Member.user_id)
+        )
+    )
+
+
+# --- environments and versions --------------------------------------------------------------
+
+
+def _visible_envs(acc: Access, actor: common_pb2.Actor) -> Select:
+    query = select(Environment).where(Environment.workspace_id == acc.workspace.id)
+    if not acc.can_manage:  # students: the workspace's environments and their own forks
+        query = query.where((Environment.kind == EnvKind.WORKSPACE) | (Environment.owner_id == actor.user_id))
+    return query
+
+
+def _get_env(
+    session: Session, acc: Access, actor: common_pb2.Actor, name: str, *, lock: bool = False
+) -> Environment:
+    query = _visible_envs(acc, actor).where(Environment.name == name)
+    if lock:  # serialises version numbering on PostgreSQL (SQLite writes are serialised by the caller)
+        query = query.with_for_update()
+    env = session.scalar(query)
+    if env is None:
+        raise NotFound(f"environment {name!r} not found in workspace {acc.slug!r}")
+    return env
+
+
+def _version(session: Session, env: Environment, number: int) -> Version | None:
+    return session.scalar(select(Version).where(Version.environment_id == env.id, Version.number == number))
+
+
+def _stored_spec(version: Version) -> ValidSpec:
+    return ValidSpec(
+        document=json.loads(version.spec_json), canonical_json=version.spec_json, digest=version.spec_digest
+    )
+
+
+def _check_datasets(session: Session, acc: Access, spec: ValidSpec) -> None:
+    """Every dataset a spec mounts must be registered in the workspace (and public, for a student)."""
+    wanted = spec.dataset_digests
+    if not wanted:
+        return
+    query = select(Dataset.digest).where(
+        Dataset.workspace_id == acc.workspace.id, Dataset.digest.in_({d for _, d in wanted})
+    )
+    if not acc.can_manage:
+        query = query.where(Dataset.visibility == Visibility.PUBLIC)
+    known = set(session.scalars(query))
+    errors = [
+        (f"spec.datasets[{i}].digest", f"dataset {d} is not registered in workspace {acc.slug!r}")
+        for i, d in wanted
+        if d not in known
+    ]
+    if errors:
+        raise invalid(errors)
+
+
+def _add_version(
+    session: Session,
+    actor: common_pb2.Actor,
+    acc: Access,
+    env: Environment,
+    spec: ValidSpec,
+    *,
+    origin: Origin,
+    parent: Version | None,
+    parent_ref: str,
+    rollback_to: int = 0,
+    note: str = "",
+    at: datetime,
+) -> Version:
+    env.latest_version += 1
+    version = Version(
+        environment_id=env.id,
+        number=env.latest_version,
+        spec_json=spec.canonical_json,
+        spec_digest=spec.digest,
+        parent_id=parent.id if parent is not None else None,
+        parent_ref=parent_ref,
+        origin=origin,
+        rollback_to=rollback_to,
+        created_by_id=actor.user_id,
+        created_by=actor.username or actor.user_id,
+        created_at=at,
+        note=note,
+    )
+    session.add(version)
+    session.flush()
+    _emit(
+        session,
+        actor,
+        acc.slug,
+        "version.created",
+        f"environments/{env.name}/versions/{version.number}",
+        at,
+        version_created=events_pb2.VersionCreated(
+            environment=env.name,
+            number=version.number,
+            spec_digest=spec.digest,
+            parent=parent_ref,
+            origin=origin,
+            rollback_to=rollback_to,
+        ),
+    )
+    return version
+
+
+def _add_env(
+    session: Session,
+    actor: common_pb2.Actor,
+    acc: Access,
+    *,
+    name: str,
+    description: str,
+    kind: EnvKind,
+    forked_from: str,
+    at: datetime,
+) -> Environment:
+    if (
+        session.scalar(
+            select(Environment.id).where(
+                Environment.workspace_id == acc.workspace.id, Environment.name == name
+            )
+        )
+        is not None
+    ):
+        raise Conflict(f"environment {name!r} already exists in workspace {acc.slug!r}; choose another name")
+    owner = actor.username or actor.user_id
+    env = Environment(
+        workspace_id=acc.workspace.id,
+        name=name,
+        description=description,
+        owner_id=actor.user_id,
+        owner_name=owner,
+        kind=kind,
+        forked_from=forked_from,
+        latest_version=0,
+        created_at=at,
+    )
+    session.add(env)
+    session.flush()
+    _emit(
+        session,
+        actor,
+        acc.slug,
+        "environment.created",
+        f"environments/{name}",
+        at,
+        environment_created=events_pb2.EnvironmentCreated(name=name, owner=owner, forked_from=forked_from),
+    )
+    return env
+
+
+def create_environment(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, name: str, description: str, spec_json: str
+) -> EnvView:
+    """A workspace environment and its version 1 (origin ``create``). Instructors and admins only."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    if not acc.can_manage:
+        raise Forbidden(
+            f"creating environments in workspace {workspace!r} requires the instructor or admin role; "
+            "students can fork an environment instead"
+        )
+    check_name(name, "name", "environment name")
+    description = _text(description, "description")
+    spec = parse_spec_json(spec_json)
+    _check_datasets(session, acc, spec)
+    at = now()
+    env = _add_env(
+        session, actor, acc, name=name, description=description, kind=EnvKind.WORKSPACE, forked_from="", at=at
+    )
+    version = _add_version(
+        session, actor, acc, env, spec, origin=Origin.CREATE, parent=None, parent_ref="", at=at
+    )
+    return EnvView(workspace=workspace, env=env, latest=version)
+
+
+def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[EnvView]:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    visible = _visible_envs(acc, actor).subquery()
+    rows = (
+        session.execute(
+            select(Environment, Version)
+            .join(visible, visible.c.id == Environment.id)
+            .outerjoin(
+                Version,
+                and_(Version.environment_id == Environment.id, Version.number == Environment.latest_version),
+            )
+            .order_by(Environment.name)
+        )
+        .tuples()
+        .all()
+    )
+    return [EnvView(workspace=workspace, env=env, latest=latest) for env, latest in rows]
+
+
+def get_environment(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, environment: str
+) -> EnvView:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    env = _get_env(session, acc, actor, environment)
+    return EnvView(workspace=workspace, env=env, latest=_version(session, env, env.latest_version))
+
+
+def create_version(
+    *,
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    environment: str,
+    spec_json: str | None = None,
+    rollback_to: int | None = None,
+    note: str = "",
+) -> VersionView:
+    """A new version from a spec (origin ``update``, parent = the latest) or a rollback to version
+    ``rollback_to`` (origin ``rollback``, parent = that version, same spec)."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    env = _get_env(session, acc, actor, environment, lock=True)
+    if env.kind == EnvKind.WORKSPACE and not acc.can_manage:
+        raise Forbidden(
+            f"creating versions of workspace environment {environment!r} requires the instructor or "
+            "admin role; fork it to get your own copy"
+        )
+    if env.kind == EnvKind.PERSONAL and not acc.can_manage and env.owner_id != actor.user_id:
+        raise Forbidden(f"only the owner of environment {environment!r} can create its versions")
+    note = _text(note, "note")
+    at = now()
+    if spec_json is not None:
+        spec = parse_spec_json(spec_json)
+        _check_datasets(session, acc, spec)
+        parent = _version(session, env, env.latest_version)
+        version = _add_version(
+            session,
+            actor,
+            acc,
+            env,
+            spec,
+            origin=Origin.UPDATE,
+            parent=parent,
+            parent_ref=ref(workspace, env.name, parent.number) if parent else "",
+            note=note,
+            at=at,
+        )
+    elif rollback_to is not None:
+        target = _version(session, env, rollback_to) if rollback_to > 0 else None
+        if target is None:
+            raise invalid(
+                [
+                    (
+                        "rollback_to",
+                        f"environment {environment!r} has no version {rollback_to} to roll back "
+                        f"to (versions are 1 to {env.latest_version})",
+                    )
+                ],
+                "request",
+            )
+        spec = _stored_spec(target)
+        _check_datasets(session, acc, spec)
+        version = _add_version(
+            session,
+            actor,
+            acc,
+            env,
+            spec,
+            origin=Origin.ROLLBACK,
+            parent=target,
+            parent_ref=ref(workspace, env.name, target.number),
+            rollback_to=target.number,
+            note=note,
+            at=at,
+        )
+    else:
+        raise invalid(
+            [("spec_json", "send spec_json (a new spec) or rollback_to (a version number)")], "request"
+        )
+    return VersionView(workspace=workspace, environment=env.name, version=version)
+
+
+def list_versions(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, environment: str
+) -> list[VersionView]:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    env = _get_env(session, acc, actor, environment)
+    versions = session.scalars(
+        select(Version).where(Version.environment_id == env.id).order_by(Version.number)
+    )
+    return [VersionView(workspace=workspace, environment=env.name, version=v) for v in versions]
+
+
+def get_version(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, environment: str, number: int
+) -> VersionView:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    env = _get_env(session, acc, actor, environment)
+    version = _version(session, env, number)
+    if version is None:
+        raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {number}")
+    return VersionView(workspace=workspace, environment=env.name, version=version)
+
+
+def fork_environment(
+    *,
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    environment: str,
+    version: int = 0,
+    new_name: str = "",
+    target_workspace: str = "",
+) -> EnvView:
+    """Fork a version (0 = the latest) into a new environment whose version 1 has the same spec,
+    origin ``fork`` and the source version as parent. A student's fork is ``personal`` (theirs);
+    an instructor's or admin's is a ``workspace`` environment."""
+    src = access(session=session, actor=actor, workspace=workspace)
+    src_env = _get_env(session, src, actor, environment)
+    if version < 0:
+        raise invalid([("version", "must be 0 (the latest) or a version number")], "request")
+    number = version or src_env.latest_version
+    src_version = _version(session, src_env, number)
+    if src_version is None:
+        raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {number}")
+    target = (
+        src
+        if target_workspace in ("", workspace)
+        else access(session=session, actor=actor, workspace=target_workspace)
+    )
+    if new_name:
+        name = check_name(new_name, "new_name", "environment name")
+    else:
+        name = sanitize_name(f"{src_env.name}-{actor.username or actor.user_id}")
+    spec = _stored_spec(src_version)
+    _check_datasets(session, target, spec)
+    at = now()
+    forked_from = ref(workspace, src_env.name, number)
+    env = _add_env(
+        session,
+        actor,
+        target,
+        name=name,
+        description=src_env.description,
+        kind=EnvKind.WORKSPACE if target.can_manage else EnvKind.PERSONAL,
+        forked_from=forked_from,
+        at=at,
+    )
+    first = _add_version(
+        session,
+        actor,
+        target,
+        env,
+        spec,
+        origin=Origin.FORK,
+        parent=src_version,
+        parent_ref=forked_from,
+        at=at,
+    )
+    return EnvView(workspace=target.slug, env=env, latest=first)
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+VISIBILITIES = {v.value for v in Visibility}
+
+
+def register_dataset(
+    *,
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    name: str,
+    digest: str,
+    size: int,
+    media_type: str = "",
+    visibility: str = "",
+    object_key: str = "",
+) -> DatasetView:
+    """Record an uploaded blob. Registering a digest the workspace already has returns that record.
+    ``visibility`` defaults to ``hidden``: a forgotten flag must not show evaluation data to students."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    if not acc.can_manage:
+        raise Forbidden(
+            f"uploading datasets to workspace {workspace!r} requires the instructor or admin role"
+        )
+    check_digest(digest)
+    existing = session.scalar(
+        select(Dataset).where(Dataset.workspace_id == acc.workspace.id, Dataset.digest == digest)
+    )
+    if existing is not None:
+        return DatasetView(workspace=workspace, dataset=existing, created=False)
+    errors = []
+    name = _text(name, "name", limit=200, required=True)
+    if size < 0:
+        errors.append(("size", "must be zero or more bytes"))
+    visibility = visibility or Visibility.HIDDEN
+    if visibility not in VISIBILITIES:
+        errors.append(("visibility", f"{visibility!r} is not one of public, hidden"))
+    media_type = _text(media_type, "media_type", limit=255) or "application/octet-stream"
+    object_key = object_key or f"datasets/sha256/{digest.removeprefix('sha256:')}"
+    try:
+        check_key(object_key)
+    except ValueError as exc:
+        errors.append(("object_key", str(exc)))
+    if errors:
+        raise invalid(errors, "request")
+    at = now()
+    dataset = Dataset(
+        workspace_id=acc.workspace.id,
+        digest=digest,
+        name=name,
+        size=size,
+        media_type=media_type,
+        visibility=visibility,
+        object_key=object_key,
+        uploaded_by_id=actor.user_id,
+        uploaded_by=actor.username or actor.user_id,
+        created_at=at,
+    )
+    session.add(dataset)
+    _emit(
+        session,
+        actor,
+        workspace,
+        "dataset.uploaded",
+        f"datasets/{digest}",
+        at,
+        dataset_uploaded=events_pb2.DatasetUploaded(
+            name=name, digest=digest, size=size, visibility=visibility
+        ),
+    )
+    return DatasetView(workspace=workspace, dataset=dataset, created=True)
+
+
+def list_datasets(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[DatasetView]:
+    """All datasets for instructors and admins; public ones for students."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    query = select(Dataset).where(Dataset.workspace_id == acc.workspace.id)
+    if not acc.can_manage:
+        query = query.where(Dataset.visibility == Visibility.PUBLIC)
+    return [
+        DatasetView(workspace=workspace, dataset=d)
+        for d in session.scalars(query.order_by(Dataset.name, Dataset.created_at))
+    ]
+
+
+def get_dataset(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, digest: str, for_download: bool = False
+) -> DatasetView:
+    """One dataset (a hidden one is 404 for students). ``for_download`` records ``dataset.downloaded``."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    query = select(Dataset).where(Dataset.workspace_id == acc.workspace.id, Dataset.digest == digest)
+    if not acc.can_manage:
+        query = query.where(Dataset.visibility == Visibility.PUBLIC)
+    dataset = session.scalar(query)
+    if dataset is None:
+        raise NotFound(f"dataset {digest!r} not found in workspace {workspace!r}")
+    if for_download:
+        _emit(
+            session,
+            actor,
+            workspace,
+            "dataset.downloaded",
+            f"datasets/{digest}",
+            now(),
+            dataset_downloaded=events_pb2.DatasetDownloaded(name=dataset.name, digest=digest),
+        )
+    return DatasetView(workspace=workspace, dataset=dataset)
