@@ -299,8 +299,8 @@ def audit_verify(bundle: Path, key_id: Annotated[list[str] | None, typer.Option(
         console.print(f"[green]OK[/green] {bundle}: {result.entries} entries of workspace {result.workspace!r}, "
                       f"{result.checkpoints} signed checkpoints verified")
         return
-    where = f"line {result.line}" + (f" (seq {result.seq})" if result.seq else "")
-    err.print(f"[red]FAILED[/red] {bundle}: {where}: {result.reason}")
+    # the reason already names the line (and seq) of the first bad spot
+    err.print(f"[red]FAILED[/red] {bundle}: {result.reason}")
     raise typer.Exit(1)
 
 

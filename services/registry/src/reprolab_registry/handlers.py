@@ -87,6 +87,7 @@ def environment_proto(view: service.EnvView) -> registry_pb2.Environment:
         description=env.description,
         owner=env.owner_name,
         forked_from=env.forked_from,
+        kind=env.kind,
         latest_version=env.latest_version,
         created_at=_ts(env.created_at),
     )
