@@ -119,7 +119,8 @@ def test_environment_versions_rollback_and_fork(running, course) -> None:
 
 def test_yaml_specs_and_bad_input_store_nothing(running, course) -> None:
     ws, (_, teacher), _ = course
-    yaml_body = "name: yml\nspec:\n  base: python:3.12-slim\n  python:\n    version: '3.12'\n    requirements: [numpy]\n"
+    yaml_body = ("name: yml\nspec:\n  base: python:3.12-slim\n"
+                 "  python:\n    version: '3.12'\n    requirements: [numpy]\n")
     env = teacher.post(f"/workspaces/{ws}/environments", content=yaml_body,
                        headers={"Content-Type": "application/yaml"})
     assert env["name"] == "yml"

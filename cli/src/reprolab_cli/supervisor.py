@@ -97,8 +97,8 @@ class Platform:
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
-                                       f"\n{self.tail(name)}")
+                    log = self.log_dir / f"{name}.log"
+                    raise RuntimeError(f"{name} exited with code {proc.returncode}; see {log}\n{self.tail(name)}")
             try:
                 r = httpx.get(f"{self.url}/readyz", timeout=2)
                 if r.status_code == 200:

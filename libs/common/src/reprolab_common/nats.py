@@ -13,7 +13,8 @@ from typing import TypeVar
 import nats
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,

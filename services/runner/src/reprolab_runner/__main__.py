@@ -19,7 +19,8 @@ log = logging.getLogger("reprolab_runner")
 
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
-    ctx = await runtime.start(ServiceName.RUNNER, settings.common, "Runs student code on local, Kubernetes and cloud targets")
+    ctx = await runtime.start(ServiceName.RUNNER, settings.common,
+                              "Runs student code on local, Kubernetes and cloud targets")
     await ensure_consumer(ctx.js, Stream.JOBS, settings.durable, JobSubject.RUN,
                           ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver)
     log.info("runner ready: consumer %s on %s", settings.durable, JobSubject.RUN.value)
