@@ -32,8 +32,16 @@ up: install ## Run the platform on this machine (NATS, five services, SQLite); C
 demo: install ## Set up and run the course scenario end to end on embedded defaults
 	$(UV) run --frozen reprolab demo
 
+.PHONY: container-deps
+container-deps: ## Install and configure podman, buildah, runc, skopeo, docker-registry, mmdebstrap (root)
+	bash scripts/container-deps.sh
+
+.PHONY: base-image
+base-image: container-deps ## Build the offline Debian bookworm + python3 base image with mmdebstrap
+	bash scripts/base-image.sh
+
 .PHONY: test-deps
-test-deps: ## Install what the tests need beyond Python (PostgreSQL; needs root on a fresh machine)
+test-deps: container-deps base-image ## Install what the tests need beyond Python (PostgreSQL, containers; root)
 	bash scripts/test-deps.sh
 
 .PHONY: test

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from reprolab_common.localregistry import LocalRegistry
 from reprolab_common.natsserver import NatsServer, free_port
 from sqlalchemy import create_engine, text
 
@@ -86,3 +87,23 @@ def moto_url() -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+BASE_IMAGE = "localhost/reprolab/bookworm-python:latest"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A real OCI registry (CNCF distribution) on a loopback port; `make test` installs it."""
+    root = tmp_path_factory.mktemp("registry")
+    registry = LocalRegistry(root, log_file=root / "registry.log").start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    """The offline Debian bookworm + python3 base (`make base-image`; built here if missing)."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "base-image.sh")], check=True)
+    return BASE_IMAGE

@@ -28,9 +28,17 @@ class Registry(StrEnum):
     DATASET_REGISTER = "registry.dataset.register"
     DATASET_LIST = "registry.dataset.list"
     DATASET_GET = "registry.dataset.get"
+    VERSION_RECORD_IMAGE = "registry.version.record_image"
 
 
 class Audit(StrEnum):
     QUERY = "audit.query"
     EXPORT = "audit.export"
     VERIFY = "audit.verify"
+
+
+class Builder(StrEnum):
+    REQUEST = "builder.build.request"
+    GET = "builder.build.get"
+    SBOM = "builder.build.sbom"
+    LOCK = "builder.lock.get"

@@ -37,7 +37,7 @@ class Member(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., added_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("workspace", "environment", "number", "spec_json", "spec_digest", "parent", "origin", "rollback_to", "created_by", "created_at", "note")
+    __slots__ = ("workspace", "environment", "number", "spec_json", "spec_digest", "parent", "origin", "rollback_to", "created_by", "created_at", "note", "lock_digest", "image_ref", "image_digest")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,9 @@ class Version(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     environment: str
     number: int
@@ -60,7 +63,10 @@ class Version(_message.Message):
     created_by: str
     created_at: _timestamp_pb2.Timestamp
     note: str
-    def __init__(self, workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[str] = ..., parent: _Optional[str] = ..., origin: _Optional[str] = ..., rollback_to: _Optional[int] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+    lock_digest: str
+    image_ref: str
+    image_digest: str
+    def __init__(self, workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[str] = ..., parent: _Optional[str] = ..., origin: _Optional[str] = ..., rollback_to: _Optional[int] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
 
 class Environment(_message.Message):
     __slots__ = ("workspace", "name", "description", "owner", "forked_from", "latest_version", "created_at", "latest", "kind")
@@ -307,3 +313,21 @@ class GetDatasetRequest(_message.Message):
     digest: str
     for_download: bool
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., digest: _Optional[str] = ..., for_download: _Optional[bool] = ...) -> None: ...
+
+class RecordImageRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "number", "lock_digest", "image_ref", "image_digest")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    number: int
+    lock_digest: str
+    image_ref: str
+    image_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...

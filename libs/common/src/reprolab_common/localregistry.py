@@ -1,0 +1,75 @@
+"""Start a local OCI registry (Debian's ``docker-registry``, CNCF distribution 2.8) on loopback.
+
+``reprolab up`` starts one when the binary is installed; the tests start one per session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from .natsserver import free_port
+
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+def registry_binary() -> str | None:
+    return shutil.which("docker-registry") or shutil.which("registry")
+
+
+class LocalRegistry:
+    def __init__(self, root: Path, port: int | None = None, log_file: Path | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.log_file = log_file
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port, as used in image references."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> LocalRegistry:
+        binary = registry_binary()
+        if not binary:
+            raise FileNotFoundError("docker-registry not installed (apt-get install docker-registry)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "config.yml"
+        config.write_text(CONFIG.format(root=self.root / "data", port=self.port))
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=out, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"http://{self.address}/v2/", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise TimeoutError(f"docker-registry did not answer on {self.address}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

@@ -1,0 +1,112 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from reprolab.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BuildStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BUILD_STATUS_UNSPECIFIED: _ClassVar[BuildStatus]
+    BUILD_STATUS_QUEUED: _ClassVar[BuildStatus]
+    BUILD_STATUS_RUNNING: _ClassVar[BuildStatus]
+    BUILD_STATUS_SUCCEEDED: _ClassVar[BuildStatus]
+    BUILD_STATUS_FAILED: _ClassVar[BuildStatus]
+BUILD_STATUS_UNSPECIFIED: BuildStatus
+BUILD_STATUS_QUEUED: BuildStatus
+BUILD_STATUS_RUNNING: BuildStatus
+BUILD_STATUS_SUCCEEDED: BuildStatus
+BUILD_STATUS_FAILED: BuildStatus
+
+class Build(_message.Message):
+    __slots__ = ("id", "workspace", "environment", "version", "lock_digest", "status", "image_ref", "image_digest", "error", "backend", "created_at", "finished_at", "requested_by", "joined")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    lock_digest: str
+    status: BuildStatus
+    image_ref: str
+    image_digest: str
+    error: str
+    backend: str
+    created_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    requested_by: str
+    joined: bool
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., lock_digest: _Optional[str] = ..., status: _Optional[_Union[BuildStatus, str]] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., error: _Optional[str] = ..., backend: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., joined: _Optional[bool] = ...) -> None: ...
+
+class RequestBuildRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "version", "spec_json", "parent_lock_digest")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    PARENT_LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    version: int
+    spec_json: str
+    parent_lock_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., spec_json: _Optional[str] = ..., parent_lock_digest: _Optional[str] = ...) -> None: ...
+
+class GetBuildRequest(_message.Message):
+    __slots__ = ("actor", "build_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    build_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., build_id: _Optional[str] = ...) -> None: ...
+
+class GetSbomRequest(_message.Message):
+    __slots__ = ("actor", "build_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    build_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., build_id: _Optional[str] = ...) -> None: ...
+
+class Sbom(_message.Message):
+    __slots__ = ("build_id", "cyclonedx_json")
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    CYCLONEDX_JSON_FIELD_NUMBER: _ClassVar[int]
+    build_id: str
+    cyclonedx_json: str
+    def __init__(self, build_id: _Optional[str] = ..., cyclonedx_json: _Optional[str] = ...) -> None: ...
+
+class GetLockRequest(_message.Message):
+    __slots__ = ("actor", "lock_digest")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    lock_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., lock_digest: _Optional[str] = ...) -> None: ...
+
+class Lock(_message.Message):
+    __slots__ = ("lock_digest", "lock_json")
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LOCK_JSON_FIELD_NUMBER: _ClassVar[int]
+    lock_digest: str
+    lock_json: str
+    def __init__(self, lock_digest: _Optional[str] = ..., lock_json: _Optional[str] = ...) -> None: ...
