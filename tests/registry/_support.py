@@ -39,6 +39,7 @@ API: dict[Registry, tuple[type[Message], type[Message]]] = {
     Registry.DATASET_REGISTER: (R.RegisterDatasetRequest, R.Dataset),
     Registry.DATASET_LIST: (R.ListDatasetsRequest, R.DatasetList),
     Registry.DATASET_GET: (R.GetDatasetRequest, R.Dataset),
+    Registry.VERSION_RECORD_IMAGE: (R.RecordImageRequest, R.Version),
 }
 
 

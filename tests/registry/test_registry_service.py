@@ -608,3 +608,26 @@ async def test_concurrent_versions_get_distinct_numbers(users: dict[str, User], 
     assert [v.number for v in versions] == list(range(1, 14))
     # each version's parent is the version before it: the numbering was serialised
     assert [v.parent for v in versions[1:]] == [f"{ws}/e/v{n}" for n in range(1, 13)]
+
+
+async def test_record_image_is_append_only(users: dict[str, User], ws: str, nc: Client) -> None:
+    """The builder records a build's lock and image on a version; a version never gets two images."""
+    alice, carol, dave = users["alice"], users["carol"], users["dave"]
+    await setup_course(users, ws)
+    env = await carol(Registry.ENV_CREATE, workspace=ws, name="img", spec_json=spec_json())
+    assert env.caller_can_change and not env.latest.image_digest
+    assert not (await dave(Registry.ENV_GET, workspace=ws, environment="img")).caller_can_change
+    lock, image = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    ref = f"127.0.0.1:5000/{ws}/img:v1"
+    fields = dict(workspace=ws, environment="img", number=1, lock_digest=lock, image_ref=ref)
+    v = await alice(Registry.VERSION_RECORD_IMAGE, image_digest=image, **fields)
+    assert (v.lock_digest, v.image_ref, v.image_digest) == (lock, ref, image)
+    again = await alice(Registry.VERSION_RECORD_IMAGE, image_digest=image, **fields)
+    assert again.image_digest == image
+    await alice.fails(409, Registry.VERSION_RECORD_IMAGE, "two images", image_digest="sha256:" + "3" * 64,
+                      **fields)
+    await alice.fails(422, Registry.VERSION_RECORD_IMAGE, "image_digest", image_digest="latest", **fields)
+    await alice.fails(404, Registry.VERSION_RECORD_IMAGE, "no version 7",
+                      **{**fields, "number": 7, "image_digest": image})
+    got = await carol(Registry.VERSION_GET, workspace=ws, environment="img", number=1)
+    assert got.image_digest == image and got.lock_digest == lock

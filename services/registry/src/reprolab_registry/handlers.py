@@ -22,6 +22,7 @@ from reprolab_common.errors import Conflict
 from reprolab_common.nats import endpoint
 from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import Registry
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,8 @@ def member_proto(m: Member) -> registry_pb2.Member:
 
 def version_proto(view: service.VersionView) -> registry_pb2.Version:
     v = view.version
+    # A version created in this request has no image and its (eager) relationship was never loaded.
+    image = sa_inspect(v).dict.get("image")
     return registry_pb2.Version(
         workspace=view.workspace,
         environment=view.environment,
@@ -76,6 +79,9 @@ def version_proto(view: service.VersionView) -> registry_pb2.Version:
         created_by=v.created_by,
         created_at=_ts(v.created_at),
         note=v.note,
+        lock_digest=image.lock_digest if image else "",
+        image_ref=image.image_ref if image else "",
+        image_digest=image.image_digest if image else "",
     )
 
 
@@ -88,6 +94,7 @@ def environment_proto(view: service.EnvView) -> registry_pb2.Environment:
         owner=env.owner_name,
         forked_from=env.forked_from,
         kind=env.kind,
+        caller_can_change=view.can_change,
         latest_version=env.latest_version,
         created_at=_ts(env.created_at),
     )
@@ -270,6 +277,15 @@ class Handlers:
         )
         return version_proto(view)
 
+    async def version_record_image(self, r: registry_pb2.RecordImageRequest) -> registry_pb2.Version:
+        view = await self.db.write(
+            lambda s: service.record_image(
+                session=s, workspace=r.workspace, environment=r.environment, number=r.number,
+                lock_digest=r.lock_digest, image_ref=r.image_ref, image_digest=r.image_digest,
+            )
+        )
+        return version_proto(view)
+
     async def dataset_register(self, r: registry_pb2.RegisterDatasetRequest) -> registry_pb2.Dataset:
         view = await self.db.write(
             lambda s: service.register_dataset(
@@ -319,6 +335,7 @@ class Handlers:
             Registry.DATASET_REGISTER: (registry_pb2.RegisterDatasetRequest, self.dataset_register),
             Registry.DATASET_LIST: (registry_pb2.ListDatasetsRequest, self.dataset_list),
             Registry.DATASET_GET: (registry_pb2.GetDatasetRequest, self.dataset_get),
+            Registry.VERSION_RECORD_IMAGE: (registry_pb2.RecordImageRequest, self.version_record_image),
         }
 
 

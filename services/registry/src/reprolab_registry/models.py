@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -159,6 +159,21 @@ class Version(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     note: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[VersionImage | None] = relationship(lazy="selectin", viewonly=True)
+
+
+class VersionImage(Base):
+    """The image a successful build made of a version. Append-only like versions: recorded once,
+    and a later record must name the same digest (a version never points at two images)."""
+
+    __tablename__ = "version_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), unique=True)
+    lock_digest: Mapped[str] = mapped_column(String(71))
+    image_ref: Mapped[str] = mapped_column(String(400))
+    image_digest: Mapped[str] = mapped_column(String(71))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 class Dataset(Base):
@@ -184,6 +199,7 @@ class Dataset(Base):
 OutboxEvent = outbox_table(Base)
 
 
+@event.listens_for(VersionImage, "before_update")
 @event.listens_for(Version, "before_update")
 def _versions_are_immutable(_mapper: Any, _connection: Any, target: Version) -> None:
     raise RuntimeError(f"versions are immutable (tried to update version id {target.id})")

@@ -29,6 +29,7 @@ from .models import (
     OutboxEvent,
     Role,
     Version,
+    VersionImage,
     Visibility,
     Workspace,
     now,
@@ -66,6 +67,13 @@ class EnvView:
     workspace: str
     env: Environment
     latest: Version | None
+    # Whether the caller may create versions of it (and so build them).
+    can_change: bool = False
+
+
+def can_change(acc: Access, actor: common_pb2.Actor, env: Environment) -> bool:
+    """Instructors and admins change any environment; a member only their own personal fork."""
+    return acc.can_manage or (env.kind == EnvKind.PERSONAL and env.owner_id == actor.user_id)
 
 
 @dataclass(frozen=True)
@@ -440,7 +448,7 @@ def create_environment(
     version = _add_version(
         session, actor, acc, env, spec, origin=Origin.CREATE, parent=None, parent_ref="", at=at
     )
-    return EnvView(workspace=workspace, env=env, latest=version)
+    return EnvView(workspace=workspace, env=env, latest=version, can_change=can_change(acc, actor, env))
 
 
 def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[EnvView]:
@@ -459,7 +467,8 @@ def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: s
         .tuples()
         .all()
     )
-    return [EnvView(workspace=workspace, env=env, latest=latest) for env, latest in rows]
+    return [EnvView(workspace=workspace, env=env, latest=latest, can_change=can_change(acc, actor, env))
+            for env, latest in rows]
 
 
 def get_environment(
@@ -467,7 +476,8 @@ def get_environment(
 ) -> EnvView:
     acc = access(session=session, actor=actor, workspace=workspace)
     env = _get_env(session, acc, actor, environment)
-    return EnvView(workspace=workspace, env=env, latest=_version(session, env, env.latest_version))
+    return EnvView(workspace=workspace, env=env, latest=_version(session, env, env.latest_version),
+                   can_change=can_change(acc, actor, env))
 
 
 def create_version(
@@ -621,7 +631,7 @@ def fork_environment(
         parent_ref=forked_from,
         at=at,
     )
-    return EnvView(workspace=target.slug, env=env, latest=first)
+    return EnvView(workspace=target.slug, env=env, latest=first, can_change=True)
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -731,3 +741,35 @@ def get_dataset(
             dataset_downloaded=events_pb2.DatasetDownloaded(name=dataset.name, digest=digest),
         )
     return DatasetView(workspace=workspace, dataset=dataset)
+
+
+def record_image(
+    *, session: Session, workspace: str, environment: str, number: int, lock_digest: str, image_ref: str,
+    image_digest: str,
+) -> VersionView:
+    """Record the image a build made of a version (called by the builder, not by users; in a cluster
+    NATS account permissions keep everyone else off this subject). Idempotent for the same digest;
+    a different digest for a version that already has one is refused."""
+    row = session.execute(
+        select(Version, Environment.name)
+        .join(Environment, Version.environment_id == Environment.id)
+        .join(Workspace, Environment.workspace_id == Workspace.id)
+        .where(Workspace.slug == workspace, Environment.name == environment, Version.number == number)
+    ).first()
+    if row is None:
+        raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {number}")
+    version, env_name = row
+    check_digest(lock_digest, "lock_digest")
+    check_digest(image_digest, "image_digest")
+    existing = session.execute(select(VersionImage).where(VersionImage.version_id == version.id)).scalar_one_or_none()
+    if existing is not None:
+        if existing.image_digest != image_digest:
+            raise Conflict(f"version {number} of {environment!r} already has image {existing.image_digest}; "
+                           "a version never points at two images")
+    else:
+        session.add(VersionImage(version_id=version.id, lock_digest=lock_digest, image_ref=image_ref,
+                                 image_digest=image_digest, recorded_at=now()))
+        session.flush()
+    session.refresh(version)
+    version.image  # noqa: B018 - load the relationship while the session is open
+    return VersionView(workspace=workspace, environment=env_name, version=version)

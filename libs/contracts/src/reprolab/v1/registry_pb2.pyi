@@ -69,7 +69,7 @@ class Version(_message.Message):
     def __init__(self, workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[str] = ..., parent: _Optional[str] = ..., origin: _Optional[str] = ..., rollback_to: _Optional[int] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("workspace", "name", "description", "owner", "forked_from", "latest_version", "created_at", "latest", "kind")
+    __slots__ = ("workspace", "name", "description", "owner", "forked_from", "latest_version", "created_at", "latest", "kind", "caller_can_change")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class Environment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     LATEST_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    CALLER_CAN_CHANGE_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     name: str
     description: str
@@ -88,7 +89,8 @@ class Environment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     latest: Version
     kind: str
-    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., latest_version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest: _Optional[_Union[Version, _Mapping]] = ..., kind: _Optional[str] = ...) -> None: ...
+    caller_can_change: bool
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., latest_version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest: _Optional[_Union[Version, _Mapping]] = ..., kind: _Optional[str] = ..., caller_can_change: _Optional[bool] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("workspace", "name", "digest", "size", "media_type", "visibility", "object_key", "uploaded_by", "created_at")
