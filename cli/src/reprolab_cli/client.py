@@ -74,6 +74,24 @@ class Client:
                     n += len(chunk)
         return n
 
+    def sse(self, path: str) -> Iterator[str]:
+        """Lines of a Server-Sent Events stream until its ``end`` event."""
+        with self.http.stream("GET", path, timeout=None) as r:
+            if r.status_code != 200:
+                r.read()
+                raise ApiError(r.status_code, _problem(r))
+            event = "message"
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].removeprefix(" ")
+                    if event == "end":
+                        return
+                    yield data
+                elif not line:
+                    event = "message"
+
     def wait_activity(self, ws: str, at_least: int, timeout: float = 30.0) -> int:
         """Events reach the audit log asynchronously; wait until it holds ``at_least`` entries."""
         deadline = time.monotonic() + timeout

@@ -237,6 +237,67 @@ def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Op
           ENV_COLUMNS)
 
 
+@env_app.command("build")
+def env_build(workspace: str, name: str, version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+              follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the build log.")] = True,
+              url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Lock a version's spec and build its image; prints the pull reference."""
+    c = _client(url, token)
+    number = version or _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))["latest_version"]
+    with console.status(f"locking {workspace}/{name} v{number} (resolving packages)..."):
+        build = _run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions/{number}/builds",
+                                    expect=(200, 201, 202)))
+    if follow and build["status"] in ("queued", "running"):
+        for line in c.sse(f"/builds/{build['id']}/logs"):
+            err.print(line, markup=False, highlight=False)
+        build = _run(lambda: c.get(f"/builds/{build['id']}"))
+    _show(build, as_json, ("id", "status", "pull", "error"))
+    if build["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@env_app.command("pull")
+def env_pull(workspace: str, name: str, version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Load a built version's image into the local engine (podman or docker), or print how to."""
+    import shutil
+    import subprocess
+
+    c = _client(url, token)
+    number = version or _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))["latest_version"]
+    v = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}/versions/{number}"))
+    if not v.get("image_digest"):
+        err.print(f"[red]error:[/red] version {number} of {name} has no image yet; "
+                  f"run: reprolab env build {workspace} {name} --version {number}")
+        raise typer.Exit(1)
+    pinned = f"{v['image_ref'].rsplit(':', 1)[0]}@{v['image_digest']}"
+    engine = shutil.which("podman") or shutil.which("docker")
+    loopback = pinned.startswith(("127.", "localhost"))
+    cmd = [engine or "podman", "pull", *(["--tls-verify=false"] if loopback and engine and "podman" in engine
+                                         else []), pinned]
+    if not engine:
+        console.print("No container engine here. Pull it with:\n  " + " ".join(cmd))
+        return
+    done = subprocess.run(cmd)
+    if done.returncode:
+        raise typer.Exit(done.returncode)
+    console.print(f"pulled {pinned} (tag {v['image_ref']})")
+
+
+@env_app.command("add-package")
+def env_add_package(workspace: str, name: str, packages: list[str], note: str = "",
+                    url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """A derived version: the latest spec plus Python PACKAGES (PEP 508 requirements)."""
+    c = _client(url, token)
+    env = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))
+    spec = env["latest"]["spec"]
+    python = spec.setdefault("python", {})
+    python["requirements"] = [*python.get("requirements", []), *packages]
+    body = {"spec": spec, "note": note or f"add {', '.join(packages)}"}
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body)), as_json,
+          VERSION_COLUMNS)
+
+
 # --- datasets -------------------------------------------------------------------------------
 
 @dataset_app.command("upload")

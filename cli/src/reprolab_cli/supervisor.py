@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from reprolab_common.localregistry import LocalRegistry, registry_binary
 from reprolab_common.natsserver import NatsServer, free_port
 
 # Start order: the gateway last, so /readyz can succeed as soon as it listens.
@@ -29,6 +30,7 @@ class Platform:
     nats_url: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
+    registry: LocalRegistry | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,8 +60,23 @@ class Platform:
             "REPROLAB_GATEWAY_PORT": str(self.port),
             "REPROLAB_GATEWAY_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file),
         })
+        if self.registry:
+            env["REPROLAB_BUILDER_REGISTRY"] = self.registry.address
         env.update(self.extra_env)
         return env
+
+    def start_registry(self) -> None:
+        """A local OCI registry for built images, unless one is configured or none is installed."""
+        if "REPROLAB_BUILDER_REGISTRY" in {**os.environ, **self.extra_env} or not registry_binary():
+            return
+        port_file = self.data_dir / "registry-port"
+        port = int(port_file.read_text()) if port_file.exists() else free_port()
+        self.registry = LocalRegistry(self.data_dir / "registry", port=port, log_file=self.log_dir / "registry.log")
+        try:
+            self.registry.start()
+        except (RuntimeError, TimeoutError):
+            self.registry = LocalRegistry(self.data_dir / "registry", log_file=self.log_dir / "registry.log").start()
+        port_file.write_text(str(self.registry.port))
 
     def start_nats(self) -> None:
         if self.nats_url:
@@ -86,6 +103,7 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.start_nats()
+        self.start_registry()
         for name in SERVICES:
             self.start_service(name)
         self.wait_ready(timeout)
@@ -132,6 +150,9 @@ class Platform:
         if self.nats:
             self.nats.stop()
             self.nats = None
+        if self.registry:
+            self.registry.stop()
+            self.registry = None
 
     def __enter__(self) -> Platform:
         return self.start()

@@ -24,6 +24,10 @@ class ObjectNotFound(KeyError):
     pass
 
 
+class ObjectStoreUnsupported(RuntimeError):
+    """The configured object store cannot do what was asked (e.g. presigned URLs on the local store)."""
+
+
 def check_key(key: str) -> str:
     """Keys are relative slash paths of safe segments: no '..', no leading '/', no empty segment."""
     if not _KEY.match(key) or any(seg in {".", ".."} for seg in key.split("/")):
@@ -51,6 +55,13 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error (cleanup must be retryable)."""
+
+    @abstractmethod
+    def presigned_get_url(self, key: str, expires: int) -> str:
+        """A URL anyone holding it can GET the object from for ``expires`` seconds (no credentials).
+
+        Used to hand build contexts to Kubernetes build Jobs; only stores reachable over HTTP have it.
+        """
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
@@ -101,6 +112,11 @@ class LocalObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def presigned_get_url(self, key: str, expires: int) -> str:
+        raise ObjectStoreUnsupported(
+            "the local object store cannot hand out URLs; the kubernetes build backend needs "
+            "REPROLAB_OBJECT_STORE=s3 (an S3 API the cluster can reach)")
+
 
 def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
     with open(path, "rb") as fh:
@@ -147,6 +163,10 @@ class S3ObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         # S3 answers 204 for a missing key too, which is the idempotence we want.
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def presigned_get_url(self, key: str, expires: int) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=int(expires))
 
 
 def make_object_store(settings: CommonSettings) -> ObjectStore:

@@ -1,31 +1,47 @@
-"""``python -m reprolab_builder``: connect to NATS, declare the JOBS consumer, answer PING until stopped.
-
-The build jobs (jobs.build) consumer is declared here so jobs queue durably from day one; consuming them is the
-next milestone's work, so this process does not fetch (a fetch it could not honour would only
-burn deliveries).
-"""
+"""``python -m reprolab_builder``: resolve specs into locks, build and push images, answer ``builder.*``."""
 
 import asyncio
 import logging
 
 from reprolab_common import runtime
-from reprolab_common.nats import JobSubject, Stream, ensure_consumer
+from reprolab_common.db import make_engine, migrate, session_factory
+from reprolab_common.objectstore import make_object_store
+from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import ServiceName
 
+from . import backends as _backends  # noqa: F401 - registers the built-in backends
+from .api import Api, add_endpoints, drain_requests
+from .backends.base import backend_class
 from .config import get_settings
+from .models import MIGRATIONS, OutboxEvent
+from .worker import Worker
 
 log = logging.getLogger("reprolab_builder")
 
 
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
+    engine = make_engine(settings.common, "builder")
+    migrate(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    store = make_object_store(settings.common)
+    backend = backend_class(settings.backend)(settings, store)
     ctx = await runtime.start(ServiceName.BUILDER, settings.common, "Turns locked environment specs into OCI images")
-    await ensure_consumer(ctx.js, Stream.JOBS, settings.durable, JobSubject.BUILD,
-                          ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver)
-    log.info("builder ready: consumer %s on %s", settings.durable, JobSubject.BUILD.value)
+    publisher = OutboxPublisher(sessions, OutboxEvent, ctx.js)
+    worker = Worker(settings=settings, sessions=sessions, nc=ctx.nc, js=ctx.js, backend=backend, store=store,
+                    wake_outbox=publisher.wake)
+    await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, nc=ctx.nc, enqueue=worker.enqueue,
+                                       wake_outbox=publisher.wake, publish_targets=worker.publish_targets))
+    tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop))]
+    log.info("builder ready: backend %s, registry %s", settings.backend, settings.registry)
     await stop.wait()
+    ctx.stop.set()
     await ctx.micro.stop()
+    await drain_requests()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await publisher.drain_once()
     await ctx.nc.drain()
+    engine.dispose()
 
 
 if __name__ == "__main__":

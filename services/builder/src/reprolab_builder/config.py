@@ -29,7 +29,9 @@ class BuilderSettings(BaseSettings):
     registry_auth_file: Path | None = Field(
         default=None, description="containers-auth.json with credentials for the registry (production)."
     )
-    cache_dir: Path | None = Field(default=None, description="Wheel cache and build contexts; default <data_dir>/builder.")
+    cache_dir: Path | None = Field(
+        default=None, description="Wheel cache and build contexts; default <data_dir>/builder."
+    )
     pip_cert: Path | None = Field(
         default=None,
         description="CA bundle the host uses to fetch wheels (a TLS-intercepting proxy). Never copied into an image.",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.message import Message
-from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2
 from reprolab_common.nats import call
-from reprolab_common.subjects import Audit, Registry
+from reprolab_common.subjects import Audit, Builder, Registry
 
 from .core.natslink import NatsLink
 
@@ -244,3 +244,25 @@ class AuditClient(_Client):
             audit_pb2.VerifyActivityReply,
             deadline=self._long_timeout,
         )
+
+
+class BuilderClient(_Client):
+    """Locking a spec takes seconds (it resolves packages against the index): requests get the long timeout."""
+
+    def __init__(self, link: NatsLink, actor: common_pb2.Actor, timeout: float, long_timeout: float) -> None:
+        super().__init__(link, actor, timeout)
+        self._long_timeout = long_timeout
+
+    async def request(self, workspace: str, environment: str, version: int, spec_json: str,
+                      parent_lock_digest: str) -> builder_pb2.Build:
+        return await self._call(Builder.REQUEST, builder_pb2.RequestBuildRequest(
+            actor=self.actor, workspace=workspace, environment=environment, version=version, spec_json=spec_json,
+            parent_lock_digest=parent_lock_digest), builder_pb2.Build, deadline=self._long_timeout)
+
+    async def get(self, build_id: str) -> builder_pb2.Build:
+        return await self._call(Builder.GET, builder_pb2.GetBuildRequest(actor=self.actor, build_id=build_id),
+                                builder_pb2.Build)
+
+    async def sbom(self, build_id: str) -> builder_pb2.Sbom:
+        return await self._call(Builder.SBOM, builder_pb2.GetSbomRequest(actor=self.actor, build_id=build_id),
+                                builder_pb2.Sbom)

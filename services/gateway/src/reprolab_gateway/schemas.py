@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2
 
 from . import models
 
@@ -231,6 +231,9 @@ class Version(BaseModel):
     created_by: str
     created_at: datetime | None
     note: str
+    lock_digest: str | None = Field(default=None, description="Lock of the image built for this version.")
+    image_ref: str | None = Field(default=None, description="Pull reference <registry>/<workspace>/<env>:v<n>.")
+    image_digest: str | None = Field(default=None, description="Manifest digest of that image.")
 
     @classmethod
     def of(cls, v: registry_pb2.Version) -> Version:
@@ -246,6 +249,9 @@ class Version(BaseModel):
             created_by=v.created_by,
             created_at=ts(v.created_at),
             note=v.note,
+            lock_digest=_or_none(v.lock_digest),
+            image_ref=_or_none(v.image_ref),
+            image_digest=_or_none(v.image_digest),
         )
 
 
@@ -263,6 +269,7 @@ class Environment(BaseModel):
     latest_version: int
     created_at: datetime | None
     latest: Version | None
+    can_change: bool = Field(default=False, description="Whether you may create (and build) versions of it.")
 
     @classmethod
     def of(cls, e: registry_pb2.Environment) -> Environment:
@@ -276,6 +283,7 @@ class Environment(BaseModel):
             latest_version=e.latest_version,
             created_at=ts(e.created_at),
             latest=Version.of(e.latest) if e.HasField("latest") else None,
+            can_change=e.caller_can_change,
         )
 
 
@@ -389,3 +397,37 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"]
     checks: dict[str, bool]
+
+
+# --- builds ---------------------------------------------------------------------------------
+
+BUILD_STATUS = {0: "unknown", 1: "queued", 2: "running", 3: "succeeded", 4: "failed"}
+
+
+class Build(BaseModel):
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    status: str = Field(description="queued, running, succeeded or failed.")
+    lock_digest: str | None
+    image_ref: str | None = Field(description="Pull reference once pushed.")
+    image_digest: str | None
+    pull: str | None = Field(description="The exact image to pull: <ref>@<digest>.")
+    error: str | None = Field(description="Why it failed, in words that say what to fix.")
+    backend: str
+    requested_by: str
+    joined: bool = Field(description="True when this request joined a build of the same lock.")
+    created_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, b: builder_pb2.Build) -> Build:
+        return cls(
+            id=b.id, workspace=b.workspace, environment=b.environment, version=b.version,
+            status=BUILD_STATUS.get(b.status, "unknown"), lock_digest=_or_none(b.lock_digest),
+            image_ref=_or_none(b.image_ref) if b.image_digest else None, image_digest=_or_none(b.image_digest),
+            pull=f"{b.image_ref.rsplit(':', 1)[0]}@{b.image_digest}" if b.image_digest else None,
+            error=_or_none(b.error), backend=b.backend, requested_by=b.requested_by, joined=b.joined,
+            created_at=ts(b.created_at), finished_at=ts(b.finished_at) if b.HasField("finished_at") else None,
+        )

@@ -11,17 +11,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from reprolab_common.db import UTCDateTime
 from reprolab_common.outbox import outbox_table
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     event,
 )
@@ -63,26 +62,6 @@ class Visibility(StrEnum):
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """An aware UTC datetime on every backend (SQLite hands back naive values otherwise)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _check_in(column: str, enum: type[StrEnum]) -> str:

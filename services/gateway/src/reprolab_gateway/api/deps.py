@@ -14,7 +14,7 @@ from reprolab_common.objectstore import ObjectStore
 from sqlalchemy.orm import Session
 
 from .. import crud
-from ..clients import AuditClient, RegistryClient
+from ..clients import AuditClient, BuilderClient, RegistryClient
 from ..core.config import GatewaySettings
 from ..core.natslink import NatsLink
 from ..core.problems import Unauthorized
@@ -109,6 +109,13 @@ async def get_audit(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> Au
 
 
 AuditDep = Annotated[AuditClient, Depends(get_audit)]
+
+
+async def get_builder(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> BuilderClient:
+    return BuilderClient(link, actor, settings.nats_timeout_seconds, settings.build_request_timeout_seconds)
+
+
+BuilderDep = Annotated[BuilderClient, Depends(get_builder)]
 
 
 async def get_store(request: Request) -> ObjectStore:

@@ -39,6 +39,9 @@ class GatewaySettings(BaseSettings):
     nats_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long a request to the registry or audit service may take."
     )
+    build_request_timeout_seconds: float = Field(
+        default=180.0, gt=0, description="How long requesting a build may take (the builder locks the spec first)."
+    )
     audit_timeout_seconds: float = Field(
         default=120.0, gt=0, description="How long an activity export or bundle verification may take."
     )

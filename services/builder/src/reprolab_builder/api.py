@@ -1,0 +1,156 @@
+"""Request/reply endpoints of the builder (``builder.*``): request a build, read builds, SBOMs, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.micro.service import Service
+from reprolab.v1 import builder_pb2, registry_pb2
+from reprolab_common.errors import Invalid, NotFound
+from reprolab_common.nats import call, endpoint
+from reprolab_common.subjects import Builder, Registry
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from . import service
+from .backends.base import BuildError
+from .config import BuilderSettings
+from .lock import lock_digest, resolve
+from .models import Build, Status
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    Status.QUEUED: builder_pb2.BUILD_STATUS_QUEUED, Status.RUNNING: builder_pb2.BUILD_STATUS_RUNNING,
+    Status.SUCCEEDED: builder_pb2.BUILD_STATUS_SUCCEEDED, Status.FAILED: builder_pb2.BUILD_STATUS_FAILED,
+}
+
+
+def build_proto(build: Build, *, joined: bool = False) -> builder_pb2.Build:
+    msg = builder_pb2.Build(
+        id=build.id, workspace=build.workspace, environment=build.environment, version=build.version,
+        lock_digest=build.lock_digest or "", status=STATUS[Status(build.status)], image_ref=build.image_ref,
+        image_digest=build.image_digest, error=build.error, backend=build.backend, requested_by=build.requested_by,
+        joined=joined,
+    )
+    msg.created_at.FromDatetime(build.created_at)
+    if build.finished_at:
+        msg.finished_at.FromDatetime(build.finished_at)
+    return msg
+
+
+@dataclass
+class Api:
+    settings: BuilderSettings
+    sessions: sessionmaker
+    nc: Any
+    enqueue: Callable[[Build], Awaitable[None]]
+    wake_outbox: Callable[[], None]
+    # Finished builds that a new version joins get their tags and registry records through this.
+    publish_targets: Callable[[str], Awaitable[None]]
+
+    def _write(self, fn: Callable[[Any], Any]) -> Any:
+        with self.sessions.begin() as session:
+            return fn(session)
+
+    async def request(self, r: builder_pb2.RequestBuildRequest) -> builder_pb2.Build:
+        try:
+            spec = json.loads(r.spec_json)
+        except ValueError as exc:
+            raise Invalid(f"spec_json is not JSON: {exc}", errors=[("spec_json", str(exc))]) from exc
+        parent_lock = None
+        if r.parent_lock_digest:
+            parent = await asyncio.to_thread(self._write, lambda s: service.get_by_lock(
+                session=s, lock_digest=r.parent_lock_digest))
+            if parent is not None and parent.status == Status.SUCCEEDED:
+                parent_lock = json.loads(parent.lock_json)
+                parent_lock["image"] = f"{parent.image_ref.rsplit(':', 1)[0]}@{parent.image_digest}"
+        common = dict(actor=r.actor, workspace=r.workspace, environment=r.environment, version=r.version,
+                      backend=self.settings.backend, registry=self.settings.registry)
+        try:
+            lock = await asyncio.to_thread(resolve, spec, settings=self.settings, parent_lock=parent_lock,
+                                           log=lambda line: log.info("resolve %s/%s: %s", r.workspace,
+                                                                     r.environment, line))
+        except BuildError as exc:
+            error = str(exc)
+            build = await asyncio.to_thread(self._write, lambda s: service.record_failed_resolution(
+                session=s, error=error, **common))
+            self.wake_outbox()
+            return build_proto(build)
+        digest = lock_digest(lock)
+        lock_json = json.dumps(lock, sort_keys=True, separators=(",", ":"))
+
+        def _request(s: Any) -> service.Requested:
+            return service.request_build(session=s, lock_digest=digest, lock_json=lock_json,
+                                         parent_lock_digest=r.parent_lock_digest if parent_lock else "", **common)
+
+        try:
+            requested = await asyncio.to_thread(self._write, _request)
+        except IntegrityError:  # an identical request created it a moment ago: join that one
+            requested = await asyncio.to_thread(self._write, _request)
+        self.wake_outbox()
+        if requested.enqueue:
+            await self.enqueue(requested.build)
+        elif requested.build.status == Status.SUCCEEDED:
+            await self.publish_targets(requested.build.id)
+        return build_proto(requested.build, joined=requested.joined)
+
+    async def get(self, r: builder_pb2.GetBuildRequest) -> builder_pb2.Build:
+        build = await asyncio.to_thread(self._write, lambda s: service.get_build(session=s, build_id=r.build_id))
+        return build_proto(build)
+
+    async def sbom(self, r: builder_pb2.GetSbomRequest) -> builder_pb2.Sbom:
+        build = await asyncio.to_thread(self._write, lambda s: service.get_build(session=s, build_id=r.build_id))
+        if build.status != Status.SUCCEEDED or not build.sbom_json:
+            raise NotFound(f"build {r.build_id} has no SBOM (status {build.status}); only succeeded builds have one")
+        return builder_pb2.Sbom(build_id=build.id, cyclonedx_json=build.sbom_json)
+
+    async def lock(self, r: builder_pb2.GetLockRequest) -> builder_pb2.Lock:
+        build = await asyncio.to_thread(self._write, lambda s: service.get_by_lock(
+            session=s, lock_digest=r.lock_digest))
+        if build is None:
+            raise NotFound(f"no lock {r.lock_digest}")
+        return builder_pb2.Lock(lock_digest=build.lock_digest, lock_json=build.lock_json)
+
+
+_running: set[asyncio.Task] = set()
+
+
+def concurrently(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """nats.micro awaits a handler before taking the next request of its endpoint; locking a spec
+    takes seconds, so each request runs in its own task."""
+
+    async def spawn(req: Any) -> None:
+        task = asyncio.create_task(handler(req))
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+    return spawn
+
+
+async def drain_requests(timeout: float = 30.0) -> None:
+    if _running:
+        await asyncio.wait(set(_running), timeout=timeout)
+
+
+async def add_endpoints(micro: Service, api: Api) -> None:
+    for subject, req_type, fn in (
+        (Builder.REQUEST, builder_pb2.RequestBuildRequest, api.request),
+        (Builder.GET, builder_pb2.GetBuildRequest, api.get),
+        (Builder.SBOM, builder_pb2.GetSbomRequest, api.sbom),
+        (Builder.LOCK, builder_pb2.GetLockRequest, api.lock),
+    ):
+        await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
+                                 handler=concurrently(endpoint(req_type, fn)))
+
+
+async def record_on_registry(nc: Any, *, workspace: str, environment: str, version: int, lock_digest: str,
+                             image_ref: str, image_digest: str) -> None:
+    await call(nc, Registry.VERSION_RECORD_IMAGE, registry_pb2.RecordImageRequest(
+        workspace=workspace, environment=environment, number=version, lock_digest=lock_digest,
+        image_ref=image_ref, image_digest=image_digest), registry_pb2.Version)

@@ -1,0 +1,126 @@
+"""Local, daemonless builds with buildah (the default on Linux), pushed with ``buildah push``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .. import lock as _lock  # module import: lock imports backends.base (cycle-safe)
+from ..config import BuilderSettings
+from .base import BuildBackend, BuildError, BuildResult, LogSink, register
+
+BUILD_TIMEOUT = 3600
+
+
+def _stream(cmd: list[str], log: LogSink, timeout: float = BUILD_TIMEOUT) -> tuple[int, list[str]]:
+    """Run ``cmd``, passing each output line to ``log``; return (exit code, last lines)."""
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                errors="replace")
+    except FileNotFoundError as exc:
+        raise BuildError(f"{cmd[0]} is not installed on the builder host") from exc
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        log(line)
+        tail = (tail + [line])[-40:]
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise BuildError(f"{Path(cmd[0]).name} did not finish within {timeout} s") from None
+    return code, tail
+
+
+@register("buildah")
+class BuildahBackend(BuildBackend):
+    def __init__(self, settings: BuilderSettings, store: object | None = None) -> None:
+        self.settings = settings
+        self.store = store
+
+    def _insecure(self, ref: str) -> bool:
+        host = _lock.registry_host(ref) or ""
+        return host.startswith(("127.", "localhost")) and not self.settings.registry_tls_verify
+
+    def remote_manifest(self, image_ref: str) -> tuple[str, dict] | None:
+        """(digest, manifest) the tag points at in the registry; None if the tag does not exist.
+        Raises BuildError when the registry cannot be reached."""
+        host = _lock.registry_host(image_ref) or "docker.io"
+        proc = subprocess.run(["skopeo", "inspect", "--raw", "--retry-times", "0",
+                               f"--tls-verify={'true' if self.settings.registry_tls_verify else 'false'}",
+                               *_lock.auth_flag(self.settings), f"docker://{image_ref}"],
+                              capture_output=True, timeout=120)
+        if proc.returncode == 0:
+            return "sha256:" + hashlib.sha256(proc.stdout).hexdigest(), json.loads(proc.stdout)
+        err = proc.stderr.decode(errors="replace")
+        if re.search(r"manifest unknown|name unknown|not found|404", err, re.I) and \
+                not re.search(r"connection refused|no such host|timeout|dial tcp", err, re.I):
+            return None
+        raise BuildError(f"registry {host} is unreachable: {_lock._tool_error(err)}")
+
+    def build_and_push(self, context: Path, image_ref: str, *, log: LogSink,
+                       build_volumes: dict[str, Path] | None = None) -> BuildResult:
+        existing = self.remote_manifest(image_ref)  # also: fail fast when the registry is down
+        cmd = ["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci", "--layers",
+               *self._pull_flags(context), *_lock.auth_flag(self.settings)]
+        for inside, host_dir in sorted((build_volumes or {}).items()):
+            cmd += ["--volume", f"{host_dir}:{inside}:ro"]
+        cmd += ["-f", str(context / "Containerfile"), "-t", image_ref, str(context)]
+        log(f"$ {' '.join(cmd)}")
+        code, tail = _stream(cmd, log)
+        if code != 0:
+            raise BuildError(f"image build failed: {_build_failure(tail)}")
+        if existing is not None:
+            digest, manifest = existing
+            if manifest.get("config", {}).get("digest") == self._local_id(image_ref):
+                log(f"{image_ref} is already in the registry as {digest}; not pushing again")
+                return BuildResult(image_ref=image_ref, digest=digest)
+            raise BuildError(f"tag {image_ref} already points at a different image ({digest}) in the registry; "
+                             "a tag never points at two images")
+        with tempfile.TemporaryDirectory(prefix="reprolab-push-") as tmp:
+            digestfile = Path(tmp) / "digest"
+            push = ["buildah", "push", "--digestfile", str(digestfile),
+                    f"--tls-verify={'true' if self.settings.registry_tls_verify else 'false'}",
+                    *_lock.auth_flag(self.settings), image_ref, f"docker://{image_ref}"]
+            log(f"$ {' '.join(push)}")
+            code, tail = _stream(push, log)
+            if code != 0:
+                text = "\n".join(tail)
+                if re.search(r"connection refused|no such host|dial tcp|i/o timeout", text, re.I):
+                    host = _lock.registry_host(image_ref)
+                    raise BuildError(f"registry {host} is unreachable: {_lock._short(tail[-1], 300)}")
+                raise BuildError(f"push of {image_ref} failed: {_lock._short(tail[-1] if tail else '', 300)}")
+            digest = digestfile.read_text().strip()
+        log(f"pushed {image_ref}@{digest}")
+        return BuildResult(image_ref=image_ref, digest=digest)
+
+    def _pull_flags(self, context: Path) -> list[str]:
+        """``--tls-verify=false`` when the FROM image lives in an insecure (loopback) registry."""
+        try:
+            text = (context / "Containerfile").read_text()
+        except OSError:
+            return []
+        for line in text.splitlines():
+            if line.startswith("FROM "):
+                ref = line.split()[1]
+                if self._insecure(ref) or (_lock.registry_host(ref) == self.settings.registry
+                                           and not self.settings.registry_tls_verify):
+                    return ["--tls-verify=false"]
+        return []
+
+    def _local_id(self, image_ref: str) -> str | None:
+        proc = subprocess.run(["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", image_ref],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            return None
+        return "sha256:" + proc.stdout.strip().removeprefix("sha256:")
+
+
+def _build_failure(tail: list[str]) -> str:
+    errors = [ln for ln in tail if re.match(r"^(error|Error|ERROR|E:)", ln)]
+    return _lock._short((errors[-1] if errors else (tail[-1] if tail else "buildah failed")), 400)

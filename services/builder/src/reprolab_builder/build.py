@@ -1,0 +1,74 @@
+"""Lock → pushed image: wheel cache → context (render + wheels + datasets) → backend → registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .backends.base import BuildBackend, BuildError, BuildResult, LogSink
+from .config import BuilderSettings
+from .lock import lock_digest
+from .render import python_delta, render, write_context
+from .wheelcache import ensure, materialize, sha256_file
+
+DatasetSource = Callable[[str, Path], None]
+"""Writes the bytes of dataset ``sha256:<hex>`` to the given path."""
+
+
+def store_dataset_source(store: Any, workspace: str) -> DatasetSource:
+    """Datasets from the object store, key ``workspaces/<ws>/datasets/sha256/<hex>``."""
+    def fetch(digest: str, dest: Path) -> None:
+        key = f"workspaces/{workspace}/datasets/sha256/{digest.removeprefix('sha256:')}"
+        try:
+            chunks = store.open_chunks(key)
+            with open(dest, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+        except KeyError as exc:
+            raise BuildError(f"dataset {digest} is not in the object store ({key})") from exc
+
+    return fetch
+
+
+def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: BuildBackend, image_ref: str,
+               store: Any | None = None, parent_lock: dict[str, Any] | None = None, log: LogSink = print,
+               workspace: str | None = None, datasets: DatasetSource | None = None) -> BuildResult:
+    """Build ``lock`` into ``image_ref`` and push it; returns the registry digest.
+
+    Dataset bytes come from ``datasets(digest, path)`` or else from ``store`` (an ObjectStore)
+    under ``workspace``. A derived lock (``lock['parent']`` and ``parent_lock``) builds FROM the
+    parent's image and adds only the delta."""
+    ensure(lock, settings=settings, log=log)
+    contexts = settings.cache_root() / "contexts"
+    contexts.mkdir(parents=True, exist_ok=True)
+    ctx = Path(tempfile.mkdtemp(prefix=lock_digest(lock).removeprefix("sha256:")[:16] + "-", dir=contexts))
+    try:
+        files = render(lock, parent_lock=parent_lock)
+        write_context(files, ctx)
+        if "wheels/requirements.txt" in files:
+            install, _removed = python_delta(lock, parent_lock if "parent" in lock else None)
+            materialize(lock, ctx / "wheels", settings=settings, packages=install)
+        wanted = [rel for rel in files if rel.startswith("datasets/")]
+        if wanted:
+            source = datasets or (store_dataset_source(store, workspace) if store is not None and workspace else None)
+            if source is None:
+                raise BuildError("the lock mounts datasets but no dataset source (object store and workspace) "
+                                 "was given")
+            for rel in wanted:
+                digest = "sha256:" + rel.removeprefix("datasets/")
+                dest = ctx / rel
+                source(digest, dest)
+                if f"sha256:{sha256_file(dest)}" != digest:
+                    raise BuildError(f"dataset {digest}: the stored bytes do not match the digest")
+                os.chmod(dest, 0o644)
+        log(f"context {ctx} ({len(files)} files); building {image_ref}")
+        return backend.build_and_push(ctx, image_ref, log=log)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+__all__ = ["DatasetSource", "build_lock", "store_dataset_source"]

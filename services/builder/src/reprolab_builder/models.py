@@ -1,0 +1,74 @@
+"""The builder's tables: builds (one per lock digest), the versions each build serves, the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from reprolab_common.db import UTCDateTime, utcnow
+from reprolab_common.outbox import outbox_table
+from sqlalchemy import ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s",
+    })
+
+
+class Build(Base):
+    """At most one build per lock digest: identical requests join it. A failed build may be retried,
+    which bumps ``attempt`` (and so the JOBS message id)."""
+
+    __tablename__ = "builds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lock_digest: Mapped[str | None] = mapped_column(String(71), unique=True, nullable=True)
+    lock_json: Mapped[str] = mapped_column(Text, default="")
+    parent_lock_digest: Mapped[str] = mapped_column(String(71), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(63))
+    environment: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column(Integer)
+    image_ref: Mapped[str] = mapped_column(String(400), default="")
+    image_digest: Mapped[str] = mapped_column(String(71), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    backend: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_by_id: Mapped[str] = mapped_column(String(128))
+    sbom_json: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BuildTarget(Base):
+    """A version that gets this build's image (several versions can share one lock: a rollback, a
+    fork before any change)."""
+
+    __tablename__ = "build_targets"
+    __table_args__ = (UniqueConstraint("build_id", "workspace", "environment", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"))
+    workspace: Mapped[str] = mapped_column(String(63))
+    environment: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column(Integer)
+    image_ref: Mapped[str] = mapped_column(String(400), default="")
+    recorded: Mapped[int] = mapped_column(Integer, default=0)
+
+
+OutboxEvent = outbox_table(Base)

@@ -1,0 +1,144 @@
+"""Lock → build context: a deterministic Containerfile plus the files it copies.
+
+``render`` is pure: the same lock gives the same bytes. Layer order puts what changes least
+first (base → apt → R → Python → datasets → config) so an edit rebuilds only what follows it.
+A derived lock starts FROM the parent's image digest and adds only what the parent lacks.
+
+Wheels are not in ``render``'s output: ``wheelcache.materialize`` links them into
+``<context>/wheels``. They reach the build through ``RUN --mount=type=bind`` only, so no layer
+contains them, and pip installs them with no index and required hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from reprolab_common import canonical
+
+from .lock import base_from, lock_digest, requirements_text
+
+LOCK_PATH = "/etc/reprolab/lock.json"
+FILES_DIR = "/opt/reprolab/files"
+APT_CLEAN = ("apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/log/alternatives.log "
+             "/var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old")
+
+
+def _q(value: str) -> str:
+    """JSON-quote for exec-form instructions (ENTRYPOINT) and LABEL values."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _delta(items: list[dict[str, Any]], parent_items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict]:
+    have = {tuple(p[k] for k in keys) for p in parent_items}
+    return [p for p in items if tuple(p[k] for k in keys) not in have]
+
+
+def python_delta(lock: dict[str, Any], parent_lock: dict[str, Any] | None) -> tuple[list[dict], list[str]]:
+    """(packages to install, names to uninstall) relative to the parent's image."""
+    packages = lock.get("python", {}).get("packages", [])
+    if not parent_lock:
+        return packages, []
+    parent_pkgs = parent_lock.get("python", {}).get("packages", [])
+    names = {p["name"] for p in packages}
+    removed = sorted(p["name"] for p in parent_pkgs if p["name"] not in names)
+    return _delta(packages, parent_pkgs, ("name", "version")), removed
+
+
+def _apt_run(packages: list[dict[str, str]]) -> str:
+    pins = " ".join(f"{p['name']}={p['version']}" for p in sorted(packages, key=lambda p: p["name"]))
+    return ("RUN export DEBIAN_FRONTEND=noninteractive \\\n"
+            " && apt-get update -q \\\n"
+            f" && apt-get install -y -q --no-install-recommends {pins} \\\n"
+            f" && {APT_CLEAN}\n")
+
+
+def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """The build context (path → bytes) for ``lock``; wheels are linked in separately."""
+    derived = bool(parent_lock) and "parent" in lock
+    if not derived:
+        parent_lock = None
+    digest = lock_digest(lock)
+    files: dict[str, bytes] = {}
+    lines = [f"# reprolab {lock['format']} {digest}\n"]
+    if derived:
+        lines.append(f"FROM {lock['parent']['image']}\n")
+    else:
+        lines.append(f"FROM {base_from(lock['base'])}\n")
+
+    apt = _delta(lock.get("apt", []), (parent_lock or {}).get("apt", []), ("name", "version"))
+    if apt:
+        lines.append(_apt_run(apt))
+
+    r_pkgs = lock.get("r", [])
+    r_all = [{"name": p["deb"], "version": p["version"]} for p in r_pkgs] + lock.get("r_system", [])
+    parent_debs = [] if not parent_lock else (
+        parent_lock.get("apt", []) + parent_lock.get("r_system", [])
+        + [{"name": p["deb"], "version": p["version"]} for p in parent_lock.get("r", [])])
+    r_delta = _delta(r_all, parent_debs, ("name", "version"))
+    if r_delta:
+        lines.append(_apt_run(r_delta))
+
+    py = lock.get("python")
+    if py:
+        install, remove = python_delta(lock, parent_lock)
+        if install or remove:
+            reqs = requirements_text(install).encode()
+            files["wheels/requirements.txt"] = reqs
+            pip = f"python3 /wheels/{py['installer']['filename']}/pip"
+            flags = ("--no-cache-dir --disable-pip-version-check --no-input --root-user-action=ignore "
+                     "--break-system-packages")
+            # The requirements digest is part of the instruction so a layer cache never reuses
+            # the install of a different wheel set.
+            step = (f"RUN --mount=type=bind,source=wheels,target=/wheels \\\n"
+                    f"    export REPROLAB_WHEELS=sha256:{hashlib.sha256(reqs).hexdigest()} SOURCE_DATE_EPOCH=0 "
+                    "PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1")
+            if remove:
+                step += f" \\\n && {pip} uninstall -y {flags} {' '.join(remove)}"
+            if install:
+                step += (f" \\\n && {pip} install {flags} --no-index --find-links /wheels --require-hashes "
+                         "--no-deps --only-binary :all: -r /wheels/requirements.txt")
+            lines.append(step + "\n")
+
+    parent_sets = {(d["digest"], d["mount"]) for d in (parent_lock or {}).get("datasets", [])}
+    for d in sorted(lock.get("datasets", []), key=lambda d: d["mount"]):
+        if (d["digest"], d["mount"]) in parent_sets:
+            continue
+        hexd = d["digest"].removeprefix("sha256:")
+        files[f"datasets/{hexd}"] = b""  # placeholder: the caller writes the bytes, by digest
+        lines.append(f"COPY datasets/{hexd} {d['mount']}\n")
+
+    for f in sorted(lock.get("files", []), key=lambda f: f["path"]):
+        files[f"files/{f['path']}"] = f["content"].encode()
+    if lock.get("files"):
+        lines.append(f"COPY files/ {FILES_DIR}/\n")
+
+    files["reprolab/lock.json"] = canonical.canonical_json(lock) + b"\n"
+    lines.append(f"COPY reprolab/lock.json {LOCK_PATH}\n")
+    labels = {"org.reprolab.lock-digest": digest,
+              "org.reprolab.base-digest": lock["base"].get("digest") or lock["base"]["id"]}
+    if derived:
+        labels["org.reprolab.parent-lock-digest"] = lock["parent"]["lock_digest"]
+    lines.append("LABEL " + " \\\n      ".join(f"{k}={_q(v)}" for k, v in sorted(labels.items())) + "\n")
+    if lock.get("entrypoint"):
+        lines.append("ENTRYPOINT [" + ", ".join(_q(a) for a in lock["entrypoint"]) + "]\n")
+    files["Containerfile"] = "".join(lines).encode()
+    return dict(sorted(files.items()))
+
+
+def write_context(files: dict[str, bytes], dest: Path) -> Path:
+    """Write rendered files under ``dest`` with fixed modes (0644 files, 0755 directories)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    os.chmod(dest, 0o755)
+    for rel, data in sorted(files.items()):
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in path.relative_to(dest).parents:
+            if str(parent) != ".":
+                os.chmod(dest / parent, 0o755)
+        path.write_bytes(data)
+        os.chmod(path, 0o644)
+    return dest

@@ -1,0 +1,111 @@
+"""Builds: request one for a version, follow its log live (SSE), read its result and SBOM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from nats.js.api import DeliverPolicy
+from reprolab.v1 import builder_pb2
+from reprolab_common.errors import Forbidden, ProblemError
+
+from ...schemas import INT32_MAX, Build
+from ..deps import BuilderDep, NatsDep, RegistryDep
+
+router = APIRouter(tags=["builds"])
+
+END_HEADER = "Reprolab-Log-End"
+TERMINAL = (builder_pb2.BUILD_STATUS_SUCCEEDED, builder_pb2.BUILD_STATUS_FAILED)
+
+
+def _parse_ref(ref: str) -> tuple[str, str, int] | None:
+    """``ws/env/v3`` → (ws, env, 3)."""
+    parts = ref.split("/")
+    if len(parts) == 3 and parts[2].startswith("v") and parts[2][1:].isdigit():
+        return parts[0], parts[1], int(parts[2][1:])
+    return None
+
+
+@router.post("/workspaces/{ws}/environments/{env}/versions/{n}/builds", status_code=202, response_model=Build,
+             responses={422: {"description": "The spec could not be locked (a package that does not exist, "
+                                             "conflicting pins, an unknown R package, a missing base image)."}})
+async def request_build(ws: str, env: str, registry: RegistryDep, builder: BuilderDep,
+                        n: int = Path(ge=1, le=INT32_MAX)) -> Response:
+    """Lock version n's spec and build it into an image (identical locks join one build). Derived
+    versions build FROM their parent's image when the parent was built."""
+    environment = await registry.get_environment(ws, env)
+    if not environment.caller_can_change:
+        raise Forbidden(f"building versions of {env!r} requires the instructor or admin role or owning it; "
+                        "fork it to build your own")
+    version = await registry.get_version(ws, env, n)
+    parent_lock = ""
+    if (parent := _parse_ref(version.parent)) is not None:
+        try:
+            parent_lock = (await registry.get_version(*parent)).lock_digest
+        except ProblemError:
+            parent_lock = ""  # the parent is not visible to the caller: build from scratch
+    build = await builder.request(ws, env, n, version.spec_json, parent_lock)
+    body = Build.of(build)
+    if build.status == builder_pb2.BUILD_STATUS_FAILED and not build.lock_digest:
+        problem = ProblemError(f"version {n} of {env!r} cannot be built: {build.error}", status=422,
+                               title="The spec cannot be locked").to_dict()
+        problem["build_id"] = build.id
+        return JSONResponse(problem, status_code=422, media_type="application/problem+json")
+    return JSONResponse(body.model_dump(mode="json"), status_code=202,
+                        headers={"Location": f"/api/v1/builds/{build.id}"})
+
+
+async def _visible_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -> builder_pb2.Build:
+    build = await builder.get(build_id)
+    await registry.get_workspace(build.workspace)  # 404 unless the caller belongs to its workspace
+    return build
+
+
+@router.get("/builds/{build_id}", response_model=Build)
+async def get_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -> Build:
+    return Build.of(await _visible_build(build_id, builder, registry))
+
+
+@router.get("/builds/{build_id}/sbom", responses={200: {"content": {"application/vnd.cyclonedx+json": {}}}})
+async def get_sbom(build_id: str, builder: BuilderDep, registry: RegistryDep) -> Response:
+    """CycloneDX 1.5 inventory of what is really in the image (Debian and Python packages)."""
+    await _visible_build(build_id, builder, registry)
+    sbom = await builder.sbom(build_id)
+    return Response(sbom.cyclonedx_json, media_type="application/vnd.cyclonedx+json")
+
+
+@router.get("/builds/{build_id}/logs", responses={200: {"content": {"text/event-stream": {}}}})
+async def build_logs(build_id: str, builder: BuilderDep, registry: RegistryDep, link: NatsDep) -> StreamingResponse:
+    """The build's output as Server-Sent Events, from the first line; live while it runs. Ends with an
+    ``end`` event whose data is the final status."""
+    build = await _visible_build(build_id, builder, registry)
+    js = link.client.jetstream()
+
+    async def events() -> AsyncIterator[bytes]:
+        sub = await js.subscribe(f"logs.build.{build_id}", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        current = build
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=2.0)
+                except TimeoutError:
+                    if current.status in TERMINAL:
+                        # finished, and its end marker is gone (LOGS keeps 7 days): stop here
+                        yield b"event: end\ndata: " + Build.of(current).status.encode() + b"\n\n"
+                        return
+                    current = await builder.get(build_id)
+                    yield b": keep-alive\n\n"
+                    continue
+                end = (msg.headers or {}).get(END_HEADER)
+                if end:
+                    yield f"event: end\ndata: {end}\n\n".encode()
+                    return
+                for line in msg.data.decode(errors="replace").splitlines():
+                    yield b"data: " + line.encode() + b"\n\n"  # splitlines: no CR/LF left inside
+        finally:
+            await asyncio.shield(sub.unsubscribe())
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

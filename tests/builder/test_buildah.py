@@ -1,0 +1,194 @@
+"""Real buildah builds pushed to a real registry: reproducibility, derived layers, hygiene, SBOM."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from reprolab_builder.backends.base import BuildError
+from reprolab_builder.backends.buildah import BuildahBackend
+from reprolab_builder.build import build_lock
+from reprolab_builder.lock import resolve
+from reprolab_builder.sbom import cyclonedx, inventory
+from reprolab_common.natsserver import free_port
+
+from .conftest import make_settings
+
+pytestmark = pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
+
+BASE = "localhost/reprolab/bookworm-python:latest"
+ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def manifest(registry: str, ref: str) -> tuple[str, dict]:
+    """(digest, manifest) of ``registry/<name>:<tag>`` read over the registry's HTTP API."""
+    name, tag = ref.removeprefix(registry + "/").rsplit(":", 1)
+    resp = httpx.get(f"http://{registry}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT})
+    resp.raise_for_status()
+    return resp.headers["Docker-Content-Digest"], resp.json()
+
+
+def remove_built(ref: str) -> None:
+    """Remove a built image and its intermediate (layer cache) images, down to the base."""
+    base_id = podman("image", "inspect", "--format", "{{.Id}}", BASE)
+    ids, current = [], podman("image", "inspect", "--format", "{{.Id}}", ref)
+    while current and current != base_id:
+        ids.append(current)
+        current = podman("image", "inspect", "--format", "{{.Parent}}", current)
+    subprocess.run(["buildah", "rmi", "-f", *ids], check=True, capture_output=True)
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Log(list):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, oci_registry, base_image):
+    """One cold build of a small lock, shared by the tests of this module."""
+    settings = make_settings(tmp_path_factory.mktemp("buildah-cache"), oci_registry.address)
+    repo = f"{oci_registry.address}/t{uuid.uuid4().hex[:8]}/env"
+    spec = {"base": BASE, "python": {"version": "3.11", "requirements": ["six==1.17.0"]}, "entrypoint": ["python3"]}
+    lock = resolve(spec, settings=settings, log=lambda _: None)
+    backend = BuildahBackend(settings)
+    started = time.monotonic()
+    result = build_lock(lock, settings=settings, backend=backend, image_ref=f"{repo}:v1", log=Log())
+    cold = time.monotonic() - started
+    print(f"\ncold build + push: {cold:.1f}s")
+    refs = [f"{repo}:v1"]
+    yield {"settings": settings, "repo": repo, "lock": lock, "result": result, "backend": backend,
+           "registry": oci_registry.address, "refs": refs, "spec": spec}
+    for ref in refs:
+        try:
+            remove_built(ref)
+        except subprocess.CalledProcessError:
+            pass
+
+
+def test_build_pushes_to_registry_and_noop_rebuild(env):
+    result = env["result"]
+    digest, man = manifest(env["registry"], f"{env['repo']}:v1")
+    assert result.digest == digest and result.image_ref == f"{env['repo']}:v1"
+    assert man["mediaType"] == "application/vnd.oci.image.manifest.v1+json" or "layers" in man
+    log = Log()
+    started = time.monotonic()
+    again = build_lock(env["lock"], settings=env["settings"], backend=env["backend"], image_ref=f"{env['repo']}:v1",
+                       log=log)
+    print(f"\nno-op rebuild: {time.monotonic() - started:.1f}s")
+    assert again.digest == digest
+    assert any("not pushing again" in line for line in log)
+
+
+def test_same_lock_rebuilt_from_scratch_has_same_digest(env):
+    ref2 = f"{env['repo']}:v1-again"
+    env["refs"].append(ref2)
+    remove_built(f"{env['repo']}:v1")
+    shutil.rmtree(env["settings"].cache_root())  # wheel cache and contexts
+    started = time.monotonic()
+    result = build_lock(env["lock"], settings=env["settings"], backend=env["backend"], image_ref=ref2, log=Log())
+    print(f"\nrebuild from empty caches: {time.monotonic() - started:.1f}s")
+    digest, _ = manifest(env["registry"], ref2)
+    assert result.digest == digest == env["result"].digest
+
+
+def test_image_is_clean_and_works_offline(env):
+    ref = f"{env['repo']}:v1"
+    assert podman("run", "--rm", "--network=none", "--tls-verify=false", "--entrypoint", "",
+                  ref, "python3", "-c", "import six; print(six.__version__)") == "1.17.0"
+    inside = subprocess.run(["podman", "run", "--rm", "--network=none", "--entrypoint", "", ref, "cat",
+                             "/etc/ssl/certs/ca-certificates.crt"], check=True, capture_output=True).stdout
+    base = subprocess.run(["podman", "run", "--rm", "--network=none", "--entrypoint", "", BASE, "cat",
+                           "/etc/ssl/certs/ca-certificates.crt"], check=True, capture_output=True).stdout
+    assert inside == base
+    # no layer contains a certificate only the host trusts (the TLS-intercepting proxy's CA)
+    pem = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+    host_only = set(pem.findall(HOST_CA.read_bytes())) - set(pem.findall(base)) if HOST_CA.exists() else set()
+    needles = [c.strip().splitlines()[-2] for c in host_only]  # a line of each signature: unique per cert
+    assert all(len(n) == 64 for n in needles)
+    _, man = manifest(env["registry"], ref)
+    name = ref.removeprefix(env["registry"] + "/").rsplit(":", 1)[0]
+    files = 0
+    for layer in man["layers"]:
+        blob = httpx.get(f"http://{env['registry']}/v2/{name}/blobs/{layer['digest']}", follow_redirects=True)
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.content))) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                files += 1
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                assert data != HOST_CA.read_bytes(), member.name
+                for needle in needles:
+                    assert needle not in data, f"{member.name} contains a host-only CA certificate"
+                assert not member.name.endswith(".whl"), member.name
+    assert files > 100
+
+
+def test_sbom_lists_installed_packages(env):
+    inv = inventory(f"{env['repo']}:v1")
+    assert {"name": "six", "version": "1.17.0"} in inv["pypi"]
+    assert any(p["name"] == "python3" for p in inv["deb"])
+    bom = cyclonedx(inv, image_ref=f"{env['repo']}:v1", digest=env["result"].digest)
+    assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.5"
+    purls = [c["purl"] for c in bom["components"]]
+    assert "pkg:pypi/six@1.17.0" in purls and purls == sorted(purls)
+    assert any(p.startswith("pkg:deb/debian/python3@") for p in purls)
+    assert cyclonedx(inv, image_ref=f"{env['repo']}:v1", digest=env["result"].digest) == bom
+
+
+def test_derived_build_shares_every_parent_layer(env):
+    parent_digest, parent_man = manifest(env["registry"], f"{env['repo']}:v1")
+    spec = {**env["spec"], "python": {"version": "3.11", "requirements": ["six==1.17.0", "idna==3.7"]},
+            "datasets": [{"digest": "sha256:" + hashlib.sha256(b"a,b\n1,2\n").hexdigest(), "mount": "/data/tiny"}]}
+    lock = resolve(spec, settings=env["settings"], parent_lock=env["lock"],
+                   parent_image=f"{env['repo']}@{parent_digest}", log=lambda _: None)
+    assert lock["parent"]["image"] == f"{env['repo']}@{parent_digest}"
+    ref = f"{env['repo']}:v2"
+    env["refs"].append(ref)
+    remove_built(f"{env['repo']}:v1-again")  # the parent comes from the registry, by digest
+    started = time.monotonic()
+    log = Log()
+    result = build_lock(lock, settings=env["settings"], backend=env["backend"], image_ref=ref, log=log,
+                        parent_lock=env["lock"], datasets=lambda digest, dest: dest.write_bytes(b"a,b\n1,2\n"))
+    print(f"\nderived build + push: {time.monotonic() - started:.1f}s")
+    digest, man = manifest(env["registry"], ref)
+    assert result.digest == digest
+    parent_layers = [layer["digest"] for layer in parent_man["layers"]]
+    layers = [layer["digest"] for layer in man["layers"]]
+    assert layers[: len(parent_layers)] == parent_layers and len(layers) > len(parent_layers)
+    assert not any("six-1.17.0" in line and "Processing" in line for line in log)  # only the delta installs
+    out = podman("run", "--rm", "--network=none", "--entrypoint", "", ref, "sh", "-c",
+                 "python3 -c 'import six, idna; print(idna.__version__)' && cat /data/tiny")
+    assert out.splitlines() == ["3.7", "a,b", "1,2"]
+
+
+def test_tag_never_points_at_two_digests(env, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(f"FROM {BASE}\nLABEL other=yes\n")
+    with pytest.raises(BuildError, match="already points at a different image"):
+        env["backend"].build_and_push(ctx, f"{env['repo']}:v1", log=Log())
+
+
+def test_registry_down_is_named(tmp_path):
+    port = free_port()
+    settings = make_settings(tmp_path / "cache", f"127.0.0.1:{port}")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(f"FROM {BASE}\n")
+    with pytest.raises(BuildError, match=rf"registry 127\.0\.0\.1:{port} is unreachable: .*refused"):
+        BuildahBackend(settings).build_and_push(ctx, f"127.0.0.1:{port}/ws/env:v1", log=Log())
