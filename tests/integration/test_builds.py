@@ -146,6 +146,7 @@ def test_builder_killed_mid_build_finishes_once(running, instructor) -> None:
         time.sleep(0.1)
     running.platform.stop_service("builder", sig=signal.SIGKILL)
     running.platform.start_service("builder")
+    running.platform.wait_ready()
     done = wait_build(teacher, build["id"])
     assert done["status"] == "succeeded", done
     events = teacher.get(f"/workspaces/{ws}/activity", params={"subject": f"builds/{build['id']}", "limit": 100})

@@ -31,6 +31,11 @@ STATUS = {
 }
 
 
+def _content(lock: dict[str, Any]) -> dict[str, Any]:
+    """What a lock puts in an image, leaving out where the build starts from."""
+    return {k: v for k, v in lock.items() if k not in ("parent", "image")}
+
+
 def build_proto(build: Build, *, joined: bool = False) -> builder_pb2.Build:
     msg = builder_pb2.Build(
         id=build.id, workspace=build.workspace, environment=build.environment, version=build.version,
@@ -82,6 +87,9 @@ class Api:
                 session=s, error=error, **common))
             self.wake_outbox()
             return build_proto(build)
+        if parent_lock is not None and _content(lock) == _content(parent_lock):
+            # Nothing changed relative to the parent (a rollback, a fresh fork): same lock, same image.
+            lock = {k: v for k, v in parent_lock.items() if k != "image"}
         digest = lock_digest(lock)
         lock_json = json.dumps(lock, sort_keys=True, separators=(",", ":"))
 
