@@ -29,7 +29,7 @@ up: install ## Run the platform on this machine (NATS, five services, SQLite); C
 	$(UV) run --frozen reprolab up
 
 .PHONY: demo
-demo: install ## Set up and run the course scenario end to end on embedded defaults
+demo: install container-deps base-image ## Set up and run the course scenario end to end on embedded defaults
 	$(UV) run --frozen reprolab demo
 
 .PHONY: container-deps

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -23,13 +24,16 @@ from rich.table import Table
 from .client import ApiError, Client
 
 WS = "intro-ml"
+# The offline Debian bookworm base (`make base-image`); with a registry in reach, python:3.12-slim
+# (and python version "3.12") works the same way.
+BASE = "localhost/reprolab/bookworm-python:latest"
 SPEC_YAML = """\
 name: iris
 description: Python with pandas and scikit-learn for the Iris assignments
 spec:
-  base: python:3.12-slim
+  base: {base}
   python:
-    version: "3.12"
+    version: "3.11"
     requirements:
       - pandas>=2.2
       - scikit-learn>=1.5
@@ -54,8 +58,10 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
 
             if data_dir.exists():
                 shutil.rmtree(data_dir)
-            with console.status("starting NATS and the five services (embedded defaults: SQLite, local store)"):
-                platform = stack.enter_context(Platform(data_dir))
+            # the wheel cache outlives the demo's fresh state, so a second run does not download again
+            cache = {"REPROLAB_BUILDER_CACHE_DIR": str((data_dir.parent / "cache").resolve())}
+            with console.status("starting NATS, an OCI registry and the five services (SQLite, local store)"):
+                platform = stack.enter_context(Platform(data_dir, extra_env=cache))
             url, token = platform.url, platform.admin_token()
             console.print(f"platform up at {url} (data in {data_dir}, logs in {platform.log_dir})")
         if not token:
@@ -70,6 +76,35 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
 
 def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]>[/bold cyan] {text}")
+
+
+def _build_and_run(alice: Client, console: Console) -> None:
+    _step(console, "alice builds v1 into an OCI image (locked, hashed wheels, offline install); live log:")
+    build = alice.post(f"/workspaces/{WS}/environments/iris/versions/1/builds", expect=(202,))
+    shown = 0
+    for line in alice.sse(f"/builds/{build['id']}/logs"):
+        if line.startswith(("STEP", "pushed", "build ", "FAILED")) or "Successfully installed" in line:
+            console.print(f"    [dim]{line[:100]}[/dim]", highlight=False, overflow="ellipsis", no_wrap=True)
+            shown += 1
+    build = alice.get(f"/builds/{build['id']}")
+    assert build["status"] == "succeeded", f"build failed: {build['error']}"
+    console.print(f"    image: [bold]{build['pull']}[/bold]")
+    v3 = alice.post(f"/workspaces/{WS}/environments/iris/versions/3/builds", expect=(202,))
+    assert v3["id"] == build["id"], "the rollback should reuse v1's image"
+    console.print("    v3 (the rollback) has v1's lock, so it gets the same image without building")
+
+    _step(console, "a student pulls the image and runs python -c 'import sklearn' in it, with no network")
+    engine = shutil.which("podman") or shutil.which("docker")
+    assert engine, "no container engine (podman or docker) to run the image: run `make container-deps`"
+    tls = ["--tls-verify=false"] if "podman" in engine else []
+    pulled = subprocess.run([engine, "pull", "-q", *tls, build["pull"]], capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    ran = subprocess.run([engine, "run", "--rm", "--network=none", build["pull"], "python3", "-c",
+                          "import sklearn, pandas; print(sklearn.__version__, pandas.__version__)"],
+                         capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    sk, pd = ran.stdout.split()
+    console.print(f"    scikit-learn {sk} and pandas {pd} import inside the image")
 
 
 def _scenario(admin: Client, console: Console, started: float) -> int:
@@ -90,15 +125,17 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
     assert train["digest"] == expected, f"upload digest {train['digest']} != {expected}"
 
     _step(console, "alice declares environment 'iris' in YAML (python 3.12, pandas, scikit-learn, the data)")
-    env = alice.post(f"/workspaces/{WS}/environments", content=SPEC_YAML.format(train=train["digest"]),
+    env = alice.post(f"/workspaces/{WS}/environments", content=SPEC_YAML.format(train=train["digest"], base=BASE),
                      headers={"Content-Type": "application/yaml"})
     v1 = env["latest"]
-    spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"]))["spec"]
+    spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"], base=BASE))["spec"]
     spec["python"]["requirements"].append("matplotlib>=3.8")
     _step(console, "alice adds matplotlib (v2), then rolls back to v1 (v3: history is kept)")
     alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"spec": spec, "note": "add matplotlib"})
     v3 = alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"rollback_to": 1})
     assert v3["spec_digest"] == v1["spec_digest"], "rollback must reproduce v1's spec"
+
+    _build_and_run(alice, console)
 
     _step(console, "bob may not change the course environment (403) nor see the hidden test labels (404)")
     try:
@@ -115,7 +152,7 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
 
     _step(console, "bob forks 'iris' and adds seaborn to his own copy; he downloads the training data")
     fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob"})
-    fork_spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"]))["spec"]
+    fork_spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"], base=BASE))["spec"]
     fork_spec["python"]["requirements"].append("seaborn>=0.13")
     bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions", json={"spec": fork_spec})
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,8 +168,8 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
             table.add_row(env_name, f"v{v['number']}", v["origin"], v["parent"] or "-", v["spec_digest"][:19])
     console.print(table)
 
-    # 1 workspace, 1 member, 2 datasets, 2 environments, 5 versions, 1 download.
-    head = alice.wait_activity(WS, at_least=12)
+    # workspace, 2 members, 2 datasets, 2 environments, 5 versions, 3 build events, 1 download
+    head = alice.wait_activity(WS, at_least=16)
     _step(console, f"the activity log holds {head} entries; alice exports it and it verifies offline")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "activity.jsonl"
@@ -162,6 +199,6 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
         console.print(f"    a copy that blames alice for bob's download fails: {bad.reason}")
 
     console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: workspace "
-                  f"{WS}, {len(versions)} versions of iris (v3 rolled back to v1), fork {fork['name']}, "
-                  f"{head} activity entries exported and verified.")
+                  f"{WS}, {len(versions)} versions of iris (v3 rolled back to v1) built into one image, "
+                  f"fork {fork['name']}, {head} activity entries exported and verified.")
     return 0

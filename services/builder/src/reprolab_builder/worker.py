@@ -126,7 +126,6 @@ class Worker:
             result = await asyncio.to_thread(build_lock, lock, settings=self.settings, backend=self.backend,
                                              image_ref=build.image_ref, store=self.store, workspace=build.workspace,
                                              parent_lock=parent_lock, log=logs.write)
-            logs.write(f"pushed {result.image_ref}@{result.digest}")
             sbom = await asyncio.to_thread(self._sbom, build, result.image_ref, result.digest)
         except BuildError as exc:
             error = str(exc)
