@@ -153,3 +153,28 @@ def test_builder_killed_mid_build_finishes_once(running, instructor) -> None:
     verbs = [e["type"] for e in events["items"]]
     assert verbs.count("build.succeeded") == 1 and "build.failed" not in verbs, verbs
     assert _manifest_digest(running, ws, "crash", "v1") == done["image_digest"]
+
+
+def test_cli_add_package_build_and_pull(running, instructor) -> None:
+    from reprolab_cli.main import app
+    from typer.testing import CliRunner
+
+    ws, teacher = instructor
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "clienv", "spec": spec("six==1.16.0")})
+    common = ["--url", running.platform.url, "--token", teacher.http.headers["Authorization"].split()[1]]
+    cli = CliRunner()
+    added = cli.invoke(app, ["env", "add-package", ws, "clienv", "idna==3.7", *common])
+    assert added.exit_code == 0, added.output
+    v2 = teacher.get(f"/workspaces/{ws}/environments/clienv/versions/2")
+    assert v2["spec"]["python"]["requirements"] == ["six==1.16.0", "idna==3.7"] and v2["origin"] == "update"
+    built = cli.invoke(app, ["env", "build", ws, "clienv", "--json", *common], env={"COLUMNS": "200"})
+    assert built.exit_code == 0, built.output
+    assert "STEP" in built.output and '"status": "succeeded"' in built.output
+    pulled = cli.invoke(app, ["env", "pull", ws, "clienv", *common])
+    assert pulled.exit_code == 0 and "pulled" in pulled.output, pulled.output
+    digest = teacher.get(f"/workspaces/{ws}/environments/clienv/versions/2")["image_digest"]
+    assert podman("image", "exists", f"{running.platform.registry.address}/{ws}/clienv@{digest}").returncode == 0
+    failing = cli.invoke(app, ["env", "add-package", ws, "clienv", "reprolab-no-such-pkg-abc", *common])
+    assert failing.exit_code == 0, failing.output
+    broken = cli.invoke(app, ["env", "build", ws, "clienv", *common])
+    assert broken.exit_code == 1 and "reprolab-no-such-pkg-abc" in broken.output, broken.output
