@@ -49,8 +49,9 @@ test: install test-deps ## Set up and run the whole test suite (real NATS, Postg
 	$(UV) run --frozen pytest -q
 
 .PHONY: bench
-bench: install ## Benchmarks: print figures beside baselines measured in the same run
+bench: install container-deps base-image ## Benchmarks: print figures beside baselines measured in the same run
 	$(UV) run --frozen python bench/audit.py
+	$(UV) run --frozen python bench/build.py
 
 .PHONY: proto
 proto: install ## Regenerate the Python contracts from proto/
