@@ -63,6 +63,11 @@ def test_build_pull_run_derive_and_join(running, instructor) -> None:
     assert build["image_ref"] == f"{running.platform.registry.address}/{ws}/tiny:v1"
     v1 = teacher.get(f"/workspaces/{ws}/environments/tiny/versions/1")
     assert v1["image_digest"] == build["image_digest"] and v1["lock_digest"] == build["lock_digest"]
+    lock = teacher.http.get(f"/builds/{build_id}/lock")
+    assert lock.headers["Reprolab-Lock-Digest"] == build["lock_digest"]
+    six = next(p for p in lock.json()["python"]["packages"] if p["name"] == "six")
+    assert six["version"] == "1.16.0" and all(h.startswith("sha256:") for h in six["hashes"])
+    assert lock.json()["base"]["digest"].startswith("sha256:")
     sbom = teacher.http.get(f"/builds/{build_id}/sbom").json()
     assert {"name": "six", "version": "1.16.0"}.items() <= next(
         c for c in sbom["components"] if c["name"] == "six").items()

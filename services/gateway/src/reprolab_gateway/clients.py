@@ -266,3 +266,7 @@ class BuilderClient(_Client):
     async def sbom(self, build_id: str) -> builder_pb2.Sbom:
         return await self._call(Builder.SBOM, builder_pb2.GetSbomRequest(actor=self.actor, build_id=build_id),
                                 builder_pb2.Sbom)
+
+    async def lock(self, lock_digest: str) -> builder_pb2.Lock:
+        return await self._call(Builder.LOCK, builder_pb2.GetLockRequest(actor=self.actor, lock_digest=lock_digest),
+                                builder_pb2.Lock)

@@ -76,6 +76,16 @@ async def get_sbom(build_id: str, builder: BuilderDep, registry: RegistryDep) ->
     return Response(sbom.cyclonedx_json, media_type="application/vnd.cyclonedx+json")
 
 
+@router.get("/builds/{build_id}/lock", responses={200: {"content": {"application/json": {}}}})
+async def get_lock(build_id: str, builder: BuilderDep, registry: RegistryDep) -> Response:
+    """The lock the build was made from: base digest, exact packages with hashes, apt/R versions."""
+    build = await _visible_build(build_id, builder, registry)
+    if not build.lock_digest:
+        raise ProblemError(f"build {build_id} has no lock: {build.error}", status=404, title="Not found")
+    lock = await builder.lock(build.lock_digest)
+    return Response(lock.lock_json, media_type="application/json", headers={"Reprolab-Lock-Digest": lock.lock_digest})
+
+
 @router.get("/builds/{build_id}/logs", responses={200: {"content": {"text/event-stream": {}}}})
 async def build_logs(build_id: str, builder: BuilderDep, registry: RegistryDep, link: NatsDep) -> StreamingResponse:
     """The build's output as Server-Sent Events, from the first line; live while it runs. Ends with an
