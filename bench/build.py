@@ -382,9 +382,6 @@ class Bench:
         row("build + push (resolve excluded)", t_derived, "same baseline", t_one, t_derived / t_one,
             f"(resolve {t_resolve2:.1f} s; wheels {ph2['wheels']:.1f} s, bud {ph2['bud']:.1f} s incl. pulling "
             f"the parent by digest {ph2['pull']:.1f} s, push {ph2['push']:.1f} s)")
-        if ph2["pull"] > 0:
-            row("build + push minus the parent pull", t_derived - ph2["pull"], "same baseline", t_one,
-                (t_derived - ph2["pull"]) / t_one, "(phase subtracted, not a separate build)")
         print("(d) repo2docker-style (base + pip, plain pip install -r requirements.txt from PyPI in the build)")
         row("cold (--no-cache): build + push", r_build + r_push, "ours cold (a)", cold, (r_build + r_push) / cold,
             f"(build {r_build:.1f} s, push {r_push:.1f} s; image {r_size:.0f} MB)")

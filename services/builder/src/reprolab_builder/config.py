@@ -36,6 +36,10 @@ class BuilderSettings(BaseSettings):
         default=None,
         description="CA bundle the host uses to fetch wheels (a TLS-intercepting proxy). Never copied into an image.",
     )
+    index_url: str = Field(
+        default="https://pypi.org/simple",
+        description="PEP 503 simple index the locked wheels are fetched from by hash; pip download is the fallback.",
+    )
     docker_url: str = Field(
         default="unix:///run/podman/podman.sock", description="Docker Engine API endpoint for the docker backend."
     )

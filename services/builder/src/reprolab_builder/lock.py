@@ -29,6 +29,10 @@ LOCK_FORMAT = "reprolab-lock/1"
 PLATFORM = "linux/amd64"
 UV_PLATFORM = "x86_64-manylinux_2_28"
 PIP_PLATFORM = "manylinux_2_28_x86_64"
+# uv's x86_64-manylinux_2_28 target accepts every older manylinux wheel; pip's --platform does not
+# infer them, so the fetchers name them all (kiwisolver and matplotlib ship only manylinux_2_17).
+WHEEL_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1)] + [
+    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
 APT_LISTS_TTL = 6 * 3600
 TOOL_TIMEOUT = 900
 

@@ -1,26 +1,35 @@
 """Content-addressed wheel cache: ``<cache_root>/wheels/<sha256 hex>/<wheel filename>``.
 
 Wheels are fetched on the builder host (which may need a CA bundle for a TLS-intercepting
-proxy; that bundle never enters a build context), checked by pip against the lock's hashes,
-and re-checked when they are linked into a build context.
+proxy; that bundle never enters a build context), checked against the lock's hashes, and
+re-checked when they are linked into a build context. The fast path reads the package's page of a
+PEP 503 simple index (every link carries ``#sha256=``) and downloads, in parallel, the wheel whose
+sha256 the lock names and whose tags fit the target; ``pip download`` is the fallback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import os
+import re
 import shutil
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import httpx
+from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .backends.base import BuildError
 from .config import BuilderSettings
-from .lock import PIP_PLATFORM, _log_output, _short, requirements_text, run
+from .lock import WHEEL_PLATFORMS, _log_output, _short, requirements_text, run
 
 Log = Callable[[str], None]
 
@@ -48,6 +57,86 @@ def cached(root: Path, name: str, hashes: list[str]) -> Path | None:
     return None
 
 
+def supported_tags(python_version: str) -> dict[Any, int]:
+    """Tags a CPython ``python_version`` on manylinux x86_64 installs, best first (tag → rank)."""
+    version = tuple(int(x) for x in python_version.split(".")[:2])
+    tags = [*cpython_tags(version, platforms=WHEEL_PLATFORMS),
+            *compatible_tags(version, interpreter=f"cp{version[0]}{version[1]}", platforms=WHEEL_PLATFORMS)]
+    return {tag: rank for rank, tag in reversed(list(enumerate(tags)))}
+
+
+def _verify_setting(settings: BuilderSettings) -> ssl.SSLContext | bool:
+    cert = settings.pip_cert or os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    return ssl.create_default_context(cafile=str(cert)) if cert else True
+
+
+_LINK = re.compile(r'<a\s[^>]*href="([^"#]+)#sha256=([0-9a-f]{64})"[^>]*>([^<]+)</a>', re.IGNORECASE)
+
+
+def simple_index_files(page: str, base_url: str) -> list[dict[str, Any]]:
+    """The wheels of a PEP 503 project page, as {filename, url, digests, packagetype} records."""
+    files = []
+    for href, sha, text in _LINK.findall(page):
+        name = html.unescape(text).strip()
+        if name.endswith(".whl"):
+            files.append({"filename": name, "url": urljoin(base_url, html.unescape(href)),
+                          "digests": {"sha256": sha}, "packagetype": "bdist_wheel"})
+    return files
+
+
+def _choose(files: list[dict[str, Any]], hashes: list[str], ranks: dict[Any, int]) -> dict[str, Any] | None:
+    best, best_rank = None, None
+    for f in files:
+        if f.get("packagetype") != "bdist_wheel" or f"sha256:{f['digests']['sha256']}" not in hashes:
+            continue
+        rank = min((ranks[t] for t in parse_wheel_filename(f["filename"])[3] if t in ranks), default=None)
+        if rank is not None and (best_rank is None or rank < best_rank):
+            best, best_rank = f, rank
+    return best
+
+
+def _fetch_json(missing: list[dict[str, Any]], *, python_version: str, settings: BuilderSettings, root: Path,
+                tmp: Path) -> dict[str, Path]:
+    ranks = supported_tags(python_version)
+    with httpx.Client(verify=_verify_setting(settings), timeout=120, follow_redirects=True) as http:
+
+        def one(p: dict[str, Any]) -> tuple[str, Path]:
+            page_url = f"{settings.index_url.rstrip('/')}/{canonicalize_name(p['name'])}/"
+            page = http.get(page_url, headers={"Accept": "text/html"})
+            page.raise_for_status()
+            chosen = _choose(simple_index_files(page.text, str(page.url)), p["hashes"], ranks)
+            if chosen is None:
+                raise BuildError(f"{p['name']}=={p['version']} has no wheel for CPython {python_version} on "
+                                 "manylinux x86_64 among the lock's hashes")
+            digest = chosen["digests"]["sha256"]
+            part = tmp / f"{digest}.part"
+            h = hashlib.sha256()
+            with http.stream("GET", chosen["url"]) as r, open(part, "wb") as out:
+                r.raise_for_status()
+                for chunk in r.iter_bytes(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            if h.hexdigest() != digest:
+                raise BuildError(f"downloaded {chosen['filename']} does not match the lock's hash")
+            return p["name"], _into_cache(root, tmp, part, chosen["filename"], digest)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
+            return dict(pool.map(one, missing))
+
+
+def _into_cache(root: Path, tmp: Path, file: Path, filename: str, digest: str) -> Path:
+    entry = root / digest
+    if not entry.exists():
+        stage = tmp / f"stage-{digest}"
+        stage.mkdir()
+        os.replace(file, stage / filename)
+        try:
+            os.replace(stage, entry)
+        except OSError:  # another fetch won the race: same content by construction
+            pass
+    return entry / filename
+
+
 def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: BuilderSettings,
           log: Log = print) -> dict[str, Path]:
     """Make sure a wheel of every package is cached; return ``{name: cached wheel path}``."""
@@ -66,12 +155,19 @@ def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: Buil
     log(f"fetching {len(missing)} wheels ({', '.join(p['name'] + '==' + p['version'] for p in missing[:8])}"
         f"{', ...' if len(missing) > 8 else ''})")
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=root) as tmp:
+        try:
+            found.update(_fetch_json(missing, python_version=python_version, settings=settings, root=root,
+                                     tmp=Path(tmp)))
+            return found
+        except httpx.HTTPError as exc:
+            log(f"the index {settings.index_url} did not serve the wheels ({exc}); falling back to pip download")
         reqs = Path(tmp) / "requirements.txt"
         reqs.write_text(requirements_text(missing))
         dl = Path(tmp) / "dl"
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
                "--disable-pip-version-check", "--no-input", "--isolated",
-               "--platform", PIP_PLATFORM, "--python-version", python_version, "--implementation", "cp",
+               *(arg for plat in WHEEL_PLATFORMS for arg in ("--platform", plat)),
+               "--python-version", python_version, "--implementation", "cp",
                "-d", str(dl), "-r", str(reqs)]
         if settings.pip_cert:
             cmd += ["--cert", str(settings.pip_cert)]
@@ -90,16 +186,7 @@ def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: Buil
             pkg = by_name.get(name)
             if pkg is None or f"sha256:{digest}" not in pkg["hashes"]:
                 raise BuildError(f"downloaded {f.name} does not match the lock's hashes")
-            entry = root / digest
-            if not entry.exists():
-                stage = Path(tmp) / digest
-                stage.mkdir()
-                os.replace(f, stage / f.name)
-                try:
-                    os.replace(stage, entry)
-                except OSError:  # another fetch won the race: same content by construction
-                    pass
-            found[name] = cached(root, name, pkg["hashes"]) or entry / f.name
+            found[name] = _into_cache(root, Path(tmp), f, f.name, digest)
     absent = [p["name"] for p in missing if p["name"] not in found]
     if absent:
         raise BuildError(f"no wheel was fetched for {', '.join(absent)}")
