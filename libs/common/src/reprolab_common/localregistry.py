@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from .natsserver import free_port
+from .natsserver import free_port, stop_child
 
 CONFIG = """\
 version: 0.1
@@ -65,11 +65,5 @@ class LocalRegistry:
         raise TimeoutError(f"docker-registry did not answer on {self.address}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
         self.proc = None

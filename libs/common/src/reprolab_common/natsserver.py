@@ -31,6 +31,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_child(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM a child started in its own session, SIGKILL its group if it does not exit in time."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
 class NatsServer:
     """A nats-server child process; ``restart()`` keeps its port and its JetStream store."""
 
@@ -64,13 +75,7 @@ class NatsServer:
         raise TimeoutError(f"nats-server did not listen on {self.port} within {timeout}s")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        stop_child(self.proc)
         self.proc = None
 
     def restart(self) -> None:
