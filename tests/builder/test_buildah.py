@@ -192,3 +192,36 @@ def test_registry_down_is_named(tmp_path):
     (ctx / "Containerfile").write_text(f"FROM {BASE}\n")
     with pytest.raises(BuildError, match=rf"registry 127\.0\.0\.1:{port} is unreachable: .*refused"):
         BuildahBackend(settings).build_and_push(ctx, f"127.0.0.1:{port}/ws/env:v1", log=Log())
+
+
+def test_apt_and_r_layers_are_reproducible_from_scratch(tmp_path: Path) -> None:
+    """apt and R (r-cran-*) packages at pinned versions, built twice with no layer cache, give the same
+    image id (its config digest covers every layer's diff id). This caught fontconfig's caches, which
+    embed the time they were made."""
+    from reprolab_builder.render import render, write_context
+    from reprolab_builder.wheelcache import ensure, materialize
+
+    settings = make_settings(tmp_path / "cache")
+    lock = resolve({"base": "localhost/reprolab/bookworm-python:latest", "apt": ["jq"],
+                    "r": {"packages": ["jsonlite"]}}, settings=settings, log=lambda _: None)
+    assert [p["deb"] for p in lock["r"]] == ["r-cran-jsonlite"] and all(p["version"] for p in lock["apt"])
+    ensure(lock, settings=settings, log=lambda _: None)
+    ctx = tmp_path / "ctx"
+    write_context(render(lock), ctx)
+    materialize(lock, ctx / "wheels", settings=settings)
+    ids = []
+    for i in range(2):
+        iid = tmp_path / f"iid{i}"
+        done = subprocess.run(["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci",
+                               "--no-cache", "--layers=false", "--iidfile", str(iid), "-f", str(ctx / "Containerfile"),
+                               str(ctx)], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        ids.append(iid.read_text().strip())
+    try:
+        assert ids[0] == ids[1]
+        ran = subprocess.run(["podman", "run", "--rm", "--network=none", ids[0], "sh", "-c",
+                              "Rscript -e 'cat(jsonlite::toJSON(list(a=1)))' && echo && jq --version"],
+                             capture_output=True, text=True, timeout=120)
+        assert ran.stdout.split() == ['{"a":[1]}', "jq-1.6"], ran.stderr
+    finally:
+        subprocess.run(["podman", "rmi", "-f", *set(ids)], capture_output=True)

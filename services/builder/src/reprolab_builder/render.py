@@ -23,8 +23,10 @@ from .lock import base_from, lock_digest, requirements_text
 
 LOCK_PATH = "/etc/reprolab/lock.json"
 FILES_DIR = "/opt/reprolab/files"
+# Everything apt/dpkg leave behind that records when it ran. fontconfig's caches embed times (R pulls
+# fontconfig in) and are rebuilt on demand, so they go too: the layer then depends on the lock alone.
 APT_CLEAN = ("apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/log/alternatives.log "
-             "/var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old")
+             "/var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/fontconfig/*")
 
 
 def _q(value: str) -> str:
