@@ -124,7 +124,7 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
     expected = "sha256:" + hashlib.sha256(_data("iris-train.csv").read_bytes()).hexdigest()
     assert train["digest"] == expected, f"upload digest {train['digest']} != {expected}"
 
-    _step(console, "alice declares environment 'iris' in YAML (python 3.12, pandas, scikit-learn, the data)")
+    _step(console, "alice declares environment 'iris' in YAML (python 3.11, pandas, scikit-learn, the data)")
     env = alice.post(f"/workspaces/{WS}/environments", content=SPEC_YAML.format(train=train["digest"], base=BASE),
                      headers={"Content-Type": "application/yaml"})
     v1 = env["latest"]
