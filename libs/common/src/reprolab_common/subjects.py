@@ -42,3 +42,11 @@ class Builder(StrEnum):
     GET = "builder.build.get"
     SBOM = "builder.build.sbom"
     LOCK = "builder.lock.get"
+
+
+class Runner(StrEnum):
+    SUBMIT = "runner.run.submit"
+    GET = "runner.run.get"
+    CANCEL = "runner.run.cancel"
+    LIST = "runner.run.list"
+    OUTPUTS = "runner.run.outputs"

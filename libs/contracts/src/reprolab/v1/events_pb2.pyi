@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from reprolab.v1 import common_pb2 as _common_pb2
+from reprolab.v1 import runner_pb2 as _runner_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -10,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build")
+    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +28,7 @@ class Event(_message.Message):
     ACTIVITY_EXPORTED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_REMOVED_FIELD_NUMBER: _ClassVar[int]
     BUILD_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     schema_version: _common_pb2.SchemaVersion
     id: str
     type: str
@@ -43,7 +45,8 @@ class Event(_message.Message):
     activity_exported: ActivityExported
     member_removed: MemberRemoved
     build: BuildEvent
-    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ...) -> None: ...
+    run: _runner_pb2.RunEvent
+    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ...) -> None: ...
 
 class WorkspaceCreated(_message.Message):
     __slots__ = ("slug", "title")

@@ -1,0 +1,207 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from reprolab.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATUS_UNSPECIFIED: _ClassVar[RunStatus]
+    RUN_STATUS_QUEUED: _ClassVar[RunStatus]
+    RUN_STATUS_STARTING: _ClassVar[RunStatus]
+    RUN_STATUS_RUNNING: _ClassVar[RunStatus]
+    RUN_STATUS_SUCCEEDED: _ClassVar[RunStatus]
+    RUN_STATUS_FAILED: _ClassVar[RunStatus]
+    RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+    RUN_STATUS_TIMED_OUT: _ClassVar[RunStatus]
+RUN_STATUS_UNSPECIFIED: RunStatus
+RUN_STATUS_QUEUED: RunStatus
+RUN_STATUS_STARTING: RunStatus
+RUN_STATUS_RUNNING: RunStatus
+RUN_STATUS_SUCCEEDED: RunStatus
+RUN_STATUS_FAILED: RunStatus
+RUN_STATUS_CANCELLED: RunStatus
+RUN_STATUS_TIMED_OUT: RunStatus
+
+class RunResources(_message.Message):
+    __slots__ = ("cpu_millis", "memory_bytes", "pids", "timeout_seconds")
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    cpu_millis: int
+    memory_bytes: int
+    pids: int
+    timeout_seconds: int
+    def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+
+class DatasetMount(_message.Message):
+    __slots__ = ("digest", "name", "mount", "object_key")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    name: str
+    mount: str
+    object_key: str
+    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., mount: _Optional[str] = ..., object_key: _Optional[str] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("id", "workspace", "environment", "version", "image", "code_digest", "datasets", "command", "target", "resources", "network", "status", "exit_code", "error", "requested_by", "created_at", "started_at", "finished_at", "metrics_json", "provenance_json", "assignment", "score")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    image: str
+    code_digest: str
+    datasets: _containers.RepeatedCompositeFieldContainer[DatasetMount]
+    command: _containers.RepeatedScalarFieldContainer[str]
+    target: str
+    resources: RunResources
+    network: bool
+    status: RunStatus
+    exit_code: int
+    error: str
+    requested_by: str
+    created_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    metrics_json: str
+    provenance_json: str
+    assignment: str
+    score: str
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., status: _Optional[_Union[RunStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_json: _Optional[str] = ..., provenance_json: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ...) -> None: ...
+
+class SubmitRunRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CODE_OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    version: int
+    image: str
+    code_digest: str
+    code_object_key: str
+    datasets: _containers.RepeatedCompositeFieldContainer[DatasetMount]
+    command: _containers.RepeatedScalarFieldContainer[str]
+    target: str
+    resources: RunResources
+    network: bool
+    assignment: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., assignment: _Optional[str] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("actor", "run_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    run_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class CancelRunRequest(_message.Message):
+    __slots__ = ("actor", "run_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    run_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "own_only")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OWN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    own_only: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., own_only: _Optional[bool] = ...) -> None: ...
+
+class RunList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, items: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class OutputFile(_message.Message):
+    __slots__ = ("name", "size", "sha256", "object_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    sha256: str
+    object_key: str
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., object_key: _Optional[str] = ...) -> None: ...
+
+class RunOutputs(_message.Message):
+    __slots__ = ("run_id", "files", "metrics_json")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    files: _containers.RepeatedCompositeFieldContainer[OutputFile]
+    metrics_json: str
+    def __init__(self, run_id: _Optional[str] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., metrics_json: _Optional[str] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("run_id", "environment", "version", "target", "image", "code_digest", "exit_code", "error")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    environment: str
+    version: int
+    target: str
+    image: str
+    code_digest: str
+    exit_code: int
+    error: str
+    def __init__(self, run_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., target: _Optional[str] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
