@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.message import Message
-from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
 from reprolab_common.nats import call
-from reprolab_common.subjects import Audit, Builder, Registry
+from reprolab_common.subjects import Audit, Builder, Registry, Runner
 
 from .core.natslink import NatsLink
 
@@ -270,3 +270,24 @@ class BuilderClient(_Client):
     async def lock(self, lock_digest: str) -> builder_pb2.Lock:
         return await self._call(Builder.LOCK, builder_pb2.GetLockRequest(actor=self.actor, lock_digest=lock_digest),
                                 builder_pb2.Lock)
+
+
+class RunnerClient(_Client):
+    async def submit(self, request: runner_pb2.SubmitRunRequest) -> runner_pb2.Run:
+        request.actor.CopyFrom(self.actor)
+        return await self._call(Runner.SUBMIT, request, runner_pb2.Run)
+
+    async def get(self, run_id: str) -> runner_pb2.Run:
+        return await self._call(Runner.GET, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id), runner_pb2.Run)
+
+    async def cancel(self, run_id: str) -> runner_pb2.Run:
+        return await self._call(Runner.CANCEL, runner_pb2.CancelRunRequest(actor=self.actor, run_id=run_id),
+                                runner_pb2.Run)
+
+    async def list(self, workspace: str, *, own_only: bool) -> runner_pb2.RunList:
+        return await self._call(Runner.LIST, runner_pb2.ListRunsRequest(actor=self.actor, workspace=workspace,
+                                                                        own_only=own_only), runner_pb2.RunList)
+
+    async def outputs(self, run_id: str) -> runner_pb2.RunOutputs:
+        return await self._call(Runner.OUTPUTS, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id),
+                                runner_pb2.RunOutputs)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
 
 from . import models
 
@@ -431,3 +431,99 @@ class Build(BaseModel):
             error=_or_none(b.error), backend=b.backend, requested_by=b.requested_by, joined=b.joined,
             created_at=ts(b.created_at), finished_at=ts(b.finished_at) if b.HasField("finished_at") else None,
         )
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+RUN_STATUS = {0: "unknown", 1: "queued", 2: "starting", 3: "running", 4: "succeeded", 5: "failed", 6: "cancelled",
+              7: "timed_out"}
+TERMINAL_RUN = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+class CodeUpload(BaseModel):
+    digest: str
+    size: int
+    format: str
+    entries: int
+
+
+class RunResourcesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpu: str = Field(default="1", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
+                     description='CPUs: "2", "0.5" or "500m".')
+    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi)$", description='e.g. "512Mi", "2Gi".')
+    pids: int = Field(default=256, ge=16, le=65536)
+    timeout: int = Field(default=600, ge=1, description="Seconds before the run is stopped.")
+
+    def to_proto(self) -> runner_pb2.RunResources:
+        cpu = int(self.cpu[:-1]) if self.cpu.endswith("m") else round(float(self.cpu) * 1000)
+        unit = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[self.memory[-2:]]
+        return runner_pb2.RunResources(cpu_millis=cpu, memory_bytes=int(self.memory[:-2]) * unit, pids=self.pids,
+                                       timeout_seconds=self.timeout)
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    environment: str
+    version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version.")
+    code: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="Digest of an archive uploaded to .../code.")
+    command: list[str] = Field(min_length=1, max_length=256)
+    datasets: list[str] = Field(default_factory=list, max_length=64,
+                                description="Dataset digests or names; mounted read-only at /data/<name>.")
+    target: str = Field(default="local", description="local, kubernetes, aws, azure or openstack.")
+    resources: RunResourcesIn = Field(default_factory=RunResourcesIn)
+    network: bool = Field(default=False, description="Give the run network access (off by default).")
+
+
+class Run(BaseModel):
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    image: str
+    code_digest: str
+    datasets: list[dict[str, str]]
+    command: list[str]
+    target: str
+    status: str
+    exit_code: int | None
+    error: str | None
+    network: bool
+    requested_by: str
+    metrics: dict[str, Any] | None
+    provenance: dict[str, Any] | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, r: runner_pb2.Run) -> Run:
+        status = RUN_STATUS.get(r.status, "unknown")
+        return cls(
+            id=r.id, workspace=r.workspace, environment=r.environment, version=r.version, image=r.image,
+            code_digest=r.code_digest, datasets=[{"digest": d.digest, "name": d.name, "mount": d.mount}
+                                                 for d in r.datasets],
+            command=list(r.command), target=r.target, status=status,
+            exit_code=r.exit_code if status in TERMINAL_RUN and status != "cancelled" else None,
+            error=_or_none(r.error), network=r.network, requested_by=r.requested_by,
+            metrics=_json_object(r.metrics_json) if r.metrics_json else None,
+            provenance=_json_object(r.provenance_json) if r.provenance_json else None,
+            created_at=ts(r.created_at), started_at=ts(r.started_at) if r.HasField("started_at") else None,
+            finished_at=ts(r.finished_at) if r.HasField("finished_at") else None,
+        )
+
+
+class RunList(BaseModel):
+    items: list[Run]
+
+
+class OutputFile(BaseModel):
+    name: str
+    size: int
+    sha256: str
+
+
+class RunOutputs(BaseModel):
+    run_id: str
+    files: list[OutputFile]
+    metrics: dict[str, Any] | None

@@ -1,32 +1,50 @@
-"""``python -m reprolab_runner``: connect to NATS, declare the JOBS consumer, answer PING until stopped.
-
-The run jobs (jobs.run) consumer is declared here so jobs queue durably from day one; consuming them is the
-next milestone's work, so this process does not fetch (a fetch it could not honour would only
-burn deliveries).
-"""
+"""``python -m reprolab_runner``: run students' code on a target, record outcomes, answer ``runner.*``."""
 
 import asyncio
 import logging
 
 from reprolab_common import runtime
-from reprolab_common.nats import JobSubject, Stream, ensure_consumer
+from reprolab_common.db import make_engine, migrate, session_factory
+from reprolab_common.objectstore import make_object_store
+from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import ServiceName
 
+from . import targets as _targets  # noqa: F401 - registers the targets
+from .api import Api, add_endpoints
 from .config import get_settings
+from .models import MIGRATIONS, OutboxEvent
+from .worker import Worker
 
 log = logging.getLogger("reprolab_runner")
 
 
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
+    engine = make_engine(settings.common, "runner")
+    migrate(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    store = make_object_store(settings.common)
     ctx = await runtime.start(ServiceName.RUNNER, settings.common,
                               "Runs student code on local, Kubernetes and cloud targets")
-    await ensure_consumer(ctx.js, Stream.JOBS, settings.durable, JobSubject.RUN,
-                          ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver)
-    log.info("runner ready: consumer %s on %s", settings.durable, JobSubject.RUN.value)
+    publisher = OutboxPublisher(sessions, OutboxEvent, ctx.js)
+    worker = Worker(settings=settings, sessions=sessions, js=ctx.js, store=store, wake_outbox=publisher.wake)
+    await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
+                                       wake_outbox=publisher.wake))
+    # leftovers of runs that ended while no runner watched go first
+    removed = await worker.reconcile()
+    log.info("runner ready (reconciler removed %d leftovers)", removed)
+    tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop)),
+             asyncio.create_task(worker.reconcile_forever(ctx.stop))]
     await stop.wait()
+    ctx.stop.set()
     await ctx.micro.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # runs in flight stay unacked: JetStream redelivers them to the next runner, which resumes by handle
+    for task in list(worker.tasks):
+        task.cancel()
+    await publisher.drain_once()
     await ctx.nc.drain()
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from reprolab_common.objectstore import ObjectStore
 from sqlalchemy.orm import Session
 
 from .. import crud
-from ..clients import AuditClient, BuilderClient, RegistryClient
+from ..clients import AuditClient, BuilderClient, RegistryClient, RunnerClient
 from ..core.config import GatewaySettings
 from ..core.natslink import NatsLink
 from ..core.problems import Unauthorized
@@ -116,6 +116,13 @@ async def get_builder(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> 
 
 
 BuilderDep = Annotated[BuilderClient, Depends(get_builder)]
+
+
+async def get_runner(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> RunnerClient:
+    return RunnerClient(link, actor, settings.nats_timeout_seconds)
+
+
+RunnerDep = Annotated[RunnerClient, Depends(get_runner)]
 
 
 async def get_store(request: Request) -> ObjectStore:

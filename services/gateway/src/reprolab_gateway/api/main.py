@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from .routes import activity, builds, datasets, environments, me, members, users, workspaces
+from .routes import activity, builds, datasets, environments, me, members, runs, users, workspaces
 
 api_router = APIRouter()
 api_router.include_router(users.router)
@@ -11,6 +11,7 @@ api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
 api_router.include_router(environments.router)
 api_router.include_router(builds.router)
+api_router.include_router(runs.router)
 api_router.include_router(datasets.router)
 api_router.include_router(activity.router)
 api_router.include_router(activity.verify_router)

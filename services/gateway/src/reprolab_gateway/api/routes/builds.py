@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from nats.js.api import DeliverPolicy
 from reprolab.v1 import builder_pb2
 from reprolab_common.errors import Forbidden, ProblemError
 
+from ...core.sse import log_events
 from ...schemas import INT32_MAX, Build
 from ..deps import BuilderDep, NatsDep, RegistryDep
 
 router = APIRouter(tags=["builds"])
 
-END_HEADER = "Reprolab-Log-End"
 TERMINAL = (builder_pb2.BUILD_STATUS_SUCCEEDED, builder_pb2.BUILD_STATUS_FAILED)
 
 
@@ -91,31 +87,11 @@ async def build_logs(build_id: str, builder: BuilderDep, registry: RegistryDep, 
     """The build's output as Server-Sent Events, from the first line; live while it runs. Ends with an
     ``end`` event whose data is the final status."""
     build = await _visible_build(build_id, builder, registry)
-    js = link.client.jetstream()
 
-    async def events() -> AsyncIterator[bytes]:
-        sub = await js.subscribe(f"logs.build.{build_id}", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-        current = build
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=2.0)
-                except TimeoutError:
-                    if current.status in TERMINAL:
-                        # finished, and its end marker is gone (LOGS keeps 7 days): stop here
-                        yield b"event: end\ndata: " + Build.of(current).status.encode() + b"\n\n"
-                        return
-                    current = await builder.get(build_id)
-                    yield b": keep-alive\n\n"
-                    continue
-                end = (msg.headers or {}).get(END_HEADER)
-                if end:
-                    yield f"event: end\ndata: {end}\n\n".encode()
-                    return
-                for line in msg.data.decode(errors="replace").splitlines():
-                    yield b"data: " + line.encode() + b"\n\n"  # splitlines: no CR/LF left inside
-        finally:
-            await asyncio.shield(sub.unsubscribe())
+    async def finished() -> str | None:
+        current = await builder.get(build_id)
+        return Build.of(current).status if current.status in TERMINAL else None
 
-    return StreamingResponse(events(), media_type="text/event-stream",
+    events = log_events(link.client.jetstream(), f"logs.build.{build.id}", finished)
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

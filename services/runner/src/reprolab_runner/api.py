@@ -1,0 +1,124 @@
+"""Request/reply endpoints of the runner (``runner.run.*``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.micro.service import Service
+from reprolab.v1 import runner_pb2
+from reprolab_common.errors import Invalid
+from reprolab_common.nats import endpoint
+from reprolab_common.subjects import Runner
+from sqlalchemy.orm import sessionmaker
+
+from . import service
+from .config import RunnerSettings
+from .models import Run, Status
+from .targets.base import target_class
+
+STATUS = {Status.QUEUED: runner_pb2.RUN_STATUS_QUEUED, Status.STARTING: runner_pb2.RUN_STATUS_STARTING,
+          Status.RUNNING: runner_pb2.RUN_STATUS_RUNNING, Status.SUCCEEDED: runner_pb2.RUN_STATUS_SUCCEEDED,
+          Status.FAILED: runner_pb2.RUN_STATUS_FAILED, Status.CANCELLED: runner_pb2.RUN_STATUS_CANCELLED,
+          Status.TIMED_OUT: runner_pb2.RUN_STATUS_TIMED_OUT}
+
+
+def run_proto(run: Run) -> runner_pb2.Run:
+    msg = runner_pb2.Run(
+        id=run.id, workspace=run.workspace, environment=run.environment, version=run.version, image=run.image,
+        code_digest=run.code_digest, command=json.loads(run.command_json), target=run.target,
+        resources=runner_pb2.RunResources(cpu_millis=run.cpu_millis, memory_bytes=run.memory_bytes, pids=run.pids,
+                                          timeout_seconds=run.timeout_seconds),
+        network=bool(run.network), status=STATUS[Status(run.status)], exit_code=run.exit_code or 0, error=run.error,
+        requested_by=run.requested_by, metrics_json=run.metrics_json, provenance_json=run.provenance_json,
+        assignment=run.assignment,
+        datasets=[runner_pb2.DatasetMount(digest=d["digest"], name=d["name"], mount=d["mount"])
+                  for d in json.loads(run.datasets_json)],
+    )
+    msg.created_at.FromDatetime(run.created_at)
+    if run.started_at:
+        msg.started_at.FromDatetime(run.started_at)
+    if run.finished_at:
+        msg.finished_at.FromDatetime(run.finished_at)
+    return msg
+
+
+@dataclass
+class Api:
+    settings: RunnerSettings
+    sessions: sessionmaker
+    enqueue: Callable[[Run], Awaitable[None]]
+    wake_outbox: Callable[[], None]
+
+    def _tx(self, fn: Callable[[Any], Any]) -> Any:
+        with self.sessions.begin() as session:
+            return fn(session)
+
+    def _resources(self, r: runner_pb2.RunResources) -> runner_pb2.RunResources:
+        s = self.settings
+        out = runner_pb2.RunResources(
+            cpu_millis=r.cpu_millis or 1000, memory_bytes=r.memory_bytes or (1 << 30), pids=r.pids or 256,
+            timeout_seconds=r.timeout_seconds or s.default_timeout_seconds)
+        problems = []
+        if not 10 <= out.cpu_millis <= 64_000:
+            problems.append(("resources.cpu", "must be between 0.01 and 64 CPUs"))
+        if not 16 << 20 <= out.memory_bytes <= 256 << 30:
+            problems.append(("resources.memory", "must be between 16 MiB and 256 GiB"))
+        if not 16 <= out.pids <= 65_536:
+            problems.append(("resources.pids", "must be between 16 and 65536"))
+        if not 1 <= out.timeout_seconds <= s.max_timeout_seconds:
+            problems.append(("resources.timeout", f"must be between 1 and {s.max_timeout_seconds} seconds"))
+        if problems:
+            raise Invalid("; ".join(f"{loc} {msg}" for loc, msg in problems), errors=problems)
+        return out
+
+    async def submit(self, r: runner_pb2.SubmitRunRequest) -> runner_pb2.Run:
+        try:
+            target_class(r.target)
+        except ValueError as exc:
+            raise Invalid(str(exc), errors=[("target", str(exc))]) from exc
+        if not r.command:
+            raise Invalid("a run needs a command, e.g. [\"python\", \"train.py\"]", errors=[("command", "empty")])
+        resources = self._resources(r.resources)
+        run = await asyncio.to_thread(self._tx, lambda s: service.create_run(session=s, request=r,
+                                                                              resources=resources))
+        self.wake_outbox()
+        await self.enqueue(run)
+        return run_proto(run)
+
+    async def get(self, r: runner_pb2.GetRunRequest) -> runner_pb2.Run:
+        return run_proto(await asyncio.to_thread(self._tx, lambda s: service.get_run(session=s, run_id=r.run_id)))
+
+    async def cancel(self, r: runner_pb2.CancelRunRequest) -> runner_pb2.Run:
+        run = await asyncio.to_thread(self._tx, lambda s: service.request_cancel(session=s, run_id=r.run_id))
+        self.wake_outbox()
+        return run_proto(run)
+
+    async def list(self, r: runner_pb2.ListRunsRequest) -> runner_pb2.RunList:
+        runs = await asyncio.to_thread(self._tx, lambda s: service.list_runs(
+            session=s, workspace=r.workspace, user_id=r.actor.user_id if r.own_only else None))
+        return runner_pb2.RunList(items=[run_proto(x) for x in runs])
+
+    async def outputs(self, r: runner_pb2.GetRunRequest) -> runner_pb2.RunOutputs:
+        def _read(s: Any) -> runner_pb2.RunOutputs:
+            run = service.get_run(session=s, run_id=r.run_id)
+            files = [runner_pb2.OutputFile(name=o.name, size=o.size, sha256=o.sha256, object_key=o.object_key)
+                     for o in service.outputs(session=s, run_id=r.run_id)]
+            return runner_pb2.RunOutputs(run_id=run.id, files=files, metrics_json=run.metrics_json)
+
+        return await asyncio.to_thread(self._tx, _read)
+
+
+async def add_endpoints(micro: Service, api: Api) -> None:
+    for subject, req_type, fn in (
+        (Runner.SUBMIT, runner_pb2.SubmitRunRequest, api.submit),
+        (Runner.GET, runner_pb2.GetRunRequest, api.get),
+        (Runner.CANCEL, runner_pb2.CancelRunRequest, api.cancel),
+        (Runner.LIST, runner_pb2.ListRunsRequest, api.list),
+        (Runner.OUTPUTS, runner_pb2.GetRunRequest, api.outputs),
+    ):
+        await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
+                                 handler=endpoint(req_type, fn))

@@ -1,0 +1,95 @@
+"""The runner's database functions. Each takes its session as a keyword argument; events go through
+the outbox in the same transaction as the state change they describe."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from reprolab.v1 import common_pb2, runner_pb2
+from reprolab_common.db import utcnow
+from reprolab_common.errors import Conflict, NotFound
+from reprolab_common.nats import new_event
+from reprolab_common.outbox import add_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import TERMINAL, OutboxEvent, Output, Run, Status
+
+
+def emit(session: Session, run: Run, verb: str) -> None:
+    add_event(session, OutboxEvent, new_event(
+        type=f"run.{verb}", actor=common_pb2.Actor(user_id=run.requested_by_id, username=run.requested_by),
+        workspace=run.workspace, subject=f"runs/{run.id}",
+        run=runner_pb2.RunEvent(run_id=run.id, environment=run.environment, version=run.version, target=run.target,
+                                image=run.image, code_digest=run.code_digest, exit_code=run.exit_code or 0,
+                                error=run.error),
+    ))
+
+
+def create_run(*, session: Session, request: runner_pb2.SubmitRunRequest, resources: runner_pb2.RunResources) -> Run:
+    run = Run(
+        id=str(uuid.uuid4()), workspace=request.workspace, environment=request.environment, version=request.version,
+        image=request.image, code_digest=request.code_digest, code_object_key=request.code_object_key,
+        datasets_json=json.dumps([{"digest": d.digest, "name": d.name, "mount": d.mount, "object_key": d.object_key}
+                                  for d in request.datasets], sort_keys=True),
+        command_json=json.dumps(list(request.command)), target=request.target, cpu_millis=resources.cpu_millis,
+        memory_bytes=resources.memory_bytes, pids=resources.pids, timeout_seconds=resources.timeout_seconds,
+        network=int(request.network), assignment=request.assignment, status=Status.QUEUED,
+        requested_by=request.actor.username, requested_by_id=request.actor.user_id, created_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    emit(session, run, "queued")
+    return run
+
+
+def get_run(*, session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    return run
+
+
+def list_runs(*, session: Session, workspace: str, user_id: str | None) -> list[Run]:
+    query = select(Run).where(Run.workspace == workspace)
+    if user_id is not None:
+        query = query.where(Run.requested_by_id == user_id)
+    return list(session.execute(query.order_by(Run.created_at.desc()).limit(500)).scalars())
+
+
+def request_cancel(*, session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    if run.status in TERMINAL:
+        raise Conflict(f"run {run_id} already ended ({run.status})")
+    run.cancel_requested = 1
+    if run.status == Status.QUEUED and not run.handle:
+        finish(session=session, run=run, status=Status.CANCELLED, error="cancelled before it started")
+    return run
+
+
+def started(*, session: Session, run_id: str, handle: str) -> Run:
+    run = session.get(Run, run_id, with_for_update=True)
+    run.handle, run.status, run.started_at = handle, Status.RUNNING, utcnow()
+    emit(session, run, "started")
+    return run
+
+
+def finish(*, session: Session, run: Run, status: Status, exit_code: int | None = None, error: str = "",
+           metrics_json: str = "", provenance_json: str = "", outputs: list[tuple[str, int, str, str]] = ()) -> Run:
+    """The one terminal transition of a run; a second call leaves the first outcome in place."""
+    if run.status in TERMINAL:
+        return run
+    run.status, run.exit_code, run.error, run.finished_at = status, exit_code, error, utcnow()
+    run.metrics_json, run.provenance_json = metrics_json, provenance_json
+    for name, size, sha, key in outputs:
+        session.add(Output(run_id=run.id, name=name, size=size, sha256=sha, object_key=key))
+    emit(session, run, {Status.SUCCEEDED: "succeeded", Status.FAILED: "failed", Status.CANCELLED: "cancelled",
+                        Status.TIMED_OUT: "timed_out"}[status])
+    return run
+
+
+def outputs(*, session: Session, run_id: str) -> list[Output]:
+    return list(session.execute(select(Output).where(Output.run_id == run_id).order_by(Output.name)).scalars())
