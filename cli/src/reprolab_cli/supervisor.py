@@ -7,6 +7,7 @@ exactly what a user starts.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from reprolab_common.localregistry import LocalRegistry, registry_binary
-from reprolab_common.natsserver import NatsServer, free_port
+from reprolab_common.natsserver import NatsServer, free_port, stop_child
 
 # Start order: the gateway last, so /readyz can succeed as soon as it listens.
 SERVICES = ("registry", "audit", "builder", "runner", "gateway")
@@ -31,6 +32,7 @@ class Platform:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     registry: LocalRegistry | None = None
+    podman: subprocess.Popen | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,8 +64,30 @@ class Platform:
         })
         if self.registry:
             env["REPROLAB_BUILDER_REGISTRY"] = self.registry.address
+        if self.podman:
+            env["REPROLAB_RUNNER_DOCKER_URL"] = f"unix://{self.podman_socket}"
         env.update(self.extra_env)
         return env
+
+    @property
+    def podman_socket(self) -> Path:
+        return self.data_dir / "podman.sock"
+
+    def start_podman(self, timeout: float = 15.0) -> None:
+        """A Docker-Engine-compatible API (podman's) for the runner's local target, unless one is
+        configured or podman is not installed."""
+        if "REPROLAB_RUNNER_DOCKER_URL" in {**os.environ, **self.extra_env} or not shutil.which("podman"):
+            return
+        self.podman_socket.unlink(missing_ok=True)
+        log = open(self.log_dir / "podman.log", "ab")  # noqa: SIM115 - owned by the child
+        self.podman = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{self.podman_socket}"],
+                                       stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self.podman_socket.exists():
+            if self.podman.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"podman system service did not start; see {self.log_dir / 'podman.log'}")
+            time.sleep(0.05)
 
     def start_registry(self) -> None:
         """A local OCI registry for built images, unless one is configured or none is installed."""
@@ -104,6 +128,7 @@ class Platform:
         self.log_dir.mkdir(exist_ok=True)
         self.start_nats()
         self.start_registry()
+        self.start_podman()
         for name in SERVICES:
             self.start_service(name)
         self.wait_ready(timeout)
@@ -153,6 +178,9 @@ class Platform:
         if self.registry:
             self.registry.stop()
             self.registry = None
+        if self.podman:
+            stop_child(self.podman)
+            self.podman = None
 
     def __enter__(self) -> Platform:
         return self.start()
