@@ -23,11 +23,13 @@ env_app = typer.Typer(help="Environments and their versions.", no_args_is_help=T
 dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 audit_app = typer.Typer(help="The activity log: export and verify.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and API tokens (platform admins).", no_args_is_help=True)
+run_app = typer.Typer(help="Run code in an environment's image against datasets.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
+app.add_typer(run_app, name="run")
 
 console = Console()
 err = Console(stderr=True)
@@ -363,6 +365,105 @@ def audit_verify(bundle: Path, key_id: Annotated[list[str] | None, typer.Option(
     # the reason already names the line (and seq) of the first bad spot
     err.print(f"[red]FAILED[/red] {bundle}: {result.reason}")
     raise typer.Exit(1)
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+RUN_COLUMNS = ("id", "status", "target", "exit_code", "error")
+
+
+def _pack(path: Path) -> Path:
+    """A directory becomes a deterministic tar.gz (sorted, no owners or times); a file is sent as is."""
+    import gzip
+    import io
+    import tarfile
+    import tempfile
+
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        err.print(f"[red]error:[/red] {path} is neither a directory nor a .tar.gz/.zip file")
+        raise typer.Exit(2)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+                        and "__pycache__" not in p.parts and ".git" not in p.parts):
+            info = tarfile.TarInfo(f.relative_to(path).as_posix())
+            info.size, info.mode, info.mtime = f.stat().st_size, 0o644, 0
+            with open(f, "rb") as fh:
+                tar.addfile(info, fh)
+    out = Path(tempfile.mkstemp(suffix=".tar.gz")[1])
+    out.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    return out
+
+
+@run_app.command("submit")
+def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Option(
+                   help="A project directory (packed for you) or a .tar.gz/.zip.")],
+               command: Annotated[list[str], typer.Argument(help="The command, e.g. python train.py")],
+               version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+               dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d",
+                                                                 help="Dataset name or digest (repeatable).")] = None,
+               target: str = "local", cpu: str = "1", memory: str = "1Gi", timeout: int = 600,
+               network: Annotated[bool, typer.Option(help="Allow network access.")] = False,
+               follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the run's output.")] = True,
+               url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Upload CODE and run COMMAND in an environment version's image; prints the outcome and metrics."""
+    c = _client(url, token)
+    archive = _pack(code)
+    with console.status(f"uploading {code}..."):
+        uploaded = _run(lambda: c.request("POST", f"/workspaces/{workspace}/code",
+                                          content=archive.read_bytes(), expect=(201,)))
+    body = {"environment": environment, "version": version, "code": uploaded["digest"], "command": command,
+            "datasets": dataset or [], "target": target, "network": network,
+            "resources": {"cpu": cpu, "memory": memory, "timeout": timeout}}
+    run = _run(lambda: c.request("POST", f"/workspaces/{workspace}/runs", json=body, expect=(202,)))
+    if follow:
+        for line in c.sse(f"/runs/{run['id']}/logs"):
+            err.print(line, markup=False, highlight=False)
+        run = _run(lambda: c.get(f"/runs/{run['id']}"))
+    _show(run, as_json, RUN_COLUMNS)
+    if run.get("metrics") and not as_json:
+        console.print_json(json.dumps(run["metrics"]))
+    if run["status"] in ("failed", "timed_out", "cancelled"):
+        raise typer.Exit(1)
+
+
+@run_app.command("logs")
+def run_logs(run_id: str, follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """A run's stdout and stderr (live with --follow)."""
+    c = _client(url, token)
+    if follow:
+        for line in c.sse(f"/runs/{run_id}/logs"):
+            console.print(line, markup=False, highlight=False)
+        return
+    console.print(_run(lambda: c.get(f"/runs/{run_id}/outputs/logs.txt")).decode(errors="replace"),
+                  markup=False, highlight=False)
+
+
+@run_app.command("cancel")
+def run_cancel(run_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+               as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.post(f"/runs/{run_id}/cancel")), as_json, RUN_COLUMNS)
+
+
+@run_app.command("outputs")
+def run_outputs(run_id: str, output: Annotated[Path | None, typer.Option(
+                    "-o", "--output", help="Download every output into this directory.")] = None,
+                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List a run's outputs (metrics.json, artifacts, logs.txt) or download them with -o DIR."""
+    c = _client(url, token)
+    outs = _run(lambda: c.get(f"/runs/{run_id}/outputs"))
+    if output:
+        for f in outs["files"]:
+            dest = output / f["name"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _run(lambda f=f, dest=dest: c.download(f"/runs/{run_id}/outputs/{f['name']}", dest))
+        console.print(f"downloaded {len(outs['files'])} files into {output}")
+        return
+    _show(outs["files"], as_json, ("name", "size", "sha256"))
 
 
 def main() -> None:  # pragma: no cover - console script entry
