@@ -42,7 +42,7 @@ def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     extra = {"REPROLAB_GATEWAY_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "REPROLAB_AUDIT_CHECKPOINT_EVERY": "10",
              "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
              # a killed builder's job comes back after this many seconds without a heartbeat
-             "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10"}
+             "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10", "REPROLAB_RUNNER_ACK_WAIT_SECONDS": "10"}
     prefix = None
     drop = None
     if request.param == "postgres":

@@ -129,6 +129,24 @@ def test_user_errors_fail_with_a_reason(running, instructor, requirements, base,
     assert not teacher.get(f"/workspaces/{ws}/environments/{name}/versions/1").get("image_digest")
 
 
+def test_a_shared_build_is_visible_in_every_workspace_it_serves(running, base_image) -> None:
+    """Two workspaces with the same spec share one build; members of either can follow it, others not."""
+    _, a = running.user("sa")
+    _, b = running.user("sb")
+    _, outsider = running.user("so")
+    ids = []
+    for client in (a, b):
+        ws = running.workspace(client, "shared")
+        client.post(f"/workspaces/{ws}/environments", json={"name": "same", "spec": spec("six==1.16.0")})
+        ids.append(client.post(f"/workspaces/{ws}/environments/same/versions/1/builds", expect=(202,))["id"])
+    assert ids[0] == ids[1]
+    assert wait_build(b, ids[0])["status"] == "succeeded"
+    assert a.get(f"/builds/{ids[0]}")["id"] == ids[0]
+    with pytest.raises(ApiError) as info:
+        outsider.get(f"/builds/{ids[0]}")
+    assert info.value.status == 404
+
+
 def test_students_build_only_their_own(running, course, base_image) -> None:
     ws, (_, teacher), (_, student) = course
     teacher.post(f"/workspaces/{ws}/environments", json={"name": "course", "spec": spec("six==1.16.0")})

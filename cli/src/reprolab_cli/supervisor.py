@@ -80,8 +80,9 @@ class Platform:
             return
         self.podman_socket.unlink(missing_ok=True)
         log = open(self.log_dir / "podman.log", "ab")  # noqa: SIM115 - owned by the child
+        # cwd: conmon writes an "oom" marker into the service's working directory on cgroup v1
         self.podman = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{self.podman_socket}"],
-                                       stdout=log, stderr=log, start_new_session=True)
+                                       stdout=log, stderr=log, start_new_session=True, cwd=self.data_dir)
         log.close()
         deadline = time.monotonic() + timeout
         while not self.podman_socket.exists():

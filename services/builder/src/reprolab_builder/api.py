@@ -36,12 +36,12 @@ def _content(lock: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in lock.items() if k not in ("parent", "image")}
 
 
-def build_proto(build: Build, *, joined: bool = False) -> builder_pb2.Build:
+def build_proto(build: Build, *, joined: bool = False, workspaces: list[str] = ()) -> builder_pb2.Build:
     msg = builder_pb2.Build(
         id=build.id, workspace=build.workspace, environment=build.environment, version=build.version,
         lock_digest=build.lock_digest or "", status=STATUS[Status(build.status)], image_ref=build.image_ref,
         image_digest=build.image_digest, error=build.error, backend=build.backend, requested_by=build.requested_by,
-        joined=joined,
+        joined=joined, workspaces=sorted({build.workspace, *workspaces}),
     )
     msg.created_at.FromDatetime(build.created_at)
     if build.finished_at:
@@ -106,11 +106,15 @@ class Api:
             await self.enqueue(requested.build)
         elif requested.build.status == Status.SUCCEEDED:
             await self.publish_targets(requested.build.id)
-        return build_proto(requested.build, joined=requested.joined)
+        return build_proto(requested.build, joined=requested.joined,
+                           workspaces=[t.workspace for t in requested.targets])
 
     async def get(self, r: builder_pb2.GetBuildRequest) -> builder_pb2.Build:
-        build = await asyncio.to_thread(self._write, lambda s: service.get_build(session=s, build_id=r.build_id))
-        return build_proto(build)
+        def _read(s: Any) -> builder_pb2.Build:
+            build = service.get_build(session=s, build_id=r.build_id)
+            return build_proto(build, workspaces=[t.workspace for t in service.targets(session=s, build_id=build.id)])
+
+        return await asyncio.to_thread(self._write, _read)
 
     async def sbom(self, r: builder_pb2.GetSbomRequest) -> builder_pb2.Sbom:
         build = await asyncio.to_thread(self._write, lambda s: service.get_build(session=s, build_id=r.build_id))

@@ -2,10 +2,11 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from reprolab.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -24,7 +25,7 @@ BUILD_STATUS_SUCCEEDED: BuildStatus
 BUILD_STATUS_FAILED: BuildStatus
 
 class Build(_message.Message):
-    __slots__ = ("id", "workspace", "environment", "version", "lock_digest", "status", "image_ref", "image_digest", "error", "backend", "created_at", "finished_at", "requested_by", "joined")
+    __slots__ = ("id", "workspace", "environment", "version", "lock_digest", "status", "image_ref", "image_digest", "error", "backend", "created_at", "finished_at", "requested_by", "joined", "workspaces")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +40,7 @@ class Build(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     JOINED_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACES_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     environment: str
@@ -53,7 +55,8 @@ class Build(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     requested_by: str
     joined: bool
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., lock_digest: _Optional[str] = ..., status: _Optional[_Union[BuildStatus, str]] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., error: _Optional[str] = ..., backend: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., joined: _Optional[bool] = ...) -> None: ...
+    workspaces: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., lock_digest: _Optional[str] = ..., status: _Optional[_Union[BuildStatus, str]] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., error: _Optional[str] = ..., backend: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., joined: _Optional[bool] = ..., workspaces: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RequestBuildRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "version", "spec_json", "parent_lock_digest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from reprolab.v1 import builder_pb2
-from reprolab_common.errors import Forbidden, ProblemError
+from reprolab_common.errors import Forbidden, NotFound, ProblemError
 
 from ...core.sse import log_events
 from ...schemas import INT32_MAX, Build
@@ -54,9 +54,16 @@ async def request_build(ws: str, env: str, registry: RegistryDep, builder: Build
 
 
 async def _visible_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -> builder_pb2.Build:
+    """A build is visible to members of any workspace it serves (identical locks share one build)."""
     build = await builder.get(build_id)
-    await registry.get_workspace(build.workspace)  # 404 unless the caller belongs to its workspace
-    return build
+    for workspace in build.workspaces or [build.workspace]:
+        try:
+            await registry.get_workspace(workspace)
+            return build
+        except ProblemError as exc:
+            if exc.status != 404:
+                raise
+    raise NotFound(f"no build {build_id!r}")
 
 
 @router.get("/builds/{build_id}", response_model=Build)

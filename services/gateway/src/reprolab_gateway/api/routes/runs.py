@@ -66,8 +66,11 @@ async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Ru
         raise Conflict(f"version {number} of {body.environment!r} has no image yet; build it first "
                        f"(POST .../environments/{body.environment}/versions/{number}/builds)")
     hexdigest = body.code.removeprefix("sha256:")
-    key = next((code_key(ws, hexdigest, fmt) for fmt in FORMATS
-                if await asyncio.to_thread(store.exists, code_key(ws, hexdigest, fmt))), None)
+    key = None
+    for fmt in FORMATS:
+        if await asyncio.to_thread(store.exists, code_key(ws, hexdigest, fmt)):
+            key = code_key(ws, hexdigest, fmt)
+            break
     if key is None:
         raise Invalid(f"no code archive {body.code} in {ws!r}; upload it to POST /api/v1/workspaces/{ws}/code",
                       errors=[("body.code", "unknown digest")])
