@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from reprolab_common.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore, check_key
+from reprolab_common.objectstore import (
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStoreUnsupported,
+    S3ObjectStore,
+    check_key,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -38,3 +44,19 @@ def test_put_get_size_exists_delete(store, tmp_path: Path) -> None:
 def test_unsafe_keys_are_refused(key: str) -> None:
     with pytest.raises(ValueError):
         check_key(key)
+
+
+def test_presigned_urls_need_no_credentials(moto_url: str, tmp_path: Path) -> None:
+    """A PUT URL uploads one object and a GET URL reads it back, with plain HTTP and no AWS keys."""
+    import httpx
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        os.environ.setdefault(k, v)
+    store = S3ObjectStore("presign-bucket", endpoint_url=moto_url, region="us-east-1")
+    put = store.presigned_put_url("runs/r1/status.json", 60)
+    assert httpx.put(put, content=b'{"exit_code": 0}').status_code == 200
+    assert store.read_bytes("runs/r1/status.json") == b'{"exit_code": 0}'
+    assert httpx.get(store.presigned_get_url("runs/r1/status.json", 60)).content == b'{"exit_code": 0}'
+    local = LocalObjectStore(tmp_path / "o")
+    with pytest.raises(ObjectStoreUnsupported):
+        local.presigned_put_url("x", 60)

@@ -63,6 +63,11 @@ class ObjectStore(ABC):
         Used to hand build contexts to Kubernetes build Jobs; only stores reachable over HTTP have it.
         """
 
+    @abstractmethod
+    def presigned_put_url(self, key: str, expires: int) -> str:
+        """A URL anyone holding it can PUT this one object to for ``expires`` seconds (no credentials).
+        One per key: S3 signs each key separately. Remote run targets upload outputs through these."""
+
     def put_bytes(self, key: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
             tmp.write(data)
@@ -117,6 +122,11 @@ class LocalObjectStore(ObjectStore):
             "the local object store cannot hand out URLs; the kubernetes build backend needs "
             "REPROLAB_OBJECT_STORE=s3 (an S3 API the cluster can reach)")
 
+    def presigned_put_url(self, key: str, expires: int) -> str:
+        raise ObjectStoreUnsupported(
+            "the local object store cannot hand out URLs; remote run targets (kubernetes, aws, azure, "
+            "openstack) need REPROLAB_OBJECT_STORE=s3 (an S3 API they can reach)")
+
 
 def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
     with open(path, "rb") as fh:
@@ -167,6 +177,10 @@ class S3ObjectStore(ObjectStore):
     def presigned_get_url(self, key: str, expires: int) -> str:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=int(expires))
+
+    def presigned_put_url(self, key: str, expires: int) -> str:
+        return self.client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=int(expires))
 
 
 def make_object_store(settings: CommonSettings) -> ObjectStore:
