@@ -80,6 +80,10 @@ class Api:
             target_class(r.target)
         except ValueError as exc:
             raise Invalid(str(exc), errors=[("target", str(exc))]) from exc
+        if r.target not in self.settings.enabled_targets:
+            detail = (f"target {r.target!r} is not enabled on this runner (enabled: "
+                      f"{', '.join(self.settings.enabled_targets)}); set REPROLAB_RUNNER_ENABLED_TARGETS")
+            raise Invalid(detail, errors=[("target", detail)])
         if not r.command:
             raise Invalid("a run needs a command, e.g. [\"python\", \"train.py\"]", errors=[("command", "empty")])
         resources = self._resources(r.resources)

@@ -26,6 +26,12 @@ class RunnerSettings(BaseSettings):
     max_output_bytes: int = Field(default=64 * 1024 * 1024, description="Largest total of a run's outputs kept.")
     default_timeout_seconds: int = Field(default=600, description="Timeout of a run that names none.")
     max_timeout_seconds: int = Field(default=6 * 3600, description="Longest timeout a run may ask for.")
+    enabled_targets: list[str] = Field(
+        default=["local"],
+        description=("Targets runs may use. kubernetes and the clouds (aws, azure, openstack) are implemented and "
+                     "tested as modules; the runner hands them inputs once presigned-URL and credential wiring "
+                     "lands, so they are off until then."),
+    )
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
 
     def work_root(self) -> Path:
