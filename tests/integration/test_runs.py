@@ -220,3 +220,27 @@ def test_runner_killed_mid_run_reaches_one_terminal_state(running, lab) -> None:
     left = subprocess.run(["podman", "ps", "-a", "--filter", f"label=org.reprolab.run-id={run['id']}", "-q"],
                           capture_output=True, text=True).stdout.strip()
     assert left == ""
+
+
+def test_cli_run_submit_outputs_and_logs(running, lab, tmp_path: Path) -> None:
+    from reprolab_cli.main import app
+    from typer.testing import CliRunner
+
+    ws, teacher, _ = lab
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text(TRAIN)
+    common = ["--url", running.platform.url, "--token", teacher.http.headers["Authorization"].split()[1]]
+    cli = CliRunner()
+    done = cli.invoke(app, ["run", "submit", ws, "py", "--code", str(project), "--dataset", "iris-train.csv",
+                            "--json", *common, "--", "python3", "train.py"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert "trained on 120 rows" in done.output and '"status": "succeeded"' in done.output
+    run_id = json.loads(done.output[done.output.index("{"):])["id"]
+    got = cli.invoke(app, ["run", "outputs", run_id, "-o", str(tmp_path / "out"), *common])
+    assert got.exit_code == 0, got.output
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["accuracy"] > 0.85
+    logs = cli.invoke(app, ["run", "logs", run_id, *common])
+    assert "trained on 120 rows" in logs.output
+    failing = cli.invoke(app, ["run", "submit", ws, "py", "--code", str(project), *common, "--", "false"])
+    assert failing.exit_code == 1 and "exited with code 1" in failing.output
