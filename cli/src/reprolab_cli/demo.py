@@ -8,8 +8,10 @@ is shown to fail.
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from contextlib import ExitStack
@@ -76,6 +78,42 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
 
 def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]>[/bold cyan] {text}")
+
+
+TRAIN_PY = """\
+import json, os
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+df = pd.read_csv("/data/iris-train.csv")
+X, y = df.drop(columns="species"), df["species"]
+scores = cross_val_score(LogisticRegression(max_iter=500), X, y, cv=5)
+print(f"5-fold accuracy {scores.mean():.3f} on {len(df)} rows")
+os.makedirs("/outputs", exist_ok=True)
+json.dump({"cv_accuracy": round(float(scores.mean()), 4)}, open("/outputs/metrics.json", "w"))
+"""
+
+
+def _student_run(bob: Client, console: Console) -> dict:
+    _step(console, "bob runs a training script on the public Iris data in the course image (no network, "
+                   "non-root, read-only, limited)")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("train.py")
+        info.size = len(TRAIN_PY.encode())
+        tar.addfile(info, io.BytesIO(TRAIN_PY.encode()))
+    code = bob.request("POST", f"/workspaces/{WS}/code", content=buf.getvalue(), expect=(201,))
+    run = bob.request("POST", f"/workspaces/{WS}/runs", expect=(202,), json={
+        "environment": "iris", "version": 1, "code": code["digest"], "command": ["python3", "train.py"],
+        "datasets": ["iris-train.csv"], "resources": {"cpu": "1", "memory": "1Gi", "timeout": 300}})
+    for line in bob.sse(f"/runs/{run['id']}/logs"):
+        console.print(f"    [dim]{line[:100]}[/dim]", highlight=False)
+    run = bob.get(f"/runs/{run['id']}")
+    assert run["status"] == "succeeded", f"run {run['status']}: {run['error']}"
+    console.print(f"    metrics: {run['metrics']}; provenance pins image {run['provenance']['image'][-19:]}..., "
+                  f"code {run['code_digest'][:19]}..., data {run['provenance']['datasets'][0][:19]}...")
+    return run
 
 
 def _build_and_run(alice: Client, console: Console) -> None:
@@ -150,6 +188,8 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
     except ApiError as exc:
         assert exc.status == 404, exc
 
+    _student_run(bob, console)
+
     _step(console, "bob forks 'iris' and adds seaborn to his own copy; he downloads the training data")
     fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob"})
     fork_spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"], base=BASE))["spec"]
@@ -168,8 +208,8 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
             table.add_row(env_name, f"v{v['number']}", v["origin"], v["parent"] or "-", v["spec_digest"][:19])
     console.print(table)
 
-    # workspace, 2 members, 2 datasets, 2 environments, 5 versions, 3 build events, 1 download
-    head = alice.wait_activity(WS, at_least=16)
+    # workspace, 2 members, 2 datasets, 2 environments, 5 versions, 3 build events, 3 run events, 1 download
+    head = alice.wait_activity(WS, at_least=19)
     _step(console, f"the activity log holds {head} entries; alice exports it and it verifies offline")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "activity.jsonl"
