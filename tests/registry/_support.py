@@ -40,6 +40,11 @@ API: dict[Registry, tuple[type[Message], type[Message]]] = {
     Registry.DATASET_LIST: (R.ListDatasetsRequest, R.DatasetList),
     Registry.DATASET_GET: (R.GetDatasetRequest, R.Dataset),
     Registry.VERSION_RECORD_IMAGE: (R.RecordImageRequest, R.Version),
+    Registry.ASSIGNMENT_CREATE: (R.CreateAssignmentRequest, R.Assignment),
+    Registry.ASSIGNMENT_LIST: (R.ListAssignmentsRequest, R.AssignmentList),
+    Registry.ASSIGNMENT_GET: (R.GetAssignmentRequest, R.Assignment),
+    Registry.ASSIGNMENT_RECORD_SCORE: (R.RecordScoreRequest, R.Score),
+    Registry.ASSIGNMENT_LEADERBOARD: (R.LeaderboardRequest, R.Leaderboard),
 }
 
 

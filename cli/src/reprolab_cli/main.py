@@ -30,6 +30,9 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(run_app, name="run")
+assignment_app = typer.Typer(help="Assignments (evaluation code + hidden labels) and leaderboards.",
+                             no_args_is_help=True)
+app.add_typer(assignment_app, name="assignment")
 
 console = Console()
 err = Console(stderr=True)
@@ -406,6 +409,7 @@ def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Opt
                                                                  help="Dataset name or digest (repeatable).")] = None,
                target: str = "local", cpu: str = "1", memory: str = "1Gi", timeout: int = 600,
                network: Annotated[bool, typer.Option(help="Allow network access.")] = False,
+               assignment: Annotated[str, typer.Option(help="Score the run for this assignment.")] = "",
                follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the run's output.")] = True,
                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Upload CODE and run COMMAND in an environment version's image; prints the outcome and metrics."""
@@ -416,7 +420,7 @@ def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Opt
                                           content=archive.read_bytes(), expect=(201,)))
     body = {"environment": environment, "version": version, "code": uploaded["digest"], "command": command,
             "datasets": dataset or [], "target": target, "network": network,
-            "resources": {"cpu": cpu, "memory": memory, "timeout": timeout}}
+            "resources": {"cpu": cpu, "memory": memory, "timeout": timeout}, "assignment": assignment}
     run = _run(lambda: c.request("POST", f"/workspaces/{workspace}/runs", json=body, expect=(202,)))
     if follow:
         for line in c.sse(f"/runs/{run['id']}/logs"):
@@ -464,6 +468,54 @@ def run_outputs(run_id: str, output: Annotated[Path | None, typer.Option(
         console.print(f"downloaded {len(outs['files'])} files into {output}")
         return
     _show(outs["files"], as_json, ("name", "size", "sha256"))
+
+
+@assignment_app.command("create")
+def assignment_create(workspace: str, name: str,
+                      environment: Annotated[str, typer.Option(help="Environment the evaluation runs in.")],
+                      evaluation: Annotated[Path, typer.Option(
+                          help="The evaluation code: a directory (packed for you) or a .tar.gz/.zip.")],
+                      labels: Annotated[str, typer.Option(help="Name or digest of a hidden dataset.")],
+                      predictions: Annotated[str, typer.Option(
+                          help="File the students' runs write under /outputs.")] = "predictions.csv",
+                      metric: str = "score",
+                      higher_is_better: Annotated[bool, typer.Option("--higher-is-better/--lower-is-better")] = True,
+                      version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+                      title: str = "",
+                      command: Annotated[list[str] | None, typer.Option(
+                          "--command", help="Evaluation command argument (repeatable); "
+                          "default: python3 evaluate.py")] = None,
+                      url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Create an assignment: the evaluation reads /inputs/<predictions> and /data/labels and writes
+    /outputs/score.json {"score": n}."""
+    c = _client(url, token)
+    archive = _pack(evaluation)
+    uploaded = _run(lambda: c.request("POST", f"/workspaces/{workspace}/code", content=archive.read_bytes(),
+                                      expect=(201,)))
+    body = {"name": name, "title": title, "environment": environment, "version": version,
+            "evaluation_code": uploaded["digest"], "labels": labels, "predictions": predictions,
+            "metric": metric, "higher_is_better": higher_is_better}
+    if command:
+        body["command"] = command
+    _show(_run(lambda: c.post(f"/workspaces/{workspace}/assignments", json=body)), as_json,
+          ("name", "environment", "version", "predictions", "metric", "higher_is_better"))
+
+
+@assignment_app.command("list")
+def assignment_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                    as_json: JsonOpt = False) -> None:
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/assignments"))["items"], as_json,
+          ("name", "title", "environment", "version", "predictions", "metric"))
+
+
+@assignment_app.command("leaderboard")
+def assignment_leaderboard(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080",
+                           token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Each member's best score, best first (equal scores: earlier first)."""
+    c = _client(url, token)
+    _show(_run(lambda: c.get(f"/workspaces/{workspace}/assignments/{name}/leaderboard"))["rows"], as_json,
+          ("rank", "username", "score", "run_id", "scored_at"))
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -29,6 +29,11 @@ class Registry(StrEnum):
     DATASET_LIST = "registry.dataset.list"
     DATASET_GET = "registry.dataset.get"
     VERSION_RECORD_IMAGE = "registry.version.record_image"
+    ASSIGNMENT_CREATE = "registry.assignment.create"
+    ASSIGNMENT_LIST = "registry.assignment.list"
+    ASSIGNMENT_GET = "registry.assignment.get"
+    ASSIGNMENT_RECORD_SCORE = "registry.assignment.record_score"
+    ASSIGNMENT_LEADERBOARD = "registry.assignment.leaderboard"
 
 
 class Audit(StrEnum):

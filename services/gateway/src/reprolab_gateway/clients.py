@@ -194,6 +194,27 @@ class RegistryClient(_Client):
             registry_pb2.Dataset,
         )
 
+    async def create_assignment(self, request: registry_pb2.CreateAssignmentRequest) -> registry_pb2.Assignment:
+        request.actor.CopyFrom(self.actor)
+        return await self._call(Registry.ASSIGNMENT_CREATE, request, registry_pb2.Assignment)
+
+    async def list_assignments(self, workspace: str) -> registry_pb2.AssignmentList:
+        return await self._call(Registry.ASSIGNMENT_LIST,
+                                registry_pb2.ListAssignmentsRequest(actor=self.actor, workspace=workspace),
+                                registry_pb2.AssignmentList)
+
+    async def get_assignment(self, workspace: str, name: str, *, for_run: bool = False) -> registry_pb2.Assignment:
+        return await self._call(Registry.ASSIGNMENT_GET,
+                                registry_pb2.GetAssignmentRequest(actor=self.actor, workspace=workspace, name=name,
+                                                                  for_run=for_run),
+                                registry_pb2.Assignment)
+
+    async def leaderboard(self, workspace: str, assignment: str) -> registry_pb2.Leaderboard:
+        return await self._call(Registry.ASSIGNMENT_LEADERBOARD,
+                                registry_pb2.LeaderboardRequest(actor=self.actor, workspace=workspace,
+                                                                assignment=assignment),
+                                registry_pb2.Leaderboard)
+
 
 class AuditClient(_Client):
     def __init__(self, link: NatsLink, actor: common_pb2.Actor, timeout: float, long_timeout: float) -> None:

@@ -464,7 +464,8 @@ class RunResourcesIn(BaseModel):
 
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    environment: str
+    environment: str = Field(default="", description="Required unless the run is for an assignment, whose "
+                             "environment (and version) it then uses.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version.")
     code: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="Digest of an archive uploaded to .../code.")
     command: list[str] = Field(min_length=1, max_length=256)
@@ -473,6 +474,8 @@ class RunCreate(BaseModel):
     target: str = Field(default="local", description="local, kubernetes, aws, azure or openstack.")
     resources: RunResourcesIn = Field(default_factory=RunResourcesIn)
     network: bool = Field(default=False, description="Give the run network access (off by default).")
+    assignment: str = Field(default="", description="Score the run for this assignment: the run must write the "
+                            "assignment's predictions file under /outputs.")
 
 
 class Run(BaseModel):
@@ -492,6 +495,11 @@ class Run(BaseModel):
     requested_by: str
     metrics: dict[str, Any] | None
     provenance: dict[str, Any] | None
+    assignment: str | None = None
+    scoring: Literal["pending", "scored", "failed", "skipped"] | None = Field(
+        default=None, description="Scoring of an assignment's run: pending until the evaluation ends.")
+    score: str | None = Field(default=None, description="The evaluation's score, as a decimal number in text.")
+    score_error: str | None = Field(default=None, description="Why the run has no score.")
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -508,6 +516,8 @@ class Run(BaseModel):
             error=_or_none(r.error), network=r.network, requested_by=r.requested_by,
             metrics=_json_object(r.metrics_json) if r.metrics_json else None,
             provenance=_json_object(r.provenance_json) if r.provenance_json else None,
+            assignment=_or_none(r.assignment), scoring=_or_none(r.scoring), score=_or_none(r.score),
+            score_error=_or_none(r.score_error),
             created_at=ts(r.created_at), started_at=ts(r.started_at) if r.HasField("started_at") else None,
             finished_at=ts(r.finished_at) if r.HasField("finished_at") else None,
         )
@@ -527,3 +537,76 @@ class RunOutputs(BaseModel):
     run_id: str
     files: list[OutputFile]
     metrics: dict[str, Any] | None
+
+
+# --- assignments ----------------------------------------------------------------------------
+
+
+class AssignmentCreate(_In):
+    name: str = Field(description="Lower-case letters, digits and '-'.")
+    title: str = ""
+    environment: str = Field(description="The environment whose image the evaluation runs in.")
+    version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version now.")
+    evaluation_code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code; "
+                                 "its command runs in /work.")
+    labels: str = Field(description="Digest or name of a hidden dataset; the evaluation reads it at /data/labels.")
+    predictions: str = Field(default="predictions.csv", description="The file a student's run writes under "
+                             "/outputs; the evaluation reads it at /inputs/<predictions>.")
+    metric: str = "score"
+    higher_is_better: bool = True
+    command: list[str] = Field(default_factory=lambda: ["python3", "evaluate.py"], min_length=1, max_length=64,
+                               description="Runs the evaluation; it writes /outputs/score.json {\"score\": n}.")
+
+
+class Assignment(BaseModel):
+    workspace: str
+    name: str
+    title: str
+    environment: str
+    version: int
+    predictions: str
+    metric: str
+    higher_is_better: bool
+    created_by: str
+    created_at: datetime | None
+    # Instructors and admins only (never the object keys: those stay inside the platform).
+    evaluation_code: str | None = None
+    labels: str | None = None
+    labels_name: str | None = None
+    command: list[str] | None = None
+
+    @classmethod
+    def of(cls, a: registry_pb2.Assignment) -> Assignment:
+        return cls(workspace=a.workspace, name=a.name, title=a.title, environment=a.environment, version=a.version,
+                   predictions=a.predictions, metric=a.metric, higher_is_better=a.higher_is_better,
+                   created_by=a.created_by, created_at=ts(a.created_at),
+                   evaluation_code=_or_none(a.evaluation_code_digest), labels=_or_none(a.labels_digest),
+                   labels_name=_or_none(a.labels_name),
+                   command=list(a.command) if a.evaluation_code_digest else None)
+
+
+class AssignmentList(BaseModel):
+    items: list[Assignment]
+
+
+class LeaderboardRow(BaseModel):
+    rank: int
+    username: str
+    score: str
+    run_id: str
+    scored_at: datetime | None
+
+
+class Leaderboard(BaseModel):
+    workspace: str
+    assignment: str
+    metric: str
+    higher_is_better: bool
+    rows: list[LeaderboardRow]
+
+    @classmethod
+    def of(cls, b: registry_pb2.Leaderboard) -> Leaderboard:
+        return cls(workspace=b.workspace, assignment=b.assignment, metric=b.metric,
+                   higher_is_better=b.higher_is_better,
+                   rows=[LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id,
+                                        scored_at=ts(r.scored_at)) for r in b.rows])

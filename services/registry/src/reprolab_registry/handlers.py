@@ -7,10 +7,11 @@ authorisation and validation live in ``service``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -116,6 +117,27 @@ def dataset_proto(view: service.DatasetView) -> registry_pb2.Dataset:
         uploaded_by=d.uploaded_by,
         created_at=_ts(d.created_at),
     )
+
+
+def assignment_proto(view: service.AssignmentView) -> registry_pb2.Assignment:
+    a = view.assignment
+    msg = registry_pb2.Assignment(
+        workspace=view.workspace, name=a.name, title=a.title, environment=a.environment, version=a.version,
+        predictions=a.predictions, metric=a.metric, higher_is_better=a.higher_is_better,
+        command=json.loads(a.command_json), created_by=a.created_by, created_at=_ts(a.created_at),
+    )
+    if view.full:
+        msg.evaluation_code_digest, msg.evaluation_code_key = a.code_digest, a.code_key
+        msg.labels_digest, msg.labels_name, msg.labels_key = a.labels.digest, a.labels.name, a.labels.object_key
+    return msg
+
+
+def leaderboard_proto(view: service.LeaderboardView) -> registry_pb2.Leaderboard:
+    a = view.assignment
+    return registry_pb2.Leaderboard(
+        workspace=view.workspace, assignment=a.name, metric=a.metric, higher_is_better=a.higher_is_better,
+        rows=[registry_pb2.LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id,
+                                          scored_at=_ts(r.scored_at)) for r in view.rows])
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -317,6 +339,46 @@ class Handlers:
         )
         return dataset_proto(view)
 
+    async def assignment_create(self, r: registry_pb2.CreateAssignmentRequest) -> registry_pb2.Assignment:
+        return await self.db.write(
+            lambda s: assignment_proto(service.create_assignment(
+                session=s, actor=r.actor, workspace=r.workspace, name=r.name, title=r.title,
+                environment=r.environment, version=r.version, code_digest=r.evaluation_code_digest,
+                code_key=r.evaluation_code_key, labels=r.labels, predictions=r.predictions, metric=r.metric,
+                higher_is_better=r.higher_is_better, command=list(r.command),
+            ))
+        )
+
+    async def assignment_list(self, r: registry_pb2.ListAssignmentsRequest) -> registry_pb2.AssignmentList:
+        views = await self.db.read(
+            lambda s: [assignment_proto(v) for v in service.list_assignments(
+                session=s, actor=r.actor, workspace=r.workspace)]
+        )
+        return registry_pb2.AssignmentList(items=views)
+
+    async def assignment_get(self, r: registry_pb2.GetAssignmentRequest) -> registry_pb2.Assignment:
+        return await self.db.read(
+            lambda s: assignment_proto(service.get_assignment(
+                session=s, actor=r.actor, workspace=r.workspace, name=r.name, for_run=r.for_run))
+        )
+
+    async def assignment_record_score(self, r: registry_pb2.RecordScoreRequest) -> registry_pb2.Score:
+        at = r.scored_at.ToDatetime(tzinfo=UTC) if r.HasField("scored_at") else None
+        rec = await self.db.write(
+            lambda s: service.record_score(
+                session=s, workspace=r.workspace, assignment=r.assignment, run_id=r.run_id, user_id=r.user_id,
+                username=r.username, score=r.score, scored_at=at)
+        )
+        return registry_pb2.Score(workspace=r.workspace, assignment=r.assignment, run_id=rec.run_id,
+                                  user_id=rec.user_id, username=rec.username, score=rec.score,
+                                  scored_at=_ts(rec.scored_at))
+
+    async def assignment_leaderboard(self, r: registry_pb2.LeaderboardRequest) -> registry_pb2.Leaderboard:
+        return await self.db.read(
+            lambda s: leaderboard_proto(service.leaderboard(
+                session=s, actor=r.actor, workspace=r.workspace, assignment=r.assignment))
+        )
+
     def routes(self) -> dict[Registry, tuple[type[Message], Callable[[Message], Awaitable[Message]]]]:
         """Subject → (request type, handler); every ``Registry`` member must appear exactly once."""
         return {
@@ -336,6 +398,11 @@ class Handlers:
             Registry.DATASET_LIST: (registry_pb2.ListDatasetsRequest, self.dataset_list),
             Registry.DATASET_GET: (registry_pb2.GetDatasetRequest, self.dataset_get),
             Registry.VERSION_RECORD_IMAGE: (registry_pb2.RecordImageRequest, self.version_record_image),
+            Registry.ASSIGNMENT_CREATE: (registry_pb2.CreateAssignmentRequest, self.assignment_create),
+            Registry.ASSIGNMENT_LIST: (registry_pb2.ListAssignmentsRequest, self.assignment_list),
+            Registry.ASSIGNMENT_GET: (registry_pb2.GetAssignmentRequest, self.assignment_get),
+            Registry.ASSIGNMENT_RECORD_SCORE: (registry_pb2.RecordScoreRequest, self.assignment_record_score),
+            Registry.ASSIGNMENT_LEADERBOARD: (registry_pb2.LeaderboardRequest, self.assignment_leaderboard),
         }
 
 

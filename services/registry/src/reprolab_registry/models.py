@@ -15,6 +15,7 @@ from reprolab_common.db import UTCDateTime
 from reprolab_common.outbox import outbox_table
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Integer,
@@ -173,6 +174,48 @@ class Dataset(Base):
     uploaded_by_id: Mapped[str] = mapped_column(String(128))
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Assignment(Base):
+    """An evaluation: the instructor's code (an uploaded archive) and a hidden labels dataset,
+    run in the image of ``environment`` version ``version``."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    title: Mapped[str] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column(Integer)
+    code_digest: Mapped[str] = mapped_column(String(71))
+    code_key: Mapped[str] = mapped_column(String(512))
+    labels_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    predictions: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(63))
+    higher_is_better: Mapped[bool] = mapped_column(Boolean)
+    command_json: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    labels: Mapped[Dataset] = relationship(lazy="joined", viewonly=True)
+
+
+class Score(Base):
+    """A run's score on an assignment, recorded by the runner; one per run, never changed.
+    ``score`` is the decimal text the evaluation wrote (no floats anywhere on the way)."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(128))
+    username: Mapped[str] = mapped_column(String(128))
+    score: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 OutboxEvent = outbox_table(Base)

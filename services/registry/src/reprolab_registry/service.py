@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import PurePosixPath
 
 from reprolab.v1 import common_pb2, events_pb2
 from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from .models import (
+    Assignment,
     Dataset,
     Environment,
     EnvKind,
@@ -28,6 +31,7 @@ from .models import (
     Origin,
     OutboxEvent,
     Role,
+    Score,
     Version,
     VersionImage,
     Visibility,
@@ -773,3 +777,191 @@ def record_image(
     session.refresh(version)
     version.image  # noqa: B018 - load the relationship while the session is open
     return VersionView(workspace=workspace, environment=env_name, version=version)
+
+
+# --- assignments and the leaderboard --------------------------------------------------------
+
+DEFAULT_EVAL_COMMAND = ("python3", "evaluate.py")
+
+
+@dataclass(frozen=True)
+class AssignmentView:
+    workspace: str
+    assignment: Assignment
+    # Whether the object keys and the labels may leave the registry in the reply.
+    full: bool
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    rank: int
+    username: str
+    score: str
+    run_id: str
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaderboardView:
+    workspace: str
+    assignment: Assignment
+    rows: list[LeaderRow]
+
+
+def _predictions_path(value: str) -> str:
+    value = value.strip()
+    path = PurePosixPath(value)
+    if (not value or path.is_absolute() or ".." in path.parts or value.endswith("/")
+            or any(ord(c) < 32 for c in value) or len(value) > 255):
+        raise invalid([("predictions", f"{value!r} must be a relative file path under /outputs, "
+                                       "e.g. predictions.csv")], "request")
+    return path.as_posix()
+
+
+def create_assignment(
+    *,
+    session: Session,
+    actor: common_pb2.Actor,
+    workspace: str,
+    name: str,
+    title: str,
+    environment: str,
+    version: int,
+    code_digest: str,
+    code_key: str,
+    labels: str,
+    predictions: str,
+    metric: str,
+    higher_is_better: bool,
+    command: list[str] | None = None,
+) -> AssignmentView:
+    """An assignment (instructors and admins). The labels must be a hidden dataset of the workspace:
+    a public one would let students read the answers. ``version`` 0 pins the latest version now."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    if not acc.can_manage:
+        raise Forbidden(f"creating assignments in workspace {workspace!r} requires the instructor or admin role")
+    check_name(name, "name", "assignment name")
+    title = _text(title, "title", limit=200) or name
+    env = _get_env(session, acc, actor, environment)
+    number = version or env.latest_version
+    if _version(session, env, number) is None:
+        raise invalid([("version", f"environment {environment!r} has no version {number}")], "request")
+    check_digest(code_digest, "evaluation_code")
+    try:
+        check_key(code_key)
+    except ValueError as exc:
+        raise invalid([("evaluation_code", str(exc))], "request") from exc
+    query = select(Dataset).where(Dataset.workspace_id == acc.workspace.id)
+    query = query.where(Dataset.digest == labels) if labels.startswith("sha256:") else query.where(
+        Dataset.name == labels).order_by(Dataset.created_at.desc())
+    dataset = session.scalars(query).first()
+    if dataset is None:
+        raise invalid([("labels", f"no dataset {labels!r} in workspace {workspace!r}")], "request")
+    if dataset.visibility != Visibility.HIDDEN:
+        raise invalid([("labels", f"dataset {dataset.name!r} is {dataset.visibility}; the labels of an "
+                                  "assignment must be a hidden dataset so students never see them")], "request")
+    predictions = _predictions_path(predictions)
+    metric = _text(metric, "metric", limit=63) or "score"
+    command = [c for c in (command or DEFAULT_EVAL_COMMAND)]
+    if len(command) > 64 or any(len(c) > 1000 for c in command):
+        raise invalid([("command", "at most 64 arguments of 1000 characters")], "request")
+    if session.scalar(select(Assignment.id).where(Assignment.workspace_id == acc.workspace.id,
+                                                  Assignment.name == name)) is not None:
+        raise Conflict(f"assignment {name!r} already exists in workspace {workspace!r}; choose another name")
+    at = now()
+    assignment = Assignment(
+        workspace_id=acc.workspace.id, name=name, title=title, environment=env.name, version=number,
+        code_digest=code_digest, code_key=code_key, labels_id=dataset.id, predictions=predictions,
+        metric=metric, higher_is_better=higher_is_better, command_json=json.dumps(command),
+        created_by_id=actor.user_id, created_by=actor.username or actor.user_id, created_at=at,
+    )
+    session.add(assignment)
+    session.flush()
+    session.refresh(assignment)
+    _emit(
+        session, actor, workspace, "assignment.created", f"assignments/{name}", at,
+        assignment_created=events_pb2.AssignmentCreated(
+            name=name, environment=env.name, version=number, evaluation_code_digest=code_digest,
+            labels_digest=dataset.digest, metric=metric, higher_is_better=higher_is_better),
+    )
+    return AssignmentView(workspace=workspace, assignment=assignment, full=True)
+
+
+def _get_assignment(session: Session, acc: Access, name: str) -> Assignment:
+    assignment = session.scalar(select(Assignment).where(Assignment.workspace_id == acc.workspace.id,
+                                                         Assignment.name == name))
+    if assignment is None:
+        raise NotFound(f"assignment {name!r} not found in workspace {acc.slug!r}")
+    return assignment
+
+
+def list_assignments(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[AssignmentView]:
+    acc = access(session=session, actor=actor, workspace=workspace)
+    rows = session.scalars(select(Assignment).where(Assignment.workspace_id == acc.workspace.id)
+                           .order_by(Assignment.name))
+    return [AssignmentView(workspace=workspace, assignment=a, full=acc.can_manage) for a in rows]
+
+
+def get_assignment(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, name: str, for_run: bool = False
+) -> AssignmentView:
+    """Members see an assignment; the evaluation's object keys and labels only instructors and admins,
+    or the gateway resolving it for a run (``for_run``; they go to the runner, never to the student)."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    return AssignmentView(workspace=workspace, assignment=_get_assignment(session, acc, name),
+                          full=acc.can_manage or for_run)
+
+
+def parse_score(value: str) -> Decimal:
+    try:
+        number = Decimal(value.strip())
+    except (InvalidOperation, AttributeError):
+        number = None
+    if number is None or not number.is_finite() or len(value) > 64:
+        raise invalid([("score", f"{value!r} is not a finite decimal number")], "request")
+    return number
+
+
+def record_score(
+    *, session: Session, workspace: str, assignment: str, run_id: str, user_id: str, username: str,
+    score: str, scored_at: datetime | None = None,
+) -> Score:
+    """Record a run's score (called by the runner, like ``record_image``). Idempotent per run; a
+    different score for a run that has one is refused (scores are never rewritten)."""
+    row = session.scalar(select(Assignment).join(Workspace, Assignment.workspace_id == Workspace.id)
+                         .where(Workspace.slug == workspace, Assignment.name == assignment))
+    if row is None:
+        raise NotFound(f"assignment {assignment!r} not found in workspace {workspace!r}")
+    if not run_id or not user_id:
+        raise invalid([("run_id", "run_id and user_id are required")], "request")
+    parse_score(score)
+    existing = session.scalar(select(Score).where(Score.run_id == run_id))
+    if existing is not None:
+        if existing.score != score.strip() or existing.assignment_id != row.id:
+            raise Conflict(f"run {run_id} already has score {existing.score}; scores are never rewritten")
+        return existing
+    rec = Score(assignment_id=row.id, run_id=run_id, user_id=user_id, username=username or user_id,
+                score=score.strip(), scored_at=scored_at or now())
+    session.add(rec)
+    session.flush()
+    return rec
+
+
+def leaderboard(*, session: Session, actor: common_pb2.Actor, workspace: str, assignment: str) -> LeaderboardView:
+    """Each student's best score (by the metric's direction; of equal scores the earliest), ranked
+    best first; equal scores rank by time, earlier first. Every member may read it."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    row = _get_assignment(session, acc, assignment)
+    sign = 1 if row.higher_is_better else -1
+
+    def key(s: Score) -> tuple[Decimal, datetime, str]:
+        return (-sign * parse_score(s.score), s.scored_at, s.run_id)
+
+    best: dict[str, Score] = {}
+    for s in session.scalars(select(Score).where(Score.assignment_id == row.id)):
+        if s.user_id not in best or key(s) < key(best[s.user_id]):
+            best[s.user_id] = s
+    ranked = sorted(best.values(), key=key)
+    return LeaderboardView(workspace=workspace, assignment=row, rows=[
+        LeaderRow(rank=i, username=s.username, score=s.score, run_id=s.run_id, scored_at=s.scored_at)
+        for i, s in enumerate(ranked, 1)])

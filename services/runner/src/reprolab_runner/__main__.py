@@ -27,7 +27,8 @@ async def main(stop: asyncio.Event) -> None:
     ctx = await runtime.start(ServiceName.RUNNER, settings.common,
                               "Runs student code on local, Kubernetes and cloud targets")
     publisher = OutboxPublisher(sessions, OutboxEvent, ctx.js)
-    worker = Worker(settings=settings, sessions=sessions, js=ctx.js, store=store, wake_outbox=publisher.wake)
+    worker = Worker(settings=settings, sessions=sessions, js=ctx.js, store=store, wake_outbox=publisher.wake,
+                    nc=ctx.nc)
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
                                        wake_outbox=publisher.wake))
     # leftovers of runs that ended while no runner watched go first

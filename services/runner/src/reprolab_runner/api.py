@@ -34,10 +34,11 @@ def run_proto(run: Run) -> runner_pb2.Run:
                                           timeout_seconds=run.timeout_seconds),
         network=bool(run.network), status=STATUS[Status(run.status)], exit_code=run.exit_code or 0, error=run.error,
         requested_by=run.requested_by, metrics_json=run.metrics_json, provenance_json=run.provenance_json,
-        assignment=run.assignment,
+        assignment=run.assignment, score=run.score,
         datasets=[runner_pb2.DatasetMount(digest=d["digest"], name=d["name"], mount=d["mount"])
                   for d in json.loads(run.datasets_json)],
     )
+    msg.scoring, msg.score_error = service.scoring_state(run)
     msg.created_at.FromDatetime(run.created_at)
     if run.started_at:
         msg.started_at.FromDatetime(run.started_at)
@@ -86,6 +87,13 @@ class Api:
             raise Invalid(detail, errors=[("target", detail)])
         if not r.command:
             raise Invalid("a run needs a command, e.g. [\"python\", \"train.py\"]", errors=[("command", "empty")])
+        if r.assignment:
+            ev = r.evaluation
+            missing = [name for name in ("image", "code_object_key", "labels_object_key", "predictions")
+                       if not getattr(ev, name)]
+            if missing:
+                raise Invalid(f"a run of assignment {r.assignment!r} needs its evaluation's "
+                              f"{', '.join(missing)}", errors=[(f"evaluation.{m}", "missing") for m in missing])
         resources = self._resources(r.resources)
         run = await asyncio.to_thread(self._tx, lambda s: service.create_run(session=s, request=r,
                                                                               resources=resources))

@@ -53,6 +53,12 @@ class Run(Base):
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     network: Mapped[int] = mapped_column(Integer, default=0)
     assignment: Mapped[str] = mapped_column(String(63), default="")
+    # How to score it (runner_pb2.Evaluation as JSON; "" without an assignment), the evaluation
+    # sandbox's handle once started, and the outcome: a decimal score or why there is none.
+    evaluation_json: Mapped[str] = mapped_column(Text, default="")
+    eval_handle: Mapped[str] = mapped_column(String(300), default="")
+    score: Mapped[str] = mapped_column(String(64), default="")
+    score_error: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16))
     handle: Mapped[str] = mapped_column(String(300), default="")
     cancel_requested: Mapped[int] = mapped_column(Integer, default=0)

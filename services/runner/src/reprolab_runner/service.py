@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from google.protobuf import json_format
 from reprolab.v1 import common_pb2, runner_pb2
 from reprolab_common.db import utcnow
 from reprolab_common.errors import Conflict, NotFound
@@ -23,7 +24,8 @@ def emit(session: Session, run: Run, verb: str) -> None:
         workspace=run.workspace, subject=f"runs/{run.id}",
         run=runner_pb2.RunEvent(run_id=run.id, environment=run.environment, version=run.version, target=run.target,
                                 image=run.image, code_digest=run.code_digest, exit_code=run.exit_code or 0,
-                                error=run.error),
+                                error=run.error, assignment=run.assignment, score=run.score,
+                                score_error=run.score_error),
     ))
 
 
@@ -36,6 +38,8 @@ def create_run(*, session: Session, request: runner_pb2.SubmitRunRequest, resour
         command_json=json.dumps(list(request.command)), target=request.target, cpu_millis=resources.cpu_millis,
         memory_bytes=resources.memory_bytes, pids=resources.pids, timeout_seconds=resources.timeout_seconds,
         network=int(request.network), assignment=request.assignment, status=Status.QUEUED,
+        evaluation_json=json_format.MessageToJson(request.evaluation, indent=None, sort_keys=True)
+        if request.assignment else "",
         requested_by=request.actor.username, requested_by_id=request.actor.user_id, created_at=utcnow(),
     )
     session.add(run)
@@ -93,3 +97,47 @@ def finish(*, session: Session, run: Run, status: Status, exit_code: int | None 
 
 def outputs(*, session: Session, run_id: str) -> list[Output]:
     return list(session.execute(select(Output).where(Output.run_id == run_id).order_by(Output.name)).scalars())
+
+
+# --- assignment scoring ----------------------------------------------------------------------
+
+EVAL_SUFFIX = ".eval"
+"""The evaluation sandbox of run ``X`` runs as ``X.eval`` (its container label and handle)."""
+
+
+def evaluation(run: Run) -> runner_pb2.Evaluation:
+    return json_format.Parse(run.evaluation_json or "{}", runner_pb2.Evaluation())
+
+
+def needs_scoring(run: Run) -> bool:
+    """A succeeded run of an assignment that has neither a score nor a reason for having none."""
+    return bool(run.evaluation_json) and run.status == Status.SUCCEEDED and not run.score and not run.score_error
+
+
+def scoring_state(run: Run) -> tuple[str, str]:
+    """(state, reason): "" without an assignment, else pending, scored, failed or skipped."""
+    if not run.evaluation_json:
+        return "", ""
+    if run.score:
+        return "scored", run.score_error
+    if run.score_error:
+        return "failed", run.score_error
+    if run.status in TERMINAL and run.status != Status.SUCCEEDED:
+        return "skipped", f"the run {run.status}; only a succeeded run is scored"
+    return "pending", ""
+
+
+def eval_started(*, session: Session, run_id: str, handle: str) -> Run:
+    run = session.get(Run, run_id, with_for_update=True)
+    run.eval_handle = handle
+    return run
+
+
+def scored(*, session: Session, run_id: str, score: str = "", error: str = "") -> Run:
+    """The one scoring outcome of a run (``run.scored`` or ``run.score_failed``); later calls keep it."""
+    run = session.get(Run, run_id, with_for_update=True)
+    if run.score or run.score_error:
+        return run
+    run.score, run.score_error = score, error
+    emit(session, run, "scored" if score else "score_failed")
+    return run

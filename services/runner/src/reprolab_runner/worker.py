@@ -13,25 +13,31 @@ import hashlib
 import json
 import logging
 import shutil
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from reprolab.v1 import jobs_pb2
+from reprolab.v1 import jobs_pb2, registry_pb2, runner_pb2
 from reprolab_common.canonical import canonical_json
-from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, ensure_consumer
+from reprolab_common.errors import ProblemError, ServiceUnavailable
+from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, call, ensure_consumer
 from reprolab_common.objectstore import ObjectStore
+from reprolab_common.subjects import Registry
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from . import service
 from .config import RunnerSettings
-from .models import TERMINAL, Run, Status
+from .models import TERMINAL, Output, Run, Status
 from .targets.base import Input, Limits, RunRequest, State, Target, TargetError, target_class
 
 log = logging.getLogger(__name__)
 END_HEADER = "Reprolab-Log-End"
+SCORE_FILE = "score.json"
+EVAL_TIMEOUT_SECONDS = 600
 
 
 def job_for(run: Run) -> jobs_pb2.RunJob:
@@ -57,8 +63,10 @@ def provenance(run: Run) -> str:
 
 class Worker:
     def __init__(self, *, settings: RunnerSettings, sessions: sessionmaker, js: JetStreamContext,
-                 store: ObjectStore, wake_outbox: Any) -> None:
+                 store: ObjectStore, wake_outbox: Any, nc: Any = None) -> None:
         self.settings = settings
+        # Request/reply to the registry (RecordScore); the JetStream context's connection by default.
+        self.nc = nc if nc is not None else getattr(js, "_nc", None)
         self.sessions = sessions
         self.js = js
         self.store = store
@@ -115,12 +123,16 @@ class Worker:
             await msg.term()
             return
         run = await asyncio.to_thread(self._tx, lambda s: s.get(Run, job.run_id))
-        if run is None or run.status in TERMINAL:
+        if run is None or (run.status in TERMINAL and not service.needs_scoring(run)):
             await msg.ack()
             return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
-            await self._drive(run, msg)
+            if run.status in TERMINAL:  # redelivered after the run ended but before it was scored
+                await self._score(run)
+                await msg.ack()
+            else:
+                await self._drive(run, msg)
         finally:
             heartbeat.cancel()
 
@@ -197,6 +209,9 @@ class Worker:
         else:
             outcome, error = Status.FAILED, status.reason or "the target failed"
         await self._finish(run, target, handle, outcome, exit_code=status.exit_code, error=error)
+        fresh = await asyncio.to_thread(self._tx, lambda s: s.get(Run, run.id))
+        if service.needs_scoring(fresh):
+            await self._score(fresh)
         await msg.ack()
 
     async def _publish_logs(self, run_id: str, target: Target, handle: str, sent: int) -> int:
@@ -273,6 +288,121 @@ class Worker:
             await asyncio.to_thread(target.cleanup, handle)
         shutil.rmtree(self.settings.work_root() / run.id, ignore_errors=True)
 
+    # --- assignment scoring --------------------------------------------------------------------
+
+    def _predictions_key(self, run: Run, predictions: str) -> str | None:
+        def _find(s: Any) -> str | None:
+            return s.scalar(select(Output.object_key).where(Output.run_id == run.id, Output.name == predictions))
+        return self._tx(_find)
+
+    def _eval_request(self, run: Run, ev: runner_pb2.Evaluation, predictions_key: str) -> RunRequest:
+        """The evaluation sandbox: the instructor's code in /work, the student's predictions read-only
+        at /inputs/<predictions>, the hidden labels read-only at /data/labels; no network. The labels
+        exist only here: the student's container never gets them."""
+        eval_id = run.id + service.EVAL_SUFFIX
+        work = self._workdir(eval_id)
+        suffix = ".zip" if ev.code_object_key.endswith(".zip") else ".tar.gz"
+        code = Input(mount="/work", path=self._download(ev.code_object_key, work / "inputs" / f"code{suffix}"),
+                     sha256=ev.code_digest.removeprefix("sha256:"))
+        predictions = Input(mount=f"/inputs/{ev.predictions}",
+                            path=self._download(predictions_key, work / "inputs" / "predictions"))
+        labels = Input(mount="/data/labels", path=self._download(ev.labels_object_key, work / "inputs" / "labels"),
+                       sha256=ev.labels_digest.removeprefix("sha256:"))
+        timeout = min(EVAL_TIMEOUT_SECONDS, self.settings.max_timeout_seconds)
+        return RunRequest(run_id=eval_id, image=ev.image, command=list(ev.command) or ["python3", "evaluate.py"],
+                          code=code, datasets=[predictions, labels],
+                          limits=Limits(cpu_millis=1000, memory_bytes=1 << 30, pids=256, timeout_seconds=timeout,
+                                        network=False))
+
+    def _read_score(self, run: Run, target: Target, handle: str) -> tuple[str, str]:
+        """(score, error) from the evaluation's /outputs/score.json; its logs are kept for instructors."""
+        out_dir = self._workdir(run.id + service.EVAL_SUFFIX) / "outputs"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        try:
+            self.store.put_bytes(f"runs/{run.id}/evaluation/logs.txt",
+                                 ("\n".join(target.logs(handle)) + "\n").encode())
+        except Exception as exc:
+            log.warning("could not keep the evaluation logs of %s: %s", run.id, exc)
+        try:
+            target.collect(handle, out_dir)
+        except TargetError as exc:
+            return "", f"the evaluation's outputs could not be collected: {exc}"
+        path = out_dir / SCORE_FILE
+        if not path.is_file() or path.stat().st_size > 4096:
+            return "", f"the evaluation wrote no /outputs/{SCORE_FILE} (of at most 4 KiB)"
+        return parse_score_file(path.read_text(errors="replace"))
+
+    async def _record_score(self, run: Run, ev: runner_pb2.Evaluation, score: str, at: datetime) -> str:
+        """RecordScore on the registry (idempotent); retried while the registry is unreachable.
+        Returns a problem in words, "" when recorded."""
+        request = registry_pb2.RecordScoreRequest(
+            workspace=run.workspace, assignment=run.assignment, run_id=run.id, user_id=run.requested_by_id,
+            username=run.requested_by, score=score)
+        request.actor.user_id, request.actor.username = run.requested_by_id, run.requested_by
+        request.scored_at.FromDatetime(at)
+        for attempt in range(10):
+            try:
+                await call(self.nc, Registry.ASSIGNMENT_RECORD_SCORE.value, request, registry_pb2.Score)
+                return ""
+            except ServiceUnavailable as exc:
+                problem = str(exc)
+                await asyncio.sleep(min(2.0 ** attempt, 10.0))
+            except ProblemError as exc:
+                return f"the leaderboard refused the score: {exc.detail or exc}"
+        return f"the score could not be recorded on the leaderboard: {problem}"
+
+    async def _score(self, run: Run) -> None:
+        """Score a succeeded run of an assignment in a second sandbox on the same target kind; record
+        the score (or why there is none) on the run, and on the registry's leaderboard."""
+        ev = service.evaluation(run)
+        target = self.target(run.target)
+        handle = run.eval_handle
+        score, error = "", ""
+        if not handle:
+            key = await asyncio.to_thread(self._predictions_key, run, ev.predictions)
+            if key is None:
+                await self._scored(run, target, "", error=f"the run wrote no /outputs/{ev.predictions}; assignment "
+                                   f"{run.assignment!r} scores that file")
+                return
+            try:
+                request = await asyncio.to_thread(self._eval_request, run, ev, key)
+                handle = await asyncio.to_thread(target.submit, request)
+            except (TargetError, KeyError, OSError) as exc:
+                await self._scored(run, target, "", error=f"the evaluation could not start: {exc}")
+                return
+            await asyncio.to_thread(self._tx, lambda s: service.eval_started(session=s, run_id=run.id,
+                                                                             handle=handle))
+        while True:
+            status = await asyncio.to_thread(target.status, handle)
+            if status.state in (State.EXITED, State.FAILED, State.GONE):
+                break
+            await asyncio.sleep(self.settings.poll_seconds)
+        if status.timed_out:
+            error = f"the evaluation was stopped after its {EVAL_TIMEOUT_SECONDS} s timeout"
+        elif status.state == State.EXITED and status.exit_code == 0:
+            score, error = await asyncio.to_thread(self._read_score, run, target, handle)
+        elif status.state == State.EXITED:
+            await asyncio.to_thread(self._read_score, run, target, handle)  # keeps its logs
+            error = f"the evaluation failed: it exited with code {status.exit_code}" + (
+                f" ({status.reason})" if status.reason else "") + "; an instructor can read its logs"
+        elif status.state == State.GONE:
+            error = "the evaluation's container disappeared (removed outside Reprolab?)"
+        else:
+            error = f"the evaluation failed: {status.reason or 'the target failed'}"
+        await self._scored(run, target, handle, score=score, error=error)
+
+    async def _scored(self, run: Run, target: Target, handle: str, score: str = "", error: str = "") -> None:
+        if score:
+            problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC))
+            error = problem
+        await asyncio.to_thread(self._tx, lambda s: service.scored(session=s, run_id=run.id, score=score,
+                                                                   error=error))
+        self.wake_outbox()
+        if handle:
+            await asyncio.to_thread(target.cleanup, handle)
+        shutil.rmtree(self.settings.work_root() / (run.id + service.EVAL_SUFFIX), ignore_errors=True)
+
     async def reconcile(self) -> int:
         """Remove what targets still hold for runs that ended or that this runner does not know."""
         removed = 0
@@ -283,9 +413,12 @@ class Worker:
             except Exception as exc:
                 log.warning("reconcile %s: %s", name, exc)
                 continue
-            ids = [o.run_id for o in owned]
+            ids = [o.run_id.removesuffix(service.EVAL_SUFFIX) for o in owned]
+            # a run's own container lives while the run does; its evaluation's while it awaits a score
             live = await asyncio.to_thread(self._tx, lambda s, ids=ids: {
-                r.id for r in s.execute(select(Run).where(Run.id.in_(ids))).scalars() if r.status not in TERMINAL})
+                key for r in s.execute(select(Run).where(Run.id.in_(ids))).scalars()
+                for key, alive in ((r.id, r.status not in TERMINAL),
+                                   (r.id + service.EVAL_SUFFIX, service.needs_scoring(r))) if alive})
             for o in owned:
                 if o.run_id not in live:
                     await asyncio.to_thread(target.cleanup, o.handle)
@@ -304,3 +437,22 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.reconcile_seconds)
             except TimeoutError:
                 pass
+
+
+def parse_score_file(text: str) -> tuple[str, str]:
+    """``{"score": <number>}`` (a JSON number or a decimal string) → (decimal text, ""), or ("", why)."""
+    try:
+        doc = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except ValueError as exc:
+        return "", f"the evaluation's {SCORE_FILE} is not JSON: {exc}"
+    value = doc.get("score") if isinstance(doc, dict) else None
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else value
+    except InvalidOperation:
+        number = None
+    if not isinstance(number, Decimal) or not number.is_finite():
+        return "", f'the evaluation\'s {SCORE_FILE} must be {{"score": <number>}}, got {text.strip()[:200]!r}'
+    out = format(number, "f")
+    if len(out) > 64:
+        return "", f"the evaluation's score {out[:40]}... has more than 64 characters"
+    return out, ""

@@ -333,3 +333,171 @@ class RecordImageRequest(_message.Message):
     image_ref: str
     image_digest: str
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
+
+class Assignment(_message.Message):
+    __slots__ = ("workspace", "name", "title", "environment", "version", "evaluation_code_digest", "evaluation_code_key", "labels_digest", "labels_name", "labels_key", "predictions", "metric", "higher_is_better", "command", "created_by", "created_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    LABELS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LABELS_NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_KEY_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    name: str
+    title: str
+    environment: str
+    version: int
+    evaluation_code_digest: str
+    evaluation_code_key: str
+    labels_digest: str
+    labels_name: str
+    labels_key: str
+    predictions: str
+    metric: str
+    higher_is_better: bool
+    command: _containers.RepeatedScalarFieldContainer[str]
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., evaluation_code_digest: _Optional[str] = ..., evaluation_code_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_name: _Optional[str] = ..., labels_key: _Optional[str] = ..., predictions: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateAssignmentRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "name", "title", "environment", "version", "evaluation_code_digest", "evaluation_code_key", "labels", "predictions", "metric", "higher_is_better", "command")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    name: str
+    title: str
+    environment: str
+    version: int
+    evaluation_code_digest: str
+    evaluation_code_key: str
+    labels: str
+    predictions: str
+    metric: str
+    higher_is_better: bool
+    command: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., evaluation_code_digest: _Optional[str] = ..., evaluation_code_key: _Optional[str] = ..., labels: _Optional[str] = ..., predictions: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListAssignmentsRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class AssignmentList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Assignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
+
+class GetAssignmentRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "name", "for_run")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FOR_RUN_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    name: str
+    for_run: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., for_run: _Optional[bool] = ...) -> None: ...
+
+class RecordScoreRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "assignment", "run_id", "user_id", "username", "score", "scored_at")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    assignment: str
+    run_id: str
+    user_id: str
+    username: str
+    score: str
+    scored_at: _timestamp_pb2.Timestamp
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., run_id: _Optional[str] = ..., user_id: _Optional[str] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Score(_message.Message):
+    __slots__ = ("workspace", "assignment", "run_id", "user_id", "username", "score", "scored_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    assignment: str
+    run_id: str
+    user_id: str
+    username: str
+    score: str
+    scored_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., run_id: _Optional[str] = ..., user_id: _Optional[str] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LeaderboardRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "assignment")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    assignment: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ...) -> None: ...
+
+class LeaderboardRow(_message.Message):
+    __slots__ = ("rank", "username", "score", "run_id", "scored_at")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    username: str
+    score: str
+    run_id: str
+    scored_at: _timestamp_pb2.Timestamp
+    def __init__(self, rank: _Optional[int] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., run_id: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Leaderboard(_message.Message):
+    __slots__ = ("workspace", "assignment", "metric", "higher_is_better", "rows")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    assignment: str
+    metric: str
+    higher_is_better: bool
+    rows: _containers.RepeatedCompositeFieldContainer[LeaderboardRow]
+    def __init__(self, workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ...) -> None: ...

@@ -55,7 +55,7 @@ class DatasetMount(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., mount: _Optional[str] = ..., object_key: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "workspace", "environment", "version", "image", "code_digest", "datasets", "command", "target", "resources", "network", "status", "exit_code", "error", "requested_by", "created_at", "started_at", "finished_at", "metrics_json", "provenance_json", "assignment", "score")
+    __slots__ = ("id", "workspace", "environment", "version", "image", "code_digest", "datasets", "command", "target", "resources", "network", "status", "exit_code", "error", "requested_by", "created_at", "started_at", "finished_at", "metrics_json", "provenance_json", "assignment", "score", "score_error", "scoring")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class Run(_message.Message):
     PROVENANCE_JSON_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     environment: str
@@ -100,10 +102,32 @@ class Run(_message.Message):
     provenance_json: str
     assignment: str
     score: str
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., status: _Optional[_Union[RunStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_json: _Optional[str] = ..., provenance_json: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ...) -> None: ...
+    score_error: str
+    scoring: str
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., status: _Optional[_Union[RunStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_json: _Optional[str] = ..., provenance_json: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., score_error: _Optional[str] = ..., scoring: _Optional[str] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("image", "code_digest", "code_object_key", "labels_digest", "labels_object_key", "predictions", "command", "metric")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CODE_OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    LABELS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LABELS_OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    code_digest: str
+    code_object_key: str
+    labels_digest: str
+    labels_object_key: str
+    predictions: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    metric: str
+    def __init__(self, image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_object_key: _Optional[str] = ..., predictions: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., metric: _Optional[str] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment")
+    __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment", "evaluation")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +141,7 @@ class SubmitRunRequest(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     environment: str
@@ -130,7 +155,8 @@ class SubmitRunRequest(_message.Message):
     resources: RunResources
     network: bool
     assignment: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., assignment: _Optional[str] = ...) -> None: ...
+    evaluation: Evaluation
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., assignment: _Optional[str] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("actor", "run_id")
@@ -187,7 +213,7 @@ class RunOutputs(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., metrics_json: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("run_id", "environment", "version", "target", "image", "code_digest", "exit_code", "error")
+    __slots__ = ("run_id", "environment", "version", "target", "image", "code_digest", "exit_code", "error", "assignment", "score", "score_error")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +222,9 @@ class RunEvent(_message.Message):
     CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ERROR_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     environment: str
     version: int
@@ -204,4 +233,7 @@ class RunEvent(_message.Message):
     code_digest: str
     exit_code: int
     error: str
-    def __init__(self, run_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., target: _Optional[str] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    assignment: str
+    score: str
+    score_error: str
+    def __init__(self, run_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., target: _Optional[str] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., score_error: _Optional[str] = ...) -> None: ...

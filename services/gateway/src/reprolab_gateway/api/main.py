@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from .routes import activity, builds, datasets, environments, me, members, runs, users, workspaces
+from .routes import activity, assignments, builds, datasets, environments, me, members, runs, users, workspaces
 
 api_router = APIRouter()
 api_router.include_router(users.router)
@@ -13,5 +13,6 @@ api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)
 api_router.include_router(datasets.router)
+api_router.include_router(assignments.router)
 api_router.include_router(activity.router)
 api_router.include_router(activity.verify_router)

@@ -55,25 +55,58 @@ async def _dataset(registry: RegistryDep, ws: str, ref: str, listing: list[regis
     raise Invalid(f"no dataset named {ref!r} in {ws!r} that you can use", errors=[("body.datasets", ref)])
 
 
+async def find_code(ws: str, digest: str, store: StoreDep, loc: str = "body.code") -> str:
+    """The object key of an archive uploaded to POST .../code; 422 when there is none."""
+    hexdigest = digest.removeprefix("sha256:")
+    for fmt in FORMATS:
+        if await asyncio.to_thread(store.exists, code_key(ws, hexdigest, fmt)):
+            return code_key(ws, hexdigest, fmt)
+    raise Invalid(f"no code archive {digest} in {ws!r}; upload it to POST /api/v1/workspaces/{ws}/code",
+                  errors=[(loc, "unknown digest")])
+
+
+def pinned_image(version: registry_pb2.Version) -> str:
+    return f"{version.image_ref.rsplit(':', 1)[0]}@{version.image_digest}"
+
+
+async def _evaluation(registry: RegistryDep, ws: str, name: str) -> tuple[registry_pb2.Assignment,
+                                                                          runner_pb2.Evaluation]:
+    """The assignment's evaluation for the runner (object keys included: they go to the runner only)."""
+    a = await registry.get_assignment(ws, name, for_run=True)
+    version = await registry.get_version(ws, a.environment, a.version)
+    if not version.image_digest:
+        raise Conflict(f"the evaluation environment of assignment {name!r} ({a.environment} v{a.version}) has no "
+                       "image yet; an instructor must build it first")
+    return a, runner_pb2.Evaluation(
+        image=pinned_image(version), code_digest=a.evaluation_code_digest, code_object_key=a.evaluation_code_key,
+        labels_digest=a.labels_digest, labels_object_key=a.labels_key, predictions=a.predictions,
+        command=a.command, metric=a.metric)
+
+
 @router.post("/workspaces/{ws}/runs", status_code=202, response_model=Run)
 async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: RunnerDep, store: StoreDep) -> Run:
     """Run ``command`` in a built version's image with the uploaded code in /work and datasets read-only
-    under /data, on a target (``local`` by default): no network unless asked, non-root, limited."""
-    env = await registry.get_environment(ws, body.environment)
-    number = body.version or env.latest_version
-    version = await registry.get_version(ws, body.environment, number)
+    under /data, on a target (``local`` by default): no network unless asked, non-root, limited.
+    With ``assignment``, a succeeded run is then scored: the assignment's evaluation reads the file the
+    run wrote at /outputs/<predictions> in a separate sandbox (the hidden labels are only mounted there)."""
+    evaluation = None
+    environment, number = body.environment, body.version
+    if body.assignment:
+        assignment, evaluation = await _evaluation(registry, ws, body.assignment)
+        if not environment:
+            environment, number = assignment.environment, number or assignment.version
+        elif environment == assignment.environment and not number:
+            number = assignment.version
+    if not environment:
+        raise Invalid("a run needs an environment (or an assignment to take it from)",
+                      errors=[("body.environment", "required")])
+    env = await registry.get_environment(ws, environment)
+    number = number or env.latest_version
+    version = await registry.get_version(ws, environment, number)
     if not version.image_digest:
-        raise Conflict(f"version {number} of {body.environment!r} has no image yet; build it first "
-                       f"(POST .../environments/{body.environment}/versions/{number}/builds)")
-    hexdigest = body.code.removeprefix("sha256:")
-    key = None
-    for fmt in FORMATS:
-        if await asyncio.to_thread(store.exists, code_key(ws, hexdigest, fmt)):
-            key = code_key(ws, hexdigest, fmt)
-            break
-    if key is None:
-        raise Invalid(f"no code archive {body.code} in {ws!r}; upload it to POST /api/v1/workspaces/{ws}/code",
-                      errors=[("body.code", "unknown digest")])
+        raise Conflict(f"version {number} of {environment!r} has no image yet; build it first "
+                       f"(POST .../environments/{environment}/versions/{number}/builds)")
+    key = await find_code(ws, body.code, store)
     listing = list((await registry.list_datasets(ws)).items) if any(
         not d.startswith("sha256:") for d in body.datasets) else []
     mounts = []
@@ -81,12 +114,13 @@ async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Ru
         d = await _dataset(registry, ws, ref, listing)
         mounts.append(runner_pb2.DatasetMount(digest=d.digest, name=d.name, mount=f"/data/{d.name}",
                                               object_key=d.object_key))
-    image = f"{version.image_ref.rsplit(':', 1)[0]}@{version.image_digest}"
-    run = await runner.submit(runner_pb2.SubmitRunRequest(
-        workspace=ws, environment=body.environment, version=number, image=image, code_digest=body.code,
+    request = runner_pb2.SubmitRunRequest(
+        workspace=ws, environment=environment, version=number, image=pinned_image(version), code_digest=body.code,
         code_object_key=key, datasets=mounts, command=body.command, target=body.target,
-        resources=body.resources.to_proto(), network=body.network))
-    return Run.of(run)
+        resources=body.resources.to_proto(), network=body.network, assignment=body.assignment)
+    if evaluation is not None:
+        request.evaluation.CopyFrom(evaluation)
+    return Run.of(await runner.submit(request))
 
 
 @router.get("/workspaces/{ws}/runs", response_model=RunList)
