@@ -17,8 +17,12 @@ from reprolab_cli.client import ApiError, Client
 BASE = "localhost/reprolab/bookworm-python:latest"
 
 
-def spec(*reqs: str, base: str = BASE) -> dict:
-    return {"base": base, "python": {"version": "3.11", "requirements": list(reqs)}}
+def spec(*reqs: str, base: str = BASE, marker: str = "") -> dict:
+    """``marker`` (a file in the image) makes a lock no other test shares: identical locks join one build."""
+    doc = {"base": base, "python": {"version": "3.11", "requirements": list(reqs)}}
+    if marker:
+        doc["files"] = [{"path": "marker.txt", "content": marker}]
+    return doc
 
 
 def wait_build(client: Client, build_id: str, timeout: float = 600) -> dict:
@@ -44,7 +48,7 @@ def instructor(running, base_image):
 
 def test_build_pull_run_derive_and_join(running, instructor) -> None:
     ws, teacher = instructor
-    teacher.post(f"/workspaces/{ws}/environments", json={"name": "tiny", "spec": spec("six==1.16.0")})
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "tiny", "spec": spec("six==1.16.0", marker=ws)})
     url = f"/workspaces/{ws}/environments/tiny/versions/1/builds"
     # two identical requests at once join one build
     results: list[dict] = []
@@ -79,7 +83,8 @@ def test_build_pull_run_derive_and_join(running, instructor) -> None:
     assert ran.stdout.strip() == "1.16.0", ran.stderr
 
     # a derived version builds FROM its parent and shares every parent layer
-    teacher.post(f"/workspaces/{ws}/environments/tiny/versions", json={"spec": spec("six==1.16.0", "idna==3.7")})
+    teacher.post(f"/workspaces/{ws}/environments/tiny/versions",
+                 json={"spec": spec("six==1.16.0", "idna==3.7", marker=ws)})
     derived = wait_build(teacher, teacher.post(f"/workspaces/{ws}/environments/tiny/versions/2/builds",
                                                expect=(202,))["id"])
     assert derived["status"] == "succeeded", derived
