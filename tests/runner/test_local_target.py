@@ -374,3 +374,18 @@ def test_label_is_set(target: LocalTarget, podman_socket: str, tmp_path: Path) -
     assert host["ReadonlyRootfs"] is True and host["NetworkMode"] == "none"
     assert host["PidsLimit"] == SMALL.pids and host["Memory"] == SMALL.memory_bytes
     assert host["NanoCpus"] == 1_000_000_000
+
+
+def test_each_installation_owns_only_its_runs(podman_socket: str, base_image: str, tmp_path: Path) -> None:
+    """Two platforms on one engine: neither reconciler may see (and so remove) the other's containers."""
+    mine = LocalTarget(SimpleNamespace(work_dir=tmp_path / "a"), docker_url=podman_socket, installation="inst-a")
+    theirs = LocalTarget(SimpleNamespace(work_dir=tmp_path / "b"), docker_url=podman_socket, installation="inst-b")
+    req = request(tmp_path, "import time; time.sleep(30)")
+    handle = mine.submit(req)
+    try:
+        assert any(o.run_id == req.run_id for o in mine.owned())
+        assert all(o.run_id != req.run_id for o in theirs.owned())
+        labels = docker.DockerClient(base_url=podman_socket).containers.get(handle).labels
+        assert labels["org.reprolab.installation"] == "inst-a"
+    finally:
+        mine.cleanup(handle)

@@ -1,5 +1,6 @@
 """Settings of the runner service (``REPROLAB_RUNNER_*``)."""
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +34,18 @@ class RunnerSettings(BaseSettings):
                      "lands, so they are off until then."),
     )
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
+
+    installation: str = Field(
+        default="",
+        description=("Name of this installation, put on every container, Job and VM it creates; the reconciler "
+                     "removes only its own. Default: derived from the database URL or data directory."),
+    )
+
+    def installation_id(self) -> str:
+        if self.installation:
+            return self.installation
+        where = self.common.database_url or str(self.common.data_dir.resolve())
+        return hashlib.sha256(f"{where}|{self.common.database_schema_prefix}".encode()).hexdigest()[:16]
 
     def work_root(self) -> Path:
         return self.work_dir or self.common.data_dir / "runner"

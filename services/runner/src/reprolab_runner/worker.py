@@ -79,7 +79,8 @@ class Worker:
             return fn(session)
 
     def target(self, name: str) -> Target:
-        return target_class(name)(self.settings, docker_url=self.settings.docker_url, store=self.store)
+        return target_class(name)(self.settings, docker_url=self.settings.docker_url, store=self.store,
+                                   installation=self.settings.installation_id())
 
     async def enqueue(self, run: Run) -> None:
         await self.js.publish(JobSubject.RUN.value, job_for(run).SerializeToString(), stream=Stream.JOBS.value,

@@ -21,6 +21,10 @@ from pathlib import Path
 LABEL = "org.reprolab.run-id"
 """Label/tag on every container, Job and VM a target creates: the reconciler finds them by it."""
 
+INSTALLATION_LABEL = "org.reprolab.installation"
+"""Which Reprolab installation created it: a reconciler only ever removes its own installation's
+leftovers, so two platforms sharing one engine (or cloud account) never remove each other's runs."""
+
 
 class TargetError(Exception):
     """A run could not be started or finished for a reason a person can act on (bad credentials,

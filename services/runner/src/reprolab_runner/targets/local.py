@@ -42,7 +42,7 @@ import docker
 import docker.errors
 import requests
 
-from .base import LABEL, Owned, RunRequest, State, Status, Target, TargetError, register
+from .base import INSTALLATION_LABEL, LABEL, Owned, RunRequest, State, Status, Target, TargetError, register
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,9 @@ class LocalTarget(Target):
     """
 
     def __init__(self, settings: Any = None, *, docker_url: str = "unix:///run/podman/podman.sock",
-                 client: docker.DockerClient | None = None, **_: Any) -> None:
+                 client: docker.DockerClient | None = None, installation: str = "", **_: Any) -> None:
         self.docker_url = _setting(settings, "docker_url", docker_url)
+        self.installation = installation
         self.work_root = Path(_setting(settings, "work_dir", Path(tempfile.gettempdir()) / "reprolab-runs"))
         self.max_output_bytes = int(_setting(settings, "max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES))
         self.tmp_bytes = int(_setting(settings, "tmp_bytes", DEFAULT_TMP_BYTES))
@@ -342,7 +343,8 @@ class LocalTarget(Target):
                 memswap_limit=limits.memory_bytes,
                 pids_limit=limits.pids,
                 labels={LABEL: request.run_id, TIMEOUT_LABEL: str(limits.timeout_seconds),
-                        MEMORY_LABEL: str(limits.memory_bytes)},
+                        MEMORY_LABEL: str(limits.memory_bytes),
+                        **({INSTALLATION_LABEL: self.installation} if self.installation else {})},
                 detach=True,
             )
             container.start()
@@ -490,7 +492,8 @@ class LocalTarget(Target):
 
     def owned(self) -> list[Owned]:
         try:
-            containers = self.client.containers.list(all=True, filters={"label": LABEL})
+            labels = [LABEL] + ([f"{INSTALLATION_LABEL}={self.installation}"] if self.installation else [])
+            containers = self.client.containers.list(all=True, filters={"label": labels})
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise self._api_error("cannot list run containers", exc) from exc
         return [Owned(run_id=c.labels[LABEL], handle=c.name) for c in containers if LABEL in c.labels]
