@@ -15,7 +15,7 @@ import pytest
 def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``unix://...`` URL of a private ``podman system service`` on a temporary socket (skips without podman)."""
     if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
+        pytest.fail("podman is not installed: `make test` installs it (scripts/container-deps.sh)")
     sock = tmp_path_factory.mktemp("podman") / "api.sock"
     url = f"unix://{sock}"
     proc = subprocess.Popen(["podman", "system", "service", "--time=0", url],
