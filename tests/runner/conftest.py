@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``unix://...`` URL of a private ``podman system service`` on a temporary socket (skips without podman)."""
+    """``unix://...`` URL of a private ``podman system service`` on a temporary socket."""
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed: `make test` installs it (scripts/container-deps.sh)")
     sock = tmp_path_factory.mktemp("podman") / "api.sock"
