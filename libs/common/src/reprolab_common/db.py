@@ -5,11 +5,13 @@ Every service owns its tables and runs its own Alembic migrations at start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -58,6 +60,29 @@ def make_engine(settings: CommonSettings, service: str, *,
         cur.close()
 
     return engine
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names every service's metadata uses, so migrations name them the same way."""
+
+T = TypeVar("T")
+
+
+def in_transaction(sessions: sessionmaker, fn: Callable[[Any], T]) -> T:
+    """Run ``fn(session)`` in one committed transaction."""
+    with sessions.begin() as session:
+        return fn(session)
+
+
+async def transact(sessions: sessionmaker, fn: Callable[[Any], T]) -> T:
+    """Run ``fn(session)`` in one committed transaction on a worker thread (the loop never blocks)."""
+    return await asyncio.to_thread(in_transaction, sessions, fn)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 from google.protobuf.message import DecodeError, Message
@@ -148,6 +148,17 @@ async def publish_event(js: JetStreamContext, event: events_pb2.Event, timeout: 
     """Publish with the event id as ``Nats-Msg-Id`` so a retried publish is stored once."""
     await js.publish(event_subject(event), event.SerializeToString(), timeout=timeout,
                      stream=Stream.EVENTS.value, headers={MSG_ID: event.id})
+
+
+async def keep_in_progress(msg: Any, ack_wait: float) -> None:
+    """Tell JetStream a job is still being worked on every third of ``ack_wait`` until cancelled, so it is
+    redelivered only when the worker really died."""
+    while True:
+        await asyncio.sleep(max(ack_wait / 3, 0.5))
+        try:
+            await msg.in_progress()
+        except Exception as exc:
+            log.warning("in_progress failed: %s", exc)
 
 
 # --- request/reply (NATS services API) -----------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from nats.micro.service import Service
 from reprolab.v1 import builder_pb2, registry_pb2
+from reprolab_common.db import transact
 from reprolab_common.errors import Invalid, NotFound
 from reprolab_common.nats import call, endpoint
 from reprolab_common.subjects import Builder, Registry
@@ -59,10 +60,6 @@ class Api:
     # Finished builds that a new version joins get their tags and registry records through this.
     publish_targets: Callable[[str], Awaitable[None]]
 
-    def _write(self, fn: Callable[[Any], Any]) -> Any:
-        with self.sessions.begin() as session:
-            return fn(session)
-
     async def request(self, r: builder_pb2.RequestBuildRequest) -> builder_pb2.Build:
         try:
             spec = json.loads(r.spec_json)
@@ -70,7 +67,7 @@ class Api:
             raise Invalid(f"spec_json is not JSON: {exc}", errors=[("spec_json", str(exc))]) from exc
         parent_lock = None
         if r.parent_lock_digest:
-            parent = await asyncio.to_thread(self._write, lambda s: service.get_by_lock(
+            parent = await transact(self.sessions, lambda s: service.get_by_lock(
                 session=s, lock_digest=r.parent_lock_digest))
             if parent is not None and parent.status == Status.SUCCEEDED:
                 parent_lock = json.loads(parent.lock_json)
@@ -83,7 +80,7 @@ class Api:
                                                                      r.environment, line))
         except BuildError as exc:
             error = str(exc)
-            build = await asyncio.to_thread(self._write, lambda s: service.record_failed_resolution(
+            build = await transact(self.sessions, lambda s: service.record_failed_resolution(
                 session=s, error=error, **common))
             self.wake_outbox()
             return build_proto(build)
@@ -98,9 +95,9 @@ class Api:
                                          parent_lock_digest=r.parent_lock_digest if parent_lock else "", **common)
 
         try:
-            requested = await asyncio.to_thread(self._write, _request)
+            requested = await transact(self.sessions, _request)
         except IntegrityError:  # an identical request created it a moment ago: join that one
-            requested = await asyncio.to_thread(self._write, _request)
+            requested = await transact(self.sessions, _request)
         self.wake_outbox()
         if requested.enqueue:
             await self.enqueue(requested.build)
@@ -114,16 +111,16 @@ class Api:
             build = service.get_build(session=s, build_id=r.build_id)
             return build_proto(build, workspaces=[t.workspace for t in service.targets(session=s, build_id=build.id)])
 
-        return await asyncio.to_thread(self._write, _read)
+        return await transact(self.sessions, _read)
 
     async def sbom(self, r: builder_pb2.GetSbomRequest) -> builder_pb2.Sbom:
-        build = await asyncio.to_thread(self._write, lambda s: service.get_build(session=s, build_id=r.build_id))
+        build = await transact(self.sessions, lambda s: service.get_build(session=s, build_id=r.build_id))
         if build.status != Status.SUCCEEDED or not build.sbom_json:
             raise NotFound(f"build {r.build_id} has no SBOM (status {build.status}); only succeeded builds have one")
         return builder_pb2.Sbom(build_id=build.id, cyclonedx_json=build.sbom_json)
 
     async def lock(self, r: builder_pb2.GetLockRequest) -> builder_pb2.Lock:
-        build = await asyncio.to_thread(self._write, lambda s: service.get_by_lock(
+        build = await transact(self.sessions, lambda s: service.get_by_lock(
             session=s, lock_digest=r.lock_digest))
         if build is None:
             raise NotFound(f"no lock {r.lock_digest}")

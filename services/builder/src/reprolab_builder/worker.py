@@ -17,7 +17,8 @@ from typing import Any
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from reprolab.v1 import jobs_pb2
-from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, ensure_consumer
+from reprolab_common.db import transact
+from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, ensure_consumer, keep_in_progress
 from reprolab_common.objectstore import ObjectStore
 from sqlalchemy.orm import sessionmaker
 
@@ -53,10 +54,6 @@ class Worker:
         self.store = store
         self.wake_outbox = wake_outbox
 
-    def _tx(self, fn: Any) -> Any:
-        with self.sessions.begin() as session:
-            return fn(session)
-
     async def enqueue(self, build: Build) -> None:
         await self.js.publish(JobSubject.BUILD.value, job_for(build).SerializeToString(), stream=Stream.JOBS.value,
                               headers={"Nats-Msg-Id": service.job_msg_id(build)}, timeout=10)
@@ -86,16 +83,16 @@ class Worker:
             log.error("undecodable build job dropped")
             await msg.term()
             return
-        build = await asyncio.to_thread(self._tx, lambda s: service.get_by_lock(session=s, lock_digest=job.lock_digest))
+        build = await transact(self.sessions, lambda s: service.get_by_lock(session=s, lock_digest=job.lock_digest))
         if build is None or build.status == Status.SUCCEEDED:
             await msg.ack()
             return
-        build = await asyncio.to_thread(self._tx, lambda s: service.start(session=s, build_id=build.id))
+        build = await transact(self.sessions, lambda s: service.start(session=s, build_id=build.id))
         self.wake_outbox()
         if build is None:
             await msg.ack()
             return
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = asyncio.create_task(keep_in_progress(msg, self.settings.ack_wait_seconds))
         logs = LogStream(self.js, f"logs.build.{build.id}", asyncio.get_running_loop())
         logs.write(f"build {build.id} of {build.workspace}/{build.environment}/v{build.version} "
                    f"(lock {build.lock_digest}, backend {self.backend.name}, delivery {msg.metadata.num_delivered})")
@@ -107,19 +104,11 @@ class Worker:
             await logs.close(status, self.store, f"builds/{build.id}/log.txt")
             self.wake_outbox()
 
-    async def _heartbeat(self, msg: Any) -> None:
-        while True:
-            await asyncio.sleep(max(self.settings.ack_wait_seconds / 3, 0.5))
-            try:
-                await msg.in_progress()
-            except Exception as exc:
-                log.warning("in_progress failed: %s", exc)
-
     async def _build(self, build: Build, logs: LogStream, msg: Any) -> Status:
         lock = json.loads(build.lock_json)
         parent_lock = None
         if build.parent_lock_digest:
-            parent = await asyncio.to_thread(self._tx, lambda s: service.get_by_lock(
+            parent = await transact(self.sessions, lambda s: service.get_by_lock(
                 session=s, lock_digest=build.parent_lock_digest))
             parent_lock = json.loads(parent.lock_json)
         try:
@@ -130,7 +119,7 @@ class Worker:
         except BuildError as exc:
             error = str(exc)
             logs.write(f"FAILED: {error}")
-            await asyncio.to_thread(self._tx, lambda s: service.fail(session=s, build_id=build.id, error=error))
+            await transact(self.sessions, lambda s: service.fail(session=s, build_id=build.id, error=error))
             await msg.ack()
             return Status.FAILED
         except Exception as exc:
@@ -138,13 +127,13 @@ class Worker:
             if msg.metadata.num_delivered >= self.settings.max_deliver:
                 error = f"the builder failed {msg.metadata.num_delivered} times: {type(exc).__name__}: {exc}"
                 logs.write(f"FAILED: {error}")
-                await asyncio.to_thread(self._tx, lambda s: service.fail(session=s, build_id=build.id, error=error))
+                await transact(self.sessions, lambda s: service.fail(session=s, build_id=build.id, error=error))
                 await msg.ack()
                 return Status.FAILED
             logs.write(f"internal error, will retry: {type(exc).__name__}: {exc}")
             await msg.nak(delay=5)
             return Status.RUNNING
-        await asyncio.to_thread(self._tx, lambda s: service.succeed(
+        await transact(self.sessions, lambda s: service.succeed(
             session=s, build_id=build.id, image_digest=result.digest, sbom_json=sbom))
         await self.publish_targets(build.id)
         await msg.ack()
@@ -156,8 +145,8 @@ class Worker:
 
     async def publish_targets(self, build_id: str) -> None:
         """Tag the image for every version served by this build and record it on the registry."""
-        build = await asyncio.to_thread(self._tx, lambda s: service.get_build(session=s, build_id=build_id))
-        targets = await asyncio.to_thread(self._tx, lambda s: service.targets(session=s, build_id=build_id))
+        build = await transact(self.sessions, lambda s: service.get_build(session=s, build_id=build_id))
+        targets = await transact(self.sessions, lambda s: service.targets(session=s, build_id=build_id))
         for target in targets:
             if target.recorded:
                 continue
@@ -168,7 +157,7 @@ class Worker:
                 await record_on_registry(self.nc, workspace=target.workspace, environment=target.environment,
                                          version=target.version, lock_digest=build.lock_digest,
                                          image_ref=target.image_ref, image_digest=build.image_digest)
-                await asyncio.to_thread(self._tx, lambda s, t=target: service.mark_recorded(session=s,
+                await transact(self.sessions, lambda s, t=target: service.mark_recorded(session=s,
                                                                                            target_id=t.id))
             except Exception as exc:  # recorded on the next request or redelivery
                 log.warning("could not record %s on the registry: %s", target.image_ref, exc)

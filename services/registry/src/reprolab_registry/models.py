@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from reprolab_common.db import UTCDateTime
+from reprolab_common.db import NAMING_CONVENTION, UTCDateTime
 from reprolab_common.outbox import outbox_table
 from sqlalchemy import (
     BigInteger,
@@ -29,13 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+NAMING = NAMING_CONVENTION
 
 
 class Role(StrEnum):

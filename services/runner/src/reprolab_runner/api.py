@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Any
 
 from nats.micro.service import Service
 from reprolab.v1 import runner_pb2
+from reprolab_common.db import transact
 from reprolab_common.errors import Invalid
 from reprolab_common.nats import endpoint
 from reprolab_common.subjects import Runner
@@ -54,10 +54,6 @@ class Api:
     enqueue: Callable[[Run], Awaitable[None]]
     wake_outbox: Callable[[], None]
 
-    def _tx(self, fn: Callable[[Any], Any]) -> Any:
-        with self.sessions.begin() as session:
-            return fn(session)
-
     def _resources(self, r: runner_pb2.RunResources) -> runner_pb2.RunResources:
         s = self.settings
         out = runner_pb2.RunResources(
@@ -95,22 +91,22 @@ class Api:
                 raise Invalid(f"a run of assignment {r.assignment!r} needs its evaluation's "
                               f"{', '.join(missing)}", errors=[(f"evaluation.{m}", "missing") for m in missing])
         resources = self._resources(r.resources)
-        run = await asyncio.to_thread(self._tx, lambda s: service.create_run(session=s, request=r,
+        run = await transact(self.sessions, lambda s: service.create_run(session=s, request=r,
                                                                               resources=resources))
         self.wake_outbox()
         await self.enqueue(run)
         return run_proto(run)
 
     async def get(self, r: runner_pb2.GetRunRequest) -> runner_pb2.Run:
-        return run_proto(await asyncio.to_thread(self._tx, lambda s: service.get_run(session=s, run_id=r.run_id)))
+        return run_proto(await transact(self.sessions, lambda s: service.get_run(session=s, run_id=r.run_id)))
 
     async def cancel(self, r: runner_pb2.CancelRunRequest) -> runner_pb2.Run:
-        run = await asyncio.to_thread(self._tx, lambda s: service.request_cancel(session=s, run_id=r.run_id))
+        run = await transact(self.sessions, lambda s: service.request_cancel(session=s, run_id=r.run_id))
         self.wake_outbox()
         return run_proto(run)
 
     async def list(self, r: runner_pb2.ListRunsRequest) -> runner_pb2.RunList:
-        runs = await asyncio.to_thread(self._tx, lambda s: service.list_runs(
+        runs = await transact(self.sessions, lambda s: service.list_runs(
             session=s, workspace=r.workspace, user_id=r.actor.user_id if r.own_only else None))
         return runner_pb2.RunList(items=[run_proto(x) for x in runs])
 
@@ -121,7 +117,7 @@ class Api:
                      for o in service.outputs(session=s, run_id=r.run_id)]
             return runner_pb2.RunOutputs(run_id=run.id, files=files, metrics_json=run.metrics_json)
 
-        return await asyncio.to_thread(self._tx, _read)
+        return await transact(self.sessions, _read)
 
 
 async def add_endpoints(micro: Service, api: Api) -> None:

@@ -22,8 +22,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from reprolab.v1 import jobs_pb2, registry_pb2, runner_pb2
 from reprolab_common.canonical import canonical_json
+from reprolab_common.db import in_transaction, transact
 from reprolab_common.errors import ProblemError, ServiceUnavailable
-from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, call, ensure_consumer
+from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, call, ensure_consumer, keep_in_progress
 from reprolab_common.objectstore import ObjectStore
 from reprolab_common.subjects import Registry
 from sqlalchemy import select
@@ -74,10 +75,6 @@ class Worker:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.tasks: set[asyncio.Task] = set()
 
-    def _tx(self, fn: Any) -> Any:
-        with self.sessions.begin() as session:
-            return fn(session)
-
     def target(self, name: str) -> Target:
         return target_class(name)(self.settings, docker_url=self.settings.docker_url, store=self.store,
                                    installation=self.settings.installation_id())
@@ -123,11 +120,11 @@ class Worker:
             log.error("undecodable run job dropped")
             await msg.term()
             return
-        run = await asyncio.to_thread(self._tx, lambda s: s.get(Run, job.run_id))
+        run = await transact(self.sessions, lambda s: s.get(Run, job.run_id))
         if run is None or (run.status in TERMINAL and not service.needs_scoring(run)):
             await msg.ack()
             return
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = asyncio.create_task(keep_in_progress(msg, self.settings.ack_wait_seconds))
         try:
             if run.status in TERMINAL:  # redelivered after the run ended but before it was scored
                 await self._score(run)
@@ -136,14 +133,6 @@ class Worker:
                 await self._drive(run, msg)
         finally:
             heartbeat.cancel()
-
-    async def _heartbeat(self, msg: Any) -> None:
-        while True:
-            await asyncio.sleep(max(self.settings.ack_wait_seconds / 3, 0.5))
-            try:
-                await msg.in_progress()
-            except Exception as exc:
-                log.warning("in_progress failed: %s", exc)
 
     def _workdir(self, run_id: str) -> Path:
         path = self.settings.work_root() / run_id
@@ -181,13 +170,13 @@ class Worker:
                 await self._finish(run, target, "", Status.FAILED, error=f"the run could not start: {exc}")
                 await msg.ack()
                 return
-            run = await asyncio.to_thread(self._tx, lambda s: service.started(session=s, run_id=run.id,
+            run = await transact(self.sessions, lambda s: service.started(session=s, run_id=run.id,
                                                                                handle=handle))
             self.wake_outbox()
         sent = 0
         cancelled = False
         while True:
-            fresh = await asyncio.to_thread(self._tx, lambda s: s.get(Run, run.id))
+            fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
             if fresh.cancel_requested and not cancelled:
                 await asyncio.to_thread(target.cancel, handle)
                 cancelled = True
@@ -210,7 +199,7 @@ class Worker:
         else:
             outcome, error = Status.FAILED, status.reason or "the target failed"
         await self._finish(run, target, handle, outcome, exit_code=status.exit_code, error=error)
-        fresh = await asyncio.to_thread(self._tx, lambda s: s.get(Run, run.id))
+        fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
         if service.needs_scoring(fresh):
             await self._score(fresh)
         await msg.ack()
@@ -278,7 +267,7 @@ class Worker:
             service.finish(session=s, run=fresh, status=outcome, exit_code=exit_code, error=error,
                            metrics_json=metrics, provenance_json=prov, outputs=outputs)
 
-        await asyncio.to_thread(self._tx, _store)
+        await transact(self.sessions, _store)
         self.wake_outbox()
         try:
             await self.js.publish(f"logs.run.{run.id}", f"run {outcome}".encode(), headers={END_HEADER: outcome},
@@ -294,7 +283,7 @@ class Worker:
     def _predictions_key(self, run: Run, predictions: str) -> str | None:
         def _find(s: Any) -> str | None:
             return s.scalar(select(Output.object_key).where(Output.run_id == run.id, Output.name == predictions))
-        return self._tx(_find)
+        return in_transaction(self.sessions, _find)
 
     def _eval_request(self, run: Run, ev: runner_pb2.Evaluation, predictions_key: str) -> RunRequest:
         """The evaluation sandbox: the instructor's code in /work, the student's predictions read-only
@@ -372,7 +361,7 @@ class Worker:
             except (TargetError, KeyError, OSError) as exc:
                 await self._scored(run, target, "", error=f"the evaluation could not start: {exc}")
                 return
-            await asyncio.to_thread(self._tx, lambda s: service.eval_started(session=s, run_id=run.id,
+            await transact(self.sessions, lambda s: service.eval_started(session=s, run_id=run.id,
                                                                              handle=handle))
         while True:
             status = await asyncio.to_thread(target.status, handle)
@@ -397,7 +386,7 @@ class Worker:
         if score:
             problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC))
             error = problem
-        await asyncio.to_thread(self._tx, lambda s: service.scored(session=s, run_id=run.id, score=score,
+        await transact(self.sessions, lambda s: service.scored(session=s, run_id=run.id, score=score,
                                                                    error=error))
         self.wake_outbox()
         if handle:
@@ -416,7 +405,7 @@ class Worker:
                 continue
             ids = [o.run_id.removesuffix(service.EVAL_SUFFIX) for o in owned]
             # a run's own container lives while the run does; its evaluation's while it awaits a score
-            live = await asyncio.to_thread(self._tx, lambda s, ids=ids: {
+            live = await transact(self.sessions, lambda s, ids=ids: {
                 key for r in s.execute(select(Run).where(Run.id.in_(ids))).scalars()
                 for key, alive in ((r.id, r.status not in TERMINAL),
                                    (r.id + service.EVAL_SUFFIX, service.needs_scoring(r))) if alive})
