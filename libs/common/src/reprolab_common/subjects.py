@@ -40,6 +40,9 @@ class Audit(StrEnum):
     QUERY = "audit.query"
     EXPORT = "audit.export"
     VERIFY = "audit.verify"
+    CHECKPOINT = "audit.checkpoint"
+    INCLUSION_PROOF = "audit.proof.inclusion"
+    CONSISTENCY_PROOF = "audit.proof.consistency"
 
 
 class Builder(StrEnum):
@@ -55,3 +58,7 @@ class Runner(StrEnum):
     CANCEL = "runner.run.cancel"
     LIST = "runner.run.list"
     OUTPUTS = "runner.run.outputs"
+    CREDENTIAL_PUT = "runner.credential.put"
+    CREDENTIAL_GET = "runner.credential.get"
+    CREDENTIAL_LIST = "runner.credential.list"
+    CREDENTIAL_DELETE = "runner.credential.delete"

@@ -21,7 +21,7 @@ ACTIVITY_SCOPE_OWN: ActivityScope
 ACTIVITY_SCOPE_WORKSPACE: ActivityScope
 
 class ActivityEntry(_message.Message):
-    __slots__ = ("workspace", "seq", "event_id", "type", "subject", "actor_id", "actor_name", "time", "canonical_json", "prev_hash", "hash")
+    __slots__ = ("workspace", "seq", "event_id", "type", "subject", "actor_id", "actor_name", "time", "canonical_json", "leaf_hash")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -31,8 +31,7 @@ class ActivityEntry(_message.Message):
     ACTOR_NAME_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
-    PREV_HASH_FIELD_NUMBER: _ClassVar[int]
-    HASH_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     seq: int
     event_id: str
@@ -42,9 +41,8 @@ class ActivityEntry(_message.Message):
     actor_name: str
     time: _timestamp_pb2.Timestamp
     canonical_json: str
-    prev_hash: str
-    hash: str
-    def __init__(self, workspace: _Optional[str] = ..., seq: _Optional[int] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., subject: _Optional[str] = ..., actor_id: _Optional[str] = ..., actor_name: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., canonical_json: _Optional[str] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ...) -> None: ...
+    leaf_hash: str
+    def __init__(self, workspace: _Optional[str] = ..., seq: _Optional[int] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., subject: _Optional[str] = ..., actor_id: _Optional[str] = ..., actor_name: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., canonical_json: _Optional[str] = ..., leaf_hash: _Optional[str] = ...) -> None: ...
 
 class QueryActivityRequest(_message.Message):
     __slots__ = ("actor", "workspace", "scope", "subject_prefix", "actor_name", "type", "time", "limit", "after_seq")
@@ -99,15 +97,17 @@ class ExportActivityReply(_message.Message):
     def __init__(self, object_key: _Optional[str] = ..., entries: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class VerifyActivityRequest(_message.Message):
-    __slots__ = ("actor", "object_key")
+    __slots__ = ("actor", "object_key", "old_checkpoint")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    OLD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     object_key: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., object_key: _Optional[str] = ...) -> None: ...
+    old_checkpoint: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., object_key: _Optional[str] = ..., old_checkpoint: _Optional[str] = ...) -> None: ...
 
 class VerifyActivityReply(_message.Message):
-    __slots__ = ("ok", "entries", "checkpoints", "workspace", "line", "seq", "reason", "keys_known")
+    __slots__ = ("ok", "entries", "checkpoints", "workspace", "line", "seq", "reason", "keys_known", "origin", "root", "against_size", "matches_log", "elided")
     OK_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,11 @@ class VerifyActivityReply(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     KEYS_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    AGAINST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_LOG_FIELD_NUMBER: _ClassVar[int]
+    ELIDED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     entries: int
     checkpoints: int
@@ -124,4 +129,91 @@ class VerifyActivityReply(_message.Message):
     seq: int
     reason: str
     keys_known: bool
-    def __init__(self, ok: _Optional[bool] = ..., entries: _Optional[int] = ..., checkpoints: _Optional[int] = ..., workspace: _Optional[str] = ..., line: _Optional[int] = ..., seq: _Optional[int] = ..., reason: _Optional[str] = ..., keys_known: _Optional[bool] = ...) -> None: ...
+    origin: str
+    root: str
+    against_size: int
+    matches_log: bool
+    elided: int
+    def __init__(self, ok: _Optional[bool] = ..., entries: _Optional[int] = ..., checkpoints: _Optional[int] = ..., workspace: _Optional[str] = ..., line: _Optional[int] = ..., seq: _Optional[int] = ..., reason: _Optional[str] = ..., keys_known: _Optional[bool] = ..., origin: _Optional[str] = ..., root: _Optional[str] = ..., against_size: _Optional[int] = ..., matches_log: _Optional[bool] = ..., elided: _Optional[int] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class SignedCheckpoint(_message.Message):
+    __slots__ = ("workspace", "origin", "size", "root", "note", "verifier_keys")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_KEYS_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    origin: str
+    size: int
+    root: str
+    note: str
+    verifier_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workspace: _Optional[str] = ..., origin: _Optional[str] = ..., size: _Optional[int] = ..., root: _Optional[str] = ..., note: _Optional[str] = ..., verifier_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InclusionProofRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "index", "size")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    index: int
+    size: int
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., index: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("index", "size", "leaf_hash", "hashes", "root", "checkpoint")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    size: int
+    leaf_hash: str
+    hashes: _containers.RepeatedScalarFieldContainer[str]
+    root: str
+    checkpoint: str
+    def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., leaf_hash: _Optional[str] = ..., hashes: _Optional[_Iterable[str]] = ..., root: _Optional[str] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+
+class ConsistencyProofRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "old_size", "new_size")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    old_size: int
+    new_size: int
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., old_size: _Optional[int] = ..., new_size: _Optional[int] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("old_size", "new_size", "hashes", "old_root", "new_root", "old_checkpoint", "new_checkpoint")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    OLD_ROOT_FIELD_NUMBER: _ClassVar[int]
+    NEW_ROOT_FIELD_NUMBER: _ClassVar[int]
+    OLD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    NEW_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    new_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[str]
+    old_root: str
+    new_root: str
+    old_checkpoint: str
+    new_checkpoint: str
+    def __init__(self, old_size: _Optional[int] = ..., new_size: _Optional[int] = ..., hashes: _Optional[_Iterable[str]] = ..., old_root: _Optional[str] = ..., new_root: _Optional[str] = ..., old_checkpoint: _Optional[str] = ..., new_checkpoint: _Optional[str] = ...) -> None: ...

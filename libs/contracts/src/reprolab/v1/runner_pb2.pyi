@@ -237,3 +237,102 @@ class RunEvent(_message.Message):
     score: str
     score_error: str
     def __init__(self, run_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., target: _Optional[str] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., score_error: _Optional[str] = ...) -> None: ...
+
+class PutCredentialRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "vendor", "secret", "options")
+    class SecretEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    vendor: str
+    secret: _containers.ScalarMap[str, str]
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., vendor: _Optional[str] = ..., secret: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class GetCredentialRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "vendor")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    vendor: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., vendor: _Optional[str] = ...) -> None: ...
+
+class DeleteCredentialRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "vendor")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    vendor: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., vendor: _Optional[str] = ...) -> None: ...
+
+class ListCredentialsRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class CredentialInfo(_message.Message):
+    __slots__ = ("workspace", "vendor", "user_id", "options", "secret_fields", "key_hint", "key_id", "created_at", "updated_at")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    vendor: str
+    user_id: str
+    options: _containers.ScalarMap[str, str]
+    secret_fields: _containers.RepeatedScalarFieldContainer[str]
+    key_hint: str
+    key_id: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., vendor: _Optional[str] = ..., user_id: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., secret_fields: _Optional[_Iterable[str]] = ..., key_hint: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CredentialList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[CredentialInfo]
+    def __init__(self, items: _Optional[_Iterable[_Union[CredentialInfo, _Mapping]]] = ...) -> None: ...
+
+class CredentialEvent(_message.Message):
+    __slots__ = ("vendor", "key_hint")
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    vendor: str
+    key_hint: str
+    def __init__(self, vendor: _Optional[str] = ..., key_hint: _Optional[str] = ...) -> None: ...
