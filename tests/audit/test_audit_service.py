@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from reprolab.v1 import audit_pb2, common_pb2, events_pb2
-from reprolab_common import auditlog
+from reprolab_common import auditlog, merkle, signednote
 from reprolab_common.errors import ProblemError, ServiceUnavailable
 from reprolab_common.nats import (
     MSG_ID,
@@ -169,18 +169,26 @@ def events_for(workspace: str, n: int, start: int = 0) -> list[events_pb2.Event]
     return out
 
 
-def check_chain(items: list[audit_pb2.ActivityEntry]) -> None:
-    prev = "00" * 32
+def check_tree(items: list[audit_pb2.ActivityEntry]) -> merkle.MemoryTree:
+    """Entries numbered from 1, each leaf the RFC 6962 hash of its canonical JSON."""
     for n, item in enumerate(items, start=1):
         assert item.seq == n
-        assert item.prev_hash == prev
-        leaf = hashlib.sha256(item.canonical_json.encode()).digest()
-        assert item.hash == hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
+        assert item.leaf_hash == hashlib.sha256(b"\x00" + item.canonical_json.encode()).hexdigest()
         assert json.loads(item.canonical_json)["event_id"] == item.event_id
-        prev = item.hash
+    return merkle.MemoryTree(bytes.fromhex(i.leaf_hash) for i in items)
 
 
-async def test_events_are_chained_queried_exported_and_verified(
+def notes_in(data: bytes) -> list[signednote.Checkpoint]:
+    out = []
+    for line in data.splitlines():
+        doc = json.loads(line)
+        if doc["type"] == "checkpoint":
+            note = doc["checkpoint"]
+            out.append(signednote.parse_checkpoint(note[:note.rfind("\n\n") + 1]))
+    return out
+
+
+async def test_events_are_logged_queried_proven_exported_and_verified(
         audit: Callable[..., AuditProcess], audit_env: dict[str, str], nats_server: NatsServer) -> None:
     ws = f"ws-{uuid.uuid4().hex[:8]}"
     proc = audit()
@@ -209,7 +217,7 @@ async def test_events_are_chained_queried_exported_and_verified(
 
         items = await all_entries(nc, ws)
         assert [i.event_id for i in items] == [ev.id for ev in published]   # each once, in order
-        check_chain(items)
+        tree = check_tree(items)
         first = items[0]
         assert (first.workspace, first.type, first.subject, first.actor_id, first.actor_name) == (
             ws, "version.created", "environments/iris/versions/0", "u-alice", "alice")
@@ -246,6 +254,47 @@ async def test_events_are_chained_queried_exported_and_verified(
         # the timed checkpoint covers the 14th entry (14 is not a multiple of 5)
         await asyncio.sleep(1.5)
 
+        # the checkpoint endpoint: a C2SP note of the whole log, verifiable with the keys it names
+        signed = await call(nc, Audit.CHECKPOINT, audit_pb2.GetCheckpointRequest(actor=ALICE, workspace=ws),
+                            audit_pb2.SignedCheckpoint)
+        verifiers = [signednote.Verifier.parse(k) for k in signed.verifier_keys]
+        cp, _ = signednote.open_checkpoint(signed.note, verifiers, origin=signed.origin)
+        assert (cp.size, cp.root.hex(), signed.root) == (14, tree.root().hex(), tree.root().hex())
+        # inclusion proofs of every entry against it, and consistency from every earlier size
+        for index in range(14):
+            proof = await call(nc, Audit.INCLUSION_PROOF, audit_pb2.InclusionProofRequest(
+                actor=BOB, workspace=ws, index=index), audit_pb2.InclusionProof)
+            assert (proof.size, proof.checkpoint) == (14, signed.note)
+            merkle.verify_inclusion(index, 14, bytes.fromhex(items[index].leaf_hash),
+                                    [bytes.fromhex(h) for h in proof.hashes], cp.root)
+        five = await call(nc, Audit.INCLUSION_PROOF, audit_pb2.InclusionProofRequest(
+            actor=BOB, workspace=ws, index=2, size=5), audit_pb2.InclusionProof)
+        kept, _ = signednote.open_checkpoint(five.checkpoint, verifiers)  # the periodic one at 5
+        merkle.verify_inclusion(2, 5, tree.node(0, 2), [bytes.fromhex(h) for h in five.hashes], kept.root)
+        for old in range(0, 15):
+            cons = await call(nc, Audit.CONSISTENCY_PROOF, audit_pb2.ConsistencyProofRequest(
+                actor=BOB, workspace=ws, old_size=old), audit_pb2.ConsistencyProof)
+            assert cons.new_size == 14 and cons.new_checkpoint == signed.note
+            merkle.verify_consistency(old, 14, [bytes.fromhex(h) for h in cons.hashes], tree.root(old), cp.root)
+        cons = await call(nc, Audit.CONSISTENCY_PROOF, audit_pb2.ConsistencyProofRequest(
+            actor=BOB, workspace=ws, old_size=5, new_size=10), audit_pb2.ConsistencyProof)
+        auditlog.verify_consistency_notes(cons.old_checkpoint, cons.new_checkpoint,
+                                          [bytes.fromhex(h) for h in cons.hashes], verifiers)
+        for bad in (audit_pb2.InclusionProofRequest(workspace=ws, index=14),
+                    audit_pb2.InclusionProofRequest(workspace=ws, index=0, size=15),
+                    audit_pb2.InclusionProofRequest(workspace=ws, index=-1)):
+            with pytest.raises(ProblemError) as err:
+                await call(nc, Audit.INCLUSION_PROOF, bad, audit_pb2.InclusionProof)
+            assert err.value.status == 422
+        for bad_c in (audit_pb2.ConsistencyProofRequest(workspace=ws, old_size=15),
+                      audit_pb2.ConsistencyProofRequest(workspace=ws, old_size=6, new_size=5)):
+            with pytest.raises(ProblemError) as err:
+                await call(nc, Audit.CONSISTENCY_PROOF, bad_c, audit_pb2.ConsistencyProof)
+            assert err.value.status == 422
+        empty = await call(nc, Audit.CHECKPOINT, audit_pb2.GetCheckpointRequest(workspace="empty-ws"),
+                           audit_pb2.SignedCheckpoint)
+        assert empty.size == 0 and empty.root == merkle.EMPTY_ROOT.hex()
+
         full = await call(nc, Audit.EXPORT,
                           audit_pb2.ExportActivityRequest(actor=CAROL, workspace=ws, scope=WORKSPACE),
                           audit_pb2.ExportActivityReply)
@@ -256,9 +305,8 @@ async def test_events_are_chained_queried_exported_and_verified(
         lines = data.splitlines(keepends=True)
         result = auditlog.verify_bundle(lines)
         assert result.ok, result.reason
-        cps = [json.loads(line) for line in lines if json.loads(line)["type"] == "checkpoint"]
-        assert [(c["size"], c["kind"]) for c in cps] == [(5, "periodic"), (10, "periodic"), (14, "periodic"),
-                                                          (14, "export")]
+        assert result.root == tree.root().hex() and result.origin == f"reprolab.local/audit/{ws}"
+        assert [c.size for c in notes_in(data)] == [5, 10, 14]   # every 5, the timed one at 14, reused to close
 
         student = await call(nc, Audit.EXPORT,
                              audit_pb2.ExportActivityRequest(actor=BOB, workspace=ws, scope=OWN),
@@ -272,9 +320,13 @@ async def test_events_are_chained_queried_exported_and_verified(
         for reply in (full, student):
             verified = await call(nc, Audit.VERIFY, audit_pb2.VerifyActivityRequest(actor=CAROL,
                                   object_key=reply.object_key), audit_pb2.VerifyActivityReply)
-            assert verified.ok and verified.keys_known, verified
+            assert verified.ok and verified.keys_known and verified.matches_log, verified
             assert (verified.entries, verified.workspace) == (reply.entries, ws)
-            assert verified.checkpoints >= 4
+            assert verified.checkpoints >= 3
+        # against the checkpoint of size 5 the user kept: the log only grew
+        grew = await call(nc, Audit.VERIFY, audit_pb2.VerifyActivityRequest(
+            object_key=full.object_key, old_checkpoint=five.checkpoint), audit_pb2.VerifyActivityReply)
+        assert grew.ok and grew.against_size == 5, grew
 
         # each export emitted activity.exported through the outbox, and that event is in the chain too
         async def _exported() -> list:
@@ -295,16 +347,18 @@ async def test_events_are_chained_queried_exported_and_verified(
                              audit_pb2.VerifyActivityReply)
         bad_line = data[:at].count(b"\n") + 1
         assert not verdict.ok and (verdict.line, verdict.seq) == (bad_line, 6)
-        assert verdict.reason == f"line {bad_line} (seq 6): entry hash does not match its content"
+        assert verdict.reason == f"line {bad_line} (seq 6): entry does not match its leaf hash (edited?)"
 
         # an intact bundle signed by somebody else's key
         forger = auditlog.Signer.generate()
         buf = io.BytesIO()
-        writer = auditlog.BundleWriter(buf, workspace=ws, scope="workspace", exported_at=auditlog.now_time(),
-                                       public_keys=[forger.public_key_entry()])
+        origin = auditlog.origin_for(ws)
+        writer = auditlog.BundleWriter(buf, workspace=ws, origin=origin, scope="workspace",
+                                       exported_at=auditlog.now_time(), size=len(items),
+                                       verifier_keys=[forger.vkey(origin)])
         for item in items:
             writer.entry(item.seq, item.canonical_json.encode())
-        writer.close(forger)
+        writer.close(forger.sign_checkpoint(origin, writer.size, writer.root()))
         key = f"exports/{ws}/forged.jsonl"
         (objects_dir(audit_env) / key).write_bytes(buf.getvalue())
         verdict = await call(nc, Audit.VERIFY, audit_pb2.VerifyActivityRequest(object_key=key),
@@ -321,6 +375,74 @@ async def test_events_are_chained_queried_exported_and_verified(
         await nc.close()
     assert proc.stop() == 0   # SIGTERM: clean shutdown
     assert "duplicates skipped" in proc.text()
+
+
+async def test_rotate_key_while_running_keeps_old_checkpoints_verifiable(
+        audit: Callable[..., AuditProcess], audit_env: dict[str, str], nats_server: NatsServer) -> None:
+    ws = f"ws-{uuid.uuid4().hex[:8]}"
+    proc = audit()
+    nc = await connect(nats_server.url, "test")
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        await wait_ready(nc)
+        published = events_for(ws, 10)
+        for ev in published[:6]:
+            await publish_event(js, ev)
+        await wait_size(nc, ws, 6)
+        before = await call(nc, Audit.CHECKPOINT, audit_pb2.GetCheckpointRequest(workspace=ws),
+                            audit_pb2.SignedCheckpoint)
+        assert before.size == 6 and len(before.verifier_keys) == 1
+        key_file = Path(audit_env["REPROLAB_DATA_DIR"]) / "audit-signing-key"
+        old_key = auditlog.Signer.from_bytes(key_file.read_bytes())
+
+        rotated = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "reprolab_audit", "rotate-key"], env=audit_env,
+            capture_output=True, text=True, timeout=60)
+        assert rotated.returncode == 0, rotated.stderr
+        new_key = auditlog.Signer.from_bytes(key_file.read_bytes())
+        assert new_key.key_id != old_key.key_id and new_key.key_id in rotated.stdout
+        assert (key_file.parent / f"audit-signing-key.{old_key.key_id}.retired").exists()
+
+        async def _switched() -> bool:  # the running service picks the new key file up on its next round
+            return f"signing key rotated: {old_key.key_id} -> {new_key.key_id}" in proc.text()
+        await eventually(_switched, 20, "the service to switch to the rotated key")
+        for ev in published[6:]:
+            await publish_event(js, ev)
+        await wait_size(nc, ws, 10)
+        new_vkey = new_key.vkey(auditlog.origin_for(ws))
+
+        async def _signed_by_new_key() -> audit_pb2.SignedCheckpoint | None:
+            cp = await call(nc, Audit.CHECKPOINT, audit_pb2.GetCheckpointRequest(workspace=ws),
+                            audit_pb2.SignedCheckpoint)
+            try:
+                signednote.open_checkpoint(cp.note, [new_key.verifier(cp.origin)])
+            except signednote.NoteError:
+                return None
+            return cp if cp.size == 10 else None
+        after = await eventually(_signed_by_new_key, 20, "a checkpoint signed with the rotated key")
+        verifiers = [signednote.Verifier.parse(k) for k in after.verifier_keys]
+        assert new_vkey in after.verifier_keys and old_key.vkey(after.origin) in after.verifier_keys
+        # the note kept before the rotation still verifies, and the log extends it
+        signednote.open_checkpoint(before.note, verifiers)
+        cons = await call(nc, Audit.CONSISTENCY_PROOF, audit_pb2.ConsistencyProofRequest(workspace=ws, old_size=6),
+                          audit_pb2.ConsistencyProof)
+        auditlog.verify_consistency_notes(before.note, after.note, [bytes.fromhex(h) for h in cons.hashes],
+                                          verifiers)
+        with pytest.raises(signednote.NoteError):  # the new note is not signed by the retired key
+            signednote.open_checkpoint(after.note, [old_key.verifier(after.origin)])
+
+        reply = await call(nc, Audit.EXPORT, audit_pb2.ExportActivityRequest(actor=CAROL, workspace=ws,
+                           scope=WORKSPACE), audit_pb2.ExportActivityReply)
+        data = (objects_dir(audit_env) / reply.object_key).read_bytes()
+        result = auditlog.verify_bundle(data.splitlines(), against=before.note)
+        assert result.ok and result.against_size == 6, result.reason
+        assert set(result.signed_by) == {old_key.key_id, new_key.key_id}
+        verdict = await call(nc, Audit.VERIFY, audit_pb2.VerifyActivityRequest(
+            object_key=reply.object_key, old_checkpoint=before.note), audit_pb2.VerifyActivityReply)
+        assert verdict.ok and verdict.keys_known and verdict.matches_log and verdict.against_size == 6, verdict
+    finally:
+        await nc.close()
 
 
 async def test_kill_9_mid_stream_and_restart_stores_every_event_once(
@@ -343,7 +465,7 @@ async def test_kill_9_mid_stream_and_restart_stores_every_event_once(
                 await publish_event(js, ev)
                 sent += 1
                 if sent % 4 == 0:
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.03)  # a busy machine must still be mid-stream at the kill
 
         task = asyncio.create_task(publisher())
 
@@ -367,7 +489,7 @@ async def test_kill_9_mid_stream_and_restart_stores_every_event_once(
         # Every event exactly once. Not necessarily in publish order: the killed process's unacked
         # batch is redelivered after ack_wait, behind events the new process already received.
         assert Counter(i.event_id for i in items) == Counter(ev.id for ev in published)
-        check_chain(items)
+        check_tree(items)
 
         reply = await call(nc, Audit.EXPORT,
                            audit_pb2.ExportActivityRequest(actor=ALICE, workspace=ws, scope=OWN),
@@ -376,7 +498,7 @@ async def test_kill_9_mid_stream_and_restart_stores_every_event_once(
                              audit_pb2.VerifyActivityReply)
         assert verdict.ok and verdict.keys_known and verdict.entries == total, verdict
         header = json.loads((objects_dir(audit_env) / reply.object_key).read_bytes().split(b"\n", 1)[0])
-        key_ids = {k["key_id"] for k in header["public_keys"]}
+        key_ids = {auditlog.key_id_for(signednote.Verifier.parse(k).public_key) for k in header["verifier_keys"]}
         generated = auditlog.Signer.from_bytes((Path(audit_env["REPROLAB_DATA_DIR"]) / "audit-signing-key")
                                                .read_bytes())
         assert key_ids == {generated.key_id, rotated.key_id}
@@ -411,7 +533,7 @@ async def test_consumer_survives_a_nats_restart(tmp_path: Path) -> None:
         await wait_size(nc, ws, 60, within=60)
         items = await all_entries(nc, ws)
         assert Counter(i.event_id for i in items) == Counter(ev.id for ev in published)
-        check_chain(items)
+        check_tree(items)
         reply = await call(nc, Audit.EXPORT, audit_pb2.ExportActivityRequest(actor=CAROL, workspace=ws,
                            scope=WORKSPACE), audit_pb2.ExportActivityReply)
         verdict = await call(nc, Audit.VERIFY, audit_pb2.VerifyActivityRequest(object_key=reply.object_key),

@@ -1,4 +1,6 @@
-"""The audit chain library: entry documents, checkpoints, bundles and the tamper-detection suite."""
+"""The audit log library: entry documents, leaves, signed checkpoints, bundles (reprolab-audit/2) and the
+bundle half of the mutation suite: every honest bundle passes, every edit, deletion, reordering,
+truncation, swapped or forged checkpoint fails, naming its line."""
 
 from __future__ import annotations
 
@@ -12,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from reprolab.v1 import common_pb2, events_pb2
-from reprolab_common import auditlog
-from reprolab_common.auditlog import BundleWriter, Chain, Signer, verify_bundle
+from reprolab_common import auditlog, merkle, signednote
+from reprolab_common.auditlog import BundleWriter, Log, Signer, verify_bundle
 from reprolab_common.canonical import canonical_json
 from reprolab_common.nats import new_event
 
@@ -62,28 +63,38 @@ def make_events(workspace: str, n: int) -> list[events_pb2.Event]:
     return out
 
 
+ORIGIN = auditlog.origin_for(WS)
+
+
 def make_bundle(events: list[events_pb2.Event], signer: Signer, *, every: int = 10,
-                viewer: common_pb2.Actor | None = None,
-                extra_signers: list[Signer] | None = None) -> list[bytes]:
-    """A bundle as the service writes one; ``viewer`` makes an OWN export for that actor.
-    With ``extra_signers``, periodic checkpoints rotate through several keys."""
+                viewer: common_pb2.Actor | None = None, extra_signers: list[Signer] | None = None,
+                notes: dict[int, str] | None = None) -> list[bytes]:
+    """A bundle as the service writes one; ``viewer`` makes an OWN export for that actor. With
+    ``extra_signers``, checkpoints rotate through several keys; ``notes`` collects every checkpoint."""
     signers = [signer, *(extra_signers or [])]
-    chain = Chain(events[0].workspace if events else WS)
+    workspace = events[0].workspace if events else WS
+    origin = auditlog.origin_for(workspace)
+    log = Log(workspace)
     buf = io.BytesIO()
-    writer = BundleWriter(buf, workspace=chain.workspace, scope="own" if viewer else "workspace",
-                          exported_at=auditlog.format_time(T0 + timedelta(days=1)),
-                          public_keys=[s.public_key_entry() for s in signers])
+    writer = BundleWriter(buf, workspace=workspace, origin=origin, scope="own" if viewer else "workspace",
+                          exported_at=auditlog.format_time(T0 + timedelta(days=1)), size=len(events),
+                          verifier_keys=[s.vkey(origin) for s in signers])
     for ev in events:
-        e = chain.append(ev)
+        e = log.append(ev)
         if viewer is not None and ev.actor.user_id != viewer.user_id:
             writer.elided(e.seq, e.leaf)
         else:
             writer.entry(e.seq, e.canonical)
-        if e.seq % every == 0:
+        if e.seq % every == 0 and e.seq != len(events):
             by = signers[(e.seq // every) % len(signers)]
-            writer.checkpoint(by.sign_checkpoint(workspace=chain.workspace, size=e.seq, head=e.hash,
-                                                 time=auditlog.format_time(T0 + timedelta(hours=e.seq))))
-    writer.close(signer)
+            note = by.sign_checkpoint(origin, e.seq, log.root())
+            writer.checkpoint(note)
+            if notes is not None:
+                notes[e.seq] = note
+    closing = signer.sign_checkpoint(origin, log.size, log.root())
+    if notes is not None:
+        notes[log.size] = closing
+    writer.close(closing)
     return buf.getvalue().splitlines(keepends=True)
 
 
@@ -95,6 +106,13 @@ def signer() -> Signer:
 @pytest.fixture(scope="module")
 def events() -> list[events_pb2.Event]:
     return make_events(WS, 50)
+
+
+@pytest.fixture(scope="module")
+def notes(events: list[events_pb2.Event], signer: Signer) -> dict[int, str]:
+    out: dict[int, str] = {}
+    make_bundle(events, signer, notes=out)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +151,8 @@ def mutate(value: Any) -> Any:
     if isinstance(value, str):
         if value and all(c in "0123456789abcdef" for c in value):  # keep hex looking like hex
             return ("1" if value[0] == "0" else "0") + value[1:]
+        if "\n\n" in value:  # a signed note: change one character of its text
+            return value.replace("\n", "0\n", 1) if not value[0].isdigit() else "x" + value
         return value + "x" if value else "x"
     if isinstance(value, dict):
         return {**value, "extra": "x"}
@@ -169,7 +189,16 @@ def replaced(bundle: list[bytes], index: int, line: bytes) -> list[bytes]:
     return [*bundle[:index], line, *bundle[index + 1:]]
 
 
-# --- the chain itself -------------------------------------------------------------------------
+def note_of(line: bytes) -> str:
+    return obj(line)["checkpoint"]
+
+
+def cp_of(line: bytes) -> signednote.Checkpoint:
+    note = note_of(line)
+    return signednote.parse_checkpoint(note[:note.rfind("\n\n") + 1])
+
+
+# --- entries and the log ------------------------------------------------------------------------
 
 def test_entry_document_is_the_canonical_content_of_the_event() -> None:
     ev = new_event(type="dataset.uploaded", actor=ALICE, workspace=WS, subject="datasets/iris",
@@ -188,32 +217,42 @@ def test_entry_document_is_the_canonical_content_of_the_event() -> None:
     assert auditlog.entry_document(enum_ev, 1)["details"]["role"] == "ROLE_ADMIN"
 
 
-def test_chain_follows_the_documented_formula(events: list[events_pb2.Event]) -> None:
-    chain = Chain(WS)
-    prev = bytes(32)
-    for ev in events[:5]:
-        e = chain.append(ev)
+def test_log_follows_the_documented_formula(events: list[events_pb2.Event]) -> None:
+    log = Log(WS)
+    leaves = []
+    for ev in events[:9]:
+        e = log.append(ev)
         c = canonical_json(auditlog.entry_document(ev, e.seq))
         assert e.canonical == c
-        assert e.leaf == hashlib.sha256(c).digest()
-        assert e.hash == hashlib.sha256(prev + e.leaf).digest()
-        prev = e.hash
-    assert chain.size == 5 and chain.head == prev
+        assert e.leaf == hashlib.sha256(b"\x00" + c).digest()
+        leaves.append(e.leaf)
+        assert log.root() == merkle.reference_root(leaves)
+    assert log.size == 9
     with pytest.raises(ValueError):
-        chain.append(make_events(OTHER_WS, 1)[0])
+        log.append(make_events(OTHER_WS, 1)[0])
 
 
-def test_checkpoint_signature_covers_exactly_the_documented_fields(signer: Signer) -> None:
-    cp = signer.sign_checkpoint(workspace=WS, size=3, head=b"\x01" * 32, time="2026-01-01T00:00:00.000Z")
-    assert set(cp) == {"workspace", "size", "head", "time", "key_id", "kind", "signature"}
-    assert cp["kind"] == "periodic" and cp["head"] == "01" * 32
-    assert cp["key_id"] == hashlib.sha256(signer.public_key_raw).hexdigest()[:16]
-    signed = canonical_json({k: cp[k] for k in ("workspace", "size", "head", "time", "key_id", "kind")})
-    public = Ed25519PublicKey.from_public_bytes(signer.public_key_raw)
-    public.verify(base64.b64decode(cp["signature"]), signed)  # raises if the signed bytes differ
-    assert auditlog.verify_checkpoint(cp, signer.public_key_raw)
-    assert not auditlog.verify_checkpoint({**cp, "size": 4}, signer.public_key_raw)
-    assert not auditlog.verify_checkpoint(cp, Signer.generate().public_key_raw)
+def test_checkpoint_is_a_c2sp_signed_note_under_the_origin(signer: Signer) -> None:
+    root = hashlib.sha256(b"r").digest()
+    note = signer.sign_checkpoint(ORIGIN, 3, root)
+    text, sigs = note.split("\n\n")
+    assert text + "\n" == f"{ORIGIN}\n3\n{base64.b64encode(root).decode()}\n"
+    assert ORIGIN == "reprolab.local/audit/cs101"
+    name, blob = sigs.rstrip("\n").removeprefix("\u2014 ").split(" ")
+    assert name == ORIGIN
+    raw = base64.b64decode(blob)
+    key_hash = hashlib.sha256(ORIGIN.encode() + b"\n\x01" + signer.public_key_raw).digest()[:4]
+    assert raw[:4] == key_hash and len(raw) == 68
+    signer.private_key.public_key().verify(raw[4:], (text + "\n").encode())  # raises if wrong
+    vkey = signer.vkey(ORIGIN)
+    key_b64 = base64.b64encode(b"\x01" + signer.public_key_raw).decode()
+    assert vkey == f"{ORIGIN}+{key_hash.hex()}+{key_b64}"
+    cp, _ = signednote.open_checkpoint(note, [signednote.Verifier.parse(vkey)], origin=ORIGIN)
+    assert (cp.size, cp.root) == (3, root)
+    with pytest.raises(signednote.NoteError):
+        signednote.open_checkpoint(note, [Signer.generate().verifier(ORIGIN)])
+    with pytest.raises(signednote.NoteError):
+        signednote.open_checkpoint(note, [signer.verifier(ORIGIN)], origin=auditlog.origin_for(OTHER_WS))
 
 
 def test_signing_key_file_is_created_private_and_reused(tmp_path) -> None:
@@ -224,14 +263,19 @@ def test_signing_key_file_is_created_private_and_reused(tmp_path) -> None:
     assert Signer.from_bytes(first.private_key.private_bytes_raw()).key_id == first.key_id
 
 
-# --- bundles that must pass -------------------------------------------------------------------
+# --- bundles that must pass ---------------------------------------------------------------------
 
-def test_untouched_bundle_passes(bundle: list[bytes], signer: Signer) -> None:
+def test_untouched_bundle_passes(bundle: list[bytes], signer: Signer, events: list[events_pb2.Event]) -> None:
     result = verify_bundle(bundle)
     assert result.ok, result.reason
-    assert (result.entries, result.checkpoints, result.workspace, result.elided) == (50, 6, WS, 0)
-    assert result.key_ids == [signer.key_id]
-    assert verify_bundle(bundle, trusted_key_ids={signer.key_id}).ok
+    assert (result.entries, result.checkpoints, result.workspace, result.elided) == (50, 5, WS, 0)
+    assert result.origin == ORIGIN and result.key_ids == [signer.key_id] and result.signed_by == [signer.key_id]
+    log = Log(WS)
+    for ev in events:
+        log.append(ev)
+    assert result.root == log.root().hex()
+    assert verify_bundle(bundle, trusted_keys={signer.key_id}).ok
+    assert verify_bundle(bundle, trusted_keys={signer.vkey(ORIGIN)}).ok
 
 
 def test_bundle_read_from_a_file_and_from_odd_chunks_passes(bundle: list[bytes], tmp_path) -> None:
@@ -253,47 +297,121 @@ def test_student_bundle_with_elided_lines_passes(events: list[events_pb2.Event],
     text = b"".join(own).decode()
     assert "alice" in text
     assert "bob" not in text and "carol" not in text and "u-bob" not in text
-    # the closing checkpoint has the same head as the full export: nothing was left unchecked
-    full = verify_bundle(make_bundle(events, signer))
-    assert result.head == full.head
+    # the same tree as the full export: nothing was left unchecked
+    assert result.root == verify_bundle(make_bundle(events, signer)).root
 
 
 def test_empty_workspace_bundle_passes(signer: Signer) -> None:
     buf = io.BytesIO()
-    BundleWriter(buf, workspace=WS, scope="workspace", exported_at=auditlog.now_time(),
-                 public_keys=[signer.public_key_entry()]).close(signer)
+    BundleWriter(buf, workspace=WS, origin=ORIGIN, scope="workspace", exported_at=auditlog.now_time(), size=0,
+                 verifier_keys=[signer.vkey(ORIGIN)]).close(signer.sign_checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT))
     result = verify_bundle(buf.getvalue().splitlines(keepends=True))
-    assert result.ok and result.entries == 0 and result.head == "00" * 32
+    assert result.ok and result.entries == 0 and result.root == merkle.EMPTY_ROOT.hex()
 
 
-def test_key_rotation_bundle_passes_and_lists_every_key(events: list[events_pb2.Event],
-                                                        signer: Signer) -> None:
+def test_key_rotation_bundle_passes_and_names_every_signer(events: list[events_pb2.Event], signer: Signer) -> None:
     old = Signer.generate()
     rotated = make_bundle(events, signer, extra_signers=[old])
     result = verify_bundle(rotated)
     assert result.ok, result.reason
-    assert set(result.key_ids) == {signer.key_id, old.key_id}
-    bad = verify_bundle(rotated, trusted_key_ids={signer.key_id})
+    assert set(result.key_ids) == set(result.signed_by) == {signer.key_id, old.key_id}
+    bad = verify_bundle(rotated, trusted_keys={signer.key_id})
     assert not bad.ok and "not a trusted key" in bad.reason and old.key_id in bad.reason
+    assert verify_bundle(rotated, trusted_keys={signer.key_id, old.vkey(ORIGIN)}).ok
 
 
-# --- the mutation suite -----------------------------------------------------------------------
+def test_sizes_around_the_verifier_chunk_boundary_pass() -> None:
+    signer = Signer.generate()
+    for n in (4095, 4096, 4097, 8193):
+        lines = make_bundle(make_events(WS, n), signer, every=1024)
+        result = verify_bundle(lines)
+        assert result.ok and result.entries == n, (n, result.reason)
+        # a checkpoint note in the middle kept by a user still matches at its size
+        kept = note_of(lines[[i for i, line in enumerate(lines) if b'"checkpoint"' in line][1]])
+        assert verify_bundle(lines, against=kept).against_size == 2048
+
+
+# --- against a checkpoint the user kept ---------------------------------------------------------
+
+def test_every_older_checkpoint_is_extended_by_the_bundle(bundle: list[bytes], notes: dict[int, str]) -> None:
+    assert sorted(notes) == [10, 20, 30, 40, 50]
+    for size, note in notes.items():
+        result = verify_bundle(bundle, against=note)
+        assert result.ok and result.against_size == size, result.reason
+
+
+def test_a_kept_checkpoint_of_any_size_is_checked(bundle: list[bytes], signer: Signer,
+                                                 events: list[events_pb2.Event]) -> None:
+    log = Log(WS)
+    kept = {0: signer.sign_checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT)}
+    for ev in events:
+        log.append(ev)
+        kept[log.size] = signer.sign_checkpoint(ORIGIN, log.size, log.root())
+    for size, note in kept.items():
+        result = verify_bundle(bundle, against=note)
+        assert result.ok and result.against_size == size, (size, result.reason)
+
+
+def test_a_kept_checkpoint_the_bundle_does_not_extend_fails(bundle: list[bytes], signer: Signer,
+                                                           events: list[events_pb2.Event]) -> None:
+    # the log was rewritten at entry 5: a checkpoint kept at size 10 no longer matches
+    altered = list(events)
+    altered[4] = make_events(WS, 5)[4]
+    log = Log(WS)
+    for ev in altered[:10]:
+        log.append(ev)
+    kept = signer.sign_checkpoint(ORIGIN, 10, log.root())
+    result = verify_bundle(bundle, against=kept)
+    assert not result.ok and result.line == 1
+    assert "your checkpoint of size 10: root does not match" in result.reason
+    # a checkpoint larger than the bundle: the log would have shrunk
+    bigger = signer.sign_checkpoint(ORIGIN, 51, hashlib.sha256(b"x").digest())
+    result = verify_bundle(bundle, against=bigger)
+    assert not result.ok and "shrunk" in result.reason
+    # of another log, by an unknown key, or mangled
+    assert "is of log" in verify_bundle(bundle, against=signer.sign_checkpoint(
+        auditlog.origin_for(OTHER_WS), 10, log.root())).reason
+    assert "does not verify" in verify_bundle(bundle, against=Signer.generate().sign_checkpoint(
+        ORIGIN, 10, log.root())).reason
+    assert not verify_bundle(bundle, against="not a note").ok
+    # a truncated bundle with its header and final checkpoint redone is an honest older export, but it
+    # does not extend a checkpoint the user kept from later
+    notes: dict[int, str] = {}
+    make_bundle(events, signer, notes=notes)
+    older = make_bundle(events[:30], signer)
+    assert verify_bundle(older).ok
+    result = verify_bundle(older, against=notes[40])
+    assert not result.ok and "shrunk" in result.reason
+
+
+# --- the bundle mutation suite ------------------------------------------------------------------
 
 def test_every_field_of_every_entry_mutated_is_caught_at_its_line(bundle: list[bytes]) -> None:
     checked = 0
     for index in lines_of(bundle, "entry"):
         original = obj(bundle[index])
         seq = original["seq"]
-        where = f"line {index + 1} (seq {seq}):"
         for path in leaf_paths(original):
             variants = [with_path(original, path, mutate(get(original, path))), without_path(original, path)]
             for variant in variants:
                 result = verify_bundle(replaced(bundle, index, dump(variant)))
                 assert not result.ok, (path, variant)
                 assert (result.line, result.seq) == (index + 1, seq), (path, result)
-                assert result.reason.startswith(where), (path, result.reason)
+                assert result.reason.startswith(f"line {index + 1} (seq {seq}):"), (path, result.reason)
                 checked += 1
     assert checked > 50 * 20  # every path of every entry (about 25 each) was tried
+
+
+def test_entry_edits_with_a_recomputed_leaf_are_caught_by_the_next_checkpoint(bundle: list[bytes]) -> None:
+    for k in (0, 5, 9, 10, 49):
+        index = lines_of(bundle, "entry")[k]
+        doc = obj(bundle[index])
+        doc["entry"]["subject"] += "x"
+        doc["leaf"] = hashlib.sha256(b"\x00" + canonical_json(doc["entry"])).hexdigest()
+        result = verify_bundle(replaced(bundle, index, dump(doc)))
+        next_cp = min(i for i in lines_of(bundle, "checkpoint") if i > index)
+        assert not result.ok and result.line == next_cp + 1, (k, result.reason)
+        assert "checkpoint root does not match the entries before it" in result.reason
 
 
 def test_entry_content_edits_name_the_right_reason(bundle: list[bytes]) -> None:
@@ -301,23 +419,19 @@ def test_entry_content_edits_name_the_right_reason(bundle: list[bytes]) -> None:
     original = obj(bundle[index])
     seq = original["seq"]
     cases = {
-        ("entry", "details", "name"): "entry hash does not match its content",
-        ("entry", "actor", "name"): "entry hash does not match its content",
-        ("entry", "time"): "entry hash does not match its content",
-        ("hash",): "entry hash does not match its content",
+        ("entry", "subject"): "entry does not match its leaf hash",
+        ("entry", "actor", "name"): "entry does not match its leaf hash",
+        ("entry", "time"): "entry does not match its leaf hash",
+        ("leaf",): "entry does not match its leaf hash",
         ("seq",): f"seq {seq + 1} follows seq {seq - 1} (an entry is missing or out of order)",
-        ("entry", "seq"): "entry content says seq",
+        ("entry", "seq"): "entry content names another seq",
     }
     for path, reason in cases.items():
-        doc = obj(bundle[index])
-        if path == ("entry", "details", "name") and "name" not in doc["entry"]["details"]:
-            path = ("entry", "subject")
-        result = verify_bundle(replaced(bundle, index, dump(with_path(doc, path, mutate(get(doc, path))))))
+        result = verify_bundle(replaced(bundle, index, dump(with_path(original, path, mutate(get(original, path))))))
         assert reason in result.reason, (path, result.reason)
     foreign = with_path(original, ("entry", "workspace"), OTHER_WS)
     result = verify_bundle(replaced(bundle, index, dump(foreign)))
-    assert result.reason == (f"line {index + 1} (seq {seq}): entry belongs to workspace '{OTHER_WS}', "
-                             f"bundle is for '{WS}'")
+    assert result.reason == f"line {index + 1} (seq {seq}): entry does not belong to workspace '{WS}'"
 
 
 def test_entry_spliced_from_another_workspace_is_caught(bundle: list[bytes], signer: Signer) -> None:
@@ -325,7 +439,7 @@ def test_entry_spliced_from_another_workspace_is_caught(bundle: list[bytes], sig
     index = lines_of(bundle, "entry")[9]
     result = verify_bundle(replaced(bundle, index, other[index]))
     assert not result.ok and result.line == index + 1
-    assert "entry belongs to workspace 'bio202', bundle is for 'cs101'" in result.reason
+    assert "entry does not belong to workspace 'cs101'" in result.reason
 
 
 def test_reformatted_entry_line_is_caught(bundle: list[bytes]) -> None:
@@ -333,13 +447,12 @@ def test_reformatted_entry_line_is_caught(bundle: list[bytes]) -> None:
     pretty = (json.dumps(obj(bundle[index]), sort_keys=True) + "\n").encode()  # same content, spaces
     result = verify_bundle(replaced(bundle, index, pretty))
     assert not result.ok and result.line == index + 1 and "canonical" in result.reason
-    # a duplicated key cannot hide a different value from the hash either
     line = bundle[index].rstrip(b"\n")
-    dup = line[:-1] + b',"type":"entry"}\n'
+    dup = line[:-1] + b',"type":"entry"}\n'  # a duplicated key
     assert not verify_bundle(replaced(bundle, index, dup)).ok
 
 
-def test_deleted_entry_is_caught(bundle: list[bytes]) -> None:
+def test_deleted_entries_are_caught(bundle: list[bytes]) -> None:
     entries = lines_of(bundle, "entry")
     for k in (0, 17, 49):
         index = entries[k]
@@ -363,124 +476,146 @@ def test_reordered_entries_are_caught(bundle: list[bytes]) -> None:
     result = verify_bundle(swapped)
     assert not result.ok and (result.line, result.seq) == (a + 1, 5)
     assert "seq 6 follows seq 4" in result.reason
-    # renumbered to look in order: the hashes give it away
+    # renumbered to look in order, leaves recomputed: the checkpoint's root gives it away
     first, second = obj(bundle[a]), obj(bundle[b])
     first["seq"], first["entry"]["seq"], second["seq"], second["entry"]["seq"] = 6, 6, 5, 5
+    for d in (first, second):
+        d["leaf"] = hashlib.sha256(b"\x00" + canonical_json(d["entry"])).hexdigest()
     renumbered = replaced(replaced(bundle, a, dump(second)), b, dump(first))
     result = verify_bundle(renumbered)
-    assert not result.ok and (result.line, result.seq) == (a + 1, 5)
-    assert "entry hash does not match" in result.reason
+    assert not result.ok and result.line == lines_of(bundle, "checkpoint")[0] + 1
+    assert "root does not match" in result.reason
 
 
-def test_truncated_tail_is_caught(bundle: list[bytes]) -> None:
+def test_truncated_bundles_are_caught(bundle: list[bytes]) -> None:
     for drop in range(1, 8):
         result = verify_bundle(bundle[:-drop])
         assert not result.ok
-        assert result.reason == "bundle ends without the closing export checkpoint (truncated?)"
+        assert "truncated?" in result.reason
         assert result.line == len(bundle) - drop + 1
     data = b"".join(bundle)
     tail_start = len(data) - sum(len(line) for line in bundle[-3:])
     for cut in range(tail_start, len(data) - 1):  # every cut inside the last three lines
-        result = verify_bundle(data[:cut].splitlines(keepends=True))
-        assert not result.ok, cut
+        assert not verify_bundle(data[:cut].splitlines(keepends=True)).ok, cut
     for cut in (len(data) // 3, len(data) // 2 + 5):
-        result = verify_bundle(data[:cut].splitlines(keepends=True))
-        assert not result.ok and ("not valid JSON" in result.reason or "truncated" in result.reason)
+        assert not verify_bundle(data[:cut].splitlines(keepends=True)).ok
     assert verify_bundle(data[:-1].splitlines(keepends=True)).ok  # only the final newline gone: nothing lost
 
 
-def test_content_after_the_closing_checkpoint_is_caught(bundle: list[bytes]) -> None:
+def test_content_after_the_last_checkpoint_is_caught(bundle: list[bytes]) -> None:
     result = verify_bundle([*bundle, bundle[1]])
-    assert not result.ok and result.line == len(bundle) + 1 and "after the closing" in result.reason
+    assert not result.ok and result.line == len(bundle) + 1 and "seq 1 follows seq 50" in result.reason
+    extra = make_events(WS, 51)[50]
+    canonical = canonical_json(auditlog.entry_document(extra, 51))
+    line = dump({"type": "entry", "seq": 51, "entry": json.loads(canonical),
+                 "leaf": hashlib.sha256(b"\x00" + canonical).hexdigest()})
+    result = verify_bundle([*bundle, line])
+    assert not result.ok and result.line == len(bundle) + 1 and "beyond the 50 entries" in result.reason
 
 
-def test_swapped_and_flipped_checkpoint_signatures_are_caught(bundle: list[bytes]) -> None:
+def test_swapped_checkpoints_are_caught(bundle: list[bytes]) -> None:
     cps = lines_of(bundle, "checkpoint")
-    a, b = obj(bundle[cps[1]]), obj(bundle[cps[2]])
-    a["signature"], b["signature"] = b["signature"], a["signature"]
-    result = verify_bundle(replaced(replaced(bundle, cps[1], dump(a)), cps[2], dump(b)))
-    assert not result.ok
-    assert result.reason == f"line {cps[1] + 1}: checkpoint signature is invalid"
-    for cp_index in (cps[0], cps[-1]):
-        for bit in (0, 77, 511):
-            doc = obj(bundle[cp_index])
-            raw = bytearray(base64.b64decode(doc["signature"]))
-            raw[bit // 8] ^= 1 << (bit % 8)
-            doc["signature"] = base64.b64encode(bytes(raw)).decode()
-            result = verify_bundle(replaced(bundle, cp_index, dump(doc)))
-            assert result.reason == f"line {cp_index + 1}: checkpoint signature is invalid"
-
-
-def test_every_field_of_every_checkpoint_mutated_is_caught_at_its_line(bundle: list[bytes]) -> None:
-    for index in lines_of(bundle, "checkpoint"):
-        original = obj(bundle[index])
-        for path in leaf_paths(original):
-            changed = with_path(original, path, mutate(get(original, path)))
-            for variant in (changed, without_path(original, path)):
-                result = verify_bundle(replaced(bundle, index, dump(variant)))
-                assert not result.ok and result.line == index + 1, (path, result)
-
-
-def test_checkpoint_size_and_head_changes_are_caught(bundle: list[bytes]) -> None:
-    index = lines_of(bundle, "checkpoint")[2]
-    doc = obj(bundle[index])
-    result = verify_bundle(replaced(bundle, index, dump({**doc, "size": doc["size"] - 1})))
-    assert result.reason == f"line {index + 1}: checkpoint covers 29 entries but follows seq 30"
-    result = verify_bundle(replaced(bundle, index, dump({**doc, "head": "ab" * 32})))
-    assert result.reason == f"line {index + 1}: checkpoint head does not match the chain at seq 30"
+    for i, j in [(0, 1), (1, 2), (0, 4), (3, 4)]:
+        swapped = list(bundle)
+        swapped[cps[i]], swapped[cps[j]] = swapped[cps[j]], swapped[cps[i]]
+        result = verify_bundle(swapped)
+        assert not result.ok and result.line == cps[i] + 1
+        assert f"checkpoint covers {(j + 1) * 10} entries but follows seq {(i + 1) * 10}" in result.reason
     # a checkpoint moved to another position
+    index = cps[2]
     moved = [*bundle[:index], *bundle[index + 1:index + 3], bundle[index], *bundle[index + 3:]]
     assert not verify_bundle(moved).ok
 
 
-def test_unknown_key_ids_are_caught(bundle: list[bytes], signer: Signer,
-                                    events: list[events_pb2.Event]) -> None:
+def test_every_byte_of_every_checkpoint_note_flipped_is_caught_at_its_line(bundle: list[bytes]) -> None:
+    checked = 0
+    for index in lines_of(bundle, "checkpoint"):
+        note = note_of(bundle[index])
+        for pos in range(len(note)):
+            if note[pos] == "\n":
+                continue
+            ch = note[pos]
+            new = "A" if ch != "A" else "B"
+            variant = {"type": "checkpoint", "checkpoint": note[:pos] + new + note[pos + 1:]}
+            result = verify_bundle(replaced(bundle, index, dump(variant)))
+            assert not result.ok and result.line == index + 1, (index, pos, result.reason)
+            checked += 1
+    assert checked > 5 * 150
+
+
+def test_checkpoint_signature_bits_and_roots_are_checked(bundle: list[bytes], signer: Signer) -> None:
+    index = lines_of(bundle, "checkpoint")[2]
+    note = note_of(bundle[index])
+    text, sig = note.split("\n\n")
+    name, blob = sig.rstrip("\n").split(" ")[1:]
+    for bit in (0, 31, 32, 77, 300, 543):
+        raw = bytearray(base64.b64decode(blob))
+        raw[bit // 8] ^= 1 << (bit % 8)
+        bad = f"{text}\n\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
+        result = verify_bundle(replaced(bundle, index, dump({"type": "checkpoint", "checkpoint": bad})))
+        assert not result.ok and result.line == index + 1
+        assert "does not verify" in result.reason
+    # a validly signed checkpoint with the wrong root, size or origin
+    cp = cp_of(bundle[index])
+    for note2, why in [(signer.sign_checkpoint(ORIGIN, cp.size, hashlib.sha256(b"x").digest()), "root does not match"),
+                       (signer.sign_checkpoint(ORIGIN, cp.size - 1, cp.root), "covers 29 entries but follows seq 30"),
+                       (signer.sign_checkpoint(auditlog.origin_for(OTHER_WS), cp.size, cp.root), "does not verify")]:
+        result = verify_bundle(replaced(bundle, index, dump({"type": "checkpoint", "checkpoint": note2})))
+        assert not result.ok and result.line == index + 1 and why in result.reason, result.reason
+
+
+def test_forged_and_untrusted_keys_are_caught(bundle: list[bytes], signer: Signer,
+                                            events: list[events_pb2.Event]) -> None:
     index = lines_of(bundle, "checkpoint")[0]
-    unknown = {**obj(bundle[index]), "key_id": "0123456789abcdef"}
-    result = verify_bundle(replaced(bundle, index, dump(unknown)))
-    assert result.reason == (f"line {index + 1}: checkpoint signed by unknown key id '0123456789abcdef' "
-                             "(not in the bundle header)")
+    cp = cp_of(bundle[index])
+    stranger = Signer.generate()
+    result = verify_bundle(replaced(bundle, index, dump(
+        {"type": "checkpoint", "checkpoint": stranger.sign_checkpoint(ORIGIN, cp.size, cp.root)})))
+    assert not result.ok and result.line == index + 1 and "no verifiable signatures" in result.reason
     # a forger who re-signs everything with their own key passes offline only without trusted keys
-    forger = Signer.generate()
-    forged = make_bundle(events, forger)
+    forged = make_bundle(events, stranger)
     assert verify_bundle(forged).ok
-    result = verify_bundle(forged, trusted_key_ids={signer.key_id})
+    result = verify_bundle(forged, trusted_keys={signer.key_id})
     assert not result.ok and "not a trusted key" in result.reason
-    # a header key that does not hash to its id
+    # a header key whose hash does not match it, or named for another log
     header = obj(bundle[0])
-    header["public_keys"] = [{"key_id": signer.key_id, "public_key": forger.public_key_b64}]
-    result = verify_bundle(replaced(bundle, 0, dump(header)))
-    assert not result.ok and result.line == 1 and "does not match its public key" in result.reason
+    vkey = signer.vkey(ORIGIN)
+    name, hash_hex, key = vkey.split("+", 2)
+    for bad in [f"{name}+{'0' * 8}+{key}", stranger.vkey(ORIGIN), signer.vkey(auditlog.origin_for(OTHER_WS))]:
+        result = verify_bundle(replaced(bundle, 0, dump({**header, "verifier_keys": [bad]})))
+        assert not result.ok, bad
 
 
 def test_every_header_field_mutated_is_caught(bundle: list[bytes]) -> None:
     header = obj(bundle[0])
     for path in leaf_paths(header):
+        if path == ("exported_at",):  # informational, not signed: the checkpoints carry the log's state
+            continue
         result = verify_bundle(replaced(bundle, 0, dump(with_path(header, path, mutate(get(header, path))))))
         assert not result.ok, path
     for key in header:
         assert not verify_bundle(replaced(bundle, 0, dump(without_path(header, (key,))))).ok
-    result = verify_bundle(replaced(bundle, 0, dump({**header, "exported_at": "2020-01-01T00:00:00.000Z"})))
-    assert result.line == len(bundle) and "exported_at" in result.reason
+    for size in (49, 51, 0):
+        assert not verify_bundle(replaced(bundle, 0, dump({**header, "size": size}))).ok
     assert not verify_bundle(bundle[1:]).ok
     assert verify_bundle([]).reason == "bundle is empty"
+    old_format = {**header, "format": "reprolab-audit/1"}
+    assert "unsupported format" in verify_bundle(replaced(bundle, 0, dump(old_format))).reason
 
 
 def test_elided_lines_cannot_be_altered(events: list[events_pb2.Event], signer: Signer) -> None:
     own = make_bundle(events, signer, viewer=ALICE)
-    elided = lines_of(own, "elided")
-    anchors = [i for i in range(len(own)) if obj(own[i])["type"] in ("entry", "checkpoint")]
-    for index in elided:
+    checkpoints = lines_of(own, "checkpoint")
+    for index in lines_of(own, "elided"):
         doc = obj(own[index])
-        next_anchor = min(i for i in anchors if i > index)
+        next_cp = min(i for i in checkpoints if i > index)
         result = verify_bundle(replaced(own, index, dump({**doc, "leaf": mutate(doc["leaf"])})))
         assert not result.ok
-        assert result.line == next_anchor + 1, (index, result)
+        assert result.line == next_cp + 1, (index, result)
         assert "elided" in result.reason
         for path in (("seq",), ("type",)):
             result = verify_bundle(replaced(own, index, dump(with_path(doc, path, mutate(get(doc, path))))))
             assert not result.ok and result.line == index + 1
-    # an elided line in a full export, or a visible entry turned into a wrong elided one
     header = obj(own[0])
     result = verify_bundle(replaced(own, 0, dump({**header, "scope": "workspace"})))
     assert not result.ok and "scope" in result.reason
@@ -488,17 +623,22 @@ def test_elided_lines_cannot_be_altered(events: list[events_pb2.Event], signer: 
     entry = obj(own[entry_index])
     fake = {"type": "elided", "seq": entry["seq"], "leaf": "00" * 32}
     assert not verify_bundle(replaced(own, entry_index, dump(fake))).ok
-    # hiding a visible entry behind its true leaf is detectable by nobody but changes nothing either:
-    true_leaf = hashlib.sha256(canonical_json(entry["entry"])).hexdigest()
-    assert verify_bundle(replaced(own, entry_index, dump({**fake, "leaf": true_leaf}))).ok
+    # hiding a visible entry behind its true leaf changes nothing the reader could be misled by
+    assert verify_bundle(replaced(own, entry_index, dump({**fake, "leaf": entry["leaf"]}))).ok
 
 
 def test_verification_streams_fast() -> None:
     signer = Signer.generate()
     n = 20_000
     lines = make_bundle(make_events(WS, n), signer, every=100)
+    data = b"".join(lines)
     start = time.perf_counter()
     result = verify_bundle(lines)
-    rate = n / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    t0 = time.perf_counter()
+    for line in lines:
+        hashlib.sha256(line).digest()
+    sha = time.perf_counter() - t0
     assert result.ok and result.entries == n
-    assert rate > 30_000, f"{rate:.0f} entries/s"  # ~120k/s on a laptop core; a quadratic slip fails
+    # a fixed multiple of raw sha256 over the same lines, measured now: a quadratic slip fails
+    assert elapsed < 15 * sha + 0.5, f"verify {elapsed:.2f}s, sha256 {sha:.2f}s over {len(data) / 1e6:.1f} MB"

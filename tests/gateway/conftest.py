@@ -159,8 +159,7 @@ class FakeServices:
             actor_id=req.actor.user_id,
             actor_name=req.actor.username,
             canonical_json=json.dumps({"type": "workspace.created"}),
-            prev_hash="00" * 32,
-            hash="11" * 32,
+            leaf_hash="11" * 32,
         )
         entry.time.GetCurrentTime()
         return audit_pb2.ActivityList(items=[entry], head_seq=req.after_seq + 1)

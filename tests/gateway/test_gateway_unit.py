@@ -681,12 +681,17 @@ async def test_activity_export_and_verify(gateway, fake_services):
     assert r.json() == {
         "ok": True,
         "entries": 2,
+        "elided": 0,
         "checkpoints": 0,
         "workspace": "cs1",
+        "origin": "",
+        "root": "",
         "line": None,
         "seq": None,
         "reason": "",
         "keys_known": True,
+        "matches_log": False,
+        "against_size": None,
     }
     key = fake_services.requests("audit.verify")[0].object_key
     assert key.startswith("uploads/verify/") and key.endswith(".jsonl")

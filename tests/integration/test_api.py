@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from reprolab_cli.client import ApiError, Client
-from reprolab_common.auditlog import verify_bundle
+from reprolab_common import merkle, signednote
+from reprolab_common.auditlog import verify_bundle, verify_consistency_notes
 
 SPEC = {"base": "python:3.12-slim", "python": {"version": "3.12", "requirements": ["pandas>=2.2"]}}
 
@@ -234,12 +235,56 @@ def test_activity_views_export_and_verify(running, course, tmp_path: Path) -> No
     by_subject = teacher.get(f"/workspaces/{ws}/activity", params={"subject": "environments/act"})["items"]
     assert by_subject and all(e["subject"].startswith("environments/act") for e in by_subject)
 
+    # paging and a time window
+    first_page = teacher.get(f"/workspaces/{ws}/activity", params={"limit": 2})
+    assert [e["seq"] for e in first_page["items"]] == [1, 2] and first_page["next_after"] == 2
+    second = teacher.get(f"/workspaces/{ws}/activity", params={"limit": 2, "after": first_page["next_after"]})
+    assert [e["seq"] for e in second["items"]] == [3, 4]
+    t3 = everything[2]["time"]
+    window = teacher.get(f"/workspaces/{ws}/activity", params={"since": t3, "until": everything[-1]["time"]})
+    assert window["items"] and all(t3 <= e["time"] < everything[-1]["time"] for e in window["items"])
+    assert all(e["leaf_hash"] == hashlib.sha256(b"\x00" + e["canonical_json"].encode()).hexdigest()
+               for e in everything)
+
+    # the signed checkpoint a student keeps (C2SP note), and proofs against it
+    r = raw(student, "GET", f"/workspaces/{ws}/activity/checkpoint")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text
+    kept_note = r.text
+    verifiers = [signednote.Verifier.parse(k) for k in r.headers["x-reprolab-verifier-keys"].split()]
+    kept, _ = signednote.open_checkpoint(kept_note, verifiers, origin=r.headers["x-reprolab-origin"])
+    assert kept.size == head and kept.origin.endswith("/" + ws)
+    my_entry = mine[0]
+    proof = student.get(f"/workspaces/{ws}/activity/proof/inclusion", params={"index": my_entry["seq"] - 1})
+    assert proof["size"] == head and proof["checkpoint"] == kept_note
+    merkle.verify_inclusion(my_entry["seq"] - 1, head, bytes.fromhex(my_entry["leaf_hash"]),
+                            [bytes.fromhex(h) for h in proof["hashes"]], kept.root)
+    for params in ({"index": head}, {"index": -1}, {}, {"index": 0, "size": head + 1}):
+        r = raw(student, "GET", f"/workspaces/{ws}/activity/proof/inclusion", params=params)
+        assert r.status_code == 422, (params, r.text)
+    r = raw(student, "GET", f"/workspaces/{ws}/activity/proof/consistency", params={"old": head + 1})
+    assert r.status_code == 422, r.text
+    r = raw(student, "GET", "/workspaces/no-such-ws/activity/checkpoint")
+    assert r.status_code == 404, r.text
+
     bundle = tmp_path / "all.jsonl"
     teacher.download(f"/workspaces/{ws}/activity/export", bundle)
-    result = verify_bundle(bundle)
+    result = verify_bundle(bundle, against=kept_note)
     assert result.ok and result.entries == head and result.workspace == ws, result
+    assert result.against_size == head
     api = teacher.post("/activity/verify", content=bundle.read_bytes())
-    assert api["ok"] and api["keys_known"] and api["entries"] == head
+    assert api["ok"] and api["keys_known"] and api["matches_log"] and api["entries"] == head
+    api = teacher.post("/activity/verify", params={"against": kept_note}, content=bundle.read_bytes())
+    assert api["ok"] and api["against_size"] == head, api
+    # the log grew (the export itself was logged): the student checks it extends the kept checkpoint
+    later = teacher.wait_activity(ws, at_least=head + 1)
+    r = raw(student, "GET", f"/workspaces/{ws}/activity/checkpoint")
+    cons = student.get(f"/workspaces/{ws}/activity/proof/consistency", params={"old": head})
+    assert cons["new_size"] >= later and cons["new_checkpoint"] == r.text
+    verify_consistency_notes(kept_note, r.text, [bytes.fromhex(h) for h in cons["hashes"]], verifiers)
+    # a checkpoint of another log does not pass as one this bundle extends
+    other = kept_note.replace(kept.origin, kept.origin + "x", 1)
+    api = teacher.post("/activity/verify", params={"against": other}, content=bundle.read_bytes())
+    assert api["ok"] is False and "your checkpoint" in api["reason"]
 
     own = tmp_path / "own.jsonl"
     student.download(f"/workspaces/{ws}/activity/export", own)
@@ -250,9 +295,9 @@ def test_activity_views_export_and_verify(running, course, tmp_path: Path) -> No
     entry_line = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "entry")
     doc = json.loads(lines[entry_line])
     doc["entry"]["actor"]["name"] = "someone-else"
-    lines[entry_line] = json.dumps(doc)
+    lines[entry_line] = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     api = teacher.post("/activity/verify", content=("\n".join(lines) + "\n").encode())
-    assert api["ok"] is False and api["line"] == entry_line + 1 and api["reason"]
+    assert api["ok"] is False and api["line"] == entry_line + 1 and "leaf hash" in api["reason"], api
     # there is no way to change or delete an entry through the API
     for method in ("PUT", "PATCH", "DELETE"):
         r = raw(teacher, method, f"/workspaces/{ws}/activity")

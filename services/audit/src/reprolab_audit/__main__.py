@@ -1,4 +1,10 @@
-"""``python -m reprolab_audit``: migrate, load the signing key, consume EVENTS, answer query/export/verify.
+"""``python -m reprolab_audit``: migrate, load the signing key, consume EVENTS, answer query/export/verify
+and checkpoint/proof requests. ``python -m reprolab_audit rotate-key`` replaces the signing key.
+
+Rotation: the new key is written to the key file (the old one is kept beside it as
+``<file>.<key id>.retired``) and recorded in the database with the old key marked retired but still
+known, so every checkpoint the old key signed keeps verifying. A running service notices the new key
+file on its next checkpoint round and signs with it from then on.
 
 Stops cleanly on SIGINT/SIGTERM: endpoints first, then the consumer finishes its batch, a last
 timed checkpoint and outbox flush, then the NATS connection drains.
@@ -6,6 +12,7 @@ timed checkpoint and outbox flush, then the NATS connection drains.
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from reprolab_common import runtime
@@ -32,6 +39,39 @@ def load_signer(settings: AuditSettings) -> Signer:
     return Signer.load_or_create(settings.signing_key_path())
 
 
+def follow_key_file(store: AuditStore, settings: AuditSettings) -> None:
+    """Switch to the key in the key file if it was rotated since we loaded it."""
+    path = settings.signing_key_path()
+    try:
+        current = Signer.from_bytes(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read signing key file %s: %s", path, exc)
+        return
+    if current.key_id != store.signer.key_id:
+        store.rotate(current)
+
+
+def rotate_key(settings: AuditSettings) -> str:
+    """Generate a new signing key into the key file, keep the old file as retired, record both."""
+    common = settings.common
+    engine = make_engine(common, ServiceName.AUDIT.value, sqlite_synchronous="FULL")
+    try:
+        migrate(engine, MIGRATIONS)
+        path = settings.signing_key_path()
+        old = Signer.from_bytes(path.read_bytes()) if path.exists() else None
+        store = AuditStore(session_factory(engine), old or Signer.generate(), origin_prefix=settings.origin_prefix)
+        if old is not None:
+            store.register_key()
+            path.rename(path.with_name(f"{path.name}.{old.key_id}.retired"))
+        new = Signer.generate()
+        if not new.write_new(path):
+            raise SystemExit(f"{path} appeared while rotating; not overwriting it")
+        store.rotate(new)
+        return new.key_id
+    finally:
+        engine.dispose()
+
+
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     common = settings.common
@@ -39,7 +79,8 @@ async def main(stop: asyncio.Event) -> None:
     await asyncio.to_thread(migrate, engine, MIGRATIONS)
     sessions = session_factory(engine)
     signer = load_signer(settings)
-    store = AuditStore(sessions, signer, checkpoint_every=settings.checkpoint_every)
+    store = AuditStore(sessions, signer, checkpoint_every=settings.checkpoint_every,
+                       origin_prefix=settings.origin_prefix)
     await asyncio.to_thread(store.register_key)
     objects = make_object_store(common)
 
@@ -51,7 +92,8 @@ async def main(stop: asyncio.Event) -> None:
     await AuditApi(store, objects, publisher).register(ctx.micro)
     tasks = [
         asyncio.create_task(consumer.run(ctx.stop), name="consumer"),
-        asyncio.create_task(run_checkpointer(store, ctx.stop, settings.checkpoint_seconds),
+        asyncio.create_task(run_checkpointer(store, ctx.stop, settings.checkpoint_seconds,
+                                             before=lambda: follow_key_file(store, settings)),
                             name="checkpointer"),
         asyncio.create_task(publisher.run(ctx.stop), name="outbox"),
     ]
@@ -74,4 +116,10 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    runtime.run("audit", main, get_settings().common.log_level)
+    if sys.argv[1:] == ["rotate-key"]:
+        logging.basicConfig(level=logging.INFO)
+        print(f"signing with new key {rotate_key(get_settings())}; the old key stays known")
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python -m reprolab_audit [rotate-key]")
+    else:
+        runtime.run("audit", main, get_settings().common.log_level)

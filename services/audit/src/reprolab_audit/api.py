@@ -1,4 +1,5 @@
-"""Request/reply endpoints (NATS services API): audit.query, audit.export, audit.verify."""
+"""Request/reply endpoints (NATS services API): audit.query, audit.export, audit.verify, audit.checkpoint,
+audit.proof.inclusion, audit.proof.consistency."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ class AuditApi:
     async def verify(self, req: audit_pb2.VerifyActivityRequest) -> audit_pb2.VerifyActivityReply:
         return await asyncio.to_thread(self.store.verify, req, self.objects)
 
+    async def checkpoint(self, req: audit_pb2.GetCheckpointRequest) -> audit_pb2.SignedCheckpoint:
+        return await asyncio.to_thread(self.store.checkpoint, req)
+
+    async def inclusion_proof(self, req: audit_pb2.InclusionProofRequest) -> audit_pb2.InclusionProof:
+        return await asyncio.to_thread(self.store.inclusion_proof, req)
+
+    async def consistency_proof(self, req: audit_pb2.ConsistencyProofRequest) -> audit_pb2.ConsistencyProof:
+        return await asyncio.to_thread(self.store.consistency_proof, req)
+
     async def register(self, micro: Service) -> None:
         await micro.add_endpoint(name="query", subject=Audit.QUERY.value,
                                  handler=endpoint(audit_pb2.QueryActivityRequest, self.query))
@@ -41,3 +51,9 @@ class AuditApi:
                                  handler=endpoint(audit_pb2.ExportActivityRequest, self.export))
         await micro.add_endpoint(name="verify", subject=Audit.VERIFY.value,
                                  handler=endpoint(audit_pb2.VerifyActivityRequest, self.verify))
+        await micro.add_endpoint(name="checkpoint", subject=Audit.CHECKPOINT.value,
+                                 handler=endpoint(audit_pb2.GetCheckpointRequest, self.checkpoint))
+        await micro.add_endpoint(name="inclusion_proof", subject=Audit.INCLUSION_PROOF.value,
+                                 handler=endpoint(audit_pb2.InclusionProofRequest, self.inclusion_proof))
+        await micro.add_endpoint(name="consistency_proof", subject=Audit.CONSISTENCY_PROOF.value,
+                                 handler=endpoint(audit_pb2.ConsistencyProofRequest, self.consistency_proof))

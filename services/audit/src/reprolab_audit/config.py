@@ -17,7 +17,16 @@ class AuditSettings(BaseSettings):
         description=(
             "Ed25519 private key (PEM PKCS#8 or a raw 32-byte seed) that signs checkpoints. Unset: one is "
             "generated once into <data_dir>/audit-signing-key (mode 0600) and reused. Every key ever used "
-            "stays recorded, so bundles signed before a rotation still verify as this server's."
+            "stays recorded, so checkpoints signed before a rotation (python -m reprolab_audit rotate-key) "
+            "still verify as this server's."
+        ),
+    )
+    origin_prefix: str = Field(
+        default="reprolab.local/audit", pattern=r"^[^\s+]+$",
+        description=(
+            "Log identity prefix: a workspace's checkpoints carry the origin <prefix>/<workspace> and are signed "
+            "under that key name (C2SP tlog-checkpoint). Set it to a name of this installation, e.g. "
+            "reprolab.example.edu/audit, and never change it: saved checkpoints name their origin."
         ),
     )
     checkpoint_every: int = Field(

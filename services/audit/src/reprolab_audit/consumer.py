@@ -1,9 +1,10 @@
-"""The EVENTS consumer: fetch a batch, append it to the chains in one transaction, then ack it."""
+"""The EVENTS consumer: fetch a batch, append it to the workspace logs in one transaction, then ack it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
@@ -123,14 +124,18 @@ class EventConsumer:
             log.warning("could not terminate message on %s: %s", msg.subject, exc)
 
 
-async def run_checkpointer(store: AuditStore, stop: asyncio.Event, every_seconds: float) -> None:
-    """Every T seconds, sign a checkpoint for each workspace with entries newer than its last one."""
+async def run_checkpointer(store: AuditStore, stop: asyncio.Event, every_seconds: float,
+                           before: Callable[[], None] | None = None) -> None:
+    """Every T seconds, sign a checkpoint for each workspace with entries newer than its last one
+    (``before`` runs first in the same thread: it picks up a rotated signing key)."""
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=every_seconds)
         except TimeoutError:
             pass
         try:
+            if before is not None:
+                await asyncio.to_thread(before)
             n = await asyncio.to_thread(store.checkpoint_pending)
             if n:
                 log.debug("signed %d timed checkpoint(s)", n)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from reprolab_common.db import UTCDateTime
 from reprolab_common.outbox import outbox_table
@@ -33,48 +32,60 @@ class Entry(Base):
     actor_name: Mapped[str] = mapped_column(String(256))
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     canonical: Mapped[str] = mapped_column(Text)
+    # RFC 6962 leaf hash (hex) of ``canonical``: level 0 of the workspace's tree, index seq - 1.
     leaf: Mapped[str] = mapped_column(String(64))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
 
 class Head(Base):
-    """The newest entry of each workspace's chain; its row is the lock appenders take."""
+    """Each workspace's tree: its size and right edge; its row is the lock appenders take."""
 
     __tablename__ = "heads"
 
     workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    hash: Mapped[str] = mapped_column(String(64))
-    # Size covered by the newest periodic checkpoint.
+    # The compact range: hex roots of the perfect subtrees of the right edge, largest first,
+    # concatenated (popcount(size) * 64 hex digits). Appending needs nothing else.
+    tree: Mapped[str] = mapped_column(Text)
+    # Size covered by the newest checkpoint.
     checkpoint_size: Mapped[int] = mapped_column(BigInteger)
 
 
+class Node(Base):
+    """A perfect subtree's root (level >= 1; level 0 are the entries' leaves), written once when
+    completed: inclusion and consistency proofs are made of these."""
+
+    __tablename__ = "tree_nodes"
+
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class Checkpoint(Base):
+    """Every signed checkpoint ever issued (a C2SP signed note), kept so old ones can be shown again."""
+
     __tablename__ = "checkpoints"
     __table_args__ = (Index("ix_checkpoints_workspace_size", "workspace", "size"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     workspace: Mapped[str] = mapped_column(String(128))
     size: Mapped[int] = mapped_column(BigInteger)
-    head: Mapped[str] = mapped_column(String(64))
-    # The exact RFC 3339 text that was signed.
-    time: Mapped[str] = mapped_column(String(32))
+    root: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(16))
-    signature: Mapped[str] = mapped_column(String(128))
-
-    def document(self) -> dict[str, Any]:
-        return {"workspace": self.workspace, "size": self.size, "head": self.head, "time": self.time,
-                "key_id": self.key_id, "kind": self.kind, "signature": self.signature}
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SigningKey(Base):
+    """Every key that ever signed: its public half stays, so what it signed verifies after rotation."""
+
     __tablename__ = "signing_keys"
 
     key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     public_key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 Outbox = outbox_table(Base)

@@ -258,13 +258,25 @@ class AuditClient(_Client):
             deadline=self._long_timeout,
         )
 
-    async def verify(self, object_key: str) -> audit_pb2.VerifyActivityReply:
+    async def verify(self, object_key: str, old_checkpoint: str = "") -> audit_pb2.VerifyActivityReply:
         return await self._call(
             Audit.VERIFY,
-            audit_pb2.VerifyActivityRequest(actor=self.actor, object_key=object_key),
+            audit_pb2.VerifyActivityRequest(actor=self.actor, object_key=object_key, old_checkpoint=old_checkpoint),
             audit_pb2.VerifyActivityReply,
             deadline=self._long_timeout,
         )
+
+    async def checkpoint(self, workspace: str) -> audit_pb2.SignedCheckpoint:
+        return await self._call(Audit.CHECKPOINT, audit_pb2.GetCheckpointRequest(actor=self.actor, workspace=workspace),
+                                audit_pb2.SignedCheckpoint)
+
+    async def inclusion_proof(self, workspace: str, index: int, size: int) -> audit_pb2.InclusionProof:
+        return await self._call(Audit.INCLUSION_PROOF, audit_pb2.InclusionProofRequest(
+            actor=self.actor, workspace=workspace, index=index, size=size), audit_pb2.InclusionProof)
+
+    async def consistency_proof(self, workspace: str, old_size: int, new_size: int) -> audit_pb2.ConsistencyProof:
+        return await self._call(Audit.CONSISTENCY_PROOF, audit_pb2.ConsistencyProofRequest(
+            actor=self.actor, workspace=workspace, old_size=old_size, new_size=new_size), audit_pb2.ConsistencyProof)
 
 
 class BuilderClient(_Client):

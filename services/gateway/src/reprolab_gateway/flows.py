@@ -114,7 +114,7 @@ async def activity_scope(registry: RegistryClient, workspace: str) -> int:
 
 
 async def verify_bundle(
-    request: Request, *, audit: AuditClient, store: ObjectStore, settings: GatewaySettings
+    request: Request, *, audit: AuditClient, store: ObjectStore, settings: GatewaySettings, against: str = ""
 ) -> audit_pb2.VerifyActivityReply:
     """Hand an uploaded export bundle to the audit service through the object store, then drop it."""
     check_declared_length(request, settings.max_upload_bytes)
@@ -125,7 +125,7 @@ async def verify_bundle(
     finally:
         spooled.remove()
     try:
-        return await audit.verify(key)
+        return await audit.verify(key, against)
     finally:
         try:
             await asyncio.to_thread(store.delete, key)

@@ -335,9 +335,8 @@ class ActivityEntry(BaseModel):
     actor_name: str
     time: datetime | None
     event: Any = Field(description="The entry's canonical JSON, parsed.")
-    canonical_json: str = Field(description="The exact text the chain hashes.")
-    prev_hash: str
-    hash: str
+    canonical_json: str = Field(description="The exact text the Merkle leaf hashes.")
+    leaf_hash: str = Field(description="RFC 6962 leaf hash (hex) of canonical_json; its leaf index is seq - 1.")
 
     @classmethod
     def of(cls, e: audit_pb2.ActivityEntry) -> ActivityEntry:
@@ -352,8 +351,7 @@ class ActivityEntry(BaseModel):
             time=ts(e.time),
             event=_json_object(e.canonical_json),
             canonical_json=e.canonical_json,
-            prev_hash=e.prev_hash,
-            hash=e.hash,
+            leaf_hash=e.leaf_hash,
         )
 
 
@@ -366,25 +364,65 @@ class ActivityPage(BaseModel):
 class VerifyResult(BaseModel):
     ok: bool
     entries: int
+    elided: int = Field(description="Entries of other people, present only as their leaf hashes.")
     checkpoints: int
     workspace: str
+    origin: str = Field(description="The log's identity, first line of its checkpoints.")
+    root: str = Field(description="Hex root hash of the bundle's tree.")
     line: int | None = Field(description="When not ok: the first bad line of the bundle.")
     seq: int | None
     reason: str
-    keys_known: bool = Field(description="Whether every signing key in the bundle is one this platform used.")
+    keys_known: bool = Field(description="Whether every key that signed a checkpoint is one this platform used.")
+    matches_log: bool = Field(description="Whether this platform's log has the same tree at the bundle's size.")
+    against_size: int | None = Field(description="Size of the older checkpoint the bundle was shown to extend.")
 
     @classmethod
     def of(cls, r: audit_pb2.VerifyActivityReply) -> VerifyResult:
         return cls(
             ok=r.ok,
             entries=r.entries,
+            elided=r.elided,
             checkpoints=r.checkpoints,
             workspace=r.workspace,
+            origin=r.origin,
+            root=r.root,
             line=r.line or None,
             seq=r.seq or None,
             reason=r.reason,
             keys_known=r.keys_known,
+            matches_log=r.matches_log,
+            against_size=r.against_size or None,
         )
+
+
+class InclusionProof(BaseModel):
+    index: int = Field(description="0-based leaf index (seq - 1).")
+    size: int
+    leaf_hash: str
+    hashes: list[str] = Field(description="RFC 9162 audit path, hex, bottom-up.")
+    root: str
+    checkpoint: str | None = Field(description="The signed checkpoint of that size, when one was issued.")
+
+    @classmethod
+    def of(cls, p: audit_pb2.InclusionProof) -> InclusionProof:
+        return cls(index=p.index, size=p.size, leaf_hash=p.leaf_hash, hashes=list(p.hashes), root=p.root,
+                   checkpoint=p.checkpoint or None)
+
+
+class ConsistencyProof(BaseModel):
+    old_size: int
+    new_size: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, hex.")
+    old_root: str
+    new_root: str
+    old_checkpoint: str | None
+    new_checkpoint: str | None
+
+    @classmethod
+    def of(cls, p: audit_pb2.ConsistencyProof) -> ConsistencyProof:
+        return cls(old_size=p.old_size, new_size=p.new_size, hashes=list(p.hashes), old_root=p.old_root,
+                   new_root=p.new_root, old_checkpoint=p.old_checkpoint or None,
+                   new_checkpoint=p.new_checkpoint or None)
 
 
 # --- health -------------------------------------------------------------------------------

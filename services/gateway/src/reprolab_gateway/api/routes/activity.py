@@ -1,14 +1,21 @@
-"""Activity: the workspace's audit log (answered by the audit service), export and verification."""
+"""Activity: the workspace's audit log (answered by the audit service), its signed checkpoints and
+Merkle proofs, export and verification.
+
+Every route asks the registry for the caller's role first (``activity_scope``), which also answers 404
+to non-members. Students list and export only their own entries (others' are elided to their leaf
+hashes in an export, so the tree still verifies); checkpoints and proofs hold only hashes, so every
+member may fetch them.
+"""
 
 import asyncio
 import re
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from ...flows import activity_scope, verify_bundle
-from ...schemas import INT64_MAX, ActivityEntry, ActivityPage, VerifyResult
+from ...schemas import INT64_MAX, ActivityEntry, ActivityPage, ConsistencyProof, InclusionProof, VerifyResult
 from ..deps import AuditDep, RegistryDep, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/workspaces/{ws}/activity", tags=["activity"])
@@ -63,8 +70,8 @@ async def list_activity(
 async def export_activity(
     ws: str, registry: RegistryDep, audit: AuditDep, store: StoreDep
 ) -> StreamingResponse:
-    """Download a verifiable bundle: entries, signed checkpoints and the public key, as JSON lines
-    (``reprolab audit verify FILE`` checks it offline)."""
+    """Download a verifiable bundle (``reprolab-audit/2``): entries, signed checkpoints and the verifier
+    keys, as JSON lines (``reprolab audit verify FILE [--against OLD.note]`` checks it offline)."""
     scope = await activity_scope(registry, ws)
     reply = await audit.export(ws, scope=scope)
     size = await asyncio.to_thread(store.size, reply.object_key)
@@ -77,6 +84,47 @@ async def export_activity(
     if reply.sha256:
         headers["X-Reprolab-Sha256"] = reply.sha256
     return StreamingResponse(chunks, media_type="application/x-ndjson", headers=headers)
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "A C2SP signed note (tlog-checkpoint)"}},
+)
+async def get_checkpoint(ws: str, registry: RegistryDep, audit: AuditDep) -> PlainTextResponse:
+    """The log's newest signed checkpoint, covering every entry: keep it, and later check that the
+    log only grew (``reprolab audit verify BUNDLE --against it`` or the consistency proof)."""
+    await activity_scope(registry, ws)
+    cp = await audit.checkpoint(ws)
+    headers = {"X-Reprolab-Origin": cp.origin, "X-Reprolab-Size": str(cp.size), "X-Reprolab-Root": cp.root,
+               "X-Reprolab-Verifier-Keys": " ".join(cp.verifier_keys)}
+    return PlainTextResponse(cp.note, media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.get("/proof/inclusion", response_model=InclusionProof)
+async def inclusion_proof(
+    ws: str,
+    registry: RegistryDep,
+    audit: AuditDep,
+    index: int = Query(ge=0, le=INT64_MAX, description="0-based leaf index: the entry's seq - 1."),
+    size: int = Query(default=0, ge=0, le=INT64_MAX, description="Tree size; 0 (default) is the newest checkpoint's."),
+) -> InclusionProof:
+    """RFC 9162 inclusion proof of one entry in the tree of ``size`` entries."""
+    await activity_scope(registry, ws)
+    return InclusionProof.of(await audit.inclusion_proof(ws, index, size))
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProof)
+async def consistency_proof(
+    ws: str,
+    registry: RegistryDep,
+    audit: AuditDep,
+    old: int = Query(ge=0, le=INT64_MAX, description="Size of the older tree (e.g. of a checkpoint you kept)."),
+    new: int = Query(default=0, ge=0, le=INT64_MAX, description="Size of the newer tree; 0 (default) is the newest."),
+) -> ConsistencyProof:
+    """RFC 9162 consistency proof: the tree of ``old`` entries is a prefix of the tree of ``new``."""
+    await activity_scope(registry, ws)
+    return ConsistencyProof.of(await audit.consistency_proof(ws, old, new))
 
 
 verify_router = APIRouter(prefix="/activity", tags=["activity"])
@@ -93,8 +141,16 @@ verify_router = APIRouter(prefix="/activity", tags=["activity"])
     },
 )
 async def verify_activity(
-    request: Request, audit: AuditDep, store: StoreDep, settings: SettingsDep
+    request: Request,
+    audit: AuditDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    against: str = Query(
+        default="", max_length=4096,
+        description="A signed checkpoint you kept (the note text, URL-encoded): the bundle must extend it.",
+    ),
 ) -> VerifyResult:
-    """Check an export bundle (the raw body): chain, checkpoints' signatures, and whether the keys
-    are this platform's. Answers 200 either way; ``ok`` says whether it verified."""
-    return VerifyResult.of(await verify_bundle(request, audit=audit, store=store, settings=settings))
+    """Check an export bundle (the raw body): every leaf, the tree, every checkpoint's signature and
+    root, whether the keys are this platform's and its log has the same tree, and, with ``against``,
+    that the log only grew since that checkpoint. Answers 200 either way; ``ok`` says whether it verified."""
+    return VerifyResult.of(await verify_bundle(request, audit=audit, store=store, settings=settings, against=against))
