@@ -1,10 +1,16 @@
-"""``python -m reprolab_runner``: run students' code on a target, record outcomes, answer ``runner.*``."""
+"""``python -m reprolab_runner``: run students' code on a target, record outcomes, answer ``runner.*``.
+
+``python -m reprolab_runner rotate-credentials`` re-encrypts every stored cloud credential under the
+keyring's current key and prints how many; see docs/architecture.md ("Cloud credentials") for the
+rotation steps.
+"""
 
 import asyncio
 import logging
+import sys
 
 from reprolab_common import runtime
-from reprolab_common.db import make_engine, migrate, session_factory
+from reprolab_common.db import in_transaction, make_engine, migrate, session_factory
 from reprolab_common.objectstore import make_object_store
 from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import ServiceName
@@ -48,5 +54,32 @@ async def main(stop: asyncio.Event) -> None:
     engine.dispose()
 
 
+def rotate_credentials() -> int:
+    """Re-encrypt all credentials in one transaction (all or nothing); print the count."""
+
+    from . import credstore
+    from .credentials import CredentialError
+
+    settings = get_settings()
+    engine = make_engine(settings.common, "runner")
+    try:
+        migrate(engine, MIGRATIONS)
+        keyring = credstore.keyring_for(settings)
+        count = in_transaction(session_factory(engine), lambda s: credstore.rotate_all(s, keyring))
+    except CredentialError as exc:
+        print(f"rotate-credentials: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"re-encrypted {count} credential(s) under key {keyring.current!r}")
+    return 0
+
+
 if __name__ == "__main__":
-    runtime.run("runner", main, get_settings().common.log_level)
+    command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "serve":
+        runtime.run("runner", main, get_settings().common.log_level)
+    elif command == "rotate-credentials":
+        sys.exit(rotate_credentials())
+    else:
+        sys.exit(f"usage: python -m reprolab_runner [serve | rotate-credentials] (unknown command {command!r})")

@@ -1,4 +1,5 @@
-"""The runner's tables: runs (with the target's handle, so a restarted runner resumes), outputs, outbox."""
+"""The runner's tables: runs (with the target's handle, so a restarted runner resumes), outputs, users' cloud
+credentials (encrypted), outbox."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from reprolab_common.db import NAMING_CONVENTION, UTCDateTime, utcnow
 from reprolab_common.outbox import outbox_table
-from sqlalchemy import BigInteger, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -80,6 +81,27 @@ class Output(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     object_key: Mapped[str] = mapped_column(String(400))
+
+
+class Credential(Base):
+    """One user's credentials for one cloud vendor in one workspace. ``ciphertext`` is an AES-GCM blob
+    (see credentials.py) bound to (workspace, id, user_id, vendor); everything else is not secret."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("workspace", "user_id", "vendor"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(63))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    # Names of the secret fields that are set (never their values) and the identifier's last 4 chars.
+    secret_fields: Mapped[str] = mapped_column(String(300), default="")
+    key_hint: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 OutboxEvent = outbox_table(Base)
