@@ -55,6 +55,7 @@ from reprolab_cli.supervisor import Platform
 from reprolab_runner.config import RunnerSettings
 from reprolab_runner.targets.base import LABEL, Limits
 from reprolab_runner.targets.local import DEFAULT_TMP_BYTES, OUTPUTS, RUN_GID, RUN_UID, WORKDIR, unpack_code
+from reprolab_runner.worker import QUICK_LOOK_SECONDS
 
 BASE = "localhost/reprolab/bookworm-python:latest"
 SPEC = {"base": BASE, "python": {"version": "3.11", "requirements": ["six==1.16.0"]}}
@@ -414,7 +415,8 @@ class Bench:
                                                           settings["concurrency"].default))
         poll = float(os.environ.get("REPROLAB_RUNNER_POLL_SECONDS", settings["poll_seconds"].default))
         print(f"run bench: image {self.image.split('@')[0]} (six==1.16.0 on {BASE}); {os.cpu_count()} CPUs; "
-              f"podman {version}; SQLite; runner concurrency {conc}, status poll {poll:g} s")
+              f"podman {version}; SQLite; runner concurrency {conc}, status poll {poll:g} s (a young local run "
+              f"is looked at from {QUICK_LOOK_SECONDS * 1000:.0f} ms on, backing off with its age)")
         print(f"  sandbox of both: network none, user {RUN_UID}:{RUN_GID}, read-only, tmpfs /tmp "
               f"{DEFAULT_TMP_BYTES >> 20} MiB, cap-drop ALL, no-new-privileges, {LIMITS.cpu_millis / 1000:g} CPU, "
               f"{LIMITS.memory_bytes >> 20} MiB, {LIMITS.pids} pids; command {' '.join(COMMAND[:2])} '...time.time()'")

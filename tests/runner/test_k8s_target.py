@@ -31,7 +31,8 @@ K8S_VERSION = kubernetes_validate.latest_version()
 JOBS = kmocklib.resource("batch/v1/jobs")
 PODS = kmocklib.resource("v1/pods")
 POLICIES = kmocklib.resource("networking.k8s.io/v1/networkpolicies")
-OUT = "https://s3.example.org/runs/r1/outputs?X-Amz-Signature=sig&X-Amz-Expires=3600"
+OUTS = {name: f"https://s3.example.org/runs/r1/transfer/{name}?X-Amz-Signature=sig-{i}&X-Amz-Expires=3600"
+        for i, name in enumerate(("status.json", "stdout.log", "stderr.log", "metrics.json", "outputs.tar.gz"))}
 RUN_ID = "0b9c2a1e-5f7d-4c1e-9a53-2d8e6f1b7c40"
 
 
@@ -41,7 +42,7 @@ def job(**overrides: Any) -> dict[str, Any]:
         command=["python", "main.py", "--name", "two words"],
         inputs=[("https://s3.example.org/code.tar.gz?sig=1", "/work", "cd" * 32),
                 ("https://s3.example.org/iris.csv?sig=2", "iris/iris.csv", "")],
-        outputs_url=OUT, limits=Limits(cpu_millis=1500, memory_bytes=2 << 30, timeout_seconds=900),
+        outputs=OUTS, limits=Limits(cpu_millis=1500, memory_bytes=2 << 30, timeout_seconds=900),
         fetcher_image="docker.io/curlimages/curl:8.11.1", env={"SEED": "1"},
     )
     return m.make_run_job(**(kwargs | overrides))
@@ -141,19 +142,20 @@ def test_inputs_are_fetched_by_presigned_url_and_checked() -> None:
         job(inputs=[("https://x/y", "/work", "not-a-digest")])
 
 
-def test_outputs_go_under_the_presigned_prefix() -> None:
+def test_outputs_go_to_one_presigned_url_each() -> None:
+    """S3 signs each key separately: the uploader gets one PUT URL per object, like the VM agent."""
     upload = containers()[m.UPLOAD_CONTAINER]
     env = {e["name"]: e["value"] for e in upload["env"]}
-    assert env == {"OUTPUTS_BASE": "https://s3.example.org/runs/r1/outputs",
-                   "OUTPUTS_QUERY": "?X-Amz-Signature=sig&X-Amz-Expires=3600"}
-    assert m.output_object_url(OUT, "status.json") == \
-        "https://s3.example.org/runs/r1/outputs/status.json?X-Amz-Signature=sig&X-Amz-Expires=3600"
-    assert m.output_object_url("http://h/p/", "outputs.tar.gz") == "http://h/p/outputs.tar.gz"
+    assert env == {"OUTPUTS_ARCHIVE_URL": OUTS["outputs.tar.gz"], "STATUS_URL": OUTS["status.json"]}
     script = upload["command"][-1]
-    assert '"$OUTPUTS_BASE/outputs.tar.gz$OUTPUTS_QUERY"' in script
-    assert '"$OUTPUTS_BASE/status.json$OUTPUTS_QUERY"' in script
-    with pytest.raises(ValueError, match="outputs_url"):
-        job(outputs_url="s3://bucket/prefix")
+    assert '-T /upload/outputs.tar.gz "$OUTPUTS_ARCHIVE_URL"' in script
+    assert '-T /upload/status.json "$STATUS_URL"' in script
+    assert script.index("$OUTPUTS_ARCHIVE_URL") < script.index("$STATUS_URL")  # the status goes last
+    assert "https://" not in script  # URLs stay in the env, never in the shell text
+    with pytest.raises(ValueError, match="presigned http"):
+        job(outputs=OUTS | {"status.json": "s3://bucket/prefix"})
+    with pytest.raises(ValueError, match="outputs.tar.gz"):
+        job(outputs={"status.json": OUTS["status.json"]})
 
 
 @pytest.mark.parametrize("script", [m.fetch_script([("u", "/work", ""), ("u", "a.csv", "")]), m.upload_script(),
@@ -239,12 +241,12 @@ def test_fetch_and_upload_scripts_really_run(tmp_path: Path, store_url: str) -> 
 
     (tmp_path / "outputs/sub/result.txt").write_text("0.97\n")
     (tmp_path / ".reprolab/status.json").write_text('{"exit_code": 3}\n')
-    base, query = f"{store_url}/runs/r1/outputs", "?sig=3"
+    urls = {name: f"{store_url}/runs/r1/transfer/{name}?sig={name[:3]}" for name in ("status.json", "outputs.tar.gz")}
     upload = _rooted(m.upload_script(), tmp_path, ["/outputs", "/.reprolab", "/upload"])
-    subprocess.run(["sh", "-c", upload], env={"PATH": "/usr/bin:/bin", "OUTPUTS_BASE": base,
-                                              "OUTPUTS_QUERY": query}, check=True)
-    assert json.loads(_Store.objects["/runs/r1/outputs/status.json?sig=3"]) == {"exit_code": 3}
-    with tarfile.open(fileobj=io.BytesIO(_Store.objects["/runs/r1/outputs/outputs.tar.gz?sig=3"])) as tar:
+    env = {"PATH": "/usr/bin:/bin"} | {e["name"]: e["value"] for e in m.upload_env(urls)}
+    subprocess.run(["sh", "-c", upload], env=env, check=True)
+    assert json.loads(_Store.objects["/runs/r1/transfer/status.json?sig=sta"]) == {"exit_code": 3}
+    with tarfile.open(fileobj=io.BytesIO(_Store.objects["/runs/r1/transfer/outputs.tar.gz?sig=out"])) as tar:
         assert tar.extractfile("./sub/result.txt").read() == b"0.97\n"
 
 
@@ -324,7 +326,7 @@ def request(run_id: str = RUN_ID, *, network: bool = False) -> RunRequest:
         run_id=run_id, image="registry.example.org/ws/env@sha256:" + "ab" * 32, command=["python", "main.py"],
         code=Input(mount="/work", url="https://s3.example.org/code.tar.gz?sig=1", sha256="cd" * 32),
         datasets=[Input(mount="/data/iris.csv", url="https://s3.example.org/iris.csv?sig=2")],
-        limits=Limits(timeout_seconds=60, network=network), outputs_url=OUT)
+        limits=Limits(timeout_seconds=60, network=network), output_urls=OUTS)
 
 
 def _terminated(name: str, code: int, reason: str, message: str = "") -> dict[str, Any]:

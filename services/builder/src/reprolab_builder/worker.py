@@ -74,6 +74,12 @@ class Worker:
                 continue
             for msg in msgs:
                 await self.handle(msg)
+        # A pull subscription's inbox collects the server's replies to expired fetches, which no one
+        # reads; left subscribed, the connection's drain() waits on them until its timeout.
+        try:
+            await sub.unsubscribe()
+        except Exception as exc:
+            log.warning("unsubscribing from build jobs failed: %s", exc)
 
     async def handle(self, msg: Any) -> None:
         job = jobs_pb2.BuildJob()

@@ -1,4 +1,4 @@
-"""Request/reply endpoints of the runner (``runner.run.*``)."""
+"""Request/reply endpoints of the runner (``runner.run.*``, ``runner.credential.*``)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from typing import Any
 from nats.micro.service import Service
 from reprolab.v1 import runner_pb2
 from reprolab_common.db import transact
-from reprolab_common.errors import Invalid
+from reprolab_common.errors import Conflict, Invalid
 from reprolab_common.nats import endpoint
 from reprolab_common.subjects import Runner
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import service
+from . import credstore, service
 from .config import RunnerSettings
+from .credentials import Keyring
 from .models import Run, Status
 from .targets.base import target_class
 
@@ -53,6 +55,11 @@ class Api:
     sessions: sessionmaker
     enqueue: Callable[[Run], Awaitable[None]]
     wake_outbox: Callable[[], None]
+    # Re-read on every use, so a rotation that edits the keyring file needs no restart.
+    keyring: Callable[[], Keyring] | None = None
+
+    def _keyring(self) -> Keyring:
+        return self.keyring() if self.keyring else credstore.keyring_for(self.settings)
 
     def _resources(self, r: runner_pb2.RunResources) -> runner_pb2.RunResources:
         s = self.settings
@@ -78,9 +85,12 @@ class Api:
         except ValueError as exc:
             raise Invalid(str(exc), errors=[("target", str(exc))]) from exc
         if r.target not in self.settings.enabled_targets:
+            wanted = json.dumps([*self.settings.enabled_targets, r.target], separators=(",", ":"))
             detail = (f"target {r.target!r} is not enabled on this runner (enabled: "
-                      f"{', '.join(self.settings.enabled_targets)}); set REPROLAB_RUNNER_ENABLED_TARGETS")
+                      f"{', '.join(self.settings.enabled_targets)}); an operator enables it with "
+                      f"REPROLAB_RUNNER_ENABLED_TARGETS='{wanted}'")
             raise Invalid(detail, errors=[("target", detail)])
+        await self._check_remote(r)
         if not r.command:
             raise Invalid("a run needs a command, e.g. [\"python\", \"train.py\"]", errors=[("command", "empty")])
         if r.assignment:
@@ -96,6 +106,22 @@ class Api:
         self.wake_outbox()
         await self.enqueue(run)
         return run_proto(run)
+
+    async def _check_remote(self, r: runner_pb2.SubmitRunRequest) -> None:
+        """Refuse up front what a remote run could only fail on later: no object store to presign
+        URLs from, or (clouds) no usable credentials of the requester for the vendor."""
+        if target_class(r.target).remote and self.settings.common.object_store != "s3":
+            detail = (f"target {r.target!r} runs elsewhere and fetches inputs and uploads outputs through presigned "
+                      "URLs, which the local object store cannot hand out; an operator must configure "
+                      "REPROLAB_OBJECT_STORE=s3 (an S3 API the target can reach)")
+            raise Invalid(detail, errors=[("target", detail)])
+        if r.target in credstore.VENDORS:
+            keyring = self._keyring()
+            try:
+                await transact(self.sessions, lambda s: credstore.resolve(
+                    s, keyring, workspace=r.workspace, user_id=r.actor.user_id, vendor=r.target))
+            except credstore.CredentialMissing as exc:
+                raise Invalid(str(exc), errors=[("target", str(exc))]) from None
 
     async def get(self, r: runner_pb2.GetRunRequest) -> runner_pb2.Run:
         return run_proto(await transact(self.sessions, lambda s: service.get_run(session=s, run_id=r.run_id)))
@@ -119,6 +145,35 @@ class Api:
 
         return await transact(self.sessions, _read)
 
+    # --- credentials: the secret arrives in put and never leaves; replies carry metadata only ---------
+
+    async def credential_put(self, r: runner_pb2.PutCredentialRequest) -> runner_pb2.CredentialInfo:
+        credstore.validate(r.vendor, dict(r.secret), dict(r.options), workspace=r.workspace)
+        keyring = self._keyring()
+        try:
+            info = await transact(self.sessions, lambda s: credstore.info(credstore.put(
+                s, keyring, actor=r.actor, workspace=r.workspace, vendor=r.vendor, secret=dict(r.secret),
+                options=dict(r.options))))
+        except IntegrityError:  # two first PUTs at once: the other one won
+            raise Conflict(f"your {r.vendor} credentials in {r.workspace!r} were set at the same time by "
+                           "another request; send yours again") from None
+        self.wake_outbox()
+        return info
+
+    async def credential_get(self, r: runner_pb2.GetCredentialRequest) -> runner_pb2.CredentialInfo:
+        return await transact(self.sessions, lambda s: credstore.info(credstore.get(
+            s, workspace=r.workspace, user_id=r.actor.user_id, vendor=r.vendor)))
+
+    async def credential_list(self, r: runner_pb2.ListCredentialsRequest) -> runner_pb2.CredentialList:
+        return await transact(self.sessions, lambda s: runner_pb2.CredentialList(items=[
+            credstore.info(row) for row in credstore.list_for(s, workspace=r.workspace, user_id=r.actor.user_id)]))
+
+    async def credential_delete(self, r: runner_pb2.DeleteCredentialRequest) -> runner_pb2.CredentialInfo:
+        info = await transact(self.sessions, lambda s: credstore.info(credstore.delete(
+            s, actor=r.actor, workspace=r.workspace, vendor=r.vendor)))
+        self.wake_outbox()
+        return info
+
 
 async def add_endpoints(micro: Service, api: Api) -> None:
     for subject, req_type, fn in (
@@ -127,6 +182,10 @@ async def add_endpoints(micro: Service, api: Api) -> None:
         (Runner.CANCEL, runner_pb2.CancelRunRequest, api.cancel),
         (Runner.LIST, runner_pb2.ListRunsRequest, api.list),
         (Runner.OUTPUTS, runner_pb2.GetRunRequest, api.outputs),
+        (Runner.CREDENTIAL_PUT, runner_pb2.PutCredentialRequest, api.credential_put),
+        (Runner.CREDENTIAL_GET, runner_pb2.GetCredentialRequest, api.credential_get),
+        (Runner.CREDENTIAL_LIST, runner_pb2.ListCredentialsRequest, api.credential_list),
+        (Runner.CREDENTIAL_DELETE, runner_pb2.DeleteCredentialRequest, api.credential_delete),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
                                  handler=endpoint(req_type, fn))

@@ -18,7 +18,8 @@ class RunnerSettings(BaseSettings):
         default=30.0, description="How long JetStream waits for an ack (or in-progress signal) before redelivering."
     )
     max_deliver: int = Field(default=5, description="Deliveries of one run job before it is given up as failed.")
-    concurrency: int = Field(default=4, ge=1, description="Runs this process supervises at once.")
+    concurrency: int = Field(default=8, ge=1, description=(
+        "Runs this process supervises at once (each mostly waits on its container; bench/run.py measures it)."))
     poll_seconds: float = Field(default=0.5, gt=0, description="How often a running run's status is checked.")
     docker_url: str = Field(
         default="unix:///run/podman/podman.sock", description="Docker Engine API of the local target."
@@ -29,11 +30,30 @@ class RunnerSettings(BaseSettings):
     max_timeout_seconds: int = Field(default=6 * 3600, description="Longest timeout a run may ask for.")
     enabled_targets: list[str] = Field(
         default=["local"],
-        description=("Targets runs may use. kubernetes and the clouds (aws, azure, openstack) are implemented and "
-                     "tested as modules; the runner hands them inputs once presigned-URL and credential wiring "
-                     "lands, so they are off until then."),
+        description=("Targets runs may use, as JSON: local, kubernetes, aws, azure, openstack, e.g. "
+                     '\'["local","aws"]\'. A fresh install has no cluster or cloud, so only local is on. The remote '
+                     "targets need REPROLAB_OBJECT_STORE=s3 (they fetch inputs and upload outputs by presigned "
+                     "URL); the clouds use the credentials the run's requester stored for that vendor."),
     )
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
+    reconcile_cloud_hours: float = Field(
+        default=48.0,
+        description=("A cloud VM is found through its run's requester's credentials, so the reconciler looks in "
+                     "the accounts of runs that are live or ended at most this many hours ago."),
+    )
+    kubernetes_namespace: str = Field(default="reprolab-runs", description="Namespace of the kubernetes target's Jobs.")
+    kubernetes_kubeconfig: str = Field(
+        default="", description="Kubeconfig file of the kubernetes target; empty: the in-cluster service account.")
+    kubernetes_fetcher_image: str = Field(
+        default="docker.io/curlimages/curl:8.11.1",
+        description="Image of a run pod's fetch and upload steps (needs sh, curl, tar, unzip, sha256sum).")
+    kubernetes_egress_cidrs: list[str] = Field(
+        default=[], description="CIDRs a run pod without network may still reach on 443: the object store.")
+    kubernetes_allow_dns: bool = Field(
+        default=False, description="Let run pods resolve names (when the presigned URLs name a host).")
+    url_slack_seconds: int = Field(
+        default=3600, description=("Presigned URLs of a remote run live its timeout plus this long (boot, image "
+                                   "pull and input downloads come before the timeout starts)."))
 
     installation: str = Field(
         default="",

@@ -4,6 +4,12 @@ The target's handle is stored as soon as the run is submitted, so a runner kille
 the same container/Job/VM when JetStream redelivers the job (instead of starting a second one);
 the terminal state is written once (``service.finish``) and only then is the job acked. The
 reconciler removes whatever a target still holds for runs that ended or that nobody knows.
+
+Remote targets (kubernetes and the clouds) never see the object store's credentials: the run's
+request carries presigned GET URLs for its inputs and one presigned PUT URL per output name into
+the run's transfer area (``targets.base.transfer_key``); the outputs are then collected from there
+exactly as a local run's are. A cloud target is built per run with the credentials its requester
+stored for that vendor (``credstore``); they never reach a log, an event or an error message.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import shutil
-from datetime import UTC, datetime
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -25,20 +34,44 @@ from reprolab_common.canonical import canonical_json
 from reprolab_common.db import in_transaction, transact
 from reprolab_common.errors import ProblemError, ServiceUnavailable
 from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, call, ensure_consumer, keep_in_progress
-from reprolab_common.objectstore import ObjectStore
+from reprolab_common.objectstore import ObjectNotFound, ObjectStore, ObjectStoreUnsupported
 from reprolab_common.subjects import Registry
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import sessionmaker
 
-from . import service
+from . import inside, service
 from .config import RunnerSettings
 from .models import TERMINAL, Output, Run, Status
-from .targets.base import Input, Limits, RunRequest, State, Target, TargetError, target_class
+from .targets.base import (
+    OUTPUT_NAMES,
+    Input,
+    Limits,
+    RunRequest,
+    State,
+    Target,
+    TargetError,
+    target_class,
+    transfer_key,
+)
+from .targets.base import Status as TargetStatus
 
 log = logging.getLogger(__name__)
 END_HEADER = "Reprolab-Log-End"
 SCORE_FILE = "score.json"
 EVAL_TIMEOUT_SECONDS = 600
+CLOUD_TARGETS = ("aws", "azure", "openstack")
+STATUS_ERROR_GRACE_SECONDS = 120.0
+"""A remote target's API failing this long in a row (while a run is polled) fails the run."""
+QUICK_LOOK_SECONDS = 0.05
+"""Shortest pause between two status looks at a young local run (see ``Worker._until_next_poll``)."""
+
+
+def redact(text: str, secrets: Any) -> str:
+    """``text`` with every secret value (of at least 4 characters) replaced by ``***``."""
+    for value in secrets or ():
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
 
 
 def job_for(run: Run) -> jobs_pb2.RunJob:
@@ -74,22 +107,110 @@ class Worker:
         self.wake_outbox = wake_outbox
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.tasks: set[asyncio.Task] = set()
+        self._k8s_api: Any = None
+        self._status_errors: dict[str, float] = {}
 
-    def target(self, name: str) -> Target:
-        return target_class(name)(self.settings, docker_url=self.settings.docker_url, store=self.store,
-                                   installation=self.settings.installation_id())
+    # --- targets -----------------------------------------------------------------------------
+
+    def target(self, name: str, run: Run | None = None) -> Target:
+        """The target a run goes to. A cloud target is built per run, with the credentials the run's
+        requester stored for that vendor in the run's workspace (``credstore.CredentialMissing``, a
+        TargetError saying how to add them, when there are none)."""
+        cls = target_class(name)
+        if name in CLOUD_TARGETS:
+            if run is None:
+                raise TargetError(f"the {name} target needs a run's requester's credentials")
+            return self._cloud_target(name, run.workspace, run.requested_by_id)
+        if name == "kubernetes":
+            return cls(self.settings, namespace=self.settings.kubernetes_namespace, api_client=self._k8s_client(),
+                       fetcher_image=self.settings.kubernetes_fetcher_image,
+                       allowed_egress_cidrs=self.settings.kubernetes_egress_cidrs,
+                       allow_dns=self.settings.kubernetes_allow_dns, installation=self.settings.installation_id())
+        return cls(self.settings, docker_url=self.settings.docker_url, store=self.store,
+                   installation=self.settings.installation_id())
+
+    def _cloud_target(self, name: str, workspace: str, user_id: str) -> Target:
+        """A cloud target with one user's credentials: the non-secret options (region, endpoint,
+        image...) and the secret fields both go to the SDK; the secrets are remembered only to be
+        blanked out of any message."""
+        cred = self.credential(workspace, user_id, name)
+        credentials, options = cred.target_args()
+        target = target_class(name)(self.settings, credentials=credentials, options=options, store=self.store,
+                                    installation=self.settings.installation_id())
+        target.secrets = [v for v in cred.secret.values() if isinstance(v, str)]
+        return target
+
+    def _k8s_client(self) -> Any:
+        """One API client per runner: from ``kubernetes_kubeconfig``, else the in-cluster account."""
+        if self._k8s_api is None:
+            import kubernetes
+
+            try:
+                if self.settings.kubernetes_kubeconfig:
+                    self._k8s_api = kubernetes.config.new_client_from_config(
+                        config_file=self.settings.kubernetes_kubeconfig)
+                else:
+                    kubernetes.config.load_incluster_config()
+                    self._k8s_api = kubernetes.client.ApiClient()
+            except (kubernetes.config.ConfigException, OSError) as exc:
+                raise TargetError(f"the kubernetes target has no cluster: {exc}; set "
+                                  "REPROLAB_RUNNER_KUBERNETES_KUBECONFIG or run the runner in the cluster") from None
+        return self._k8s_api
+
+    def credential(self, workspace: str, user_id: str, vendor: str) -> Any:
+        """The stored credential (decrypted) of one user for one vendor in one workspace."""
+        from . import credstore
+        from .credentials import CredentialError
+
+        try:
+            keyring = credstore.keyring_for(self.settings)
+            return in_transaction(self.sessions, lambda s: credstore.resolve(
+                s, keyring, workspace=workspace, user_id=user_id, vendor=vendor))
+        except CredentialError as exc:
+            raise TargetError(f"the {vendor} credentials cannot be read: {exc}") from None
+
+    def _build(self, run: Run) -> Target:
+        """``target`` for a run, every failure a TargetError whose message holds no secret."""
+        try:
+            return self.target(run.target, run)
+        except TargetError:
+            raise
+        except Exception as exc:  # an SDK refusing its configuration (bad endpoint URL, ...)
+            raise TargetError(f"the {run.target} target could not be set up: {type(exc).__name__}: {exc}") from None
+
+    async def _status(self, run_id: str, target: Target, handle: str) -> TargetStatus:
+        """The target's status; a remote API failing is retried, and fails the run only after
+        ``STATUS_ERROR_GRACE_SECONDS`` of nothing but failures."""
+        loop = asyncio.get_running_loop()
+        try:
+            status = await asyncio.to_thread(target.status, handle)
+        except TargetError as exc:
+            first = self._status_errors.setdefault(run_id, loop.time())
+            if loop.time() - first < STATUS_ERROR_GRACE_SECONDS:
+                log.warning("status of run %s: %s", run_id, redact(str(exc), getattr(target, "secrets", ())))
+                return TargetStatus(State.PENDING)
+            return TargetStatus(State.FAILED, reason=f"the target stopped answering: {exc}")
+        self._status_errors.pop(run_id, None)
+        return status
 
     async def enqueue(self, run: Run) -> None:
         await self.js.publish(JobSubject.RUN.value, job_for(run).SerializeToString(), stream=Stream.JOBS.value,
                               headers={"Nats-Msg-Id": run.id}, timeout=10)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Every supervised run may hold a thread in a blocking target call (a container start takes
+        # seconds on a busy machine), and asyncio's default pool has cpu_count + 4 threads: with more
+        # runs than that, the API's transactions (a POST /runs) queued behind them. One thread per
+        # run, and room for the rest.
+        workers = self.settings.concurrency + 8
+        if workers > min(32, (os.cpu_count() or 1) + 4):
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner"))
         await ensure_consumer(self.js, Stream.JOBS, self.settings.durable, JobSubject.RUN,
                               ack_wait=self.settings.ack_wait_seconds, max_deliver=self.settings.max_deliver)
         sub = await self.js.pull_subscribe(JobSubject.RUN.value, durable=self.settings.durable,
                                            stream=Stream.JOBS.value)
-        while not stop.is_set():
-            await self.slots.acquire()
+        while await self._slot(stop):
             try:
                 msgs = await sub.fetch(1, timeout=1.0)
             except (TimeoutError, NatsTimeout):
@@ -103,6 +224,30 @@ class Worker:
             task = asyncio.create_task(self._guarded(msgs[0]))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        # A pull subscription's inbox collects the server's replies to expired fetches, which no one
+        # reads; left subscribed, the connection's drain() waits on them until its timeout.
+        try:
+            await sub.unsubscribe()
+        except Exception as exc:
+            log.warning("unsubscribing from run jobs failed: %s", exc)
+
+    async def _slot(self, stop: asyncio.Event) -> bool:
+        """Take a run slot, or give up when ``stop`` is set first (every slot may be busy for the length
+        of a run, and a stopping runner must not wait for one: its runs are resumed by the next)."""
+        if stop.is_set():
+            return False
+        acquire = asyncio.ensure_future(self.slots.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            await asyncio.gather(acquire, return_exceptions=True)
+        got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
+        if got and stop.is_set():
+            self.slots.release()
+            return False
+        return got
 
     async def _guarded(self, msg: Any) -> None:
         try:
@@ -111,6 +256,24 @@ class Worker:
             log.exception("run job crashed; it will be redelivered")
         finally:
             self.slots.release()
+
+    async def _until_next_poll(self, run_id: str, target: Target, handle: str, since: float) -> None:
+        """Wait ``poll_seconds`` until the next full poll (cancel requests, logs, status), returning early
+        when the run ended. A local run is looked at more often while it is young: most runs are short,
+        and one that exited 20 ms after it started should not wait up to ``poll_seconds`` to be recorded.
+        The looks back off with the run's age (half of it, at least ``QUICK_LOOK_SECONDS``: about five
+        more status requests per run), and stop once it is ``2 * poll_seconds`` old.
+        A remote target's status is a cloud or cluster API call, and its runs take minutes: no looks."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settings.poll_seconds
+        while not target.remote:
+            step = max(QUICK_LOOK_SECONDS, (loop.time() - since) / 2)
+            if loop.time() + step >= end:
+                break
+            await asyncio.sleep(step)
+            if (await self._status(run_id, target, handle)).state in (State.EXITED, State.FAILED, State.GONE):
+                return
+        await asyncio.sleep(max(0.0, end - loop.time()))
 
     async def handle(self, msg: Any) -> None:
         job = jobs_pb2.RunJob()
@@ -146,27 +309,48 @@ class Worker:
                 fh.write(chunk)
         return dest
 
-    def _request(self, run: Run) -> RunRequest:
-        """Inputs as local files (the local target bind-mounts them)."""
+    def _input(self, target: Target, key: str, mount: str, dest: Path, sha256: str, expires: int) -> Input:
+        """A local file for the local target (bind-mounted), a presigned GET URL for a remote one."""
+        if target.remote:
+            return Input(mount=mount, url=self.store.presigned_get_url(key, expires), sha256=sha256)
+        return Input(mount=mount, path=self._download(key, dest), sha256=sha256)
+
+    def _output_urls(self, target: Target, run_id: str, expires: int) -> dict[str, str]:
+        """One presigned PUT URL per output name into the run's transfer area (remote targets)."""
+        if not target.remote:
+            return {}
+        return {name: self.store.presigned_put_url(transfer_key(run_id, name), expires) for name in OUTPUT_NAMES}
+
+    def _request(self, run: Run, target: Target) -> RunRequest:
+        """Inputs as local files (the local target bind-mounts them) or presigned URLs (remote targets)."""
         work = self._workdir(run.id)
+        expires = run.timeout_seconds + self.settings.url_slack_seconds
         suffix = ".zip" if run.code_object_key.endswith(".zip") else ".tar.gz"
-        code = Input(mount="/work", path=self._download(run.code_object_key, work / "inputs" / f"code{suffix}"),
-                     sha256=run.code_digest.removeprefix("sha256:"))
-        datasets = [Input(mount=d["mount"], path=self._download(d["object_key"], work / "inputs" / "data" / d["name"]),
-                          sha256=d["digest"].removeprefix("sha256:")) for d in json.loads(run.datasets_json)]
+        code = self._input(target, run.code_object_key, "/work", work / "inputs" / f"code{suffix}",
+                           run.code_digest.removeprefix("sha256:"), expires)
+        datasets = [self._input(target, d["object_key"], d["mount"], work / "inputs" / "data" / d["name"],
+                                d["digest"].removeprefix("sha256:"), expires) for d in json.loads(run.datasets_json)]
         return RunRequest(run_id=run.id, image=run.image, command=json.loads(run.command_json), code=code,
                           datasets=datasets, limits=Limits(cpu_millis=run.cpu_millis, memory_bytes=run.memory_bytes,
                                                            pids=run.pids, timeout_seconds=run.timeout_seconds,
-                                                           network=bool(run.network)))
+                                                           network=bool(run.network)),
+                          output_urls=self._output_urls(target, run.id, expires))
 
     async def _drive(self, run: Run, msg: Any) -> None:
-        target = self.target(run.target)
         handle = run.handle
+        try:
+            target = await asyncio.to_thread(self._build, run)
+        except TargetError as exc:
+            # without a target nothing can be polled or removed; the reconciler finds what is left
+            verb = "could not start" if not handle else "can no longer be followed"
+            await self._finish(run, None, "", Status.FAILED, error=f"the run {verb}: {exc}")
+            await msg.ack()
+            return
         if not handle:
             try:
-                request = await asyncio.to_thread(self._request, run)
+                request = await asyncio.to_thread(self._request, run, target)
                 handle = await asyncio.to_thread(target.submit, request)
-            except (TargetError, KeyError, OSError) as exc:
+            except (TargetError, KeyError, OSError, ObjectStoreUnsupported) as exc:
                 await self._finish(run, target, "", Status.FAILED, error=f"the run could not start: {exc}")
                 await msg.ack()
                 return
@@ -175,16 +359,17 @@ class Worker:
             self.wake_outbox()
         sent = 0
         cancelled = False
+        since = asyncio.get_running_loop().time()
         while True:
             fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
             if fresh.cancel_requested and not cancelled:
                 await asyncio.to_thread(target.cancel, handle)
                 cancelled = True
-            status = await asyncio.to_thread(target.status, handle)
+            status = await self._status(run.id, target, handle)
             sent = await self._publish_logs(run.id, target, handle, sent)
             if status.state in (State.EXITED, State.FAILED, State.GONE):
                 break
-            await asyncio.sleep(self.settings.poll_seconds)
+            await self._until_next_poll(run.id, target, handle, since)
         if cancelled:
             outcome, error = Status.CANCELLED, "cancelled by request"
         elif status.timed_out:
@@ -195,7 +380,9 @@ class Worker:
             outcome = Status.FAILED
             error = f"exited with code {status.exit_code}" + (f": {status.reason}" if status.reason else "")
         elif status.state == State.GONE:
-            outcome, error = Status.FAILED, "the run's container disappeared (removed outside Reprolab?)"
+            what = {"kubernetes": "Job", "local": "container"}.get(run.target, "VM")
+            outcome, error = Status.FAILED, f"the run's {what} disappeared (removed outside Reprolab?)" + (
+                f": {status.reason}" if status.reason else "")
         else:
             outcome, error = Status.FAILED, status.reason or "the target failed"
         await self._finish(run, target, handle, outcome, exit_code=status.exit_code, error=error)
@@ -224,13 +411,14 @@ class Worker:
         out_dir.mkdir(parents=True)
         problem = ""
         try:
-            target.collect(handle, out_dir)
+            self._gather(run.id, target, handle, out_dir)
         except TargetError as exc:
             problem = str(exc)
         try:
             (out_dir / "logs.txt").write_text("\n".join(target.logs(handle)) + "\n")
         except Exception as exc:
             log.warning("could not read the logs of %s: %s", run.id, exc)
+        inside.take(out_dir, self._workdir(run.id))  # the agent's chain becomes events, not an output
         outputs, total, metrics = [], 0, ""
         for path in sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()):
             size = path.stat().st_size
@@ -253,19 +441,63 @@ class Worker:
                     problem = problem or f"metrics.json is not JSON: {exc}"
         return metrics, outputs, problem
 
-    async def _finish(self, run: Run, target: Target, handle: str, outcome: Status, *, exit_code: int | None = None,
-                      error: str = "") -> None:
+    def _gather(self, run_id: str, target: Target, handle: str, dest: Path) -> None:
+        """A run's outputs into ``dest``: from the target (local), or unpacked from the
+        ``outputs.tar.gz`` a remote run uploaded to its transfer area (capped at max_output_bytes)."""
+        if not target.remote:
+            target.collect(handle, dest)
+            return
+        key, limit = transfer_key(run_id, "outputs.tar.gz"), self.settings.max_output_bytes
+        try:
+            if self.store.size(key) > limit + (1 << 20):
+                raise TargetError(f"outputs exceed {limit} bytes; none were kept")
+            archive = self._download(key, dest.parent / "outputs.tar.gz")
+        except ObjectNotFound:
+            raise TargetError("the run uploaded no outputs (outputs.tar.gz)") from None
+        total, members, cut = 0, [], False
+        try:
+            with tarfile.open(archive, "r:gz") as tf:
+                for member in tf:
+                    if not (member.isfile() or member.isdir()):
+                        continue  # no links or devices from a run's outputs
+                    total += member.size
+                    if total > limit:
+                        cut = True
+                        break
+                    members.append(member)
+                tf.extractall(dest, members=members, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise TargetError(f"the run's outputs.tar.gz is unreadable: {exc}") from None
+        finally:
+            archive.unlink(missing_ok=True)
+        if cut:
+            raise TargetError(f"outputs exceed {limit} bytes; the rest were dropped")
+
+    def _drop_transfer(self, run_id: str) -> None:
+        for name in OUTPUT_NAMES:
+            try:
+                self.store.delete(transfer_key(run_id, name))
+            except Exception as exc:
+                log.warning("could not remove %s of run %s: %s", name, run_id, exc)
+
+    async def _finish(self, run: Run, target: Target | None, handle: str, outcome: Status, *,
+                      exit_code: int | None = None, error: str = "") -> None:
         metrics, outputs, problem = ("", [], "")
-        if handle:
+        if handle and target is not None:
             metrics, outputs, problem = await asyncio.to_thread(self._collect, run, target, handle)
         if problem:
             error = f"{error}; {problem}" if error else problem
+        error = redact(error, getattr(target, "secrets", ()))
+        self._status_errors.pop(run.id, None)
         prov = provenance(run)
 
         def _store(s: Any) -> None:
             fresh = s.get(Run, run.id, with_for_update=True)
+            first = fresh.status not in TERMINAL
             service.finish(session=s, run=fresh, status=outcome, exit_code=exit_code, error=error,
                            metrics_json=metrics, provenance_json=prov, outputs=outputs)
+            if first:
+                inside.emit(s, fresh, self._workdir(run.id))
 
         await transact(self.sessions, _store)
         self.wake_outbox()
@@ -274,9 +506,20 @@ class Worker:
                                   timeout=5)
         except Exception as exc:
             log.warning("could not publish the end of the run log: %s", exc)
-        if handle:
-            await asyncio.to_thread(target.cleanup, handle)
+        if handle and target is not None:
+            await self._cleanup(run.id, target, handle)
         shutil.rmtree(self.settings.work_root() / run.id, ignore_errors=True)
+
+    async def _cleanup(self, run_id: str, target: Target, handle: str) -> None:
+        """Remove what the target holds for a run (and a remote run's transfer area); a failure is
+        logged and left to the reconciler, never a reason to run the job again."""
+        try:
+            await asyncio.to_thread(target.cleanup, handle)
+        except Exception as exc:
+            log.warning("could not remove %s of run %s (the reconciler retries): %s", handle, run_id,
+                        redact(str(exc), getattr(target, "secrets", ())))
+        if target.remote:
+            await asyncio.to_thread(self._drop_transfer, run_id)
 
     # --- assignment scoring --------------------------------------------------------------------
 
@@ -285,24 +528,26 @@ class Worker:
             return s.scalar(select(Output.object_key).where(Output.run_id == run.id, Output.name == predictions))
         return in_transaction(self.sessions, _find)
 
-    def _eval_request(self, run: Run, ev: runner_pb2.Evaluation, predictions_key: str) -> RunRequest:
+    def _eval_request(self, run: Run, ev: runner_pb2.Evaluation, predictions_key: str, target: Target) -> RunRequest:
         """The evaluation sandbox: the instructor's code in /work, the student's predictions read-only
         at /inputs/<predictions>, the hidden labels read-only at /data/labels; no network. The labels
         exist only here: the student's container never gets them."""
         eval_id = run.id + service.EVAL_SUFFIX
         work = self._workdir(eval_id)
-        suffix = ".zip" if ev.code_object_key.endswith(".zip") else ".tar.gz"
-        code = Input(mount="/work", path=self._download(ev.code_object_key, work / "inputs" / f"code{suffix}"),
-                     sha256=ev.code_digest.removeprefix("sha256:"))
-        predictions = Input(mount=f"/inputs/{ev.predictions}",
-                            path=self._download(predictions_key, work / "inputs" / "predictions"))
-        labels = Input(mount="/data/labels", path=self._download(ev.labels_object_key, work / "inputs" / "labels"),
-                       sha256=ev.labels_digest.removeprefix("sha256:"))
         timeout = min(EVAL_TIMEOUT_SECONDS, self.settings.max_timeout_seconds)
+        expires = timeout + self.settings.url_slack_seconds
+        suffix = ".zip" if ev.code_object_key.endswith(".zip") else ".tar.gz"
+        code = self._input(target, ev.code_object_key, "/work", work / "inputs" / f"code{suffix}",
+                           ev.code_digest.removeprefix("sha256:"), expires)
+        predictions = self._input(target, predictions_key, f"/inputs/{ev.predictions}",
+                                  work / "inputs" / "predictions", "", expires)
+        labels = self._input(target, ev.labels_object_key, "/data/labels", work / "inputs" / "labels",
+                             ev.labels_digest.removeprefix("sha256:"), expires)
         return RunRequest(run_id=eval_id, image=ev.image, command=list(ev.command) or ["python3", "evaluate.py"],
                           code=code, datasets=[predictions, labels],
                           limits=Limits(cpu_millis=1000, memory_bytes=1 << 30, pids=256, timeout_seconds=timeout,
-                                        network=False))
+                                        network=False),
+                          output_urls=self._output_urls(target, eval_id, expires))
 
     def _read_score(self, run: Run, target: Target, handle: str) -> tuple[str, str]:
         """(score, error) from the evaluation's /outputs/score.json; its logs are kept for instructors."""
@@ -315,7 +560,7 @@ class Worker:
         except Exception as exc:
             log.warning("could not keep the evaluation logs of %s: %s", run.id, exc)
         try:
-            target.collect(handle, out_dir)
+            self._gather(run.id + service.EVAL_SUFFIX, target, handle, out_dir)
         except TargetError as exc:
             return "", f"the evaluation's outputs could not be collected: {exc}"
         path = out_dir / SCORE_FILE
@@ -346,8 +591,12 @@ class Worker:
         """Score a succeeded run of an assignment in a second sandbox on the same target kind; record
         the score (or why there is none) on the run, and on the registry's leaderboard."""
         ev = service.evaluation(run)
-        target = self.target(run.target)
         handle = run.eval_handle
+        try:
+            target = await asyncio.to_thread(self._build, run)
+        except TargetError as exc:
+            await self._scored(run, None, "", error=f"the evaluation could not run: {exc}")
+            return
         score, error = "", ""
         if not handle:
             key = await asyncio.to_thread(self._predictions_key, run, ev.predictions)
@@ -356,18 +605,19 @@ class Worker:
                                    f"{run.assignment!r} scores that file")
                 return
             try:
-                request = await asyncio.to_thread(self._eval_request, run, ev, key)
+                request = await asyncio.to_thread(self._eval_request, run, ev, key, target)
                 handle = await asyncio.to_thread(target.submit, request)
-            except (TargetError, KeyError, OSError) as exc:
+            except (TargetError, KeyError, OSError, ObjectStoreUnsupported) as exc:
                 await self._scored(run, target, "", error=f"the evaluation could not start: {exc}")
                 return
             await transact(self.sessions, lambda s: service.eval_started(session=s, run_id=run.id,
                                                                              handle=handle))
+        since = asyncio.get_running_loop().time()
         while True:
-            status = await asyncio.to_thread(target.status, handle)
+            status = await self._status(run.id + service.EVAL_SUFFIX, target, handle)
             if status.state in (State.EXITED, State.FAILED, State.GONE):
                 break
-            await asyncio.sleep(self.settings.poll_seconds)
+            await self._until_next_poll(run.id + service.EVAL_SUFFIX, target, handle, since)
         if status.timed_out:
             error = f"the evaluation was stopped after its {EVAL_TIMEOUT_SECONDS} s timeout"
         elif status.state == State.EXITED and status.exit_code == 0:
@@ -382,37 +632,85 @@ class Worker:
             error = f"the evaluation failed: {status.reason or 'the target failed'}"
         await self._scored(run, target, handle, score=score, error=error)
 
-    async def _scored(self, run: Run, target: Target, handle: str, score: str = "", error: str = "") -> None:
+    async def _scored(self, run: Run, target: Target | None, handle: str, score: str = "", error: str = "") -> None:
         if score:
             problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC))
             error = problem
+        error = redact(error, getattr(target, "secrets", ()))
         await transact(self.sessions, lambda s: service.scored(session=s, run_id=run.id, score=score,
                                                                    error=error))
         self.wake_outbox()
-        if handle:
-            await asyncio.to_thread(target.cleanup, handle)
+        if handle and target is not None:
+            await self._cleanup(run.id + service.EVAL_SUFFIX, target, handle)
         shutil.rmtree(self.settings.work_root() / (run.id + service.EVAL_SUFFIX), ignore_errors=True)
 
     async def reconcile(self) -> int:
-        """Remove what targets still hold for runs that ended or that this runner does not know."""
+        """Remove what the enabled targets still hold for runs that ended or that nobody knows.
+
+        Every container, Job and VM carries the run id and this installation's label, and each target
+        lists only its own installation's, so a leftover of a run this runner does not know is removed
+        too, never another installation's. Containers (local) and Jobs (kubernetes) are listed in the
+        platform's own engine or namespace. A cloud VM can only be listed with some user's cloud
+        credentials: the VMs are found in the accounts of the requesters of this runner's cloud runs
+        that are live or ended within ``reconcile_cloud_hours``. A VM in an account no such run used
+        is not seen (it terminates itself when its agent powers off, unless the agent never ran).
+        """
         removed = 0
-        for name in ("local",):
+        for name in self.settings.enabled_targets:
+            if name in CLOUD_TARGETS:
+                removed += await self._reconcile_cloud(name)
+                continue
             try:
-                target = self.target(name)
+                target = await asyncio.to_thread(self.target, name)
                 owned = await asyncio.to_thread(target.owned)
             except Exception as exc:
                 log.warning("reconcile %s: %s", name, exc)
                 continue
-            ids = [o.run_id.removesuffix(service.EVAL_SUFFIX) for o in owned]
+            removed += await self._reap(target, owned)
+        return removed
+
+    async def _reconcile_cloud(self, name: str) -> int:
+        since = datetime.now(UTC) - timedelta(hours=self.settings.reconcile_cloud_hours)
+        accounts = await transact(self.sessions, lambda s: sorted(set(s.execute(
+            select(Run.workspace, Run.requested_by_id).where(
+                Run.target == name, or_(Run.status.not_in(list(TERMINAL)), Run.finished_at >= since))).all())))
+        removed, seen = 0, set()
+        for workspace, user_id in accounts:
+            try:
+                target = await asyncio.to_thread(self._cloud_target, name, workspace, user_id)
+                owned = await asyncio.to_thread(target.owned)
+            except Exception as exc:  # no credentials (any more), cloud unreachable: next account
+                log.warning("reconcile %s for a user of %s: %s", name, workspace, type(exc).__name__)
+                continue
+            fresh = [o for o in owned if o.handle not in seen]  # accounts shared by several users
+            seen.update(o.handle for o in fresh)
+            removed += await self._reap(target, fresh)
+        return removed
+
+    async def _reap(self, target: Target, owned: list) -> int:
+        ids = sorted({o.run_id.removesuffix(service.EVAL_SUFFIX) for o in owned})
+
+        def _live(s: Any) -> set[str]:
+            runs = list(s.execute(select(Run).where(Run.id.in_(ids))).scalars()) if ids else []
             # a run's own container lives while the run does; its evaluation's while it awaits a score
-            live = await transact(self.sessions, lambda s, ids=ids: {
-                key for r in s.execute(select(Run).where(Run.id.in_(ids))).scalars()
-                for key, alive in ((r.id, r.status not in TERMINAL),
-                                   (r.id + service.EVAL_SUFFIX, service.needs_scoring(r))) if alive})
-            for o in owned:
-                if o.run_id not in live:
-                    await asyncio.to_thread(target.cleanup, o.handle)
-                    removed += 1
+            return {key for r in runs for key, alive in ((r.id, r.status not in TERMINAL),
+                                                         (r.id + service.EVAL_SUFFIX, service.needs_scoring(r)))
+                    if alive}
+
+        live = await transact(self.sessions, _live)
+        removed = 0
+        for o in owned:
+            if o.run_id in live:
+                continue
+            try:
+                await asyncio.to_thread(target.cleanup, o.handle)
+            except Exception as exc:
+                log.warning("reconcile: could not remove %s: %s", o.handle,
+                            redact(str(exc), getattr(target, "secrets", ())))
+                continue
+            if target.remote:
+                await asyncio.to_thread(self._drop_transfer, o.run_id)
+            removed += 1
         return removed
 
     async def reconcile_forever(self, stop: asyncio.Event) -> None:

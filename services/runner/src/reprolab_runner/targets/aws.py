@@ -36,8 +36,9 @@ class AwsTarget(CloudVmTarget):
     """Options: ``image_id`` (AMI with python3 and podman/docker or cloud-init package access),
     ``instance_type``, ``subnet_id``, ``security_group_ids``, ``key_name``, ``insecure_registry``."""
 
-    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None, **_) -> None:
-        super().__init__(settings, store=store, options=options)
+    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None,
+                 installation: str = "", **_) -> None:
+        super().__init__(settings, store=store, options=options, installation=installation)
         import boto3
 
         missing = {"access_key_id", "secret_access_key", "region"} - credentials.keys()
@@ -54,7 +55,8 @@ class AwsTarget(CloudVmTarget):
             raise TargetError("the aws target needs options.image_id (an AMI)")
         if len(user_data.encode()) > USER_DATA_LIMIT:
             raise TargetError(f"the run's user-data is {len(user_data)} bytes, over EC2's 16 KiB limit")
-        tags = [{"Key": LABEL, "Value": request.run_id}, {"Key": "Name", "Value": f"reprolab-{request.run_id}"}]
+        tags = [{"Key": k, "Value": v} for k, v in self.tags(request.run_id).items()]
+        tags.append({"Key": "Name", "Value": f"reprolab-{request.run_id}"})
         kwargs = {
             "ImageId": self.options["image_id"], "InstanceType": self.options.get("instance_type", "t3.small"),
             "MinCount": 1, "MaxCount": 1, "UserData": user_data,
@@ -96,7 +98,7 @@ class AwsTarget(CloudVmTarget):
             if exc.response["Error"]["Code"] != "InvalidInstanceID.NotFound":
                 raise aws_error(exc, "terminating the instance") from None
 
-    def _list_owned(self) -> list[tuple[str, str]]:
+    def _list_owned(self) -> list[tuple[dict[str, str], str]]:
         live = ["pending", "running", "stopping", "stopped", "shutting-down"]
         out = []
         try:
@@ -105,8 +107,7 @@ class AwsTarget(CloudVmTarget):
             for page in pages:
                 for res in page["Reservations"]:
                     for inst in res["Instances"]:
-                        run_id = next(t["Value"] for t in inst.get("Tags", []) if t["Key"] == LABEL)
-                        out.append((run_id, inst["InstanceId"]))
+                        out.append(({t["Key"]: t["Value"] for t in inst.get("Tags", [])}, inst["InstanceId"]))
         except self._client_error as exc:
             raise aws_error(exc, "listing instances") from None
         return out

@@ -53,8 +53,9 @@ class AzureTarget(CloudVmTarget):
     for a private cloud or a fake: ``authority_host``, ``arm_endpoint``, ``ca_bundle``.
     """
 
-    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None, **_) -> None:
-        super().__init__(settings, store=store, options=options)
+    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None,
+                 installation: str = "", **_) -> None:
+        super().__init__(settings, store=store, options=options, installation=installation)
         from azure.identity import ClientSecretCredential
         from azure.mgmt.compute import ComputeManagementClient
         from azure.mgmt.network import NetworkManagementClient
@@ -85,7 +86,7 @@ class AzureTarget(CloudVmTarget):
         from azure.mgmt.network import models as nm
 
         name = vm_name(request.run_id)
-        tags = {LABEL: request.run_id}
+        tags = self.tags(request.run_id)
         key = self.options.get("ssh_public_key")
         linux = cm.LinuxConfiguration(
             disable_password_authentication=bool(key),
@@ -148,11 +149,11 @@ class AzureTarget(CloudVmTarget):
             except AzureError as exc:
                 raise azure_error(exc, "deleting the VM") from None
 
-    def _list_owned(self) -> list[tuple[str, str]]:
+    def _list_owned(self) -> list[tuple[dict[str, str], str]]:
         from azure.core.exceptions import AzureError
 
         try:
-            return [(vm.tags[LABEL], vm.name) for vm in self.compute.virtual_machines.list(self.rg)
+            return [(dict(vm.tags), vm.name) for vm in self.compute.virtual_machines.list(self.rg)
                     if vm.tags and LABEL in vm.tags]
         except AzureError as exc:
             raise azure_error(exc, "listing VMs") from None

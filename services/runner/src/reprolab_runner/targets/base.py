@@ -26,6 +26,18 @@ INSTALLATION_LABEL = "org.reprolab.installation"
 leftovers, so two platforms sharing one engine (or cloud account) never remove each other's runs."""
 
 
+OUTPUT_NAMES = ("status.json", "stdout.log", "stderr.log", "metrics.json", "outputs.tar.gz")
+"""What a remote run uploads (the run agent of a VM; a Kubernetes pod uploads status.json and
+outputs.tar.gz). ``status.json`` goes last: its presence means the run is over."""
+
+
+def transfer_key(run_id: str, name: str = "") -> str:
+    """Object-store key of what a remote run uploads: its transfer area, apart from
+    ``runs/<id>/outputs/`` where the runner keeps the outputs it collected (so removing the
+    transfer area never removes a kept output)."""
+    return f"runs/{run_id}/transfer/{name}"
+
+
 class TargetError(Exception):
     """A run could not be started or finished for a reason a person can act on (bad credentials,
     quota exceeded, image not found, instance failed)."""
@@ -66,7 +78,9 @@ class RunRequest:
     code: Input                     # tar.gz or zip, unpacked into /work
     datasets: list[Input] = field(default_factory=list)  # read-only under /data
     limits: Limits = field(default_factory=Limits)
-    outputs_url: str | None = None  # presigned PUT prefix for remote targets; local ones collect() to a dir
+    # Remote targets: one presigned PUT URL per output name (``OUTPUT_NAMES``), pointing at the run's
+    # transfer area (``transfer_key``); the local target ignores them and collect()s to a directory.
+    output_urls: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,6 +106,9 @@ class Target(ABC):
     runner restart with only the handle (the runner stores it before waiting)."""
 
     name: str
+    remote: bool = False
+    """True for targets that run elsewhere: inputs go as presigned GET URLs, outputs come back
+    through ``RunRequest.output_urls`` into the run's transfer area."""
 
     @abstractmethod
     def submit(self, request: RunRequest) -> str: ...

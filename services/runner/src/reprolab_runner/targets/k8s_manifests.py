@@ -15,8 +15,8 @@ Security Standard:
    code failed, and keeps "the code failed" (Job Complete, exit code in the termination message)
    apart from "the platform failed" (Job Failed: fetch error, OOM-kill of the wrapper, eviction).
 3. ``upload-outputs`` (the pod's only regular container, ``fetcher_image``): tars ``/outputs`` and
-   PUTs ``outputs.tar.gz`` and ``status.json`` under the presigned ``outputs_url`` prefix
-   (:func:`output_object_url`).
+   PUTs ``outputs.tar.gz``, then ``status.json``, each to its own presigned PUT URL (``outputs``,
+   ``{name: url}`` as for the VM run agent: S3 signs each key separately, so a prefix URL cannot work).
 
 ``activeDeadlineSeconds`` bounds all three steps; when it fires the pod is killed and nothing is
 uploaded (the run is reported as timed out). The fetcher image needs ``sh``, ``curl``, ``tar``
@@ -30,9 +30,9 @@ import hashlib
 import posixpath
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .base import Limits
 
@@ -93,19 +93,21 @@ def run_labels(run_id: str, extra: dict[str, str] | None = None) -> dict[str, st
     }
 
 
-def output_object_url(outputs_url: str, name: str) -> str:
-    """Where the uploader PUTs ``name`` under the ``outputs_url`` prefix: the path gets ``/name``,
-    the query string (the signature) is kept."""
-    base, query = _split_prefix(outputs_url)
-    return f"{base}/{name}{query}"
+UPLOADED = {OUTPUTS_ARCHIVE: "OUTPUTS_ARCHIVE_URL", STATUS_OBJECT: "STATUS_URL"}
+"""What the uploader PUTs, and the environment variable holding each one's presigned URL."""
 
 
-def _split_prefix(outputs_url: str) -> tuple[str, str]:
-    parts = urlsplit(outputs_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"outputs_url must be an http(s) URL, not {outputs_url!r}")
-    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-    return base, (f"?{parts.query}" if parts.query else "")
+def upload_env(outputs: Mapping[str, str]) -> list[dict[str, str]]:
+    """The uploader's environment: one presigned PUT URL per uploaded name (URLs stay out of the
+    shell text, like the inputs'). Refuses a missing name or a non-http(s) URL."""
+    env = []
+    for name, var in UPLOADED.items():
+        url = outputs.get(name, "")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"outputs[{name!r}] must be a presigned http(s) PUT URL, not {url!r}")
+        env.append({"name": var, "value": url})
+    return env
 
 
 def restricted_security_context() -> dict[str, Any]:
@@ -179,10 +181,10 @@ def upload_script() -> str:
     return (
         "set -eu\n"
         f"tar -czf {UPLOAD_DIR}/{OUTPUTS_ARCHIVE} -C {OUTPUTS_DIR} .\n"
-        f'{_CURL} -T {UPLOAD_DIR}/{OUTPUTS_ARCHIVE} "$OUTPUTS_BASE/{OUTPUTS_ARCHIVE}$OUTPUTS_QUERY"\n'
+        f'{_CURL} -T {UPLOAD_DIR}/{OUTPUTS_ARCHIVE} "${UPLOADED[OUTPUTS_ARCHIVE]}"\n'
         f"if [ -s {STATUS_FILE} ]; then cp {STATUS_FILE} {UPLOAD_DIR}/{STATUS_OBJECT};"
         f" else echo '{_NO_STATUS}' > {UPLOAD_DIR}/{STATUS_OBJECT}; fi\n"
-        f'{_CURL} -T {UPLOAD_DIR}/{STATUS_OBJECT} "$OUTPUTS_BASE/{STATUS_OBJECT}$OUTPUTS_QUERY"\n'
+        f'{_CURL} -T {UPLOAD_DIR}/{STATUS_OBJECT} "${UPLOADED[STATUS_OBJECT]}"\n'
     )
 
 
@@ -198,7 +200,7 @@ def make_run_job(
     image: str,
     command: list[str],
     inputs: Sequence[tuple[str, str, str]],
-    outputs_url: str,
+    outputs: Mapping[str, str],
     limits: Limits,
     fetcher_image: str = DEFAULT_FETCHER_IMAGE,
     labels: dict[str, str] | None = None,
@@ -208,11 +210,11 @@ def make_run_job(
 
     ``inputs`` are ``(presigned GET URL, mount, sha256)``: the one mounted at ``/work`` is the code
     archive, the others are dataset files placed under ``/data`` (read-only for the run).
-    ``outputs_url`` is the presigned PUT prefix the outputs and exit status go to.
+    ``outputs`` maps ``outputs.tar.gz`` and ``status.json`` to their presigned PUT URLs.
     """
     if not command:
         raise ValueError("a run needs a command")
-    base, query = _split_prefix(outputs_url)
+    uploader_env = upload_env(outputs)
     labels = run_labels(run_id, labels)
     security = restricted_security_context()
     helper_resources = {"requests": dict(HELPER_RESOURCES), "limits": dict(HELPER_RESOURCES)}
@@ -275,7 +277,7 @@ def make_run_job(
                         "name": UPLOAD_CONTAINER,
                         "image": fetcher_image,
                         "command": ["/bin/sh", "-c", upload_script()],
-                        "env": [{"name": "OUTPUTS_BASE", "value": base}, {"name": "OUTPUTS_QUERY", "value": query}],
+                        "env": uploader_env,
                         "securityContext": security,
                         "resources": helper_resources,
                         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -10,8 +10,12 @@ The handle is ``"<namespace>/<job name>"``. ``status`` reads the Job's condition
 - no Job: ``GONE``.
 
 Outputs never pass through the runner's target: the pod's uploader PUTs ``outputs.tar.gz`` and
-``status.json`` under ``RunRequest.outputs_url``, so ``collect`` has nothing to copy and the runner
-fetches them from the object store (this target holds no object-store credentials).
+``status.json`` to their presigned URLs in ``RunRequest.output_urls`` (the run's transfer area,
+``base.transfer_key``), so ``collect`` has nothing to copy and the runner fetches them from the
+object store (this target holds no object-store credentials).
+
+Every object carries the installation label too (``reprolab.org/installation``), and ``owned``
+lists only this installation's Jobs, so two platforms sharing a namespace never reap each other's.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ def _default_api_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+INSTALLATION_LABEL = "reprolab.org/installation"
+"""``base.INSTALLATION_LABEL`` spelled as a Kubernetes label key."""
+
+
 @register("kubernetes")
 class KubernetesTarget(Target):
     """Each run is a Job (plus, without ``Limits.network``, a NetworkPolicy) in ``namespace``.
@@ -46,11 +54,15 @@ class KubernetesTarget(Target):
     ``allow_dns``) let the fetch/upload steps reach the object store behind the presigned URLs.
     """
 
+    remote = True
+
     def __init__(self, settings: Any = None, *, namespace: str = "reprolab-runs",
                  api_client: kubernetes.client.ApiClient | None = None,
                  fetcher_image: str = manifests.DEFAULT_FETCHER_IMAGE,
-                 allowed_egress_cidrs: Sequence[str] = (), allow_dns: bool = False, **_: Any) -> None:
+                 allowed_egress_cidrs: Sequence[str] = (), allow_dns: bool = False, installation: str = "",
+                 **_: Any) -> None:
         self.settings = settings
+        self.installation = installation
         self.namespace = namespace
         self._api_client = api_client
         self.fetcher_image = fetcher_image
@@ -80,16 +92,15 @@ class KubernetesTarget(Target):
     def submit(self, request: RunRequest) -> str:
         inputs = [(_url(request.code, "code"), manifests.WORK_DIR, request.code.sha256)]
         inputs += [(_url(d, f"dataset {d.mount}"), d.mount, d.sha256) for d in request.datasets]
-        if not request.outputs_url:
-            raise TargetError("the kubernetes target needs a presigned outputs_url")
+        labels = {INSTALLATION_LABEL: self.installation} if self.installation else None
         try:
             job = manifests.make_run_job(
                 run_id=request.run_id, namespace=self.namespace, image=request.image, command=request.command,
-                inputs=inputs, outputs_url=request.outputs_url, limits=request.limits,
-                fetcher_image=self.fetcher_image, env=request.env)
+                inputs=inputs, outputs=request.output_urls, limits=request.limits,
+                fetcher_image=self.fetcher_image, env=request.env, labels=labels)
             policy = manifests.make_network_policy(
                 run_id=request.run_id, namespace=self.namespace, network=request.limits.network,
-                allowed_egress_cidrs=self.allowed_egress_cidrs, allow_dns=self.allow_dns)
+                allowed_egress_cidrs=self.allowed_egress_cidrs, allow_dns=self.allow_dns, labels=labels)
         except ValueError as exc:
             raise TargetError(str(exc)) from exc
         name = job["metadata"]["name"]
@@ -167,7 +178,7 @@ class KubernetesTarget(Target):
 
     def collect(self, handle: str, dest: Path) -> None:
         """Nothing to copy: the pod's uploader already PUT ``outputs.tar.gz`` and ``status.json``
-        under the run's ``outputs_url``, where the runner fetches them from the object store."""
+        to the run's transfer area, where the runner fetches them from the object store."""
         _parse(handle)
         dest.mkdir(parents=True, exist_ok=True)
 
@@ -177,15 +188,17 @@ class KubernetesTarget(Target):
         self._delete(self._networking.delete_namespaced_network_policy, name, namespace)
 
     def owned(self) -> list[Owned]:
-        jobs = _call(self._batch.list_namespaced_job, self.namespace,
-                     label_selector=f"{manifests.RUN_ID_LABEL},app.kubernetes.io/managed-by={manifests.MANAGED_BY}",
-                     _preload_content=False)
+        selector = f"{manifests.RUN_ID_LABEL},app.kubernetes.io/managed-by={manifests.MANAGED_BY}"
+        if self.installation:
+            selector += f",{INSTALLATION_LABEL}={self.installation}"
+        jobs = _call(self._batch.list_namespaced_job, self.namespace, label_selector=selector, _preload_content=False)
         found = []
         for job in jobs.get("items", []):
             meta = job.get("metadata", {})
             labels = meta.get("labels") or {}
             managed = labels.get("app.kubernetes.io/managed-by") == manifests.MANAGED_BY
-            if manifests.RUN_ID_LABEL not in labels or not managed:
+            mine = not self.installation or labels.get(INSTALLATION_LABEL) == self.installation
+            if manifests.RUN_ID_LABEL not in labels or not managed or not mine:
                 continue  # the selector is the server's job; a lenient server (or fake) is checked here
             run_id = (meta.get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION) or labels[manifests.RUN_ID_LABEL]
             found.append(Owned(run_id=run_id, handle=f"{meta.get('namespace', self.namespace)}/{meta['name']}"))

@@ -17,6 +17,12 @@ What the engine reports and what it does not: podman 4.3 on cgroup v1 does not a
 ``State.OOMKilled`` although the kernel's memory-cgroup OOM killer killed the process. A run killed by
 SIGKILL (exit 137) that the runner did not kill is therefore reported as probably out of memory, since
 nothing else in the sandbox sends SIGKILL (apart from the run itself).
+
+What a run's start costs: podman answers ``GET /version`` in about 450 ms (it asks conmon and the OCI
+runtime for their versions each time), and the docker SDK's ``version="auto"`` asks it for every new
+client. The runner makes a target per run, so the engine's API version and kind are asked once per
+process and endpoint (``_engine``) and every later client is made with that version: submit then
+costs an image inspect, a create and a start (about the requests ``podman run`` makes itself).
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
 import requests
 
@@ -57,6 +65,34 @@ DEFAULT_MAX_OUTPUT_BYTES = 1 << 30
 DEFAULT_TMP_BYTES = 256 << 20
 _HANDLE = re.compile(r"^reprolab-run-[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _KILL_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _Engine:
+    api_version: str
+    podman: bool
+
+
+_ENGINES: dict[str, _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(url: str) -> _Engine:
+    """The API version and kind of the engine at ``url``, asked once per process (see the module docstring).
+    A failed probe is not remembered: the next call asks again."""
+    with _ENGINES_LOCK:
+        known = _ENGINES.get(url)
+        if known is None:
+            probe = docker.APIClient(base_url=url, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=60)
+            try:
+                info = probe.version(api_version=False)
+            finally:
+                probe.close()
+            components = info.get("Components") or []
+            known = _Engine(api_version=info["ApiVersion"],
+                            podman=any("podman" in (c.get("Name") or "").lower() for c in components))
+            _ENGINES[url] = known
+        return known
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:
@@ -160,6 +196,7 @@ class LocalTarget(Target):
         self.tmp_bytes = int(_setting(settings, "tmp_bytes", DEFAULT_TMP_BYTES))
         self.registry_tls_verify = bool(_setting(settings, "registry_tls_verify", True))
         self._client = client
+        self._client_is_ours = client is None
         self._podman: bool | None = None
         self._watchdogs: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
@@ -167,8 +204,12 @@ class LocalTarget(Target):
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            try:
+                version = _engine(self.docker_url).api_version
+            except (docker.errors.DockerException, requests.RequestException, KeyError) as exc:
+                raise TargetError(f"Docker Engine API at {self.docker_url} is unreachable: {exc}") from exc
             # Pulls can be slow; nothing else waits on a long read.
-            self._client = docker.DockerClient(base_url=self.docker_url, version="auto", timeout=600)
+            self._client = docker.DockerClient(base_url=self.docker_url, version=version, timeout=600)
         return self._client
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -228,8 +269,9 @@ class LocalTarget(Target):
 
     def _is_podman(self) -> bool:
         if self._podman is None:
-            components = self.client.version().get("Components") or []
-            self._podman = any("podman" in (c.get("Name") or "").lower() for c in components)
+            # the engine behind our own client is known; a client a caller passed in is asked
+            self._podman = _engine(self.docker_url).podman if self._client_is_ours else any(
+                "podman" in (c.get("Name") or "").lower() for c in self.client.version().get("Components") or [])
         return self._podman
 
     def _prepare(self, request: RunRequest, run_dir: Path) -> dict[str, dict[str, str]]:
@@ -325,14 +367,11 @@ class LocalTarget(Target):
         self.cleanup(handle)
         try:
             volumes = self._prepare(request, run_dir)
-            container = self.client.containers.create(
-                request.image,
-                request.command,
-                name=handle,
-                working_dir=WORKDIR,
-                user=f"{RUN_UID}:{RUN_GID}",
-                environment={**request.env, "HOME": "/tmp"},
-                volumes=volumes,
+            # The low-level calls: the model's containers.create() inspects the new container once
+            # more before returning it, a request the run does not need before it starts.
+            api = self.client.api
+            host_config = api.create_host_config(
+                binds=volumes,
                 network_mode="bridge" if limits.network else "none",
                 read_only=True,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_bytes},mode=1777"},
@@ -342,12 +381,22 @@ class LocalTarget(Target):
                 mem_limit=limits.memory_bytes,
                 memswap_limit=limits.memory_bytes,
                 pids_limit=limits.pids,
+            )
+            created = api.create_container(
+                request.image,
+                request.command,
+                name=handle,
+                working_dir=WORKDIR,
+                user=f"{RUN_UID}:{RUN_GID}",
+                environment={**request.env, "HOME": "/tmp"},
+                volumes=[bind["bind"] for bind in volumes.values()],
                 labels={LABEL: request.run_id, TIMEOUT_LABEL: str(limits.timeout_seconds),
                         MEMORY_LABEL: str(limits.memory_bytes),
                         **({INSTALLATION_LABEL: self.installation} if self.installation else {})},
+                host_config=host_config,
                 detach=True,
             )
-            container.start()
+            api.start(created["Id"])
         except TargetError:
             self.cleanup(handle)
             raise

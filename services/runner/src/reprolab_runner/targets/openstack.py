@@ -36,8 +36,9 @@ class OpenStackTarget(CloudVmTarget):
     (+ user_domain/project_domain) or application_credential_id + application_credential_secret,
     [region]."""
 
-    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None, **_) -> None:
-        super().__init__(settings, store=store, options=options)
+    def __init__(self, settings=None, *, credentials: dict, options: dict | None = None, store=None,
+                 installation: str = "", **_) -> None:
+        super().__init__(settings, store=store, options=options, installation=installation)
         import openstack.connection
 
         c = credentials
@@ -73,7 +74,7 @@ class OpenStackTarget(CloudVmTarget):
         name = ("reprolab-" + re.sub(r"[^A-Za-z0-9-]", "-", request.run_id))[:63]
         networks = [{"uuid": self.options["network_id"]}] if self.options.get("network_id") else "auto"
         kwargs = {"name": name, "image_id": self.options["image_id"], "flavor_id": self.options["flavor_id"],
-                  "networks": networks, "metadata": {LABEL: request.run_id},
+                  "networks": networks, "metadata": self.tags(request.run_id),
                   # Nova wants user data base64-encoded; the compute proxy passes it through as is.
                   "user_data": base64.b64encode(user_data.encode()).decode()}
         if self.options.get("key_name"):
@@ -107,12 +108,12 @@ class OpenStackTarget(CloudVmTarget):
         except (oe.SDKException, ks.ClientException) as exc:
             raise openstack_error(exc, "deleting the server") from None
 
-    def _list_owned(self) -> list[tuple[str, str]]:
+    def _list_owned(self) -> list[tuple[dict[str, str], str]]:
         from keystoneauth1 import exceptions as ks
         from openstack import exceptions as oe
 
         try:
-            return [(s.metadata[LABEL], s.id) for s in self.conn.compute.servers(details=True)
+            return [(dict(s.metadata), s.id) for s in self.conn.compute.servers(details=True)
                     if s.metadata and LABEL in s.metadata]
         except (oe.SDKException, ks.ClientException) as exc:
             raise openstack_error(exc, "listing servers") from None

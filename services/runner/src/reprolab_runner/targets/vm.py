@@ -1,9 +1,12 @@
 """What the three cloud VM targets share: the cloud-init user-data that runs the shared run agent,
-the job document it reads, and the outputs prefix in the object store it reports to.
+the job document it reads, and the run's transfer area in the object store (``base.transfer_key``)
+it reports to.
 
 A VM never holds object-store credentials: the runner hands it presigned GET URLs for the inputs
-and one presigned PUT URL per output name. ``status.json`` is uploaded last, so its presence in the
-store is what "finished" means; the cloud's own VM state only tells pending/running/failed apart.
+and one presigned PUT URL per output name (the runner signs them and passes them in
+``RunRequest.output_urls``; used alone, the target signs its own). ``status.json`` is uploaded
+last, so its presence in the store is what "finished" means; the cloud's own VM state only tells
+pending/running/failed apart.
 """
 
 from __future__ import annotations
@@ -19,9 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from ..agent import agent_source
-from .base import LABEL, Limits, Owned, RunRequest, State, Status, Target, TargetError
+from .base import (
+    INSTALLATION_LABEL,
+    LABEL,
+    OUTPUT_NAMES,
+    Limits,
+    Owned,
+    RunRequest,
+    State,
+    Status,
+    Target,
+    TargetError,
+    transfer_key,
+)
 
-OUTPUT_NAMES = ("status.json", "stdout.log", "stderr.log", "metrics.json", "outputs.tar.gz")
+__all__ = ["OUTPUT_NAMES", "CloudVmTarget", "cloud_init", "decode_cloud_init", "job_document"]
 AGENT_PATH = "/opt/reprolab/run_agent.py"
 JOB_PATH = "/opt/reprolab/job.json"
 URL_SLACK_SECONDS = 3600  # boot, image pull and input downloads happen before the timeout starts
@@ -95,10 +110,11 @@ class CloudVmTarget(Target):
     Subclasses implement ``_create``, ``_vm_state``, ``_delete`` and ``_list_owned``.
     """
 
-    prefix_root = "runs"
+    remote = True
 
-    def __init__(self, settings=None, *, store=None, options: dict | None = None) -> None:
+    def __init__(self, settings=None, *, store=None, options: dict | None = None, installation: str = "") -> None:
         self.options = dict(options or {})
+        self.installation = installation
         if store is None and settings is not None:
             from reprolab_common.objectstore import make_object_store
 
@@ -122,18 +138,27 @@ class CloudVmTarget(Target):
         """Delete the VM and what was created with it; a missing VM is not an error."""
 
     @abstractmethod
-    def _list_owned(self) -> list[tuple[str, str]]:
-        """(run id, vm id) of every VM carrying LABEL."""
+    def _list_owned(self) -> list[tuple[dict[str, str], str]]:
+        """(tags, vm id) of every VM carrying LABEL."""
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        """What every resource of a run carries: its run id and (if set) this installation, so a
+        reconciler sharing the account with another installation removes only its own."""
+        return {LABEL: run_id, **({INSTALLATION_LABEL: self.installation} if self.installation else {})}
 
     # -- the store half ------------------------------------------------------------------------
     def _key(self, run_id: str, name: str = "") -> str:
-        return f"{self.prefix_root}/{run_id}/outputs/{name}"
+        return transfer_key(run_id, name)
 
     def output_urls(self, request: RunRequest) -> dict[str, str]:
+        """The request's own URLs (the runner signs them), else signed here for the transfer area."""
+        if request.output_urls:
+            missing = set(OUTPUT_NAMES) - request.output_urls.keys()
+            if missing:
+                raise TargetError(f"the run request has no upload URL for {', '.join(sorted(missing))}")
+            return dict(request.output_urls)
         expires = request.limits.timeout_seconds + URL_SLACK_SECONDS
-        return {name: self.store.client.generate_presigned_url(
-            "put_object", Params={"Bucket": self.store.bucket, "Key": self._key(request.run_id, name)},
-            ExpiresIn=expires) for name in OUTPUT_NAMES}
+        return {name: self.store.presigned_put_url(self._key(request.run_id, name), expires) for name in OUTPUT_NAMES}
 
     def _read(self, run_id: str, name: str) -> bytes | None:
         try:
@@ -200,4 +225,6 @@ class CloudVmTarget(Target):
             self.store.client.delete_object(Bucket=self.store.bucket, Key=self._key(run_id, name))
 
     def owned(self):
-        return [Owned(run_id=r, handle=f"{r}/{v}") for r, v in self._list_owned()]
+        """This installation's VMs (every VM carrying LABEL when the target has no installation)."""
+        return [Owned(run_id=tags[LABEL], handle=f"{tags[LABEL]}/{vm}") for tags, vm in self._list_owned()
+                if LABEL in tags and (not self.installation or tags.get(INSTALLATION_LABEL) == self.installation)]
