@@ -71,7 +71,9 @@ def test_layers_in_order_and_python_is_offline_with_hashes():
         f"idna==3.7 --hash=sha256:{'i' * 64}", f"six==1.17.0 --hash=sha256:{'s' * 64}"]
     assert files[f"datasets/{'a' * 64}"] == b""  # placeholder, filled by digest
     assert files["files/conf/app.toml"] == b"x = 1\n"
-    assert 'ENTRYPOINT ["python3", "-m", "app"]' in text
+    # the activity agent's layer comes last and its init wraps the lock's entrypoint
+    assert text.index("LABEL") < text.index("/usr/local/reprolab/bin") < text.index("ENTRYPOINT")
+    assert 'ENTRYPOINT ["/usr/local/bin/reprolab", "init", "--", "python3", "-m", "app"]' in text
     assert f'org.reprolab.lock-digest="{lock_digest(make_lock())}"' in text
     # nothing secret-like or host specific in any context file
     blob = b"".join(files.values())
@@ -104,5 +106,8 @@ def test_derived_render_holds_only_the_delta():
 def test_lock_without_python_has_no_pip_step():
     lock = {"format": "reprolab-lock/1", "platform": "linux/amd64", "base": dict(BASE)}
     files = render(lock)
-    assert set(files) == {"Containerfile", "reprolab/lock.json"}
-    assert "pip" not in files["Containerfile"].decode()
+    assert {f for f in files if not f.startswith("reprolab/agent/")} == {"Containerfile", "reprolab/lock.json"}
+    assert "pip " not in files["Containerfile"].decode() and "wheels" not in files["Containerfile"].decode()
+    # a base without python3 gets no activity agent (it needs a Python to run)
+    bare = render({**lock, "base": {**BASE, "python": None}})
+    assert set(bare) == {"Containerfile", "reprolab/lock.json"} and "ENTRYPOINT" not in bare["Containerfile"].decode()

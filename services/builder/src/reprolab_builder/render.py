@@ -125,10 +125,83 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
     if derived:
         labels["org.reprolab.parent-lock-digest"] = lock["parent"]["lock_digest"]
     lines.append("LABEL " + " \\\n      ".join(f"{k}={_q(v)}" for k, v in sorted(labels.items())) + "\n")
-    if lock.get("entrypoint"):
-        lines.append("ENTRYPOINT [" + ", ".join(_q(a) for a in lock["entrypoint"]) + "]\n")
+    entrypoint = list(lock.get("entrypoint") or [])
+    if lock["base"].get("python"):
+        files.update(agent_files(lock, digest))
+        lines.append(AGENT_STEP)
+        entrypoint = [AGENT_BIN, "init", "--", *entrypoint]
+    if entrypoint:
+        lines.append("ENTRYPOINT [" + ", ".join(_q(a) for a in entrypoint) + "]\n")
     files["Containerfile"] = "".join(lines).encode()
     return dict(sorted(files.items()))
+
+
+AGENT_SOURCE = Path(__file__).parent / "agent" / "agent.py"
+AGENT_BIN = "/usr/local/bin/reprolab"
+WRAPPED_TOOLS = ("apt", "apt-get", "pip", "pip3", "uv")
+# The activity agent's layer, last so that a derived image (FROM its parent) rewrites it: the parent's
+# agent and wrappers are replaced by this builder's, and the baseline describes the new image. It adds
+# the ``student`` user (uid 1000) by appending to the account files (useradd would stamp today's date
+# into /etc/shadow), records the baseline (installed packages) that ``reprolab env capture`` compares
+# with, and hooks R's install.packages when R is present. Idempotent, so a derived build repeats it.
+AGENT_STEP = """RUN --mount=type=bind,source=reprolab/agent,target=/tmp/reprolab-agent \\
+    export PYTHONDONTWRITEBYTECODE=1 \\
+ && install -d -m 0755 /opt/reprolab /usr/local/reprolab/bin /var/lib/reprolab /etc/reprolab \\
+ && install -m 0644 /tmp/reprolab-agent/agent.py /opt/reprolab/agent.py \\
+ && install -m 0644 /tmp/reprolab-agent/image.json /etc/reprolab/image.json \\
+ && install -m 0755 /tmp/reprolab-agent/reprolab /usr/local/bin/reprolab \\
+ && install -m 0755 /tmp/reprolab-agent/bin/* /usr/local/reprolab/bin/ \\
+ && if ! grep -q '^student:' /etc/passwd; then \\
+      echo 'student:x:1000:1000:Reprolab student:/home/student:/bin/sh' >> /etc/passwd \\
+      && echo 'student:x:1000:' >> /etc/group \\
+      && echo 'student:*::0:99999:7:::' >> /etc/shadow; fi \\
+ && install -d -m 0755 -o 1000 -g 1000 /home/student \\
+ && if [ -d /etc/R ] && ! grep -q reprolab /etc/R/Rprofile.site 2>/dev/null; then \\
+      cat /tmp/reprolab-agent/Rprofile.site >> /etc/R/Rprofile.site; fi \\
+ && python3 /opt/reprolab/agent.py baseline > /etc/reprolab/baseline.json \\
+ && chmod 0644 /etc/reprolab/baseline.json
+ENV PATH=/usr/local/reprolab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+"""
+
+R_PROFILE = """
+## reprolab: record install.packages/remove.packages in the activity chain
+local({
+  hook <- function(...) {
+    for (fn in c("install.packages", "remove.packages")) {
+      state <- tempfile("reprolab-r-")
+      suppressMessages(trace(fn, where = asNamespace("utils"), print = FALSE,
+        tracer = substitute(try(system2("/usr/local/bin/reprolab", c("r-hook", "before", F, S)), silent = TRUE),
+                            list(F = fn, S = state)),
+        exit = substitute(try(system2("/usr/local/bin/reprolab", c("r-hook", "after", F, S)), silent = TRUE),
+                          list(F = fn, S = state))))
+    }
+  }
+  setHook(packageEvent("utils", "onLoad"), hook)
+  if ("utils" %in% loadedNamespaces()) hook()
+})
+"""
+
+
+def agent_files(lock: dict[str, Any], digest: str) -> dict[str, bytes]:
+    """The agent's files (context ``reprolab/agent/``): the same lock gives the same bytes."""
+    image = {
+        "format": "reprolab-image/1", "lock_digest": digest, "base": lock["base"]["ref"],
+        "parent_lock_digest": (lock.get("parent") or {}).get("lock_digest"),
+        "python_packages": [{"name": p["name"], "version": p["version"]}
+                            for p in (lock.get("python") or {}).get("packages", [])],
+        "apt": sorted(p["name"] for p in lock.get("apt", [])),
+        "r": sorted(p["name"] for p in lock.get("r", [])),
+    }
+    files = {
+        "reprolab/agent/agent.py": AGENT_SOURCE.read_bytes(),
+        "reprolab/agent/image.json": canonical.canonical_json(image) + b"\n",
+        "reprolab/agent/reprolab": b'#!/bin/sh\nexec python3 /opt/reprolab/agent.py "$@"\n',
+        "reprolab/agent/Rprofile.site": R_PROFILE.encode(),
+    }
+    for tool in WRAPPED_TOOLS:
+        script = f'#!/bin/sh\nexec python3 /opt/reprolab/agent.py wrap {tool} "$@"\n'
+        files[f"reprolab/agent/bin/{tool}"] = script.encode()
+    return files
 
 
 def write_context(files: dict[str, bytes], dest: Path) -> Path:

@@ -1,0 +1,165 @@
+"""``reprolab env capture WS ENV --container NAME [--submit]``: replicate what a student changed.
+
+The activity agent inside the image compares what is installed now with the baseline recorded when
+the image was built (``reprolab env capture --json`` in the container, run here through ``podman
+exec``). This command applies those changes to the spec of the version the container came from (found
+by the image's lock digest) and shows the derived spec. With ``--submit`` it creates the derived
+version through the REST API (a new version when you may change the environment, else a fork and a
+version of the fork), builds it, and links the two: the version's note names the container's chain
+and entry, and a ``capture.submitted`` entry naming the new version is appended to the container's
+chain, which is then synced into the workspace's activity log with your token.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import time
+from typing import Annotated, Any
+
+import typer
+
+from .client import Client, ReprolabError
+from .main import JsonOpt, TokenOpt, UrlOpt, _client, _print_json, _run, console, env_app, err
+
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class CaptureError(ReprolabError):
+    pass
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def podman_exec(podman: str, container: str, *cmd: str) -> str:
+    try:
+        proc = subprocess.run([podman, "exec", container, *cmd], capture_output=True, text=True, timeout=300)
+    except FileNotFoundError as exc:
+        raise CaptureError(f"{podman} is not installed") from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        if "no such container" in detail.lower():
+            raise CaptureError(f"no running container {container!r}")
+        raise CaptureError(f"`{' '.join(cmd[:3])}` in container {container} failed: {detail}")
+    return proc.stdout
+
+
+def derive_spec(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with the captured changes: python pins replaced/added/dropped, apt and R names added/dropped."""
+    out = copy.deepcopy(spec)
+    py = changes.get("python") or {}
+    if py:
+        section = out.setdefault("python", {})
+        reqs = list(section.get("requirements", []))
+        touched = {_norm(n) for part in ("added", "removed", "changed") for n in py.get(part, {})}
+
+        def name_of(req: str) -> str:
+            m = _NAME.match(req)
+            return _norm(m.group(1)) if m else ""
+
+        reqs = [r for r in reqs if name_of(r) not in touched]
+        reqs += [f"{n}=={v}" for n, v in sorted(py.get("added", {}).items())]
+        reqs += [f"{n}=={v[1]}" for n, v in sorted(py.get("changed", {}).items())]
+        section["requirements"] = reqs
+    apt = changes.get("apt") or {}
+    if apt:
+        names = set(out.get("apt", [])) - set(apt.get("removed", {}))
+        out["apt"] = sorted(names | set(apt.get("added", {})) | set(apt.get("changed", {})))
+    r = changes.get("r") or {}
+    if r:
+        section = out.setdefault("r", {})
+        names = set(section.get("packages", [])) - set(r.get("removed", {}))
+        section["packages"] = sorted(names | set(r.get("added", {})) | set(r.get("changed", {})))
+    return out
+
+
+def _lines(changes: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, d in sorted(changes.items()):
+        lines += [f"+ {kind} {n} {v}" for n, v in sorted(d.get("added", {}).items())]
+        lines += [f"- {kind} {n} {v}" for n, v in sorted(d.get("removed", {}).items())]
+        lines += [f"~ {kind} {n} {v[0]} -> {v[1]}" for n, v in sorted(d.get("changed", {}).items())]
+    return lines
+
+
+def _source_version(c: Client, workspace: str, name: str, lock_digest: str, version: int) -> dict[str, Any]:
+    if version:
+        return c.get(f"/workspaces/{workspace}/environments/{name}/versions/{version}")
+    for v in c.get(f"/workspaces/{workspace}/environments/{name}/versions")["items"]:
+        if v.get("lock_digest") == lock_digest:
+            return v
+    raise CaptureError(f"the container's image (lock {lock_digest}) is not a built version of {workspace}/{name}; "
+                       "give --version N")
+
+
+def _wait_build(c: Client, build: dict[str, Any], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while build["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1.0)
+        build = c.get(f"/builds/{build['id']}")
+    return build
+
+
+def capture(c: Client, *, workspace: str, name: str, container: str, version: int = 0, submit: bool = False,
+            podman: str = "podman", build_timeout: float = 3600) -> dict[str, Any]:
+    doc = json.loads(podman_exec(podman, container, "reprolab", "env", "capture", "--json"))
+    source = _source_version(c, workspace, name, doc["image"]["lock_digest"], version)
+    derived = derive_spec(source["spec"], doc["changes"])
+    result: dict[str, Any] = {"source": f"{workspace}/{name}/v{source['number']}", "changes": doc["changes"],
+                              "chain": doc["chain"], "spec": derived}
+    if not submit:
+        return result
+    if not doc["changes"]:
+        raise CaptureError("nothing changed in the container since its image was built; nothing to submit")
+    chain = doc["chain"]
+    note = (f"captured from container {container} (activity chain {chain['id']}, entry {chain['seq']}): "
+            + "; ".join(_lines(doc["changes"])))[:2000]
+    env = c.get(f"/workspaces/{workspace}/environments/{name}")
+    target = name
+    if not env.get("can_change"):
+        forked = c.post(f"/workspaces/{workspace}/environments/{name}/fork", json={"version": source["number"]})
+        target = forked["name"]
+    new = c.post(f"/workspaces/{workspace}/environments/{target}/versions", json={"spec": derived, "note": note})
+    build = c.post(f"/workspaces/{workspace}/environments/{target}/versions/{new['number']}/builds",
+                   expect=(200, 201, 202))
+    build = _wait_build(c, build, build_timeout)
+    ref = f"{workspace}/{target}/v{new['number']}"
+    link = {"version": ref, "source": result["source"], "build": build["id"], "build_status": build["status"],
+            "image_digest": build.get("image_digest") or "", "captured_seq": chain["seq"], "changes": doc["changes"]}
+    podman_exec(podman, container, "reprolab", "record", "capture.submitted", json.dumps(link, sort_keys=True))
+    bundle = podman_exec(podman, container, "reprolab", "activity", "export", "-o", "-")
+    entries = [json.loads(line) for line in bundle.splitlines()[1:] if line.strip()]
+    synced = c.post(f"/workspaces/{workspace}/activity/agent", json={"entries": entries})
+    result.update(version=ref, build=build, synced=synced)
+    if build["status"] != "succeeded":
+        raise CaptureError(f"version {ref} was created but its build {build['id']} {build['status']}: "
+                           f"{build.get('error') or ''}".rstrip(": "))
+    return result
+
+
+@env_app.command("capture")
+def env_capture(workspace: str, name: str,
+                container: Annotated[str, typer.Option("--container", help="The running container (podman).")],
+                version: Annotated[int, typer.Option(help="The version the container runs (0: found by its "
+                                                          "image's lock).")] = 0,
+                submit: Annotated[bool, typer.Option("--submit", help="Create and build the derived version.")] = False,
+                podman: Annotated[str, typer.Option(help="Container engine command.")] = "podman",
+                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Compare what is installed in a running container with its image and propose (or, with --submit,
+    create and build) the derived version."""
+    c = _client(url, token)
+    result = _run(lambda: capture(c, workspace=workspace, name=name, container=container, version=version,
+                                  submit=submit, podman=podman))
+    if as_json:
+        _print_json(result)
+        return
+    for line in _lines(result["changes"]) or ["no changes since the image was built"]:
+        console.print(line, markup=False, highlight=False)
+    if submit:
+        err.print(f"created and built {result['version']} ({result['build']['status']})")
+    else:
+        console.print_json(json.dumps(result["spec"]))
