@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL answers on 127.0.0.1:5432 with trust auth for user postgres; install and
 # start it with apt when it does not (needs root, as in CI). Leaves an existing server alone.
+# Also installs Debian's chromium (and a font) for the portal's browser tests (tests/web), which
+# Playwright drives through its executable_path: no browser download from the internet.
 set -euo pipefail
+
+if ! command -v chromium >/dev/null || ! [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: chromium (and fonts-dejavu-core) are missing and I am not root to install them;" >&2
+    echo "           the browser tests in tests/web need them. Run 'make test' as root." >&2
+    exit 1
+  fi
+  echo "test-deps: installing chromium and fonts-dejavu-core with apt"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+echo "test-deps: $(chromium --version 2>/dev/null | head -n1)"
 
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 

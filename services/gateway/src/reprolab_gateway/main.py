@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from reprolab_common.objectstore import make_object_store
 
 from .api.main import api_router
@@ -18,6 +21,8 @@ from .core.config import GatewaySettings, get_settings
 from .core.db import open_database
 from .core.natslink import NatsLink
 from .core.problems import install_problem_handlers
+from .web.router import STATIC_DIR
+from .web.router import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +54,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Reprolab",
         version=VERSION,
         description="Reproducible environments for data-science courses and research groups. "
-        "Authenticate with `Authorization: Bearer <API token>`; errors are application/problem+json.",
+        "Authenticate with `Authorization: Bearer <API token>` (the web portal at / signs in with the same token "
+        "and keeps it in a session cookie); errors are application/problem+json.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the gateway's own copy of Swagger UI (works offline)
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -59,4 +65,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False, response_class=HTMLResponse)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json", title="Reprolab API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js", swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png")
+
+    # The web portal and its assets (no CDN: everything a page loads comes from here).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_router)
     return app

@@ -18,7 +18,7 @@ from ..clients import AuditClient, BuilderClient, RegistryClient, RunnerClient
 from ..core.config import GatewaySettings
 from ..core.natslink import NatsLink
 from ..core.problems import Unauthorized
-from ..core.security import looks_like_token
+from ..core.security import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches, looks_like_token
 from ..models import User
 
 # Small dependencies are ``async def`` so they do not hop to the thread pool; the two that touch
@@ -51,15 +51,22 @@ def get_current_user(
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     header = request.headers.get("authorization")
-    if not header:
+    if header:
+        scheme, _sep, value = header.partition(" ")
+        token = value.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        # the portal's session: a browser sends cookies on its own, so changes must prove their page
+        if request.method not in SAFE_METHODS and not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+            raise Forbidden(f"a request authenticated by the portal's session cookie must carry the {CSRF_HEADER} "
+                            f"header equal to the {CSRF_COOKIE} cookie; reload the page and try again")
+        token = cookie
+    else:
         raise Unauthorized(
             "this endpoint needs an API token and the request has no Authorization header",
             invalid_token=False,
         )
-    scheme, _sep, value = header.partition(" ")
-    token = value.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
     if not looks_like_token(token):
         raise Unauthorized("malformed API token: tokens start with 'rpl_'")
     user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))

@@ -2,11 +2,25 @@
 
 from fastapi import APIRouter
 
-from .routes import activity, assignments, builds, datasets, environments, me, members, runs, users, workspaces
+from .routes import (
+    activity,
+    agent,
+    assignments,
+    builds,
+    credentials,
+    datasets,
+    environments,
+    me,
+    members,
+    runs,
+    users,
+    workspaces,
+)
 
 api_router = APIRouter()
 api_router.include_router(users.router)
 api_router.include_router(me.router)
+api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
 api_router.include_router(environments.router)
@@ -15,4 +29,5 @@ api_router.include_router(runs.router)
 api_router.include_router(datasets.router)
 api_router.include_router(assignments.router)
 api_router.include_router(activity.router)
+api_router.include_router(agent.router)
 api_router.include_router(activity.verify_router)

@@ -1,0 +1,155 @@
+"""The web portal: server-rendered pages (Jinja2) that call the REST API from a small script.
+
+Why this shape: the pages are templates plus one hand-written vanilla JavaScript file, with no
+build step and no npm tree to keep current, so the portal works offline from the gateway alone and
+a browser test sees exactly what ships. Every piece of data is fetched by the page from
+``/api/v1/...`` with the session cookie, so the portal has precisely the API's authentication, roles
+and error messages; the routes here only render page shells and manage the session cookie.
+
+Sign-in: the user pastes an API token (what ``reprolab up``/``demo`` print, or an admin hands out);
+it is checked, then kept in an HttpOnly, SameSite=Strict cookie. Forms posted here carry the
+double-submit CSRF value, so another site cannot sign a browser in or out either.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .. import crud
+from ..api.deps import SessionDep, SettingsDep
+from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, looks_like_token, new_csrf_token
+from ..models import User
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+
+# Pages load only what the gateway serves: no CDN, no inline script, no framing.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SESSION_DAYS = 7
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+router = APIRouter(include_in_schema=False)
+
+
+def _session_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not looks_like_token(token):
+        return None
+    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
+    session.close()
+    return user
+
+
+PortalUser = Annotated[User | None, Depends(_session_user)]
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
+def _page(request: Request, template: str, user: User | None, status: int = 200, **context: object) -> Response:
+    csrf = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
+    response = templates.TemplateResponse(
+        request, template, {"user": user, "csrf": csrf, **context}, status_code=status,
+        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+                 "Cache-Control": "no-store"})
+    if request.cookies.get(CSRF_COOKIE) != csrf:
+        # readable by the page's script on purpose (double submit); useless to another origin
+        response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_DAYS * 86400, samesite="strict",
+                            secure=_secure(request), httponly=False, path="/")
+    return response
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/?next={quote(request.url.path)}", status_code=303)
+
+
+def _safe_next(value: str) -> str:
+    # only a path on this site: never "//other.example" or "https://..."
+    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: PortalUser, next: str = "") -> Response:
+    if user is None:
+        return _page(request, "login.html", None, next=_safe_next(next) if next else "")
+    return _page(request, "dashboard.html", user, page="dashboard")
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, session: SessionDep, settings: SettingsDep, token: Annotated[str, Form()] = "",
+          csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
+    if not csrf_matches(request, csrf):
+        return _page(request, "login.html", None, status=400, next=_safe_next(next),
+                     error="The sign-in form expired (or cookies are blocked). Reload the page and try again.")
+    token = token.strip()
+    if not looks_like_token(token):
+        return _page(request, "login.html", None, status=401, next=_safe_next(next),
+                     error="That is not an API token: tokens start with 'rpl_'. Paste the whole token.")
+    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
+    if user is None:
+        return _page(request, "login.html", None, status=401, next=_safe_next(next),
+                     error="This API token is unknown or has been revoked. Ask an admin for a new one.")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400, httponly=True, samesite="strict",
+                        secure=_secure(request), path="/")
+    # a fresh CSRF value per session
+    response.set_cookie(CSRF_COOKIE, new_csrf_token(), max_age=SESSION_DAYS * 86400, samesite="strict",
+                        secure=_secure(request), httponly=False, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    if not csrf_matches(request, csrf):
+        return RedirectResponse("/", status_code=303)  # not from our page: change nothing
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+# --- pages: a shell each; the script fills it from the API -------------------------------------------
+
+PAGES = {
+    "workspace": ("/w/{ws}", "workspace.html"),
+    "new_env": ("/w/{ws}/new-environment", "env_new.html"),
+    "environment": ("/w/{ws}/env/{env}", "environment.html"),
+    "runs": ("/w/{ws}/runs", "runs.html"),
+    "run": ("/w/{ws}/runs/{run_id}", "run.html"),
+    "assignment": ("/w/{ws}/assignments/{name}", "assignment.html"),
+    "activity": ("/w/{ws}/activity", "activity.html"),
+}
+
+
+def _register(name: str, path: str, template: str) -> None:
+    def page(request: Request, user: PortalUser) -> Response:
+        if user is None:
+            return _login_redirect(request)
+        return _page(request, template, user, page=name, **request.path_params)
+
+    page.__name__ = f"page_{name}"
+    router.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse, name=f"page_{name}")
+
+
+for _name, (_path, _template) in PAGES.items():
+    _register(_name, _path, _template)
+
+
+@router.get("/me/credentials", response_class=HTMLResponse)
+def credentials_page(request: Request, user: PortalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    # keep the workspace the user came from in the navigation (only a well-formed slug)
+    ws = request.query_params.get("workspace", "")
+    return _page(request, "credentials.html", user, page="credentials", ws=ws if _SLUG.match(ws) else "")

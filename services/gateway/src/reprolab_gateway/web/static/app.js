@@ -1,0 +1,822 @@
+// Reprolab portal: one small script, no framework, no build step. Each page is a server-rendered
+// shell (body[data-page]); this fills it from the REST API (/api/v1) with the session cookie, so the
+// portal has exactly the API's permissions. Changes send the X-Reprolab-CSRF header (double submit).
+"use strict";
+
+const API = "/api/v1";
+const MANAGERS = ["admin", "instructor"];
+const TERMINAL_RUN = ["succeeded", "failed", "cancelled", "timed_out"];
+
+// Curated data-science packages for the editor; anything else goes in the free-text boxes.
+const PY_PACKAGES = [
+  ["numpy", "arrays"], ["pandas", "data frames"], ["scipy", "scientific computing"],
+  ["scikit-learn", "machine learning"], ["matplotlib", "plotting"], ["seaborn", "statistical plots"],
+  ["statsmodels", "statistics"], ["plotly", "interactive plots"], ["pyarrow", "Arrow/Parquet"],
+  ["polars", "fast data frames"], ["xgboost", "gradient boosting"], ["lightgbm", "gradient boosting"],
+  ["sympy", "symbolic maths"], ["networkx", "graphs"], ["nltk", "text"], ["requests", "HTTP"],
+  ["beautifulsoup4", "HTML parsing"], ["openpyxl", "Excel files"], ["sqlalchemy", "SQL"],
+  ["jupyterlab", "notebooks"], ["ipykernel", "notebook kernel"], ["tqdm", "progress bars"],
+  ["joblib", "parallel jobs"], ["six", "py2/3 helpers"],
+];
+const R_PACKAGES = [
+  ["ggplot2", "plotting"], ["dplyr", "data wrangling"], ["tidyr", "tidy data"], ["readr", "reading files"],
+  ["data.table", "fast tables"], ["stringr", "strings"], ["lubridate", "dates"], ["caret", "machine learning"],
+  ["randomForest", "random forests"], ["glmnet", "regularised models"], ["knitr", "reports"],
+  ["rmarkdown", "R Markdown"], ["jsonlite", "JSON"], ["zoo", "time series"],
+];
+
+// --- helpers -------------------------------------------------------------------------------------
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+const body = document.body;
+const WS = body.dataset.ws;
+
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
+}
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, { json, data, headers = {} } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers } };
+  if (method !== "GET") init.headers["X-Reprolab-CSRF"] = cookie("reprolab_csrf");
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (data !== undefined) {
+    init.body = data;
+  }
+  const res = await fetch(API + path, init);
+  if (res.status === 401) {
+    location.href = "/?next=" + encodeURIComponent(location.pathname);
+    throw new ApiError(401, { detail: "signed out" });
+  }
+  const type = res.headers.get("content-type") || "";
+  if (!res.ok) {
+    const problem = type.includes("json") ? await res.json() : { detail: await res.text() };
+    throw new ApiError(res.status, problem);
+  }
+  if (res.status === 204) return null;
+  return type.includes("json") ? res.json() : res.text();
+}
+
+// el("a", {href: "/x", class: "y"}, "text", child) – text is always text, never HTML.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fill(tbody, rows, empty) {
+  const table = typeof tbody === "string" ? $(tbody + " tbody") : tbody;
+  const cols = table.closest("table").querySelectorAll("thead th").length;
+  table.replaceChildren();
+  if (!rows.length) {
+    table.append(el("tr", {}, el("td", { colspan: cols }, empty)));
+    return;
+  }
+  for (const cells of rows) table.append(el("tr", {}, cells.map((c) => el("td", {}, c))));
+}
+
+function flash(message, error = false) {
+  const box = $("#flash");
+  box.textContent = message;
+  box.className = error ? "flash error" : "flash";
+  box.setAttribute("role", error ? "alert" : "status");
+  box.hidden = false;
+}
+
+// Run an async action from a form or button: disable it meanwhile and show what went wrong.
+async function busy(control, action) {
+  control.disabled = true;
+  try {
+    return await action();
+  } catch (err) {
+    flash(err.message, true);
+    if (!(err instanceof ApiError)) console.error(err);
+    return undefined;
+  } finally {
+    control.disabled = false;
+  }
+}
+
+function onSubmit(form, action) {
+  if (!form) return;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form.querySelector("button[type=submit]") || form, () => action(new FormData(form), form));
+  });
+}
+
+const badge = (status) => el("span", { class: "badge " + status }, status);
+const short = (digest) => (digest ? digest.replace("sha256:", "").slice(0, 12) : "");
+const when = (iso) => (iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", "").replace("Z", "") : "");
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+// A command line into argv: whitespace separates, single or double quotes group.
+function splitCommand(text) {
+  const out = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  let m;
+  while ((m = re.exec(text))) out.push(m[1] ?? m[2] ?? m[3]);
+  return out;
+}
+
+function pullCommand(version) {
+  const repo = version.image_ref.slice(0, version.image_ref.lastIndexOf(":"));
+  return `podman pull --tls-verify=false ${repo}@${version.image_digest}`;
+}
+
+// Server-Sent Events into a <pre role=log>; resolves with the final status from the "end" event.
+function followLog(url, pre, onLine) {
+  return new Promise((resolve) => {
+    pre.textContent = "";
+    const source = new EventSource(url, { withCredentials: true });
+    source.onmessage = (event) => {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(event.data + "\n");
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      if (onLine) onLine(event.data);
+    };
+    source.addEventListener("end", (event) => {
+      source.close();
+      resolve(event.data);
+    });
+    source.onerror = () => {
+      // the stream ended without an end event (gateway restart, access lost): stop reconnecting
+      if (source.readyState === EventSource.CLOSED || source.readyState === EventSource.CONNECTING) {
+        source.close();
+        resolve("");
+      }
+    };
+  });
+}
+
+async function workspaceRole() {
+  const ws = await api("GET", `/workspaces/${WS}`);
+  const manager = MANAGERS.includes(ws.caller_role);
+  $$("[data-manager]").forEach((node) => { node.hidden = !manager; });
+  return { ws, manager };
+}
+
+// Upload with progress (fetch cannot report upload progress; XMLHttpRequest can).
+function upload(url, file, progress, text) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", API + url);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-Reprolab-CSRF", cookie("reprolab_csrf"));
+    xhr.upload.onprogress = (event) => {
+      if (!event.lengthComputable) return;
+      const pct = Math.round((100 * event.loaded) / event.total);
+      progress.value = pct;
+      text.textContent = `${pct}% (${bytes(event.loaded)} of ${bytes(event.total)})`;
+    };
+    xhr.onload = () => {
+      let doc = {};
+      try { doc = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        progress.value = 100;
+        resolve(doc);
+      } else {
+        reject(new ApiError(xhr.status, doc));
+      }
+    };
+    xhr.onerror = () => reject(new Error("the upload was interrupted (network error)"));
+    xhr.send(file);
+  });
+}
+
+const uploadCode = (file) => api("POST", `/workspaces/${WS}/code`, {
+  data: file, headers: { "Content-Type": "application/octet-stream" } });
+
+// --- pages -----------------------------------------------------------------------------------------
+
+const pages = {};
+
+pages.dashboard = async () => {
+  const list = await api("GET", "/workspaces");
+  fill("#workspaces", list.items.map((w) => [
+    el("a", { href: `/w/${w.slug}` }, w.slug), w.title, w.caller_role || "—"]), "No workspaces yet: create one below.");
+  onSubmit($("#create-workspace"), async (data) => {
+    const made = await api("POST", "/workspaces", { json: { slug: data.get("slug"), title: data.get("title") } });
+    location.href = `/w/${made.slug}`;
+  });
+};
+
+pages.workspace = async () => {
+  const { ws, manager } = await workspaceRole();
+  $("#ws-title").textContent = `${ws.title} (${ws.slug})`;
+  $("#ws-role").textContent = ws.caller_role ? `you: ${ws.caller_role}` : "";
+  const [envs, datasets, assignments] = await Promise.all([
+    api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
+    api("GET", `/workspaces/${WS}/assignments`)]);
+  fill("#environments", envs.items.map((e) => [
+    el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), e.kind, e.owner, `v${e.latest_version}`,
+    e.latest && e.latest.image_digest ? badge("built") : el("span", { class: "hint" }, "not built")]),
+  manager ? "No environments yet: create one." : "No environments yet.");
+  fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
+    el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
+  fill("#assignments", assignments.items.map((a) => [
+    el("a", { href: `/w/${WS}/assignments/${a.name}` }, a.title || a.name), `${a.environment} v${a.version}`,
+    el("code", {}, a.predictions), `${a.metric} (${a.higher_is_better ? "higher" : "lower"} is better)`]),
+  "No assignments.");
+  if (!manager) return;
+  const members = await api("GET", `/workspaces/${WS}/members`);
+  fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]), "No members.");
+
+  const envSelect = $("#a-env");
+  envSelect.replaceChildren(...envs.items.filter((e) => e.kind === "workspace")
+    .map((e) => el("option", { value: e.name }, `${e.name} (v${e.latest_version})`)));
+  $("#a-labels").replaceChildren(...datasets.items.filter((d) => d.visibility === "hidden")
+    .map((d) => el("option", { value: d.digest }, d.name)));
+
+  const fileInput = $("#ds-file");
+  fileInput.addEventListener("change", () => {
+    if (fileInput.files[0] && !$("#ds-name").value) $("#ds-name").value = fileInput.files[0].name;
+  });
+  onSubmit($("#upload-dataset"), async (data, form) => {
+    const file = fileInput.files[0];
+    const name = data.get("name") || file.name;
+    const query = new URLSearchParams({ name, visibility: data.get("visibility") });
+    const made = await upload(`/workspaces/${WS}/datasets?${query}`, file, $("#ds-progress"), $("#ds-progress-text"));
+    $("#ds-progress-text").textContent = `Uploaded ${made.name}: ${bytes(made.size)}, ${made.digest}`;
+    flash(`Dataset ${made.name} uploaded.`);
+    form.reset();
+    await pages.workspaceRefresh();
+  });
+  onSubmit($("#add-member"), async (data, form) => {
+    const m = await api("POST", `/workspaces/${WS}/members`, { json: { username: data.get("username"), role: data.get("role") } });
+    flash(`${m.username} added as ${m.role}.`);
+    form.reset();
+    await pages.workspaceRefresh();
+  });
+  onSubmit($("#create-assignment"), async (data) => {
+    const code = await uploadCode($("#a-code").files[0]);
+    const made = await api("POST", `/workspaces/${WS}/assignments`, { json: {
+      name: data.get("name"), title: data.get("title") || "", environment: data.get("environment"),
+      evaluation_code: code.digest, labels: data.get("labels"), predictions: data.get("predictions"),
+      metric: data.get("metric"), higher_is_better: $("#a-higher").checked, command: splitCommand(data.get("command")),
+    } });
+    location.href = `/w/${WS}/assignments/${made.name}`;
+  });
+};
+
+pages.workspaceRefresh = async () => {
+  const [datasets, members] = await Promise.all([api("GET", `/workspaces/${WS}/datasets`),
+    api("GET", `/workspaces/${WS}/members`)]);
+  fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
+    el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
+  fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]), "No members.");
+  $("#a-labels").replaceChildren(...datasets.items.filter((d) => d.visibility === "hidden")
+    .map((d) => el("option", { value: d.digest }, d.name)));
+};
+
+// --- the environment editor ------------------------------------------------------------------------
+
+const reqName = (req) => (req.match(/^[A-Za-z0-9][A-Za-z0-9._-]*/) || [""])[0].toLowerCase().replace(/[._]/g, "-");
+
+function setupEditor(form, spec) {
+  const pyGrid = $("#pkgs-python .pkg-grid", form);
+  const rGrid = $("#pkgs-r .pkg-grid", form);
+  const box = (lang, [name, what]) => el("label", { "data-search": `${name} ${what}`.toLowerCase() },
+    el("input", { type: "checkbox", name: `pkg-${lang}`, value: name }), name, el("span", { class: "sr-only" }, `, ${what}`));
+  pyGrid.replaceChildren(...PY_PACKAGES.map((p) => box("python", p)));
+  rGrid.replaceChildren(...R_PACKAGES.map((p) => box("r", p)));
+
+  const extraPy = [];
+  const extraR = [];
+  if (spec) {
+    $("#e-base", form).value = spec.base || "";
+    $("#lang-python", form).checked = Boolean(spec.python);
+    if (spec.python && spec.python.version) $("#e-pyver", form).value = spec.python.version;
+    const curatedPy = new Set(PY_PACKAGES.map(([n]) => n));
+    for (const req of (spec.python && spec.python.requirements) || []) {
+      const box = pyGrid.querySelector(`input[value="${CSS.escape(reqName(req))}"]`);
+      if (curatedPy.has(req) && box) box.checked = true;
+      else extraPy.push(req);
+    }
+    $("#lang-r", form).checked = Boolean(spec.r && spec.r.packages && spec.r.packages.length);
+    for (const name of (spec.r && spec.r.packages) || []) {
+      const box = rGrid.querySelector(`input[value="${CSS.escape(name)}"]`);
+      if (box) box.checked = true;
+      else extraR.push(name);
+    }
+    $("#e-apt", form).value = (spec.apt || []).join("\n");
+  }
+  $("#e-extra-py", form).value = extraPy.join("\n");
+  if ($("#e-note", form)) $("#e-note", form).value = "";
+  $("#e-extra-r", form).value = extraR.join("\n");
+
+  const search = $("#pkg-search", form);
+  search.addEventListener("input", () => {
+    const q = search.value.trim().toLowerCase();
+    for (const label of $$(".pkg-grid label", form)) label.hidden = Boolean(q) && !label.dataset.search.includes(q);
+  });
+  const sync = () => {
+    const py = $("#lang-python", form).checked;
+    const r = $("#lang-r", form).checked;
+    $("#pkgs-python", form).disabled = !py;
+    $("#e-extra-py", form).disabled = !py;
+    $("#e-pyver", form).disabled = !py;
+    $("#pkgs-r", form).disabled = !r;
+    $("#e-extra-r", form).disabled = !r;
+    const s = buildSpec(form, spec);
+    const n = ((s.python && s.python.requirements) || []).length + ((s.r && s.r.packages) || []).length;
+    $("#e-summary", form).textContent = `${n} package${n === 1 ? "" : "s"} selected` +
+      (py ? `; Python ${s.python.version}` : "") + (r ? "; R" : "") + ".";
+  };
+  form.addEventListener("change", sync);
+  form.addEventListener("input", sync);
+  sync();
+}
+
+const lines = (text) => text.split("\n").map((s) => s.trim()).filter(Boolean);
+
+// The spec from the editor; sections the editor does not show (files, datasets, ...) are kept from `previous`.
+function buildSpec(form, previous) {
+  const spec = { ...(previous || {}) };
+  spec.base = $("#e-base", form).value.trim();
+  delete spec.python;
+  delete spec.r;
+  if ($("#lang-python", form).checked) {
+    const reqs = $$("input[name=pkg-python]:checked", form).map((b) => b.value);
+    spec.python = { version: $("#e-pyver", form).value, requirements: [...reqs, ...lines($("#e-extra-py", form).value)] };
+  }
+  if ($("#lang-r", form).checked) {
+    const pkgs = $$("input[name=pkg-r]:checked", form).map((b) => b.value);
+    spec.r = { packages: [...pkgs, ...lines($("#e-extra-r", form).value)] };
+  }
+  const apt = lines($("#e-apt", form).value);
+  if (apt.length) spec.apt = apt;
+  else delete spec.apt;
+  return spec;
+}
+
+pages.new_env = async () => {
+  await workspaceRole();
+  const form = $("#env-editor");
+  setupEditor(form, null);
+  onSubmit(form, async (data) => {
+    const made = await api("POST", `/workspaces/${WS}/environments`, { json: {
+      name: data.get("name"), description: data.get("description") || "", spec: buildSpec(form, null) } });
+    location.href = `/w/${WS}/env/${made.name}?created=1`;
+  });
+};
+
+// --- environment page: versions, lineage, rollback, build with live log, pull, fork --------------------
+
+function lineageSvg(versions, envName) {
+  const ns = "http://www.w3.org/2000/svg";
+  const mk = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    return n;
+  };
+  const sorted = [...versions].sort((a, b) => a.number - b.number);
+  const external = sorted.filter((v) => v.parent && !v.parent.startsWith(`${WS}/${envName}/`));
+  const gap = 110;
+  const left = external.length ? 170 : 50;
+  const width = Math.max(left + gap * (sorted.length - 1) + 80, 320);
+  const height = 140;
+  const y = 78;
+  const svg = mk("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": `Lineage of ${envName}: ` + sorted.map((v) => `v${v.number}` + (v.parent ? ` from ${v.parent}` : "") +
+      (v.rollback_to ? ` (rollback to v${v.rollback_to})` : "")).join(", ") });
+  const x = (n) => left + gap * sorted.findIndex((v) => v.number === n);
+  const defs = mk("defs", {});
+  const marker = mk("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto" });
+  marker.append(mk("path", { d: "M0,0 L10,5 L0,10 z", fill: "#4b5563" }));
+  defs.append(marker);
+  svg.append(defs);
+  for (const v of sorted) {
+    if (!v.parent) continue;
+    const m = v.parent.match(/^(.*)\/v(\d+)$/);
+    if (v.parent.startsWith(`${WS}/${envName}/`) && m) {
+      svg.append(mk("line", { x1: x(Number(m[2])) + 20, y1: y, x2: x(v.number) - 21, y2: y, stroke: "#4b5563",
+        "stroke-width": 2, "marker-end": "url(#arrow)" }));
+    } else {
+      svg.append(mk("rect", { x: 6, y: y - 16, width: left - 60, height: 32, rx: 6, fill: "#f3f4f6", stroke: "#6b7280" }));
+      svg.append(mk("text", { x: 6 + (left - 60) / 2, y: y + 4, "text-anchor": "middle", "font-size": 11, fill: "#1a1f2b" },
+        v.parent.length > 16 ? "…" + v.parent.slice(-15) : v.parent));
+      svg.append(mk("line", { x1: left - 54, y1: y, x2: x(v.number) - 21, y2: y, stroke: "#4b5563", "stroke-width": 2,
+        "stroke-dasharray": "5 4", "marker-end": "url(#arrow)" }));
+    }
+    if (v.rollback_to) {
+      const x1 = x(v.rollback_to);
+      const x2 = x(v.number);
+      svg.append(mk("path", { d: `M${x2},${y - 21} C${x2 - 25},${y - 62} ${x1 + 25},${y - 62} ${x1},${y - 21}`, fill: "none",
+        stroke: "#b45309", "stroke-width": 2, "stroke-dasharray": "4 3", "marker-end": "url(#arrow)" }));
+      svg.append(mk("text", { x: (x1 + x2) / 2, y: y - 58, "text-anchor": "middle", "font-size": 12, fill: "#92400e" },
+        `rollback to v${v.rollback_to}`));
+    }
+  }
+  for (const v of sorted) {
+    const built = Boolean(v.image_digest);
+    const g = mk("g", {});
+    g.append(mk("title", {}, `v${v.number} by ${v.created_by}${built ? ", built" : ", not built"}${v.note ? ": " + v.note : ""}`));
+    g.append(mk("circle", { cx: x(v.number), cy: y, r: 20, fill: built ? "#1d4ed8" : "#fff", stroke: "#1d4ed8", "stroke-width": 2 }));
+    g.append(mk("text", { x: x(v.number), y: y + 5, "text-anchor": "middle", "font-size": 14, "font-weight": 700,
+      fill: built ? "#fff" : "#1d4ed8" }, `v${v.number}`));
+    g.append(mk("text", { x: x(v.number), y: y + 38, "text-anchor": "middle", "font-size": 11, fill: "#4b5563" },
+      built ? "built" : "not built"));
+    svg.append(g);
+  }
+  return svg;
+}
+
+function packagesOf(spec) {
+  const py = (spec && spec.python && spec.python.requirements) || [];
+  const r = ((spec && spec.r && spec.r.packages) || []).map((p) => `R:${p}`);
+  const all = [...py, ...r];
+  return all.length ? all.join(", ") : "—";
+}
+
+pages.environment = async () => {
+  const envName = body.dataset.env;
+  const base = `/workspaces/${WS}/environments/${envName}`;
+  const params = new URLSearchParams(location.search);
+  if (params.get("created")) flash(`Environment ${envName} created. Build it below.`);
+  if (params.get("forked")) flash(`Forked into ${envName}: you own it and can change and build it.`);
+  const editForm = $("#env-editor");
+  let env;
+
+  const showPull = (v) => {
+    $("#pull").hidden = !v;
+    if (!v) return;
+    $("#pull-version").textContent = `v${v.number}`;
+    $("#pull-cmd").textContent = pullCommand(v);
+    $("#pull-ref2").textContent = `${v.image_ref.slice(0, v.image_ref.lastIndexOf(":"))}@${v.image_digest}`;
+  };
+
+  async function refresh() {
+    env = await api("GET", base);
+    const versions = (await api("GET", `${base}/versions`)).items;
+    $("#env-summary").textContent = `${env.kind === "personal" ? "Personal" : "Workspace"} environment owned by ${env.owner}` +
+      (env.forked_from ? `, forked from ${env.forked_from}` : "") + `; latest version v${env.latest_version}` +
+      (env.description ? `. ${env.description}` : ".") + (env.can_change ? "" : " You can fork it to change it.");
+    $("#lineage").replaceChildren(lineageSvg(versions, envName));
+    const newest = [...versions].sort((a, b) => b.number - a.number);
+    fill($("#versions tbody"), newest.map((v) => [
+      el("strong", {}, `v${v.number}`), packagesOf(v.spec),
+      v.rollback_to ? `rollback to v${v.rollback_to}` : (v.parent || "—"), v.created_by,
+      v.image_digest ? badge("built") : el("span", { class: "hint" }, "not built"),
+      env.can_change && v.number !== env.latest_version
+        ? el("button", { type: "button", class: "secondary small", "data-rollback": v.number,
+          "aria-label": `Roll back to version ${v.number}` }, `Roll back to v${v.number}`) : ""]), "No versions.");
+    const opts = (sel) => $(sel).replaceChildren(...newest.map((v) => el("option", { value: v.number }, `v${v.number}`)));
+    opts("#build-version");
+    opts("#fork-version");
+    $("#build-controls").hidden = !env.can_change;
+    showPull(newest.find((v) => v.image_digest));
+    return versions;
+  }
+
+  const versions = await refresh();
+  $("#fork-name").value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
+
+  $("#versions").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-rollback]");
+    if (!target) return;
+    busy(target, async () => {
+      const n = Number(target.dataset.rollback);
+      const made = await api("POST", `${base}/versions`, { json: { rollback_to: n, note: `rollback to v${n}` } });
+      flash(`Created v${made.number} equal to v${n}. Build it to get its image (an identical lock reuses the image).`);
+      await refresh();
+      setupEditor(editForm, made.spec);
+    });
+  });
+
+  $("#build-button").addEventListener("click", (event) => busy(event.target, async () => {
+    const n = Number($("#build-version").value);
+    $("#build-status").replaceChildren(badge("queued"));
+    let build;
+    try {
+      build = await api("POST", `${base}/versions/${n}/builds`);
+    } catch (err) {
+      $("#build-status").replaceChildren(badge("failed"));
+      $("#build-log").textContent = err.message;
+      throw err;
+    }
+    $("#build-status").replaceChildren(badge(build.status), build.joined ? " (joined an identical build)" : "");
+    const final = await followLog(`${API}/builds/${build.id}/logs`, $("#build-log"), () => {
+      if ($("#build-status").textContent.startsWith("queued")) $("#build-status").replaceChildren(badge("running"));
+    });
+    build = await api("GET", `/builds/${build.id}`);
+    $("#build-status").replaceChildren(badge(build.status || final), build.error ? ` – ${build.error}` : "");
+    // the registry records the image a moment after the build ends
+    for (let i = 0; i < 20; i++) {
+      const v = await api("GET", `${base}/versions/${n}`);
+      if (v.image_digest || build.status !== "succeeded") break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await refresh();
+    if (build.status === "succeeded") {
+      const v = await api("GET", `${base}/versions/${n}`);
+      showPull(v.image_digest ? v : null);
+      flash(`Build of v${n} succeeded.`);
+    } else {
+      flash(`Build of v${n} failed: ${build.error || "see the log"}`, true);
+    }
+  }));
+
+  onSubmit($("#fork-form"), async (data) => {
+    const made = await api("POST", `${base}/fork`, { json: { name: data.get("name"), version: Number($("#fork-version").value) } });
+    location.href = `/w/${made.workspace}/env/${made.name}?forked=1`;
+  });
+
+  if (env.can_change) {
+    $("#edit-section").hidden = false;
+    const latest = versions.find((v) => v.number === env.latest_version);
+    setupEditor(editForm, latest ? latest.spec : null);
+    onSubmit(editForm, async (data) => {
+      const spec = buildSpec(editForm, (await api("GET", `${base}/versions/${env.latest_version}`)).spec);
+      const made = await api("POST", `${base}/versions`, { json: { spec, note: data.get("note") || "" } });
+      flash(`Saved v${made.number}. Build it to get its image.`);
+      await refresh();
+      $("#build-version").value = String(made.number);
+      setupEditor(editForm, made.spec);
+    });
+  }
+};
+
+// --- runs ------------------------------------------------------------------------------------------
+
+const scoreText = (r) => (r.assignment ? (r.score ?? r.scoring ?? "") : "");
+
+pages.runs = async () => {
+  await workspaceRole();
+  const [envs, datasets, assignments, runs] = await Promise.all([
+    api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
+    api("GET", `/workspaces/${WS}/assignments`), api("GET", `/workspaces/${WS}/runs`)]);
+  const built = envs.items.filter((e) => e.latest_version);
+  $("#r-env").replaceChildren(...built.map((e) => el("option", { value: e.name },
+    `${e.name} (v${e.latest_version}${e.kind === "personal" ? `, ${e.owner}'s` : ""})`)));
+  $("#r-assignment").append(...assignments.items.map((a) => el("option", { value: a.name }, a.title || a.name)));
+  const wanted = new URLSearchParams(location.search).get("assignment");
+  if (wanted) $("#r-assignment").value = wanted;
+  const dsBox = $("#r-datasets");
+  dsBox.replaceChildren(el("legend", {}, "Datasets (read-only under /data)"),
+    ...(datasets.items.length ? datasets.items.map((d) => el("label", {},
+      el("input", { type: "checkbox", name: "dataset", value: d.name }), d.name)) : [el("p", { class: "hint" }, "No datasets.")]));
+  fill("#runs", [...runs.items].sort((a, b) => (b.created_at || "").localeCompare(a.created_at || "")).map((r) => [
+    el("a", { href: `/w/${WS}/runs/${r.id}` }, r.id.slice(0, 12)), `${r.environment} v${r.version}`, r.requested_by,
+    r.target, badge(r.status), scoreText(r), when(r.created_at)]), "No runs yet.");
+  onSubmit($("#submit-run"), async (data) => {
+    const code = await uploadCode($("#r-code").files[0]);
+    const run = await api("POST", `/workspaces/${WS}/runs`, { json: {
+      environment: data.get("environment"), code: code.digest, command: splitCommand(data.get("command")),
+      datasets: data.getAll("dataset"), target: data.get("target"), network: $("#r-network").checked,
+      assignment: data.get("assignment") || "" } });
+    location.href = `/w/${WS}/runs/${run.id}`;
+  });
+};
+
+pages.run = async () => {
+  const id = body.dataset.run;
+  const details = async () => {
+    const r = await api("GET", `/runs/${id}`);
+    const rows = [["Status", badge(r.status)], ["Environment", `${r.environment} v${r.version}`],
+      ["Image", el("code", {}, r.image)], ["Command", el("code", {}, r.command.join(" "))], ["Target", r.target],
+      ["Datasets", r.datasets.map((d) => d.name).join(", ") || "—"], ["Network", r.network ? "on" : "off"],
+      ["By", r.requested_by], ["Created", when(r.created_at)], ["Finished", when(r.finished_at) || "—"]];
+    if (r.exit_code !== null) rows.push(["Exit code", String(r.exit_code)]);
+    if (r.error) rows.push(["Error", r.error]);
+    if (r.assignment) rows.push(["Assignment", el("a", { href: `/w/${WS}/assignments/${r.assignment}` }, r.assignment)]);
+    $("#run-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    $("#run-status").replaceChildren(badge(r.status));
+    $("#cancel-run").hidden = TERMINAL_RUN.includes(r.status);
+    if (r.assignment) {
+      $("#score").replaceChildren(el("p", {}, "Score: ",
+        r.score !== null ? el("span", { class: "score" }, r.score) : badge(r.scoring || "pending"),
+        r.score_error ? ` – ${r.score_error}` : ""));
+    }
+    return r;
+  };
+  const results = async () => {
+    const out = await api("GET", `/runs/${id}/outputs`);
+    fill("#metrics", Object.entries(out.metrics || {}).map(([k, v]) => [k, JSON.stringify(v)]), "No metrics.json.");
+    fill("#outputs", out.files.map((f) => [
+      el("a", { href: `${API}/runs/${id}/outputs/${f.name.split("/").map(encodeURIComponent).join("/")}`, download: "" }, f.name),
+      bytes(f.size), el("span", { class: "digest", title: f.sha256 }, short(f.sha256))]), "No outputs.");
+  };
+  $("#cancel-run").addEventListener("click", (event) => busy(event.target, async () => {
+    await api("POST", `/runs/${id}/cancel`);
+    await details();
+  }));
+  let run = await details();
+  ready();
+  await followLog(`${API}/runs/${id}/logs`, $("#run-log"));
+  for (let i = 0; i < 60; i++) {
+    run = await details();
+    if (TERMINAL_RUN.includes(run.status) && run.scoring !== "pending") break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  if (TERMINAL_RUN.includes(run.status)) await results();
+};
+
+pages.assignment = async () => {
+  const name = body.dataset.assignment;
+  const a = await api("GET", `/workspaces/${WS}/assignments/${name}`);
+  const rows = [["Title", a.title || a.name], ["Environment", `${a.environment} v${a.version}`],
+    ["Write", el("code", {}, `/outputs/${a.predictions}`)], ["Ranked by", `${a.metric}, ${a.higher_is_better ? "higher" : "lower"} is better`],
+    ["Created by", a.created_by]];
+  if (a.labels_name) rows.push(["Hidden labels", a.labels_name]);
+  if (a.command) rows.push(["Evaluation", el("code", {}, a.command.join(" "))]);
+  $("#assignment-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("#lb-metric").textContent = a.metric;
+  const board = await api("GET", `/workspaces/${WS}/assignments/${name}/leaderboard`);
+  fill("#leaderboard", board.rows.map((r) => [String(r.rank), r.username, el("strong", {}, r.score),
+    r.username === body.dataset.user ? el("a", { href: `/w/${WS}/runs/${r.run_id}` }, r.run_id.slice(0, 12)) : r.run_id.slice(0, 12),
+    when(r.scored_at)]), "No scored runs yet.");
+};
+
+// --- activity --------------------------------------------------------------------------------------
+
+pages.activity = async () => {
+  await workspaceRole();
+  const form = $("#activity-filters");
+  const params = new URLSearchParams(location.search);
+  for (const key of ["actor", "type", "subject"]) if (params.get(key)) form.elements[key].value = params.get(key);
+  let after = 0;
+  const types = new Set();
+  const query = () => {
+    const q = new URLSearchParams({ limit: "200" });
+    for (const key of ["actor", "type", "subject"]) if (form.elements[key].value.trim()) q.set(key, form.elements[key].value.trim());
+    for (const key of ["since", "until"]) if (form.elements[key].value) q.set(key, new Date(form.elements[key].value + "Z").toISOString());
+    return q;
+  };
+  const row = (e) => el("tr", {}, el("td", {}, String(e.seq)), el("td", {}, when(e.time)), el("td", {}, e.actor_name),
+    el("td", {}, el("code", {}, e.type)), el("td", {}, e.subject), el("td", {}, el("span", { class: "digest", title: e.leaf_hash || e.hash }, (e.leaf_hash || e.hash || "").slice(0, 10))));
+  async function load(reset) {
+    const q = query();
+    if (!reset) q.set("after", String(after));
+    const page = await api("GET", `/workspaces/${WS}/activity?${q}`);
+    const tbody = $("#activity tbody");
+    if (reset) tbody.replaceChildren();
+    for (const e of page.items) {
+      tbody.append(row(e));
+      types.add(e.type);
+    }
+    if (reset && !page.items.length) fill(tbody, [], "No activity matches these filters.");
+    after = page.next_after || 0;
+    $("#activity-more").hidden = !page.next_after;
+    $("#activity-types").replaceChildren(...[...types].sort().map((t) => el("option", { value: t })));
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form.querySelector("button[type=submit]"), () => load(true));
+  });
+  form.addEventListener("reset", () => setTimeout(() => busy(form, () => load(true)), 0));
+  $("#activity-more").addEventListener("click", (event) => busy(event.target, () => load(false)));
+  await load(true);
+
+  const showVerify = (r, what) => {
+    const box = $("#verify-result");
+    box.replaceChildren(el("p", { class: r.ok ? "flash" : "flash error" },
+      r.ok ? `Verified ${what}: ${r.entries} entries` + (r.elided ? ` (${r.elided} of other people, as hashes only)` : "") +
+        ` and ${r.checkpoints} signed checkpoints of ${r.workspace}; ` +
+        (r.keys_known ? "signed with this platform's keys" : "signed with keys this platform does not know") +
+        (r.matches_log === undefined ? "." : r.matches_log ? "; it matches this platform's log." : "; it does NOT match this platform's log.")
+        : `Verification failed for ${what}` + (r.line ? ` at line ${r.line}` : "") + `: ${r.reason}`));
+  };
+  const verify = (data) => api("POST", "/activity/verify", { data, headers: { "Content-Type": "application/x-ndjson" } });
+  $("#verify-button").addEventListener("click", (event) => busy(event.target, async () => {
+    $("#verify-result").textContent = "Exporting and verifying…";
+    const res = await fetch(`${API}/workspaces/${WS}/activity/export`, { credentials: "same-origin" });
+    if (!res.ok) throw new ApiError(res.status, await res.json());
+    showVerify(await verify(await res.blob()), "the current log");
+  }));
+  $("#verify-file").addEventListener("change", (event) => busy(event.target, async () => {
+    const file = event.target.files[0];
+    if (file) showVerify(await verify(file), file.name);
+  }));
+};
+
+// --- credentials (write-only) ------------------------------------------------------------------------
+
+// Which fields are secret (write-only, password inputs) and which are options (shown back), per vendor.
+const VENDOR_FIELDS = {
+  aws: [["access_key_id", "Access key ID", "secret"], ["secret_access_key", "Secret access key", "secret"],
+    ["region", "Region", "option"], ["instance_type", "Instance type", "option"]],
+  azure: [["client_id", "Client ID", "secret"], ["client_secret", "Client secret", "secret"],
+    ["tenant_id", "Tenant ID", "option"], ["subscription_id", "Subscription ID", "option"],
+    ["resource_group", "Resource group", "option"], ["location", "Location", "option"]],
+  openstack: [["username", "Username", "secret"], ["password", "Password", "secret"],
+    ["application_credential_id", "Application credential ID", "secret"],
+    ["application_credential_secret", "Application credential secret", "secret"],
+    ["auth_url", "Auth URL", "option"], ["project", "Project", "option"], ["region", "Region", "option"]],
+};
+
+pages.credentials = async () => {
+  const form = $("#credential-form");
+  const vendor = $("#c-vendor");
+  const renderFields = () => {
+    const field = ([key, label, kind]) => el("div", {}, el("label", { for: `c-${key}` }, label),
+      el("input", { id: `c-${key}`, name: `${kind}.${key}`, type: kind === "secret" ? "password" : "text",
+        autocomplete: kind === "secret" ? "new-password" : "off", spellcheck: "false" }));
+    $("#c-secret .cols").replaceChildren(...VENDOR_FIELDS[vendor.value].filter((f) => f[2] === "secret").map(field));
+    $("#c-option-fields").replaceChildren(...VENDOR_FIELDS[vendor.value].filter((f) => f[2] === "option").map(field));
+  };
+  vendor.addEventListener("change", renderFields);
+  renderFields();
+  const wsSelect = $("#c-ws");
+  const list = async () => {
+    const ws = wsSelect.value;
+    try {
+      const creds = await api("GET", `/me/credentials?workspace=${encodeURIComponent(ws)}`);
+      fill("#credentials", (creds.items || []).map((c) => [c.vendor, c.workspace || ws,
+        `${(c.secret_fields || []).join(", ") || "—"}` + (c.key_hint ? ` (key ${c.key_hint})` : ""),
+        Object.entries(c.options || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—",
+        when(c.updated_at || c.created_at),
+        el("button", { type: "button", class: "danger small", "data-delete": c.vendor,
+          "aria-label": `Delete ${c.vendor} credentials for ${ws}` }, "Delete")]), `None saved for ${ws}.`);
+    } catch (err) {
+      fill("#credentials", [], err.message);
+    }
+  };
+  const workspaces = await api("GET", "/workspaces");
+  wsSelect.replaceChildren(...workspaces.items.map((w) => el("option", { value: w.slug }, `${w.slug} – ${w.title}`)));
+  const wanted = new URLSearchParams(location.search).get("workspace");
+  if (wanted) wsSelect.value = wanted;
+  wsSelect.addEventListener("change", () => busy(wsSelect, list));
+  $("#credentials").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-delete]");
+    if (!target) return;
+    busy(target, async () => {
+      const ws = wsSelect.value;
+      await api("DELETE", `/me/credentials/${target.dataset.delete}?workspace=${encodeURIComponent(ws)}`);
+      flash(`Deleted ${target.dataset.delete} credentials for ${ws}.`);
+      await list();
+    });
+  });
+  await list();
+  onSubmit(form, async (data) => {
+    const secret = {};
+    const options = {};
+    for (const [key, value] of data.entries()) {
+      if (key.startsWith("secret.") && value.trim()) secret[key.slice(7)] = value.trim();
+      if (key.startsWith("option.") && value.trim()) options[key.slice(7)] = value.trim();
+    }
+    for (const line of lines(data.get("options") || "")) {
+      const [k, ...rest] = line.split("=");
+      if (!rest.length) throw new Error(`option "${line}" is not key=value`);
+      options[k.trim()] = rest.join("=").trim();
+    }
+    const ws = data.get("workspace");
+    await api("PUT", `/me/credentials/${vendor.value}?workspace=${encodeURIComponent(ws)}`, { json: { secret, options } });
+    // write-only: the secret leaves the page and is never shown again
+    $$("#c-secret input, #c-option-fields input").forEach((input) => { input.value = ""; });
+    $("#c-options").value = "";
+    flash(`Saved ${vendor.value} credentials for ${ws}. They cannot be shown again; save again to replace them.`);
+    await list();
+  });
+};
+
+// --- start --------------------------------------------------------------------------------------------
+
+// Until a page's script has wired its forms and buttons they stay disabled, so an early click is never
+// lost (or submitted as a plain GET); pages that keep working (a run's live log) call ready() earlier.
+const gated = $$("main button, main input[type=file]").filter((node) => !node.disabled);
+
+function ready() {
+  if (body.dataset.ready) return;
+  gated.forEach((node) => { node.disabled = false; });
+  body.dataset.ready = "true";
+}
+
+const start = pages[body.dataset.page];
+if (start) {
+  gated.forEach((node) => { node.disabled = true; });
+  start().catch((err) => {
+    if (!(err instanceof ApiError && err.status === 401)) flash(err.message, true);
+    if (!(err instanceof ApiError)) console.error(err);
+  }).finally(ready);
+} else {
+  ready();
+}

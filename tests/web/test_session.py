@@ -1,0 +1,142 @@
+"""The portal's session cookie and CSRF rules, and the offline API docs, against the real platform.
+
+The cookie carries the same API token as ``Authorization: Bearer`` and is accepted by the same
+dependency, so it gives exactly the token's roles; what it adds is the double-submit CSRF check on
+state-changing requests (a browser sends cookies on its own) and a sign-in form another site cannot
+post to.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+from playwright.sync_api import expect
+
+CSRF = "X-Reprolab-CSRF"
+
+
+def login_page(client: httpx.Client) -> str:
+    """GET / and return the CSRF value the sign-in form carries (the cookie is set with it)."""
+    r = client.get("/")
+    assert r.status_code == 200 and "Sign in" in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    value = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+    assert client.cookies["reprolab_csrf"] == value
+    return value
+
+
+def test_sign_in_sets_an_httponly_strict_cookie_that_the_api_accepts(portal) -> None:
+    name, token, _ = portal.user("cookie")
+    with httpx.Client(base_url=portal.url) as browser:
+        csrf = login_page(browser)
+        r = browser.post("/login", data={"token": token, "csrf": csrf, "next": "/w/x"})
+        assert r.status_code == 303 and r.headers["location"] == "/w/x"
+        session = next(h for h in r.headers.get_list("set-cookie") if h.startswith("reprolab_session="))
+        assert "HttpOnly" in session and "SameSite=strict" in session and token in session
+        csrf = browser.cookies["reprolab_csrf"]  # a fresh one per session
+        assert browser.get("/api/v1/me").json()["username"] == name
+        # a change authenticated by the cookie needs the CSRF header equal to the cookie
+        slug = f"ck-{uuid.uuid4().hex[:8]}"
+        r = browser.post("/api/v1/workspaces", json={"slug": slug, "title": "t"})
+        assert r.status_code == 403 and CSRF in r.json()["detail"]
+        r = browser.post("/api/v1/workspaces", json={"slug": slug, "title": "t"}, headers={CSRF: "wrong" + csrf})
+        assert r.status_code == 403
+        r = browser.post("/api/v1/workspaces", json={"slug": slug, "title": "t"}, headers={CSRF: csrf})
+        assert r.status_code == 201, r.text
+        # the cookie has the token's roles, no more: a non-admin cannot create users
+        r = browser.post("/api/v1/users", json={"username": "nope"}, headers={CSRF: csrf})
+        assert r.status_code == 403
+        # pages render for the signed-in user
+        assert f"Signed in as <strong>{name}</strong>" in browser.get(f"/w/{slug}").text
+        # signing out needs the form's CSRF value, then clears the cookies
+        browser.post("/logout", data={"csrf": "forged"})
+        assert browser.get("/api/v1/me").status_code == 200
+        r = browser.post("/logout", data={"csrf": csrf})
+        assert r.status_code == 303 and "reprolab_session" not in browser.cookies
+        assert browser.get("/api/v1/me").status_code == 401
+        r = browser.get(f"/w/{slug}/activity")
+        assert r.status_code == 303 and r.headers["location"] == f"/?next=/w/{slug}/activity"
+
+
+def test_bearer_clients_need_no_csrf_and_a_bad_cookie_is_401(portal) -> None:
+    _, token, _ = portal.user("bearer")
+    slug = f"br-{uuid.uuid4().hex[:8]}"
+    r = httpx.post(f"{portal.url}/api/v1/workspaces", json={"slug": slug, "title": "t"},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
+    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": "rpl_" + "x" * 43})
+    assert r.status_code == 401 and "unknown or has been revoked" in r.json()["detail"]
+    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": "not-a-token"})
+    assert r.status_code == 401 and "tokens start with 'rpl_'" in r.json()["detail"]
+
+
+def test_sign_in_form_refuses_bad_tokens_forged_posts_and_offsite_redirects(portal) -> None:
+    _, token, _ = portal.user("form")
+    with httpx.Client(base_url=portal.url) as browser:
+        csrf = login_page(browser)
+        r = browser.post("/login", data={"token": "hunter2", "csrf": csrf})
+        assert r.status_code == 401 and "tokens start with" in r.text and "reprolab_session" not in browser.cookies
+        r = browser.post("/login", data={"token": "rpl_" + "A" * 43, "csrf": csrf})
+        assert r.status_code == 401 and "unknown or has been revoked" in r.text
+        # a form posted from another site has no matching CSRF value: nobody is signed in
+        r = browser.post("/login", data={"token": token, "csrf": "forged"})
+        assert r.status_code == 400 and "reprolab_session" not in browser.cookies
+        r = browser.post("/login", data={"token": token, "csrf": csrf, "next": "//evil.example/x"})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_keyboard_only_sign_in_and_skip_link(portal, tab, shot) -> None:
+    name, token, _ = portal.user("keys")
+    page = tab.page
+    page.goto(portal.url + "/")
+    expect(page.get_by_label("API token")).to_be_focused()  # autofocus
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")  # the page's script has wired the form
+    # the first Tab reaches the skip link, which moves focus to the main content
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # then the create-workspace form, by keyboard alone
+    page.get_by_label("Short name (URL)").focus()
+    page.keyboard.type(f"kb-{uuid.uuid4().hex[:8]}")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Title", exact=True)).to_be_focused()
+    page.keyboard.type("Keyboard course")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Create workspace")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/w/kb-*")
+    expect(page.locator("#ws-title")).to_contain_text("Keyboard course")
+    shot(page, "keyboard-workspace")
+    assert not tab.errors, tab.errors
+
+
+def test_api_docs_work_offline_from_the_gateways_own_assets(portal, tab, shot) -> None:
+    html = httpx.get(f"{portal.url}/api/v1/docs").text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    assert "/static/swagger/swagger-ui-bundle.js" in assets and "/static/swagger/swagger-ui.css" in assets
+    for asset in assets:
+        r = httpx.get(portal.url + asset)
+        assert r.status_code == 200 and len(r.content) > 100, asset
+    # Swagger UI 5 renders FastAPI's OpenAPI 3.1 document with no network beyond the gateway
+    page = tab.page
+    page.goto(f"{portal.url}/api/v1/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Reprolab", timeout=30_000)
+    expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    expect(page.get_by_text("/api/v1/workspaces/{ws}/runs").first).to_be_visible()
+    shot(page, "docs")
+    assert not tab.offsite, tab.offsite
+    assert not tab.errors, tab.errors
+
+
+def test_pages_load_nothing_from_elsewhere(portal) -> None:
+    for path in ("/", "/static/app.js", "/static/app.css"):
+        r = httpx.get(portal.url + path)
+        assert r.status_code == 200, path
+        assert not re.search(r"https?://(?!127\.0\.0\.1)", r.text.replace("http://www.w3.org/2000/svg", "")), path
