@@ -1,4 +1,9 @@
-"""A small synchronous client of the REST API, shared by the CLI commands and the demo."""
+"""A small synchronous client of the REST API, shared by the CLI commands and the demo.
+
+Every failure it raises is a ``ReprolabError`` whose text is one line a person can act on, plus a
+``hint`` when there is an obvious next step (start the platform, set a token): the CLI prints those
+two lines instead of a traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,40 @@ from typing import Any
 import httpx
 
 
-class ApiError(Exception):
-    """An error answer of the API, carrying its problem document."""
+class ReprolabError(Exception):
+    """A failure to show the user as one line (``str``) and an optional ``hint``."""
 
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+    hint: str = ""
+
+
+class ApiError(ReprolabError):
+    """An error answer of the API, carrying its problem document (RFC 9457)."""
+
+    def __init__(self, status: int, problem: dict[str, Any], *, had_token: bool = True) -> None:
         self.status = status
         self.problem = problem
         detail = problem.get("detail") or problem.get("title") or "request failed"
-        errors = problem.get("errors") or []
-        lines = [f"{status} {problem.get('title', '')}: {detail}".strip()]
-        lines += [f"  - {e.get('loc')}: {e.get('msg')}" for e in errors]
-        super().__init__("\n".join(lines))
+        errors = "; ".join(f"{e.get('loc')}: {e.get('msg')}" for e in problem.get("errors") or []
+                           if str(e.get("msg")) not in detail)  # already said in the detail
+        super().__init__(f"{status} {problem.get('title', '')}: {detail}".strip() + (f" ({errors})" if errors else ""))
+        if status == 401:
+            self.hint = ("no API token given: export REPROLAB_TOKEN=<token> (the admin's is in <data-dir>/admin-token, "
+                         "a user's is printed by `reprolab user create`) or pass --token" if not had_token else
+                         "the token was refused: check REPROLAB_TOKEN or --token (tokens are shown once, at creation)")
+        elif status == 413:
+            self.hint = "the platform limits uploads with REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"
+        elif status >= 500:
+            self.hint = "a platform error: the service logs are in <data-dir>/logs"
+
+
+class Unreachable(ReprolabError):
+    """The gateway did not answer at all."""
+
+    def __init__(self, url: str, exc: Exception) -> None:
+        refused = isinstance(exc, httpx.ConnectError)
+        super().__init__(f"cannot reach the platform at {url}: {exc or type(exc).__name__}")
+        self.hint = ("is the platform running? start it with `reprolab up` (or point --url / REPROLAB_URL at it)"
+                     if refused else "the connection broke; the platform may be overloaded or restarting")
 
 
 class Client:
@@ -28,6 +56,11 @@ class Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=timeout)
         self.root = url.rstrip("/")
+        self.has_token = bool(token)
+        self.end_status: str | None = None  # the data of the last SSE stream's ``end`` event
+
+    def _error(self, r: httpx.Response) -> ApiError:
+        return ApiError(r.status_code, _problem(r), had_token=self.has_token)
 
     def close(self) -> None:
         self.http.close()
@@ -36,9 +69,12 @@ class Client:
         return Client(self.root, token)
 
     def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), **kw: Any) -> Any:
-        r = self.http.request(method, path, **kw)
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise Unreachable(self.root, exc) from exc
         if r.status_code not in expect:
-            raise ApiError(r.status_code, _problem(r))
+            raise self._error(r)
         if r.headers.get("content-type", "").startswith("application/json"):
             return r.json()
         return r.content
@@ -49,7 +85,10 @@ class Client:
     def post(self, path: str, **kw: Any) -> Any:
         return self.request("POST", path, **kw)
 
-    def upload(self, path: str, file: Path, params: dict[str, str], progress: Any = None) -> Any:
+    def upload(self, path: str, file: Path, params: dict[str, str] | None = None, progress: Any = None,
+               content_type: str = "application/octet-stream", expect: tuple[int, ...] = (200, 201)) -> Any:
+        """Stream FILE as the raw body (the API takes raw bodies, not multipart), calling
+        ``progress(n)`` after each chunk is handed to the connection."""
         size = file.stat().st_size
 
         def chunks() -> Iterator[bytes]:
@@ -59,38 +98,54 @@ class Client:
                         progress(len(chunk))
                     yield chunk
 
-        return self.request("POST", path, params=params, content=chunks(),
-                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
+        return self.request("POST", path, params=params or {}, content=chunks(), expect=expect,
+                            headers={"Content-Type": content_type, "Content-Length": str(size)})
 
-    def download(self, path: str, dest: Path) -> int:
-        with self.http.stream("GET", path) as r:
-            if r.status_code != 200:
-                r.read()
-                raise ApiError(r.status_code, _problem(r))
-            n = 0
-            with open(dest, "wb") as fh:
-                for chunk in r.iter_bytes():
-                    fh.write(chunk)
-                    n += len(chunk)
+    def download(self, path: str, dest: Path, progress: Any = None) -> int:
+        """Stream PATH into DEST; ``progress(n, total)`` after each chunk (total: Content-Length or None)."""
+        try:
+            with self.http.stream("GET", path) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise self._error(r)
+                total = int(r.headers["content-length"]) if "content-length" in r.headers else None
+                n = 0
+                with open(dest, "wb") as fh:
+                    for chunk in r.iter_bytes():
+                        fh.write(chunk)
+                        n += len(chunk)
+                        if progress:
+                            progress(len(chunk), total)
+        except httpx.TransportError as exc:
+            raise Unreachable(self.root, exc) from exc
         return n
 
-    def sse(self, path: str) -> Iterator[str]:
-        """Lines of a Server-Sent Events stream until its ``end`` event."""
-        with self.http.stream("GET", path, timeout=None) as r:
-            if r.status_code != 200:
-                r.read()
-                raise ApiError(r.status_code, _problem(r))
-            event = "message"
-            for line in r.iter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data = line[5:].removeprefix(" ")
-                    if event == "end":
+    def sse(self, path: str, *, until_idle: bool = False) -> Iterator[str]:
+        """Lines of a Server-Sent Events stream until its ``end`` event (its data, the final status,
+        lands in ``end_status``). ``until_idle``: also stop at the first keep-alive, i.e. once the
+        lines written so far have been replayed (``reprolab run logs`` without --follow)."""
+        self.end_status = None
+        try:
+            with self.http.stream("GET", path, timeout=httpx.Timeout(10.0, read=None)) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise self._error(r)
+                event = "message"
+                for line in r.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data = line[5:].removeprefix(" ")
+                        if event == "end":
+                            self.end_status = data
+                            return
+                        yield data
+                    elif line.startswith(":") and until_idle:
                         return
-                    yield data
-                elif not line:
-                    event = "message"
+                    elif not line:
+                        event = "message"
+        except httpx.TransportError as exc:
+            raise Unreachable(self.root, exc) from exc
 
     def wait_activity(self, ws: str, at_least: int, timeout: float = 30.0) -> int:
         """Events reach the audit log asynchronously; wait until it holds ``at_least`` entries."""

@@ -1,15 +1,26 @@
-"""``reprolab demo``: the course scenario, end to end through the REST API.
+"""``reprolab demo``: the course story, end to end through the REST API.
 
-An instructor sets up "Intro to ML" with the Iris data and an environment, changes it and rolls it
-back; a student forks it; the activity log is exported and verified offline, and a tampered copy
-is shown to fail.
+An instructor (alice) sets up "Intro to ML": a student (bob), the Iris data (training split and test
+features public, test labels hidden), an environment she builds, changes and rolls back, and an
+assignment whose evaluation scores predictions against the hidden labels. bob forks the environment,
+adds a package, builds his fork, trains a model in it on this machine (target ``local``) and is
+scored in a separate evaluation sandbox; the leaderboard ranks him against alice's baseline. The
+activity log is exported and verified offline, and a tampered copy fails. The story ends with the
+portal's URL and a token to log in as each person.
+
+The platform the demo starts is its own (a fresh data directory). When the demo runs in a terminal
+it keeps that platform running afterwards, so the portal can be explored, until Ctrl-C; without a
+terminal (``make demo`` in CI) it stops it and exits with the story's result. ``--keep-running`` and
+``--exit`` choose explicitly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -17,13 +28,16 @@ import time
 from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 from reprolab_common.auditlog import verify_bundle
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .client import ApiError, Client
+from .client import ApiError, Client, ReprolabError
 
 WS = "intro-ml"
 # The offline Debian bookworm base (`make base-image`); with a registry in reach, python:3.12-slim
@@ -46,15 +60,65 @@ spec:
     cpu: "2"
     memory: 4Gi
 """
+# bob's addition to his fork: small, pure Python, and his training script uses it
+EXTRA_PACKAGE = "tabulate>=0.9"
+STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)")
+
+# The instructor's evaluation: accuracy of the run's predictions against the hidden labels. It runs in
+# its own sandbox, with the labels at /data/labels and the student's file under /inputs.
+EVALUATE_PY = """\
+import csv, json
+truth = {r["id"]: r["species"] for r in csv.DictReader(open("/data/labels"))}
+pred = {r["id"]: r["species"] for r in csv.DictReader(open("/inputs/predictions.csv"))}
+correct = sum(pred.get(i) == s for i, s in truth.items())
+print(f"{correct} of {len(truth)} correct")
+json.dump({"score": round(correct / len(truth), 4)}, open("/outputs/score.json", "w"))
+"""
+
+# bob's training script: fit on the public training split, predict the public test features.
+TRAIN_PY = """\
+import json, os
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from tabulate import tabulate
+
+train = pd.read_csv("/data/iris-train.csv")
+test = pd.read_csv("/data/iris-test-features.csv")
+X, y = train.drop(columns="species"), train["species"]
+model = LogisticRegression(max_iter=500)
+folds = cross_val_score(model, X, y, cv=5)
+print(tabulate([[f"fold {i + 1}", f"{s:.3f}"] for i, s in enumerate(folds)], headers=["5-fold CV", "accuracy"]))
+model.fit(X, y)
+os.makedirs("/outputs", exist_ok=True)
+pd.DataFrame({"id": test["id"], "species": model.predict(test[X.columns])}).to_csv(
+    "/outputs/predictions.csv", index=False)
+json.dump({"cv_accuracy": round(float(folds.mean()), 4), "train_rows": len(train), "predicted": len(test)},
+          open("/outputs/metrics.json", "w"))
+print(f"wrote {len(test)} predictions to /outputs/predictions.csv")
+"""
+
+# alice's baseline for the leaderboard: every flower is a setosa.
+BASELINE_PY = """\
+import csv
+rows = list(csv.DictReader(open("/data/iris-test-features.csv")))
+with open("/outputs/predictions.csv", "w", newline="") as fh:
+    out = csv.writer(fh)
+    out.writerow(["id", "species"])
+    out.writerows([r["id"], "setosa"] for r in rows)
+print(f"baseline: {len(rows)} x setosa")
+"""
 
 
 def _data(name: str) -> Path:
     return Path(str(resources.files("reprolab_cli") / "data" / name))
 
 
-def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Console) -> int:
+def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Console,
+             keep_running: bool = False) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
+        platform = None
         if url is None:
             from .supervisor import Platform
 
@@ -70,68 +134,141 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
             console.print("[red]--token is required with --url[/red]")
             return 2
         try:
-            return _scenario(Client(url, token), console, started)
-        except (ApiError, TimeoutError, AssertionError) as exc:
-            console.print(f"[red]demo failed:[/red] {exc}")
+            tokens = _scenario(Client(url, token), console, started)
+        except (ReprolabError, TimeoutError, AssertionError) as exc:
+            console.print(f"[red]demo failed:[/red] {escape(str(exc))}")
+            if getattr(exc, "hint", ""):
+                console.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}")  # type: ignore[union-attr]
             return 1
+        _goodbye(console, url, {"admin": token, **tokens})
+        if platform is not None and keep_running:
+            console.print(f"The platform keeps running at [bold]{url}/[/bold] until you press Ctrl-C "
+                          f"(logs in {platform.log_dir}).")
+            _wait_for_ctrl_c(platform, console)
+        elif platform is not None:
+            console.print("Stopping the demo platform (run `reprolab demo --keep-running` to keep it, or "
+                          "`reprolab up` for a lasting one).")
+    return 0
+
+
+def _goodbye(console: Console, url: str, tokens: dict[str, str]) -> None:
+    console.print(f"\n[bold]Portal:[/bold] {url}/  log in with one of these tokens:")
+    roles = {"admin": "platform admin", "alice": "instructor of intro-ml", "bob": "student of intro-ml"}
+    for name, token in tokens.items():
+        # whole tokens, never wrapped or cut, so they can be copied
+        console.print(f"  {name:<6} {roles.get(name, ''):<23} {token}", soft_wrap=True, highlight=False)
+    console.print(f"CLI: export REPROLAB_URL={url} REPROLAB_TOKEN=<token>", soft_wrap=True, highlight=False)
+
+
+def _wait_for_ctrl_c(platform: Any, console: Console) -> None:
+    # SIGTERM too: the services run in their own sessions and would outlive a plain kill of the demo
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while all(proc.poll() is None for proc in platform.procs.values()):
+            time.sleep(0.5)
+        console.print("[red]a service exited; stopping[/red]")
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]>[/bold cyan] {text}")
 
 
-TRAIN_PY = """\
-import json, os
-import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
-
-df = pd.read_csv("/data/iris-train.csv")
-X, y = df.drop(columns="species"), df["species"]
-scores = cross_val_score(LogisticRegression(max_iter=500), X, y, cv=5)
-print(f"5-fold accuracy {scores.mean():.3f} on {len(df)} rows")
-os.makedirs("/outputs", exist_ok=True)
-json.dump({"cv_accuracy": round(float(scores.mean()), 4)}, open("/outputs/metrics.json", "w"))
-"""
-
-
-def _student_run(bob: Client, console: Console) -> dict:
-    _step(console, "bob runs a training script on the public Iris data in the course image (no network, "
-                   "non-root, read-only, limited)")
+def _tar_gz(files: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("train.py")
-        info.size = len(TRAIN_PY.encode())
-        tar.addfile(info, io.BytesIO(TRAIN_PY.encode()))
-    code = bob.request("POST", f"/workspaces/{WS}/code", content=buf.getvalue(), expect=(201,))
-    run = bob.request("POST", f"/workspaces/{WS}/runs", expect=(202,), json={
-        "environment": "iris", "version": 1, "code": code["digest"], "command": ["python3", "train.py"],
-        "datasets": ["iris-train.csv"], "resources": {"cpu": "1", "memory": "1Gi", "timeout": 300}})
-    for line in bob.sse(f"/runs/{run['id']}/logs"):
-        console.print(f"    [dim]{line[:100]}[/dim]", highlight=False)
-    run = bob.get(f"/runs/{run['id']}")
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+def _upload(client: Client, console: Console, file: Path, name: str, visibility: str) -> dict:
+    with Progress(TextColumn("    {task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"uploading {name}", total=file.stat().st_size)
+        return client.upload(f"/workspaces/{WS}/datasets", file, {"name": name, "visibility": visibility},
+                             progress=lambda n: progress.advance(task, n))
+
+
+def _build(client: Client, console: Console, env: str, number: int) -> dict:
+    """Request a build and follow its live log under a progress bar (the Containerfile's steps)."""
+    build = client.post(f"/workspaces/{WS}/environments/{env}/versions/{number}/builds", expect=(202,))
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"    {env} v{number}: locking", total=None)
+        for line in client.sse(f"/builds/{build['id']}/logs"):
+            step = STEP.match(line)
+            if step:
+                progress.update(task, total=int(step[2]), completed=int(step[1]) - 1,
+                                description=escape(f"    {env} v{number}: step {step[1]}/{step[2]}"))
+            if line.startswith(("STEP", "pushed", "build ", "FAILED", "locked", "fetching")) \
+                    or "Successfully installed" in line:
+                console.print(f"    [dim]{escape(line[:110])}[/dim]", highlight=False, overflow="ellipsis",
+                              no_wrap=True)
+    build = client.get(f"/builds/{build['id']}")
+    assert build["status"] == "succeeded", f"build of {env} v{number} failed: {build['error']}"
+    return build
+
+
+def _wait_build(client: Client, build_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    build = client.get(f"/builds/{build_id}")
+    while build["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"build {build_id} did not finish within {timeout:.0f}s"
+        time.sleep(0.2)
+        build = client.get(f"/builds/{build_id}")
+    assert build["status"] == "succeeded", f"build {build_id} failed: {build['error']}"
+    return build
+
+
+def _submit(client: Client, files: dict[str, str], command: list[str], **body: Any) -> dict:
+    code = client.request("POST", f"/workspaces/{WS}/code", content=_tar_gz(files), expect=(201,))
+    return client.request("POST", f"/workspaces/{WS}/runs", expect=(202,), json={
+        "code": code["digest"], "command": command, "target": "local",
+        "resources": {"cpu": "1", "memory": "1Gi", "timeout": 300}, **body})
+
+
+def _follow_scored(client: Client, console: Console, run: dict, timeout: float = 300) -> dict:
+    """Show the run's live output under a spinner, then wait for the evaluation sandbox's score."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"    run {run['id'][:8]}: {run['status']}", total=None)
+        for n, line in enumerate(client.sse(f"/runs/{run['id']}/logs")):
+            if n == 0:
+                progress.update(task, description=f"    run {run['id'][:8]}: running")
+            console.print(f"    [dim]{escape(line[:110])}[/dim]", highlight=False)
+        run = client.get(f"/runs/{run['id']}")
+        progress.update(task, description="    scoring in the evaluation sandbox (hidden labels mounted only there)")
+        deadline = time.monotonic() + timeout
+        while run["scoring"] == "pending":
+            assert time.monotonic() < deadline, f"run {run['id']} was not scored within {timeout:.0f}s"
+            time.sleep(0.3)
+            run = client.get(f"/runs/{run['id']}")
     assert run["status"] == "succeeded", f"run {run['status']}: {run['error']}"
-    console.print(f"    metrics: {run['metrics']}; provenance pins image {run['provenance']['image'][-19:]}..., "
-                  f"code {run['code_digest'][:19]}..., data {run['provenance']['datasets'][0][:19]}...")
+    assert run["scoring"] == "scored", f"run not scored: {run['score_error']}"
     return run
 
 
-def _build_and_run(alice: Client, console: Console) -> None:
-    _step(console, "alice builds v1 into an OCI image (locked, hashed wheels, offline install); live log:")
-    build = alice.post(f"/workspaces/{WS}/environments/iris/versions/1/builds", expect=(202,))
-    shown = 0
-    for line in alice.sse(f"/builds/{build['id']}/logs"):
-        if line.startswith(("STEP", "pushed", "build ", "FAILED")) or "Successfully installed" in line:
-            console.print(f"    [dim]{line[:100]}[/dim]", highlight=False, overflow="ellipsis", no_wrap=True)
-            shown += 1
-    build = alice.get(f"/builds/{build['id']}")
-    assert build["status"] == "succeeded", f"build failed: {build['error']}"
-    console.print(f"    image: [bold]{build['pull']}[/bold]")
-    v3 = alice.post(f"/workspaces/{WS}/environments/iris/versions/3/builds", expect=(202,))
-    assert v3["id"] == build["id"], "the rollback should reuse v1's image"
-    console.print("    v3 (the rollback) has v1's lock, so it gets the same image without building")
+def _wait_run(client: Client, run_id: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    run = client.get(f"/runs/{run_id}")
+    while run["status"] in ("queued", "running") or run.get("scoring") == "pending":
+        assert time.monotonic() < deadline, f"run {run_id} did not finish within {timeout:.0f}s"
+        time.sleep(0.3)
+        run = client.get(f"/runs/{run_id}")
+    return run
 
-    _step(console, "a student pulls the image and runs python -c 'import sklearn' in it, with no network")
+
+def _pull_and_import(console: Console, build: dict) -> None:
+    _step(console, "the image works anywhere: pull it and import scikit-learn in it, with no network")
     engine = shutil.which("podman") or shutil.which("docker")
     assert engine, "no container engine (podman or docker) to run the image: run `make container-deps`"
     tls = ["--tls-verify=false"] if "podman" in engine else []
@@ -145,35 +282,56 @@ def _build_and_run(alice: Client, console: Console) -> None:
     console.print(f"    scikit-learn {sk} and pandas {pd} import inside the image")
 
 
-def _scenario(admin: Client, console: Console, started: float) -> int:
+def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]:
+    """The story; returns the tokens of the people it created."""
     _step(console, "admin creates an instructor (alice) and a student (bob)")
-    alice = admin.as_user(admin.post("/users", json={"username": "alice"})["token"])
-    bob = admin.as_user(admin.post("/users", json={"username": "bob"})["token"])
+    tokens = {name: admin.post("/users", json={"username": name})["token"] for name in ("alice", "bob")}
+    alice, bob = admin.as_user(tokens["alice"]), admin.as_user(tokens["bob"])
 
-    _step(console, f"alice creates workspace '{WS}' and adds bob as a student")
+    _step(console, f"alice creates the course 'Intro to ML' ({WS}) and adds bob as a student")
     alice.post("/workspaces", json={"slug": WS, "title": "Intro to ML"})
     alice.post(f"/workspaces/{WS}/members", json={"username": "bob", "role": "student"})
 
-    _step(console, "alice uploads the Iris data: training split public, test split hidden")
-    train = alice.upload(f"/workspaces/{WS}/datasets", _data("iris-train.csv"),
-                         {"name": "iris-train.csv", "visibility": "public"})
-    test = alice.upload(f"/workspaces/{WS}/datasets", _data("iris-test.csv"),
-                        {"name": "iris-test.csv", "visibility": "hidden"})
+    _step(console, "alice uploads the Iris data: training split and test features public, test labels hidden")
+    train = _upload(alice, console, _data("iris-train.csv"), "iris-train.csv", "public")
+    features = _upload(alice, console, _data("iris-test-features.csv"), "iris-test-features.csv", "public")
+    labels = _upload(alice, console, _data("iris-test-labels.csv"), "iris-test-labels.csv", "hidden")
     expected = "sha256:" + hashlib.sha256(_data("iris-train.csv").read_bytes()).hexdigest()
     assert train["digest"] == expected, f"upload digest {train['digest']} != {expected}"
+    for d in (train, features, labels):
+        console.print(f"    {d['name']:<24} {d['visibility']:<7} {d['size']:>5} bytes  {d['digest'][:19]}...")
 
     _step(console, "alice declares environment 'iris' in YAML (python 3.11, pandas, scikit-learn, the data)")
-    env = alice.post(f"/workspaces/{WS}/environments", content=SPEC_YAML.format(train=train["digest"], base=BASE),
-                     headers={"Content-Type": "application/yaml"})
+    spec_yaml = SPEC_YAML.format(train=train["digest"], base=BASE)
+    env = alice.post(f"/workspaces/{WS}/environments", content=spec_yaml, headers={"Content-Type": "application/yaml"})
     v1 = env["latest"]
-    spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"], base=BASE))["spec"]
+    spec = yaml.safe_load(spec_yaml)["spec"]
     spec["python"]["requirements"].append("matplotlib>=3.8")
     _step(console, "alice adds matplotlib (v2), then rolls back to v1 (v3: history is kept)")
     alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"spec": spec, "note": "add matplotlib"})
     v3 = alice.post(f"/workspaces/{WS}/environments/iris/versions", json={"rollback_to": 1})
     assert v3["spec_digest"] == v1["spec_digest"], "rollback must reproduce v1's spec"
 
-    _build_and_run(alice, console)
+    _step(console, "alice builds v1 into an OCI image (locked, hashed wheels, offline install); live log:")
+    build = _build(alice, console, "iris", 1)
+    console.print(f"    image: [bold]{build['pull']}[/bold]")
+    again = alice.post(f"/workspaces/{WS}/environments/iris/versions/3/builds", expect=(202,))
+    assert again["id"] == build["id"], "the rollback should reuse v1's image"
+    console.print("    v3 (the rollback) has v1's lock, so it gets the same image without building")
+    _pull_and_import(console, build)
+
+    _step(console, "alice creates assignment 'iris': an evaluation script scores predictions.csv against the "
+                   "hidden labels (accuracy)")
+    evaluation = alice.request("POST", f"/workspaces/{WS}/code", content=_tar_gz({"evaluate.py": EVALUATE_PY}),
+                               expect=(201,))
+    alice.post(f"/workspaces/{WS}/assignments", json={
+        "name": "iris", "title": "Classify the Iris test flowers", "environment": "iris", "version": 1,
+        "evaluation_code": evaluation["digest"], "labels": "iris-test-labels.csv", "predictions": "predictions.csv",
+        "metric": "accuracy", "higher_is_better": True})
+    # alice's baseline runs while bob works on his fork
+    baseline = _submit(alice, {"baseline.py": BASELINE_PY}, ["python3", "baseline.py"], assignment="iris",
+                       datasets=["iris-test-features.csv"])
+    console.print("    alice submits a baseline (every flower is a setosa) for the leaderboard")
 
     _step(console, "bob may not change the course environment (403) nor see the hidden test labels (404)")
     try:
@@ -183,18 +341,47 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
         assert exc.status == 403, exc
         console.print(f"    refused as expected: {exc.problem.get('detail')}")
     try:
-        bob.get(f"/workspaces/{WS}/datasets/{test['digest']}")
+        bob.get(f"/workspaces/{WS}/datasets/{labels['digest']}")
         raise AssertionError("a student could see a hidden dataset")
     except ApiError as exc:
         assert exc.status == 404, exc
 
-    _student_run(bob, console)
+    _step(console, f"bob forks 'iris' into his own 'iris-bob', adds {EXTRA_PACKAGE} and builds it "
+                   "(FROM the course image: only the new package is installed)")
+    fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob", "version": 1})
+    # the fork's v1 has the course's lock: its build joins the course image at once
+    joined = bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions/1/builds", expect=(202,))
+    assert _wait_build(bob, joined["id"])["image_digest"] == build["image_digest"], "the fork's v1 was rebuilt"
+    fork_spec = yaml.safe_load(spec_yaml)["spec"]
+    fork_spec["python"]["requirements"].append(EXTRA_PACKAGE)
+    added = bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions",
+                     json={"spec": fork_spec, "note": f"add {EXTRA_PACKAGE}"})
+    fork_build = _build(bob, console, fork["name"], added["number"])
+    console.print(f"    image: [bold]{fork_build['pull']}[/bold]")
 
-    _step(console, "bob forks 'iris' and adds seaborn to his own copy; he downloads the training data")
-    fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob"})
-    fork_spec = yaml.safe_load(SPEC_YAML.format(train=train["digest"], base=BASE))["spec"]
-    fork_spec["python"]["requirements"].append("seaborn>=0.13")
-    bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions", json={"spec": fork_spec})
+    _step(console, "bob trains a model on this machine (target local) in his fork's image: no network, "
+                   "non-root, read-only, limited; it writes /outputs/predictions.csv for the assignment")
+    run = _submit(bob, {"train.py": TRAIN_PY}, ["python3", "train.py"], environment=fork["name"],
+                  version=added["number"], assignment="iris", datasets=["iris-train.csv", "iris-test-features.csv"])
+    run = _follow_scored(bob, console, run)
+    console.print(f"    metrics: {run['metrics']}; accuracy on the hidden labels: [bold]{run['score']}[/bold]")
+    data = ", ".join(d[:19] + "..." for d in run["provenance"]["datasets"])
+    console.print(f"    provenance pins image {run['provenance']['image'][-19:]}..., "
+                  f"code {run['code_digest'][:19]}..., data {data}")
+    base_run = _wait_run(alice, baseline["id"])
+    assert base_run["scoring"] == "scored", f"baseline not scored: {base_run['score_error']}"
+    assert float(run["score"]) > float(base_run["score"]), (run["score"], base_run["score"])
+
+    board = bob.get(f"/workspaces/{WS}/assignments/iris/leaderboard")
+    table = Table("rank", "student", board["metric"], "run", "scored at", title="leaderboard: iris",
+                  title_style="bold")
+    for row in board["rows"]:
+        table.add_row(str(row["rank"]), row["username"], row["score"], row["run_id"][:8],
+                      (row["scored_at"] or "")[:19].replace("T", " "))
+    console.print(table)
+    assert [r["username"] for r in board["rows"]] == ["bob", "alice"], board
+
+    _step(console, "bob downloads the training data to work on it at home (digest checked)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "train.csv"
         bob.download(f"/workspaces/{WS}/datasets/{train['digest']}/content", out)
@@ -208,13 +395,20 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
             table.add_row(env_name, f"v{v['number']}", v["origin"], v["parent"] or "-", v["spec_digest"][:19])
     console.print(table)
 
-    # workspace, 2 members, 2 datasets, 2 environments, 5 versions, 3 build events, 3 run events, 1 download
-    head = alice.wait_activity(WS, at_least=19)
-    _step(console, f"the activity log holds {head} entries; alice exports it and it verifies offline")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "activity.jsonl"
-        alice.download(f"/workspaces/{WS}/activity/export", bundle)
+        # events reach the audit log asynchronously: wait for the last ones of the story
+        deadline = time.monotonic() + 30
+        while True:
+            alice.download(f"/workspaces/{WS}/activity/export", bundle)
+            text = bundle.read_text()
+            if '"dataset.downloaded"' in text and text.count('"run.scored"') >= 2:
+                break
+            assert time.monotonic() < deadline, "the activity log lacks the story's last events after 30s"
+            time.sleep(0.3)
         result = verify_bundle(bundle)
+        _step(console, f"the activity log holds {result.entries} entries; alice exports it and it verifies "
+                       "offline")
         assert result.ok, f"export did not verify: line {result.line}: {result.reason}"
         api = alice.post("/activity/verify", content=bundle.read_bytes(),
                          headers={"Content-Type": "application/x-ndjson"})
@@ -229,7 +423,7 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
         console.print(f"    bob's own export verifies too: {mine.entries - mine.elided} entries of his, "
                       f"{mine.elided} of others elided to their digests")
 
-        lines = bundle.read_text().splitlines()
+        lines = text.splitlines()
         idx = next(i for i, line in enumerate(lines) if '"dataset.downloaded"' in line)
         lines[idx] = lines[idx].replace('"bob"', '"alice"', 1)
         tampered = Path(tmp) / "tampered.jsonl"
@@ -238,7 +432,8 @@ def _scenario(admin: Client, console: Console, started: float) -> int:
         assert not bad.ok, "a tampered bundle verified"
         console.print(f"    a copy that blames alice for bob's download fails: {bad.reason}")
 
-    console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: workspace "
-                  f"{WS}, {len(versions)} versions of iris (v3 rolled back to v1) built into one image, "
-                  f"fork {fork['name']}, {head} activity entries exported and verified.")
-    return 0
+    console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: course {WS}, "
+                  f"{len(versions)} versions of iris (v3 rolled back to v1) built into one image, bob's fork "
+                  f"{fork['name']} built on it, his run scored {run['score']} (baseline {base_run['score']}), "
+                  f"{result.entries} activity entries exported and verified.")
+    return tokens

@@ -1,9 +1,16 @@
-"""The ``reprolab`` command: run the platform (``up``), tell its story (``demo``), talk to its API."""
+"""The ``reprolab`` command: run the platform (``up``), tell its story (``demo``), talk to its API.
+
+Written for people and for scripts at once: progress bars, spinners and live logs go to stderr, the
+answer goes to stdout, and ``--json`` makes that answer one plain JSON document (a listing is a JSON
+array) that pipes into ``jq``. A failed call prints one line and a hint, never a traceback: exit
+code 1 for an error of the platform or the request, 2 for a usage error.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -13,11 +20,37 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from typer.core import TyperGroup
 
-from .client import ApiError, Client
+from .client import Client, ReprolabError
+from .credentials_cmd import credentials_app
+
+
+class _Group(TyperGroup):
+    """Every subcommand runs inside this ``invoke``: a platform or request error becomes one line and
+    a hint on stderr and exit code 1, instead of a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReprolabError as exc:
+            _fail(exc)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(help="Reprolab: reproducible environments for courses and research groups.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, cls=_Group)
 workspace_app = typer.Typer(help="Workspaces and their members.", no_args_is_help=True)
 env_app = typer.Typer(help="Environments and their versions.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
@@ -41,7 +74,14 @@ DEFAULT_DATA_DIR = Path(".reprolab")
 UrlOpt = Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")]
 TokenOpt = Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN",
                                               help="API token (default: <data-dir>/admin-token).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the answer as one JSON document (no colours, no "
+                                                  "progress) for scripts.")]
+
+
+def _fail(exc: ReprolabError) -> None:
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    if exc.hint:
+        err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
 def _client(url: str, token: str | None) -> Client:
@@ -52,26 +92,120 @@ def _client(url: str, token: str | None) -> Client:
     return Client(url, token)
 
 
+def _print_json(data: Any) -> None:
+    """Plain JSON on stdout: no colours, no wrapping, whatever the terminal."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
 def _show(data: Any, as_json: bool, columns: tuple[str, ...] = ()) -> None:
-    if as_json or not columns:
+    items = data["items"] if isinstance(data, dict) and set(data) == {"items"} else data
+    if as_json:
+        _print_json(items)  # a listing is a JSON array
+        return
+    if not columns:
         console.print_json(json.dumps(data))
         return
-    items = data.get("items", data) if isinstance(data, dict) else data
-    rows = items if isinstance(items, list) else [items]
     from rich.table import Table
 
+    if isinstance(items, dict):
+        # one object: "field  value" lines, never wrapped or cut (ids and pull references get copied);
+        # reasons below in full
+        width = max(len(c) for c in columns)
+        for c in columns:
+            if c not in REASONS:
+                console.print(f"[bold]{c:<{width}}[/bold]  {_cell(items.get(c))}", soft_wrap=True, highlight=False)
+        for c in REASONS:
+            if c in columns and items.get(c):
+                console.print(f"[red]{REASONS[c]}:[/red] {escape(str(items[c]))}", soft_wrap=True, highlight=False)
+        return
     table = Table(*columns)
-    for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in columns))
+    for column in table.columns:
+        if column.header in ("id", "run_id", "digest"):  # ids stay whole, other columns give way
+            column.no_wrap = True
+            column.min_width = min(71, max((len(str(r.get(column.header, ""))) for r in items), default=0))
+    for row in items:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
+
+
+REASONS = {"error": "error", "score_error": "not scored"}
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None or value == "" else escape(str(value))
 
 
 def _run(fn: Any) -> Any:
     try:
         return fn()
-    except ApiError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except ReprolabError as exc:
+        _fail(exc)
         raise typer.Exit(1) from None
+
+
+def _upload(c: Client, path: str, file: Path, label: str, quiet: bool, params: dict[str, str] | None = None,
+            expect: tuple[int, ...] = (200, 201)) -> Any:
+    """Stream FILE with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
+        task = progress.add_task(escape(label), total=file.stat().st_size)
+        return _run(lambda: c.upload(path, file, params, progress=lambda n: progress.advance(task, n),
+                                     expect=expect))
+
+
+def _upload_code(c: Client, workspace: str, code: Path, quiet: bool) -> dict[str, Any]:
+    archive = _pack(code)
+    try:
+        return _upload(c, f"/workspaces/{workspace}/code", archive, f"uploading {code}", quiet, expect=(201,))
+    finally:
+        if archive != code:
+            archive.unlink(missing_ok=True)
+
+
+STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)")
+PHASES = ("resolving", "locked", "fetching", "context", "base image", "base ", "pushed", "build ")
+
+
+def _follow_build(c: Client, build: dict[str, Any], quiet: bool, log: bool = True) -> dict[str, Any]:
+    """Stream a build's log to stderr under a progress bar (the Containerfile's STEP n/m), then return
+    the finished build."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
+        label = f"build {build['environment']} v{build['version']}"
+        task = progress.add_task(f"{label}: {build['status']}", total=None)
+        for line in c.sse(f"/builds/{build['id']}/logs"):
+            if log:
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+            step = STEP.match(line)
+            if step:
+                progress.update(task, total=int(step[2]), completed=int(step[1]) - 1,
+                                description=escape(f"{label}: step {step[1]}/{step[2]} {step[3][:40]}"))
+            elif line.startswith(PHASES):
+                progress.update(task, description=escape(f"{label}: {line[:60]}"))
+    return c.get(f"/builds/{build['id']}")
+
+
+def _follow_run(c: Client, run: dict[str, Any], quiet: bool, scoring_timeout: float = 900) -> dict[str, Any]:
+    """Stream a run's output to stderr under a spinner until it ends; with an assignment, wait for its
+    score too (the evaluation runs afterwards, in its own sandbox)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True, disable=quiet or not err.is_terminal) as progress:
+        label = f"run {run['id']} ({run['environment']} v{run['version']}, {run['target']})"
+        task = progress.add_task(escape(f"{label}: {run['status']}"), total=None)
+        for n, line in enumerate(c.sse(f"/runs/{run['id']}/logs")):
+            if n == 0:
+                progress.update(task, description=escape(f"{label}: running"))
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        run = c.get(f"/runs/{run['id']}")
+        if run.get("scoring") == "pending":
+            progress.update(task, description=escape(f"scoring run {run['id']} for assignment "
+                                                     f"{run['assignment']!r} in the evaluation sandbox"))
+            deadline = time.monotonic() + scoring_timeout
+            while run.get("scoring") == "pending" and time.monotonic() < deadline:
+                time.sleep(0.5)
+                run = c.get(f"/runs/{run['id']}")
+    return run
 
 
 def _spec_body(spec_file: Path) -> dict[str, Any]:
@@ -128,11 +262,20 @@ def up(data_dir: Annotated[Path, typer.Option(help="Where the platform keeps its
 def demo(data_dir: Annotated[Path, typer.Option(help="Fresh directory for the demo platform.")
                              ] = DEFAULT_DATA_DIR / "demo",
          url: Annotated[str | None, typer.Option(help="Run against this running platform instead.")] = None,
-         token: Annotated[str | None, typer.Option(help="Admin token for --url.")] = None) -> None:
-    """Run the course scenario through the REST API and verify the exported activity log."""
+         token: Annotated[str | None, typer.Option(help="Admin token for --url.")] = None,
+         keep_running: Annotated[bool | None, typer.Option(
+             "--keep-running/--exit",
+             help="After the story, keep the platform it started running for the portal until Ctrl-C, or stop "
+                  "it and exit. Default: keep running when run from a terminal, exit otherwise (CI).")] = None,
+         ) -> None:
+    """The course story through the REST API: an instructor sets up "Intro to ML" with the Iris data, an
+    environment and an assignment; a student forks the environment, trains locally and is scored on the
+    leaderboard; the activity log is exported and verified. Ends with the portal URL and login tokens."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir=data_dir, url=url, token=token, console=console))
+    if keep_running is None:
+        keep_running = sys.stdin.isatty() and sys.stdout.isatty()
+    raise typer.Exit(run_demo(data_dir=data_dir, url=url, token=token, console=console, keep_running=keep_running))
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -143,7 +286,19 @@ def user_create(username: str, admin: Annotated[bool, typer.Option("--admin")] =
     """Create a user; prints their API token once."""
     c = _client(url, token)
     data = _run(lambda: c.post("/users", json={"username": username, "platform_admin": admin}))
-    _show(data, True)
+    if as_json:
+        _print_json(data)
+        return
+    console.print(f"created {'platform admin' if admin else 'user'} [bold]{escape(data['user']['username'])}"
+                  "[/bold]; their API token (shown only now):")
+    print(data["token"])
+
+
+@user_app.command("list")
+def user_list(url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Every user (platform admins only)."""
+    c = _client(url, token)
+    _show(c.get("/users"), as_json, ("username", "display_name", "platform_admin", "created_at"))
 
 
 # --- workspaces -----------------------------------------------------------------------------
@@ -203,6 +358,20 @@ def env_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: Token
     _show(_run(lambda: c.get(f"/workspaces/{workspace}/environments")), as_json, ENV_COLUMNS)
 
 
+@env_app.command("show")
+def env_show(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """An environment and its latest version's spec."""
+    c = _client(url, token)
+    data = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))
+    if as_json:
+        _print_json(data)
+        return
+    _show(data, False, ENV_COLUMNS)
+    console.print(yaml.safe_dump(data.get("latest", {}).get("spec", {}), sort_keys=False), markup=False,
+                  highlight=False)
+
+
 @env_app.command("versions")
 def env_versions(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
                  as_json: JsonOpt = False) -> None:
@@ -244,21 +413,44 @@ def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Op
 
 @env_app.command("build")
 def env_build(workspace: str, name: str, version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
-              follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the build log.")] = True,
+              follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f/-F",
+                                                   help="Stream the build log under a progress bar until it ends; "
+                                                        "--no-follow: return once the build is queued.")] = True,
               url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Lock a version's spec and build its image; prints the pull reference."""
+    """Lock a version's spec and build its image; prints the pull reference. Exit 1 if the build fails."""
     c = _client(url, token)
-    number = version or _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))["latest_version"]
-    with console.status(f"locking {workspace}/{name} v{number} (resolving packages)..."):
-        build = _run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions/{number}/builds",
-                                    expect=(200, 201, 202)))
+    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
+    with err.status(f"locking {workspace}/{name} v{number} (resolving packages)..."):
+        build = c.post(f"/workspaces/{workspace}/environments/{name}/versions/{number}/builds",
+                       expect=(200, 201, 202))
     if follow and build["status"] in ("queued", "running"):
-        for line in c.sse(f"/builds/{build['id']}/logs"):
-            err.print(line, markup=False, highlight=False)
-        build = _run(lambda: c.get(f"/builds/{build['id']}"))
-    _show(build, as_json, ("id", "status", "pull", "error"))
+        build = _follow_build(c, build, quiet=as_json)
+    _show(build, as_json, BUILD_COLUMNS)
     if build["status"] == "failed":
         raise typer.Exit(1)
+
+
+BUILD_COLUMNS = ("id", "environment", "version", "status", "pull", "error")
+
+
+@env_app.command("logs")
+def env_logs(build_id: str, follow: Annotated[bool, typer.Option("--follow", "-f",
+                                                                 help="Keep streaming until the build ends.")] = False,
+             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """A build's log (its id is printed by `env build`); live with --follow."""
+    c = _client(url, token)
+    for line in c.sse(f"/builds/{build_id}/logs", until_idle=not follow):
+        typer.echo(line)
+    if follow and c.end_status == "failed":
+        raise typer.Exit(1)
+
+
+@env_app.command("build-status")
+def env_build_status(build_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                     as_json: JsonOpt = False) -> None:
+    """A build's status, lock and image."""
+    c = _client(url, token)
+    _show(c.get(f"/builds/{build_id}"), as_json, BUILD_COLUMNS)
 
 
 @env_app.command("pull")
@@ -309,19 +501,13 @@ def env_add_package(workspace: str, name: str, packages: list[str], note: str = 
 def dataset_upload(workspace: str, file: Path, name: str | None = None,
                    visibility: Annotated[str, typer.Option(help="public (students see it) or hidden.")] = "hidden",
                    url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Upload FILE (streamed; its sha256 becomes its id)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
+    """Upload FILE (streamed with a progress bar; its sha256 becomes its id)."""
     c = _client(url, token)
     if not file.is_file():
-        err.print(f"[red]error:[/red] {file} is not a file")
+        err.print(f"[red]error:[/red] {escape(str(file))} is not a file")
         raise typer.Exit(2)
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task(f"uploading {file.name}", total=file.stat().st_size)
-        data = _run(lambda: c.upload(f"/workspaces/{workspace}/datasets", file,
-                                     {"name": name or file.name, "visibility": visibility},
-                                     progress=lambda n: progress.advance(task, n)))
+    data = _upload(c, f"/workspaces/{workspace}/datasets", file, f"uploading {file.name}", as_json,
+                   params={"name": name or file.name, "visibility": visibility})
     _show(data, as_json, ("name", "digest", "size", "visibility"))
 
 
@@ -335,8 +521,16 @@ def dataset_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: T
 @dataset_app.command("download")
 def dataset_download(workspace: str, digest: str, output: Annotated[Path, typer.Option("-o", "--output")],
                      url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Download a dataset by its digest (a progress bar on stderr)."""
     c = _client(url, token)
-    n = _run(lambda: c.download(f"/workspaces/{workspace}/datasets/{digest}/content", output))
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task(escape(f"downloading {digest[:19]}"), total=None)
+
+        def advance(n: int, total: int | None) -> None:
+            progress.update(task, advance=n, total=total)
+
+        n = c.download(f"/workspaces/{workspace}/datasets/{digest}/content", output, progress=advance)
     console.print(f"wrote {n} bytes to {output}")
 
 
@@ -352,27 +546,89 @@ def audit_export(workspace: str, output: Annotated[Path, typer.Option("-o", "--o
 
 
 @audit_app.command("verify")
-def audit_verify(bundle: Path, key_id: Annotated[list[str] | None, typer.Option(
-        "--key-id", help="Trust only these signing key ids (repeatable).")] = None) -> None:
-    """Verify an exported bundle offline; names the first bad entry. Exit 0 only if it verifies."""
+def audit_verify(bundle: Path,
+                 against: Annotated[Path | None, typer.Option(
+                     "--against", help="A checkpoint you kept (reprolab audit checkpoint): the bundle must extend it.")
+                 ] = None,
+                 key: Annotated[list[str] | None, typer.Option(
+                     "--key", "--key-id",
+                     help="Trust only these signing keys: verifier keys (name+hash+key) or key ids (repeatable).")
+                 ] = None) -> None:
+    """Verify an exported bundle offline: every leaf, the Merkle tree, every signed checkpoint and,
+    with --against, that the log only grew since your checkpoint. Names the first bad line.
+    Exit 0 only if it verifies."""
     from reprolab_common.auditlog import verify_bundle
 
     if not bundle.is_file():
         err.print(f"[red]error:[/red] {bundle} is not a file")
         raise typer.Exit(2)
-    result = verify_bundle(bundle, trusted_key_ids=set(key_id) if key_id else None)
+    if against is not None and not against.is_file():
+        err.print(f"[red]error:[/red] {against} is not a file")
+        raise typer.Exit(2)
+    result = verify_bundle(bundle, trusted_keys=set(key) if key else None,
+                           against=against.read_bytes() if against else None)
     if result.ok:
-        console.print(f"[green]OK[/green] {bundle}: {result.entries} entries of workspace {result.workspace!r}, "
-                      f"{result.checkpoints} signed checkpoints verified")
+        grew = f"; it extends your checkpoint of {result.against_size} entries" if against else ""
+        console.print(f"[green]OK[/green] {bundle}: {result.entries} entries of {result.origin}, "
+                      f"{result.checkpoints} signed checkpoints verified, root {result.root[:16]}…{grew}")
         return
     # the reason already names the line (and seq) of the first bad spot
     err.print(f"[red]FAILED[/red] {bundle}: {result.reason}")
     raise typer.Exit(1)
 
 
+@audit_app.command("checkpoint")
+def audit_checkpoint(workspace: str, output: Annotated[Path, typer.Option("-o", "--output")],
+                     against: Annotated[Path | None, typer.Option(
+                         "--against", help="An older checkpoint you kept: fetch and check the consistency proof.")
+                     ] = None,
+                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Save the log's newest signed checkpoint (a C2SP signed note); with --against, first prove
+    that it extends the older one (RFC 9162 consistency proof, checked here)."""
+    import httpx
+    from reprolab_common import merkle, signednote
+    from reprolab_common.auditlog import verify_consistency_notes
+
+    from .client import Unreachable
+
+    c = _client(url, token)
+    base = f"/workspaces/{workspace}/activity"
+    def fetch():
+        try:
+            r = c.http.get(f"{base}/checkpoint")
+        except httpx.TransportError as exc:
+            raise Unreachable(c.root, exc) from exc
+        if r.status_code != 200:
+            raise c._error(r)
+        return r
+
+    r = _run(fetch)
+    note = r.text
+    try:
+        vkeys = [signednote.Verifier.parse(k) for k in r.headers.get("x-reprolab-verifier-keys", "").split()]
+        cp, _ = signednote.open_checkpoint(note, vkeys)
+    except signednote.NoteError as exc:
+        err.print(f"[red]FAILED[/red] the server's checkpoint does not verify: {exc}")
+        raise typer.Exit(1) from None
+    if against is not None:
+        old_note = against.read_text()
+        try:
+            old = signednote.parse_checkpoint(old_note[:old_note.rfind("\n\n") + 1])
+            proof = _run(lambda: c.get(f"{base}/proof/consistency", params={"old": old.size, "new": cp.size}))
+            verify_consistency_notes(old_note, note, [bytes.fromhex(h) for h in proof["hashes"]], vkeys)
+        except (signednote.NoteError, merkle.ProofError, ValueError) as exc:
+            err.print(f"[red]FAILED[/red] the log does not extend {against}: {exc}")
+            raise typer.Exit(1) from None
+        console.print(f"[green]OK[/green] the log grew from {old.size} to {cp.size} entries without changing any")
+    output.write_text(note)
+    console.print(f"wrote the checkpoint of {cp.origin} at size {cp.size} to {output}")
+
+
 # --- runs -----------------------------------------------------------------------------------
 
-RUN_COLUMNS = ("id", "status", "target", "exit_code", "error")
+RUN_COLUMNS = ("id", "environment", "version", "status", "target", "exit_code", "error")
+SCORED_COLUMNS = ("id", "environment", "version", "status", "exit_code", "error", "assignment", "scoring", "score",
+                  "score_error")
 
 
 def _pack(path: Path) -> Path:
@@ -412,38 +668,59 @@ def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Opt
                assignment: Annotated[str, typer.Option(help="Score the run for this assignment.")] = "",
                follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the run's output.")] = True,
                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Upload CODE and run COMMAND in an environment version's image; prints the outcome and metrics."""
+    """Upload CODE and run COMMAND in an environment version's image; prints the outcome and metrics.
+
+    With --follow (the default) its output streams to stderr until it ends, and with --assignment the
+    command also waits for the score. Exit 1 if the run fails, times out or is cancelled."""
     c = _client(url, token)
-    archive = _pack(code)
-    with console.status(f"uploading {code}..."):
-        uploaded = _run(lambda: c.request("POST", f"/workspaces/{workspace}/code",
-                                          content=archive.read_bytes(), expect=(201,)))
+    uploaded = _upload_code(c, workspace, code, quiet=as_json)
     body = {"environment": environment, "version": version, "code": uploaded["digest"], "command": command,
             "datasets": dataset or [], "target": target, "network": network,
             "resources": {"cpu": cpu, "memory": memory, "timeout": timeout}, "assignment": assignment}
-    run = _run(lambda: c.request("POST", f"/workspaces/{workspace}/runs", json=body, expect=(202,)))
+    run = c.request("POST", f"/workspaces/{workspace}/runs", json=body, expect=(202,))
     if follow:
-        for line in c.sse(f"/runs/{run['id']}/logs"):
-            err.print(line, markup=False, highlight=False)
-        run = _run(lambda: c.get(f"/runs/{run['id']}"))
-    _show(run, as_json, RUN_COLUMNS)
-    if run.get("metrics") and not as_json:
-        console.print_json(json.dumps(run["metrics"]))
+        run = _follow_run(c, run, quiet=as_json)
+    _show_run(run, as_json)
     if run["status"] in ("failed", "timed_out", "cancelled"):
         raise typer.Exit(1)
 
 
-@run_app.command("logs")
-def run_logs(run_id: str, follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
-             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
-    """A run's stdout and stderr (live with --follow)."""
+def _show_run(run: dict[str, Any], as_json: bool) -> None:
+    _show(run, as_json, SCORED_COLUMNS if run.get("assignment") else RUN_COLUMNS)
+    if run.get("metrics") and not as_json:
+        console.print_json(json.dumps(run["metrics"]))
+
+
+@run_app.command("list")
+def run_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Your runs (instructors and admins: every run of the workspace)."""
     c = _client(url, token)
-    if follow:
-        for line in c.sse(f"/runs/{run_id}/logs"):
-            console.print(line, markup=False, highlight=False)
+    _show(c.get(f"/workspaces/{workspace}/runs"), as_json,
+          ("id", "requested_by", "environment", "status", "score"))
+
+
+@run_app.command("show")
+def run_show(run_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """A run: status, exit code, metrics, score and provenance (with --json)."""
+    c = _client(url, token)
+    _show_run(c.get(f"/runs/{run_id}"), as_json)
+
+
+@run_app.command("logs")
+def run_logs(run_id: str, follow: Annotated[bool, typer.Option("--follow", "-f",
+                                                               help="Keep streaming until the run ends.")] = False,
+             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """A run's stdout and stderr so far; with --follow, live until the run ends."""
+    c = _client(url, token)
+    run = c.get(f"/runs/{run_id}")
+    if run["status"] in ("succeeded", "failed", "timed_out", "cancelled"):
+        # finished: its kept logs.txt is complete (the live stream expires)
+        sys.stdout.write(c.get(f"/runs/{run_id}/outputs/logs.txt").decode(errors="replace"))
         return
-    console.print(_run(lambda: c.get(f"/runs/{run_id}/outputs/logs.txt")).decode(errors="replace"),
-                  markup=False, highlight=False)
+    for line in c.sse(f"/runs/{run_id}/logs", until_idle=not follow):
+        typer.echo(line)
 
 
 @run_app.command("cancel")
@@ -489,9 +766,7 @@ def assignment_create(workspace: str, name: str,
     """Create an assignment: the evaluation reads /inputs/<predictions> and /data/labels and writes
     /outputs/score.json {"score": n}."""
     c = _client(url, token)
-    archive = _pack(evaluation)
-    uploaded = _run(lambda: c.request("POST", f"/workspaces/{workspace}/code", content=archive.read_bytes(),
-                                      expect=(201,)))
+    uploaded = _upload_code(c, workspace, evaluation, quiet=as_json)
     body = {"name": name, "title": title, "environment": environment, "version": version,
             "evaluation_code": uploaded["digest"], "labels": labels, "predictions": predictions,
             "metric": metric, "higher_is_better": higher_is_better}
@@ -509,6 +784,15 @@ def assignment_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token
           ("name", "title", "environment", "version", "predictions", "metric"))
 
 
+@assignment_app.command("show")
+def assignment_show(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                    as_json: JsonOpt = False) -> None:
+    """An assignment (students do not see its labels or evaluation code)."""
+    c = _client(url, token)
+    _show(c.get(f"/workspaces/{workspace}/assignments/{name}"), as_json,
+          ("name", "title", "environment", "version", "predictions", "metric", "higher_is_better"))
+
+
 @assignment_app.command("leaderboard")
 def assignment_leaderboard(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080",
                            token: TokenOpt = None, as_json: JsonOpt = False) -> None:
@@ -516,6 +800,11 @@ def assignment_leaderboard(workspace: str, name: str, url: UrlOpt = "http://127.
     c = _client(url, token)
     _show(_run(lambda: c.get(f"/workspaces/{workspace}/assignments/{name}/leaderboard"))["rows"], as_json,
           ("rank", "username", "score", "run_id", "scored_at"))
+
+
+app.add_typer(credentials_app, name="credentials")
+
+from . import capture as _capture  # noqa: E402,F401 - registers `env capture` (needs env_app)
 
 
 def main() -> None:  # pragma: no cover - console script entry
