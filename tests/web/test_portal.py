@@ -210,7 +210,7 @@ def course(portal, base_image):
         teacher.post(f"/workspaces/{ws}/datasets", params={"name": name, "visibility": visibility},
                      content=(DATA / name).read_bytes())
     teacher.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
-        "base": base_image, "python": {"version": "3.11", "requirements": ["pandas", "scikit-learn"]}}})
+        "base": base_image, "python": {"version": "3.11", "requirements": ["pandas", "scikit-learn>=1.5"]}}})
     build = teacher.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
     deadline = time.monotonic() + BUILD_TIMEOUT / 1000
     while (status := teacher.get(f"/builds/{build['id']}")["status"]) not in ("succeeded", "failed"):
@@ -253,7 +253,8 @@ def test_student_flow(portal, tab, shot, course) -> None:
     page.wait_for_url(f"**/w/{ws}/env/{fork}?forked=1")
     expect(page.locator("#env-summary")).to_contain_text(f"forked from {ws}/py")
     expect(checkbox(page, "pandas")).to_be_checked()
-    expect(checkbox(page, "scikit-learn")).to_be_checked()
+    expect(checkbox(page, "scikit-learn")).to_be_checked()  # pinned ("scikit-learn>=1.5") still ticks its box
+    expect(page.get_by_label("Other Python requirements")).to_have_value("")
     page.get_by_label("Other Python requirements").fill(EXTRA_PACKAGE)
     page.get_by_label("Note for this version").fill("tabulate for my report")
     page.get_by_role("button", name="Save as new version").click()
@@ -266,6 +267,7 @@ def test_student_flow(portal, tab, shot, course) -> None:
     shot(page, "fork-built")
     mine = student.get(f"/workspaces/{ws}/environments/{fork}/versions/2")
     assert EXTRA_PACKAGE.replace(" ", "") in mine["spec"]["python"]["requirements"] and mine["image_digest"]
+    assert "scikit-learn>=1.5" in mine["spec"]["python"]["requirements"]  # the pin survives the editor
 
     # submit a run of the fork for the assignment, with a code archive and the public datasets
     page.get_by_role("link", name="Runs", exact=True).click()

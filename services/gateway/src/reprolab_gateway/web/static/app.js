@@ -316,9 +316,13 @@ function setupEditor(form, spec) {
     if (spec.python && spec.python.version) $("#e-pyver", form).value = spec.python.version;
     const curatedPy = new Set(PY_PACKAGES.map(([n]) => n));
     for (const req of (spec.python && spec.python.requirements) || []) {
+      // A curated package is ticked even when pinned ("pandas>=2.2"); its box keeps the whole requirement.
       const box = pyGrid.querySelector(`input[value="${CSS.escape(reqName(req))}"]`);
-      if (curatedPy.has(req) && box) box.checked = true;
-      else extraPy.push(req);
+      const plain = !/[;@\[]/.test(req);
+      if (box && curatedPy.has(reqName(req)) && plain) {
+        box.checked = true;
+        if (req !== box.value) box.dataset.req = req;
+      } else extraPy.push(req);
     }
     $("#lang-r", form).checked = Boolean(spec.r && spec.r.packages && spec.r.packages.length);
     for (const name of (spec.r && spec.r.packages) || []) {
@@ -364,7 +368,7 @@ function buildSpec(form, previous) {
   delete spec.python;
   delete spec.r;
   if ($("#lang-python", form).checked) {
-    const reqs = $$("input[name=pkg-python]:checked", form).map((b) => b.value);
+    const reqs = $$("input[name=pkg-python]:checked", form).map((b) => b.dataset.req || b.value);
     spec.python = { version: $("#e-pyver", form).value, requirements: [...reqs, ...lines($("#e-extra-py", form).value)] };
   }
   if ($("#lang-r", form).checked) {
