@@ -164,16 +164,17 @@ ENV PATH=/usr/local/reprolab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 """
 
 R_PROFILE = """
-## reprolab: record install.packages/remove.packages in the activity chain
+## reprolab: record install.packages/remove.packages in the activity chain (with the libraries the call
+## may touch: its lib argument, wherever that is, and the session's .libPaths())
 local({
   hook <- function(...) {
     for (fn in c("install.packages", "remove.packages")) {
       state <- tempfile("reprolab-r-")
+      hook_call <- function(phase, fn, state) substitute(try(system2("/usr/local/bin/reprolab", c("r-hook", P, F, S,
+        shQuote(unique(c(tryCatch(as.character(lib), error = function(e) NULL), .libPaths()))))), silent = TRUE),
+        list(P = phase, F = fn, S = state))
       suppressMessages(trace(fn, where = asNamespace("utils"), print = FALSE,
-        tracer = substitute(try(system2("/usr/local/bin/reprolab", c("r-hook", "before", F, S)), silent = TRUE),
-                            list(F = fn, S = state)),
-        exit = substitute(try(system2("/usr/local/bin/reprolab", c("r-hook", "after", F, S)), silent = TRUE),
-                          list(F = fn, S = state))))
+        tracer = hook_call("before", fn, state), exit = hook_call("after", fn, state)))
     }
   }
   setHook(packageEvent("utils", "onLoad"), hook)

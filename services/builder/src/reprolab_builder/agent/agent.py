@@ -362,9 +362,12 @@ def apt_packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def r_packages() -> dict[str, str]:
+def r_packages(extra_libs: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """R packages in the system and users' default libraries plus ``extra_libs`` (the R hook passes the
+    session's ``.libPaths()`` and the call's ``lib``, which may be anywhere)."""
     found: dict[str, str] = {}
     libs = R_LIBS + sorted(glob.glob("/home/*/R/*/*")) + sorted(glob.glob("/root/R/*/*"))
+    libs += [os.path.abspath(lib) for lib in extra_libs if lib and os.path.abspath(lib) not in libs]
     for lib in libs:
         for desc in sorted(glob.glob(os.path.join(lib, "*", "DESCRIPTION"))):
             try:
@@ -422,19 +425,22 @@ def wrap(tool: str, args: list[str]) -> int:
     return code
 
 
-def r_hook(phase: str, what: str, state_file: str) -> int:
-    """Called by the R profile hook around install.packages/remove.packages (before/after)."""
+def r_hook(phase: str, what: str, state_file: str, libs: list[str] | None = None) -> int:
+    """Called by the R profile hook around install.packages/remove.packages (before/after). ``libs`` are
+    the libraries that call may touch; "after" looks at those of both phases."""
+    libs = list(libs or [])
     if phase == "before":
         with open(state_file, "w", encoding="utf-8") as fh:
-            json.dump(r_packages(), fh)
+            json.dump({"libs": libs, "packages": r_packages(libs)}, fh)
         return 0
     try:
         with open(state_file, encoding="utf-8") as fh:
-            before = json.load(fh)
+            state = json.load(fh)
         os.unlink(state_file)
-    except (OSError, ValueError):
+        before, libs = state["packages"], [*state["libs"], *libs]
+    except (OSError, ValueError, KeyError, TypeError):
         before = {}
-    changes = diff(before, r_packages())
+    changes = diff(before, r_packages(libs))
     record("install", {"tool": "R", "command": [what], "exit": 0, "changes": {"r": changes} if changes else {}})
     return 0
 
@@ -580,6 +586,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("phase", choices=["before", "after"])
     p.add_argument("what")
     p.add_argument("state")
+    p.add_argument("libs", nargs="*")
     p = sub.add_parser("record", help="append a note or a capture link to the chain")
     p.add_argument("kind", choices=["note", "capture.submitted"])
     p.add_argument("details", help="a JSON object")
@@ -596,7 +603,7 @@ def main(argv: list[str]) -> int:
         serve()
         return 0
     if args.cmd == "r-hook":
-        return r_hook(args.phase, args.what, args.state)
+        return r_hook(args.phase, args.what, args.state, args.libs)
     if args.cmd == "record":
         details = json.loads(args.details)
         if not isinstance(details, dict):
