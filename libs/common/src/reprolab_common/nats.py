@@ -37,6 +37,8 @@ SCHEMA_VERSION = common_pb2.SCHEMA_VERSION_1
 MSG_ID = "Nats-Msg-Id"
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+# On the last message of a build's or run's log (LOGS stream): its value is the outcome.
+LOG_END_HEADER = "Reprolab-Log-End"
 
 
 class Stream(StrEnum):
@@ -192,6 +194,27 @@ def endpoint(request_type: type[Req], handler: Callable[[Req], Awaitable[Message
         await req.respond(reply.SerializeToString())
 
     return _handle
+
+
+class InFlight:
+    """Runs each request in its own task: ``nats.micro`` awaits a handler before it takes the next
+    message of its endpoint, so without this one slow request (locking a spec takes seconds) would
+    hold up every other request to the endpoint. ``wait`` lets a stopping service finish them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def wrap(self, handler: Callable[[Request], Awaitable[None]]) -> Callable[[Request], Awaitable[None]]:
+        async def _spawn(req: Request) -> None:
+            task = asyncio.create_task(handler(req))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        return _spawn
+
+    async def wait(self, seconds: float) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=seconds)
 
 
 async def call(nc: Client, subject: str, request: Message, reply_type: type[Rep], *,

@@ -13,7 +13,7 @@ from nats.micro.service import Service
 from reprolab.v1 import builder_pb2, registry_pb2
 from reprolab_common.db import transact
 from reprolab_common.errors import Invalid, NotFound
-from reprolab_common.nats import call, endpoint
+from reprolab_common.nats import InFlight, call, endpoint
 from reprolab_common.subjects import Builder, Registry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -127,27 +127,7 @@ class Api:
         return builder_pb2.Lock(lock_digest=build.lock_digest, lock_json=build.lock_json)
 
 
-_running: set[asyncio.Task] = set()
-
-
-def concurrently(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-    """nats.micro awaits a handler before taking the next request of its endpoint; locking a spec
-    takes seconds, so each request runs in its own task."""
-
-    async def spawn(req: Any) -> None:
-        task = asyncio.create_task(handler(req))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-    return spawn
-
-
-async def drain_requests(timeout: float = 30.0) -> None:
-    if _running:
-        await asyncio.wait(set(_running), timeout=timeout)
-
-
-async def add_endpoints(micro: Service, api: Api) -> None:
+async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
     for subject, req_type, fn in (
         (Builder.REQUEST, builder_pb2.RequestBuildRequest, api.request),
         (Builder.GET, builder_pb2.GetBuildRequest, api.get),
@@ -155,7 +135,7 @@ async def add_endpoints(micro: Service, api: Api) -> None:
         (Builder.LOCK, builder_pb2.GetLockRequest, api.lock),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
-                                 handler=concurrently(endpoint(req_type, fn)))
+                                 handler=in_flight.wrap(endpoint(req_type, fn)))
 
 
 async def record_on_registry(nc: Any, *, workspace: str, environment: str, version: int, lock_digest: str,

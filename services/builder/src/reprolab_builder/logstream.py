@@ -12,11 +12,12 @@ import logging
 import re
 
 from nats.js import JetStreamContext
+from reprolab_common.nats import LOG_END_HEADER
 from reprolab_common.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
-END_HEADER = "Reprolab-Log-End"
+END_HEADER = LOG_END_HEADER
 # Credentials in URLs (https://user:token@host) never reach a log.
 _SECRET_URL = re.compile(r"(\w+://)[^/\s:@]+:[^/\s@]+@")
 

@@ -10,11 +10,12 @@ import logging
 
 from reprolab_common import runtime
 from reprolab_common.db import make_engine, migrate, session_factory
+from reprolab_common.nats import InFlight
 from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import ServiceName
 
 from .config import get_settings
-from .handlers import InFlight, add_endpoints, make_handlers
+from .handlers import add_endpoints, make_handlers
 from .models import MIGRATIONS, OutboxEvent
 
 log = logging.getLogger("reprolab_registry")

@@ -16,11 +16,10 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.micro import Request
 from nats.micro.service import Service
 from reprolab.v1 import common_pb2, registry_pb2
 from reprolab_common.errors import Conflict
-from reprolab_common.nats import endpoint
+from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import Registry
 from sqlalchemy import inspect as sa_inspect
@@ -409,26 +408,6 @@ class Handlers:
 def endpoint_name(subject: Registry) -> str:
     """``registry.workspace.create`` → ``workspace-create`` (micro endpoint names allow [A-Za-z0-9_-])."""
     return subject.value.removeprefix("registry.").replace(".", "-")
-
-
-class InFlight:
-    """Runs each request in its own task: a nats subscription calls its handler one message at a
-    time, so without this one slow request would hold up every other request to the endpoint."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def wrap(self, handler: Callable[[Request], Awaitable[None]]) -> Callable[[Request], Awaitable[None]]:
-        async def _spawn(req: Request) -> None:
-            task = asyncio.create_task(handler(req))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-        return _spawn
-
-    async def wait(self, seconds: float) -> None:
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=seconds)
 
 
 async def add_endpoints(micro: Service, handlers: Handlers, in_flight: InFlight) -> None:

@@ -862,7 +862,7 @@ def create_assignment(
                                   "assignment must be a hidden dataset so students never see them")], "request")
     predictions = _predictions_path(predictions)
     metric = _text(metric, "metric", limit=63) or "score"
-    command = [c for c in (command or DEFAULT_EVAL_COMMAND)]
+    command = list(command or DEFAULT_EVAL_COMMAND)
     if len(command) > 64 or any(len(c) > 1000 for c in command):
         raise invalid([("command", "at most 64 arguments of 1000 characters")], "request")
     if session.scalar(select(Assignment.id).where(Assignment.workspace_id == acc.workspace.id,
@@ -957,11 +957,10 @@ def leaderboard(*, session: Session, actor: common_pb2.Actor, workspace: str, as
     def key(s: Score) -> tuple[Decimal, datetime, str]:
         return (-sign * parse_score(s.score), s.scored_at, s.run_id)
 
-    best: dict[str, Score] = {}
-    for s in session.scalars(select(Score).where(Score.assignment_id == row.id)):
-        if s.user_id not in best or key(s) < key(best[s.user_id]):
-            best[s.user_id] = s
-    ranked = sorted(best.values(), key=key)
+    best: dict[str, Score] = {}  # best first, so each member's first score is their best one
+    for s in sorted(session.scalars(select(Score).where(Score.assignment_id == row.id)), key=key):
+        best.setdefault(s.user_id, s)
+    ranked = list(best.values())
     return LeaderboardView(workspace=workspace, assignment=row, rows=[
         LeaderRow(rank=i, username=s.username, score=s.score, run_id=s.run_id, scored_at=s.scored_at)
         for i, s in enumerate(ranked, 1)])

@@ -11,7 +11,7 @@ from nats.micro.service import Service
 from reprolab.v1 import runner_pb2
 from reprolab_common.db import transact
 from reprolab_common.errors import Conflict, Invalid
-from reprolab_common.nats import endpoint
+from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.subjects import Runner
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -175,7 +175,7 @@ class Api:
         return info
 
 
-async def add_endpoints(micro: Service, api: Api) -> None:
+async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
     for subject, req_type, fn in (
         (Runner.SUBMIT, runner_pb2.SubmitRunRequest, api.submit),
         (Runner.GET, runner_pb2.GetRunRequest, api.get),
@@ -188,4 +188,4 @@ async def add_endpoints(micro: Service, api: Api) -> None:
         (Runner.CREDENTIAL_DELETE, runner_pb2.DeleteCredentialRequest, api.credential_delete),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
-                                 handler=endpoint(req_type, fn))
+                                 handler=in_flight.wrap(endpoint(req_type, fn)))

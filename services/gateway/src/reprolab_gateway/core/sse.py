@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
+from reprolab_common.nats import LOG_END_HEADER
 
-END_HEADER = "Reprolab-Log-End"
+END_HEADER = LOG_END_HEADER
 
 
 async def log_events(js: JetStreamContext, subject: str, finished: Callable[[], Awaitable[str | None]]
