@@ -7,10 +7,13 @@ rotation steps.
 
 import asyncio
 import logging
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from reprolab_common import runtime
 from reprolab_common.db import in_transaction, make_engine, migrate, session_factory
+from reprolab_common.nats import InFlight
 from reprolab_common.objectstore import make_object_store
 from reprolab_common.outbox import OutboxPublisher
 from reprolab_common.subjects import ServiceName
@@ -24,8 +27,20 @@ from .worker import Worker
 log = logging.getLogger("reprolab_runner")
 
 
+def size_thread_pool(concurrency: int) -> None:
+    """Every supervised run may hold a thread in a blocking target call (a container start takes
+    seconds on a busy machine), and asyncio's default pool has cpu_count + 4 threads: with more
+    runs than that, the API's transactions (a POST /runs) queued behind them. One thread per run,
+    and room for the rest. A process-wide choice, so it is made here and not in the worker."""
+    workers = concurrency + 8
+    if workers > min(32, (os.cpu_count() or 1) + 4):
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner"))
+
+
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
+    size_thread_pool(settings.concurrency)
     engine = make_engine(settings.common, "runner")
     migrate(engine, MIGRATIONS)
     sessions = session_factory(engine)
@@ -35,8 +50,9 @@ async def main(stop: asyncio.Event) -> None:
     publisher = OutboxPublisher(sessions, OutboxEvent, ctx.js)
     worker = Worker(settings=settings, sessions=sessions, js=ctx.js, store=store, wake_outbox=publisher.wake,
                     nc=ctx.nc)
+    in_flight = InFlight()
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
-                                       wake_outbox=publisher.wake))
+                                       wake_outbox=publisher.wake), in_flight)
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
     log.info("runner ready (reconciler removed %d leftovers)", removed)
@@ -45,6 +61,7 @@ async def main(stop: asyncio.Event) -> None:
     await stop.wait()
     ctx.stop.set()
     await ctx.micro.stop()
+    await in_flight.wait(10.0)
     await asyncio.gather(*tasks, return_exceptions=True)
     # runs in flight stay unacked: JetStream redelivers them to the next runner, which resumes by handle
     for task in list(worker.tasks):

@@ -27,6 +27,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from reprolab_common.canonical import canonical_json
 
 VERSION = 1
 NONCE_BYTES = 12
@@ -91,8 +92,8 @@ class Keyring:
 
 def associated_data(*, workspace_id: str, credential_id: str, user_id: str, vendor: str) -> bytes:
     """Canonical JSON of what a blob belongs to: sorted keys, no whitespace, UTF-8."""
-    return json.dumps({"credential_id": str(credential_id), "user_id": str(user_id), "vendor": str(vendor),
-                       "workspace_id": str(workspace_id)}, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json({"credential_id": str(credential_id), "user_id": str(user_id), "vendor": str(vendor),
+                           "workspace_id": str(workspace_id)})
 
 
 def _encode(secret: Mapping[str, Any] | str | bytes) -> bytes:
@@ -100,7 +101,7 @@ def _encode(secret: Mapping[str, Any] | str | bytes) -> bytes:
         return secret
     if isinstance(secret, str):
         return secret.encode()
-    return json.dumps(dict(secret), sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(dict(secret))
 
 
 def encrypt(secret: Mapping[str, Any] | str | bytes, keyring: Keyring, *, workspace_id: str,

@@ -18,10 +18,9 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,7 +32,15 @@ from reprolab.v1 import jobs_pb2, registry_pb2, runner_pb2
 from reprolab_common.canonical import canonical_json
 from reprolab_common.db import in_transaction, transact
 from reprolab_common.errors import ProblemError, ServiceUnavailable
-from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, call, ensure_consumer, keep_in_progress
+from reprolab_common.nats import (
+    LOG_END_HEADER,
+    SCHEMA_VERSION,
+    JobSubject,
+    Stream,
+    call,
+    ensure_consumer,
+    keep_in_progress,
+)
 from reprolab_common.objectstore import ObjectNotFound, ObjectStore, ObjectStoreUnsupported
 from reprolab_common.subjects import Registry
 from sqlalchemy import or_, select
@@ -56,12 +63,14 @@ from .targets.base import (
 from .targets.base import Status as TargetStatus
 
 log = logging.getLogger(__name__)
-END_HEADER = "Reprolab-Log-End"
+END_HEADER = LOG_END_HEADER
 SCORE_FILE = "score.json"
 EVAL_TIMEOUT_SECONDS = 600
 CLOUD_TARGETS = ("aws", "azure", "openstack")
 STATUS_ERROR_GRACE_SECONDS = 120.0
 """A remote target's API failing this long in a row (while a run is polled) fails the run."""
+ENDED = (State.EXITED, State.FAILED, State.GONE)
+"""Target states after which a run is only collected and cleaned up."""
 QUICK_LOOK_SECONDS = 0.05
 """Shortest pause between two status looks at a young local run (see ``Worker._until_next_poll``)."""
 
@@ -198,14 +207,6 @@ class Worker:
                               headers={"Nats-Msg-Id": run.id}, timeout=10)
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Every supervised run may hold a thread in a blocking target call (a container start takes
-        # seconds on a busy machine), and asyncio's default pool has cpu_count + 4 threads: with more
-        # runs than that, the API's transactions (a POST /runs) queued behind them. One thread per
-        # run, and room for the rest.
-        workers = self.settings.concurrency + 8
-        if workers > min(32, (os.cpu_count() or 1) + 4):
-            asyncio.get_running_loop().set_default_executor(
-                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner"))
         await ensure_consumer(self.js, Stream.JOBS, self.settings.durable, JobSubject.RUN,
                               ack_wait=self.settings.ack_wait_seconds, max_deliver=self.settings.max_deliver)
         sub = await self.js.pull_subscribe(JobSubject.RUN.value, durable=self.settings.durable,
@@ -271,9 +272,23 @@ class Worker:
             if loop.time() + step >= end:
                 break
             await asyncio.sleep(step)
-            if (await self._status(run_id, target, handle)).state in (State.EXITED, State.FAILED, State.GONE):
+            if (await self._status(run_id, target, handle)).state in ENDED:
                 return
         await asyncio.sleep(max(0.0, end - loop.time()))
+
+    async def _wait(self, run_id: str, target: Target, handle: str,
+                    each: Callable[[], Awaitable[None]] | None = None) -> TargetStatus:
+        """Poll the target until the run ended and return that last status; ``each`` runs before every
+        full look (a run's cancel check and log streaming)."""
+        since = asyncio.get_running_loop().time()
+        while True:
+            if each is not None:
+                await each()
+            status = await self._status(run_id, target, handle)
+            if status.state in ENDED:
+                self._status_errors.pop(run_id, None)  # a failure by grace expiry leaves its first error
+                return status
+            await self._until_next_poll(run_id, target, handle, since)
 
     async def handle(self, msg: Any) -> None:
         job = jobs_pb2.RunJob()
@@ -359,17 +374,17 @@ class Worker:
             self.wake_outbox()
         sent = 0
         cancelled = False
-        since = asyncio.get_running_loop().time()
-        while True:
+
+        async def look() -> None:
+            nonlocal sent, cancelled
             fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
             if fresh.cancel_requested and not cancelled:
                 await asyncio.to_thread(target.cancel, handle)
                 cancelled = True
-            status = await self._status(run.id, target, handle)
             sent = await self._publish_logs(run.id, target, handle, sent)
-            if status.state in (State.EXITED, State.FAILED, State.GONE):
-                break
-            await self._until_next_poll(run.id, target, handle, since)
+
+        status = await self._wait(run.id, target, handle, look)
+        await self._publish_logs(run.id, target, handle, sent)  # the lines written before it ended
         if cancelled:
             outcome, error = Status.CANCELLED, "cancelled by request"
         elif status.timed_out:
@@ -488,7 +503,6 @@ class Worker:
         if problem:
             error = f"{error}; {problem}" if error else problem
         error = redact(error, getattr(target, "secrets", ()))
-        self._status_errors.pop(run.id, None)
         prov = provenance(run)
 
         def _store(s: Any) -> None:
@@ -612,12 +626,7 @@ class Worker:
                 return
             await transact(self.sessions, lambda s: service.eval_started(session=s, run_id=run.id,
                                                                              handle=handle))
-        since = asyncio.get_running_loop().time()
-        while True:
-            status = await self._status(run.id + service.EVAL_SUFFIX, target, handle)
-            if status.state in (State.EXITED, State.FAILED, State.GONE):
-                break
-            await self._until_next_poll(run.id + service.EVAL_SUFFIX, target, handle, since)
+        status = await self._wait(run.id + service.EVAL_SUFFIX, target, handle)
         if status.timed_out:
             error = f"the evaluation was stopped after its {EVAL_TIMEOUT_SECONDS} s timeout"
         elif status.state == State.EXITED and status.exit_code == 0:
