@@ -3,7 +3,8 @@
 The agent inside images (services/builder/src/reprolab_builder/agent/agent.py) is standard-library
 only and self-contained, so the format is restated here rather than imported: an entry is
 ``{chain, seq, time, kind, details, prev, hash}`` with ``hash = sha256(prev || canonical(body))``,
-``body`` the first five fields and the first ``prev`` ``sha256("reprolab-agent/1:" + chain)``.
+``body`` the first five fields and the first ``prev`` ``sha256("reprolab-agent/1:" + chain)``;
+``canonical`` is ``canonical_json(..., allow_floats=True)``, the agent's ``json.dumps`` form.
 tests/builder/test_agent_image.py checks both sides agree on real chains.
 
 Two paths lead here: the runner reads a run's chain from its outputs, the gateway receives a chain a
@@ -14,7 +15,6 @@ derived from (origin, scope, chain, seq), so a chain sent again is stored once b
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from datetime import datetime
@@ -22,6 +22,7 @@ from typing import Any
 
 from reprolab.v1 import common_pb2, events_pb2
 
+from .canonical import canonical_json
 from .nats import new_event
 
 FORMAT = "reprolab-agent/1"
@@ -41,11 +42,15 @@ class ChainError(ValueError):
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(value, allow_floats=True)
 
 
 def genesis(chain: str) -> str:
     return hashlib.sha256(f"{FORMAT}:{chain}".encode()).hexdigest()
+
+
+def entry_hash(prev: str, body: dict) -> str:
+    return hashlib.sha256(bytes.fromhex(prev) + canonical(body)).hexdigest()
 
 
 def check_shape(entries: Any) -> list[dict]:
@@ -82,8 +87,7 @@ def verify(entries: list[dict]) -> tuple[bool, str]:
             return False, f"entry {i}: wrong chain id or sequence number (a chain is sent from its first entry)"
         if e["prev"] != prev:
             return False, f"entry {i}: does not link to the entry before it"
-        body = {k: e[k] for k in BODY_KEYS}
-        if hashlib.sha256(bytes.fromhex(prev) + canonical(body)).hexdigest() != e["hash"]:
+        if entry_hash(prev, {k: e[k] for k in BODY_KEYS}) != e["hash"]:
             return False, f"entry {i}: its hash does not match its content (edited?)"
         prev = e["hash"]
     return True, f"{len(entries)} entries verified"

@@ -349,10 +349,6 @@ class VerifyResult:
     signed_by: list[str] = field(default_factory=list)      # key ids that signed a checkpoint
     against_size: int | None = None   # size of the older checkpoint the log was shown to extend
 
-    @property
-    def head(self) -> str:  # the name of the /1 chain head, kept for callers
-        return self.root
-
 
 class _Fail(Exception):
     def __init__(self, reason: str, line: int | None = None) -> None:
@@ -499,34 +495,25 @@ class _TreeBuilder:
     def _root_at(self, size: int, levels: list[list[bytes]]) -> bytes:
         if size == 0:
             return EMPTY_ROOT
-        nodes = list(self.outer.hashes)
-        r = size - self.base
-        pos = 0
-        for level in range(r.bit_length() - 1, -1, -1):
-            if r >> level & 1:
-                nodes.append(levels[level][pos >> level])
-                pos += 1 << level
-        return fold_right(nodes)
+        # the chunk starts at a multiple of _CHUNK, so its perfect subtrees are the tree's own
+        inner = [levels[level][idx] for level, idx in merkle.range_nodes(0, size - self.base)]
+        return fold_right(self.outer.hashes + inner)
 
-    def settle(self) -> None:
+    def settle(self, levels: list[list[bytes]] | None = None) -> None:
         """Check every queued root that the leaves so far cover; the first mismatch (by line) fails."""
         ready = [p for p in self.pending if p[0] <= self.size]
         if not ready:
             return
         self.pending = [p for p in self.pending if p[0] > self.size]
-        levels = _levels(self.leaves)
+        levels = levels or _levels(self.leaves)
         for size, root, line, what in sorted(ready, key=lambda p: p[2]):
             if self._root_at(size, levels) != root:
                 raise _Fail(f"{what} root does not match the entries before it", line)
 
     def flush(self) -> None:
         """Called when the chunk is full: settle checks in it, fold it into the outer range."""
-        ready = [p for p in self.pending if p[0] <= self.size]
-        self.pending = [p for p in self.pending if p[0] > self.size]
         levels = _levels(self.leaves)
-        for size, root, line, what in sorted(ready, key=lambda p: p[2]):
-            if self._root_at(size, levels) != root:
-                raise _Fail(f"{what} root does not match the entries before it", line)
+        self.settle(levels)
         self.outer.append(levels[-1][0])
         self.base += len(self.leaves)
         self.leaves = []
@@ -558,7 +545,6 @@ def verify_bundle(source: str | os.PathLike[str] | Iterable[bytes | str], *,
         trusted = set(trusted_keys or ()) | set(trusted_key_ids or ())
     result = VerifyResult(ok=False)
     sha256 = hashlib.sha256
-    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
     tree = _TreeBuilder()
     leaves = tree.leaves
     verifiers: list[Verifier] = []
@@ -666,7 +652,7 @@ def verify_bundle(source: str | os.PathLike[str] | Iterable[bytes | str], *,
                     if (v.name, v.key_hash) in key_id_of:
                         raise _Fail("header lists a verifier key twice")
                     key_id_of[(v.name, v.key_hash)] = kid
-                if dumps(obj).encode() != line:
+                if canonical_json(obj) != line:
                     raise _Fail("line is not in canonical form (reformatted or edited?)")
                 ws_tail = b',"workspace":' + json.dumps(workspace, ensure_ascii=False).encode() + b"}"
                 result.workspace, result.origin, result.scope = workspace, origin, scope
@@ -716,7 +702,7 @@ def verify_bundle(source: str | os.PathLike[str] | Iterable[bytes | str], *,
                 seq_ctx = False
                 if obj.keys() != {"type", "checkpoint"} or not isinstance(obj["checkpoint"], str):
                     raise _Fail(f"checkpoint line has fields {sorted(obj)}")
-                if dumps(obj).encode() != line:
+                if canonical_json(obj) != line:
                     raise _Fail("line is not in canonical form (reformatted or edited?)")
                 try:
                     cp, note = signednote.open_checkpoint(obj["checkpoint"], verifiers, origin=origin)

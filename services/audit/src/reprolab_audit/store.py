@@ -252,7 +252,7 @@ class AuditStore:
             cp = self.latest_checkpoint(workspace)
             return cp.size, cp.note
         with self.sessions() as s:
-            head_size = s.scalar(select(Head.size).where(Head.workspace == workspace)) or 0
+            head_size = self.head_size(s, workspace)
             if size < 0 or size > head_size:
                 raise Invalid(f"{what} {size} is outside the log of {workspace}, which has {head_size} entries",
                               errors=[(what, f"between 0 and {head_size}")])

@@ -53,7 +53,7 @@ async def sync_agent_chain(ws: str, request: Request, registry: RegistryDep, act
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise Invalid(f"the chain is larger than {MAX_BODY_BYTES} bytes; export and verify it instead")
-    body = b""
+    body = bytearray()  # grows in place: ``bytes +=`` would copy the whole body per chunk
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
