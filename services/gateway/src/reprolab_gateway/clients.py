@@ -324,3 +324,22 @@ class RunnerClient(_Client):
     async def outputs(self, run_id: str) -> runner_pb2.RunOutputs:
         return await self._call(Runner.OUTPUTS, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id),
                                 runner_pb2.RunOutputs)
+
+    async def put_credential(self, workspace: str, vendor: str, secret: dict[str, str],
+                             options: dict[str, str]) -> runner_pb2.CredentialInfo:
+        return await self._call(Runner.CREDENTIAL_PUT, runner_pb2.PutCredentialRequest(
+            actor=self.actor, workspace=workspace, vendor=vendor, secret=secret, options=options),
+            runner_pb2.CredentialInfo)
+
+    async def list_credentials(self, workspace: str) -> runner_pb2.CredentialList:
+        return await self._call(Runner.CREDENTIAL_LIST,
+                                runner_pb2.ListCredentialsRequest(actor=self.actor, workspace=workspace),
+                                runner_pb2.CredentialList)
+
+    async def get_credential(self, workspace: str, vendor: str) -> runner_pb2.CredentialInfo:
+        return await self._call(Runner.CREDENTIAL_GET, runner_pb2.GetCredentialRequest(
+            actor=self.actor, workspace=workspace, vendor=vendor), runner_pb2.CredentialInfo)
+
+    async def delete_credential(self, workspace: str, vendor: str) -> runner_pb2.CredentialInfo:
+        return await self._call(Runner.CREDENTIAL_DELETE, runner_pb2.DeleteCredentialRequest(
+            actor=self.actor, workspace=workspace, vendor=vendor), runner_pb2.CredentialInfo)

@@ -485,8 +485,7 @@ class CodeUpload(BaseModel):
     entries: int
 
 
-class RunResourcesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunResourcesIn(_In):
     cpu: str = Field(default="1", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
                      description='CPUs: "2", "0.5" or "500m".')
     memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi)$", description='e.g. "512Mi", "2Gi".')
@@ -500,12 +499,11 @@ class RunResourcesIn(BaseModel):
                                        timeout_seconds=self.timeout)
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunCreate(_In):
     environment: str = Field(default="", description="Required unless the run is for an assignment, whose "
                              "environment (and version) it then uses.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version.")
-    code: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="Digest of an archive uploaded to .../code.")
+    code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code.")
     command: list[str] = Field(min_length=1, max_length=256)
     datasets: list[str] = Field(default_factory=list, max_length=64,
                                 description="Dataset digests or names; mounted read-only at /data/<name>.")

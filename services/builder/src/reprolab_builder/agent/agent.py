@@ -482,12 +482,15 @@ def capture() -> dict:
         locked.pop(name, None)
     for name, version in {**py.get("added", {}), **{n: v[1] for n, v in py.get("changed", {}).items()}}.items():
         locked[name] = version
+    def names(kind: str) -> list[str]:  # the image's apt/R names, with what was added kept, what was removed gone
+        c = changes[kind]
+        return sorted((set(image.get(kind, [])) | set(c.get("added", {})) | set(c.get("changed", {})))
+                      - set(c.get("removed", {})))
+
     proposed = {
         "python": {"requirements": [f"{n}=={v}" for n, v in sorted(locked.items())]},
-        "apt": sorted(set(image.get("apt", [])) | set(changes["apt"].get("added", {}))
-                      | set(changes["apt"].get("changed", {}))),
-        "r": {"packages": sorted(set(image.get("r", [])) | set(changes["r"].get("added", {}))
-                                 | set(changes["r"].get("changed", {})))},
+        "apt": names("apt"),
+        "r": {"packages": names("r")},
     }
     entries = read_entries(log_path())
     head = entries[-1] if entries else {}

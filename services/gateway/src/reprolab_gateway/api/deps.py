@@ -44,6 +44,16 @@ def get_db(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
+def authenticate(session: Session, settings: GatewaySettings, token: str) -> User | None:
+    """The token's user, or None when it is unknown or revoked (used by the API and the portal's pages).
+
+    The connection goes back to the pool at once: most routes then wait on NATS, and a request holding
+    a pooled connection meanwhile would exhaust the pool under load. The user stays usable (detached)."""
+    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
+    session.close()
+    return user
+
+
 def get_current_user(
     request: Request,
     session: SessionDep,
@@ -69,10 +79,7 @@ def get_current_user(
         )
     if not looks_like_token(token):
         raise Unauthorized("malformed API token: tokens start with 'rpl_'")
-    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
-    # Give the connection back now: most routes then wait on NATS, and a request holding a pooled
-    # connection meanwhile would exhaust the pool under load. The user stays usable (detached).
-    session.close()
+    user = authenticate(session, settings, token)
     if user is None:
         raise Unauthorized("the API token is unknown or has been revoked")
     return user

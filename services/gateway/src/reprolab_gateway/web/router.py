@@ -14,7 +14,6 @@ double-submit CSRF value, so another site cannot sign a browser in or out either
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -23,8 +22,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from .. import crud
-from ..api.deps import SessionDep, SettingsDep
+from ..api.deps import SessionDep, SettingsDep, authenticate
 from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, looks_like_token, new_csrf_token
 from ..models import User
 
@@ -43,11 +41,7 @@ router = APIRouter(include_in_schema=False)
 
 def _session_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
     token = request.cookies.get(SESSION_COOKIE, "")
-    if not looks_like_token(token):
-        return None
-    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
-    session.close()
-    return user
+    return authenticate(session, settings, token) if looks_like_token(token) else None
 
 
 PortalUser = Annotated[User | None, Depends(_session_user)]
@@ -57,6 +51,12 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
 
 
+def _set_csrf(response: Response, request: Request, value: str) -> None:
+    # readable by the page's script on purpose (double submit); useless to another origin
+    response.set_cookie(CSRF_COOKIE, value, max_age=SESSION_DAYS * 86400, samesite="strict",
+                        secure=_secure(request), httponly=False, path="/")
+
+
 def _page(request: Request, template: str, user: User | None, status: int = 200, **context: object) -> Response:
     csrf = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
     response = templates.TemplateResponse(
@@ -64,9 +64,7 @@ def _page(request: Request, template: str, user: User | None, status: int = 200,
         headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                  "Cache-Control": "no-store"})
     if request.cookies.get(CSRF_COOKIE) != csrf:
-        # readable by the page's script on purpose (double submit); useless to another origin
-        response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_DAYS * 86400, samesite="strict",
-                            secure=_secure(request), httponly=False, path="/")
+        _set_csrf(response, request, csrf)
     return response
 
 
@@ -96,16 +94,13 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, token: A
     if not looks_like_token(token):
         return _page(request, "login.html", None, status=401, next=_safe_next(next),
                      error="That is not an API token: tokens start with 'rpl_'. Paste the whole token.")
-    user = crud.authenticate(session, token, touch_every=timedelta(seconds=settings.token_touch_seconds))
-    if user is None:
+    if authenticate(session, settings, token) is None:
         return _page(request, "login.html", None, status=401, next=_safe_next(next),
                      error="This API token is unknown or has been revoked. Ask an admin for a new one.")
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400, httponly=True, samesite="strict",
                         secure=_secure(request), path="/")
-    # a fresh CSRF value per session
-    response.set_cookie(CSRF_COOKIE, new_csrf_token(), max_age=SESSION_DAYS * 86400, samesite="strict",
-                        secure=_secure(request), httponly=False, path="/")
+    _set_csrf(response, request, new_csrf_token())  # a fresh CSRF value per session
     return response
 
 

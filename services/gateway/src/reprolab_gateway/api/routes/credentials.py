@@ -20,12 +20,10 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from reprolab.v1 import runner_pb2
 from reprolab_common.errors import Invalid
-from reprolab_common.nats import call
-from reprolab_common.subjects import Runner
 
 from ...core.bodylimit import BodyLimitedRoute
 from ...schemas import ts
-from ..deps import ActorDep, NatsDep, RegistryDep, SettingsDep
+from ..deps import RegistryDep, RunnerDep
 
 router = APIRouter(prefix="/me/credentials", tags=["credentials"], route_class=BodyLimitedRoute)
 
@@ -84,14 +82,9 @@ def _strings(part: str, values: dict[str, Any]) -> dict[str, str]:
     return values
 
 
-async def _runner(link: NatsDep, settings: SettingsDep, subject: Runner, request: Any, reply: type) -> Any:
-    return await call(link.client, subject, request, reply, timeout=settings.nats_timeout_seconds)
-
-
 @router.put("/{vendor}", response_model=Credential)
 async def put_credential(vendor: VendorPath, workspace: WorkspaceQuery,
-                         body: CredentialPut, actor: ActorDep, registry: RegistryDep, link: NatsDep,
-                         settings: SettingsDep) -> Credential:
+                         body: CredentialPut, registry: RegistryDep, runner: RunnerDep) -> Credential:
     """Set (create or replace) your credentials for ``vendor`` (aws, azure, openstack) in a workspace.
     Missing or unknown keys are a 422 listing the keys expected; the secret is never returned."""
     if body.model_extra:
@@ -102,36 +95,29 @@ async def put_credential(vendor: VendorPath, workspace: WorkspaceQuery,
                       errors=[("body", "unknown field")])
     secret, options = _strings("secret", body.secret), _strings("options", body.options)
     await registry.get_workspace(workspace)  # members only
-    info = await _runner(link, settings, Runner.CREDENTIAL_PUT, runner_pb2.PutCredentialRequest(
-        actor=actor, workspace=workspace, vendor=vendor, secret=secret, options=options), runner_pb2.CredentialInfo)
-    return Credential.of(info)
+    return Credential.of(await runner.put_credential(workspace, vendor, secret, options))
 
 
 @router.get("", response_model=CredentialList)
-async def list_credentials(workspace: WorkspaceQuery, actor: ActorDep, registry: RegistryDep, link: NatsDep,
-                           settings: SettingsDep) -> CredentialList:
+async def list_credentials(workspace: WorkspaceQuery, registry: RegistryDep, runner: RunnerDep) -> CredentialList:
     """Your credentials in a workspace (metadata only)."""
     await registry.get_workspace(workspace)
-    found = await _runner(link, settings, Runner.CREDENTIAL_LIST,
-                          runner_pb2.ListCredentialsRequest(actor=actor, workspace=workspace),
-                          runner_pb2.CredentialList)
+    found = await runner.list_credentials(workspace)
     return CredentialList(items=[Credential.of(c) for c in found.items])
 
 
 @router.get("/{vendor}", response_model=Credential)
-async def get_credential(vendor: VendorPath, workspace: WorkspaceQuery, actor: ActorDep, registry: RegistryDep,
-                         link: NatsDep, settings: SettingsDep) -> Credential:
+async def get_credential(vendor: VendorPath, workspace: WorkspaceQuery, registry: RegistryDep,
+                         runner: RunnerDep) -> Credential:
     """Your credentials for ``vendor`` in a workspace: metadata only, never the secret."""
     await registry.get_workspace(workspace)
-    return Credential.of(await _runner(link, settings, Runner.CREDENTIAL_GET, runner_pb2.GetCredentialRequest(
-        actor=actor, workspace=workspace, vendor=vendor), runner_pb2.CredentialInfo))
+    return Credential.of(await runner.get_credential(workspace, vendor))
 
 
 @router.delete("/{vendor}", status_code=204, response_class=Response)
-async def delete_credential(vendor: VendorPath, workspace: WorkspaceQuery, actor: ActorDep, registry: RegistryDep,
-                            link: NatsDep, settings: SettingsDep) -> Response:
+async def delete_credential(vendor: VendorPath, workspace: WorkspaceQuery, registry: RegistryDep,
+                            runner: RunnerDep) -> Response:
     """Delete your credentials for ``vendor`` in a workspace; runs on that vendor need new ones."""
     await registry.get_workspace(workspace)
-    await _runner(link, settings, Runner.CREDENTIAL_DELETE, runner_pb2.DeleteCredentialRequest(
-        actor=actor, workspace=workspace, vendor=vendor), runner_pb2.CredentialInfo)
+    await runner.delete_credential(workspace, vendor)
     return Response(status_code=204)

@@ -228,6 +228,14 @@ pages.dashboard = async () => {
   });
 };
 
+// The workspace page's tables that change after an upload or a new member (drawn at load and after each).
+const showDatasets = (datasets) => fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
+  el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
+const showMembers = (members) => fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]),
+  "No members.");
+const showLabelChoices = (datasets) => $("#a-labels").replaceChildren(...datasets.items
+  .filter((d) => d.visibility === "hidden").map((d) => el("option", { value: d.digest }, d.name)));
+
 pages.workspace = async () => {
   const { ws, manager } = await workspaceRole();
   $("#ws-title").textContent = `${ws.title} (${ws.slug})`;
@@ -239,21 +247,19 @@ pages.workspace = async () => {
     el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), e.kind, e.owner, `v${e.latest_version}`,
     e.latest && e.latest.image_digest ? badge("built") : el("span", { class: "hint" }, "not built")]),
   manager ? "No environments yet: create one." : "No environments yet.");
-  fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
-    el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
+  showDatasets(datasets);
   fill("#assignments", assignments.items.map((a) => [
     el("a", { href: `/w/${WS}/assignments/${a.name}` }, a.title || a.name), `${a.environment} v${a.version}`,
     el("code", {}, a.predictions), `${a.metric} (${a.higher_is_better ? "higher" : "lower"} is better)`]),
   "No assignments.");
   if (!manager) return;
   const members = await api("GET", `/workspaces/${WS}/members`);
-  fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]), "No members.");
+  showMembers(members);
 
   const envSelect = $("#a-env");
   envSelect.replaceChildren(...envs.items.filter((e) => e.kind === "workspace")
     .map((e) => el("option", { value: e.name }, `${e.name} (v${e.latest_version})`)));
-  $("#a-labels").replaceChildren(...datasets.items.filter((d) => d.visibility === "hidden")
-    .map((d) => el("option", { value: d.digest }, d.name)));
+  showLabelChoices(datasets);
 
   const fileInput = $("#ds-file");
   fileInput.addEventListener("change", () => {
@@ -289,11 +295,9 @@ pages.workspace = async () => {
 pages.workspaceRefresh = async () => {
   const [datasets, members] = await Promise.all([api("GET", `/workspaces/${WS}/datasets`),
     api("GET", `/workspaces/${WS}/members`)]);
-  fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
-    el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
-  fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]), "No members.");
-  $("#a-labels").replaceChildren(...datasets.items.filter((d) => d.visibility === "hidden")
-    .map((d) => el("option", { value: d.digest }, d.name)));
+  showDatasets(datasets);
+  showMembers(members);
+  showLabelChoices(datasets);
 };
 
 // --- the environment editor ------------------------------------------------------------------------
