@@ -8,6 +8,9 @@ version through the REST API (a new version when you may change the environment,
 version of the fork), builds it, and links the two: the version's note names the container's chain
 and entry, and a ``capture.submitted`` entry naming the new version is appended to the container's
 chain, which is then synced into the workspace's activity log with your token.
+
+The Typer command is declared with the other ``env`` commands in main.py; this module is its logic
+and imports only the client, so it loads however the CLI is started.
 """
 
 from __future__ import annotations
@@ -16,13 +19,9 @@ import copy
 import json
 import re
 import subprocess
-import time
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from .client import Client, ReprolabError
-from .main import JsonOpt, TokenOpt, UrlOpt, _client, _print_json, _run, console, env_app, err
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -77,7 +76,8 @@ def derive_spec(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _lines(changes: dict[str, Any]) -> list[str]:
+def change_lines(changes: dict[str, Any]) -> list[str]:
+    """One line per change: ``+ python idna 3.7``, ``- apt curl 7.88``, ``~ python six 1.16.0 -> 1.17.0``."""
     lines = []
     for kind, d in sorted(changes.items()):
         lines += [f"+ {kind} {n} {v}" for n, v in sorted(d.get("added", {}).items())]
@@ -96,14 +96,6 @@ def _source_version(c: Client, workspace: str, name: str, lock_digest: str, vers
                        "give --version N")
 
 
-def _wait_build(c: Client, build: dict[str, Any], timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while build["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1.0)
-        build = c.get(f"/builds/{build['id']}")
-    return build
-
-
 def capture(c: Client, *, workspace: str, name: str, container: str, version: int = 0, submit: bool = False,
             podman: str = "podman", build_timeout: float = 3600) -> dict[str, Any]:
     doc = json.loads(podman_exec(podman, container, "reprolab", "env", "capture", "--json"))
@@ -117,7 +109,7 @@ def capture(c: Client, *, workspace: str, name: str, container: str, version: in
         raise CaptureError("nothing changed in the container since its image was built; nothing to submit")
     chain = doc["chain"]
     note = (f"captured from container {container} (activity chain {chain['id']}, entry {chain['seq']}): "
-            + "; ".join(_lines(doc["changes"])))[:2000]
+            + "; ".join(change_lines(doc["changes"])))[:2000]
     env = c.get(f"/workspaces/{workspace}/environments/{name}")
     target = name
     if not env.get("can_change"):
@@ -126,7 +118,7 @@ def capture(c: Client, *, workspace: str, name: str, container: str, version: in
     new = c.post(f"/workspaces/{workspace}/environments/{target}/versions", json={"spec": derived, "note": note})
     build = c.post(f"/workspaces/{workspace}/environments/{target}/versions/{new['number']}/builds",
                    expect=(200, 201, 202))
-    build = _wait_build(c, build, build_timeout)
+    build = c.poll(f"/builds/{build['id']}", lambda b: b["status"] in ("queued", "running"), build_timeout, 1.0)
     ref = f"{workspace}/{target}/v{new['number']}"
     link = {"version": ref, "source": result["source"], "build": build["id"], "build_status": build["status"],
             "image_digest": build.get("image_digest") or "", "captured_seq": chain["seq"], "changes": doc["changes"]}
@@ -139,27 +131,3 @@ def capture(c: Client, *, workspace: str, name: str, container: str, version: in
         raise CaptureError(f"version {ref} was created but its build {build['id']} {build['status']}: "
                            f"{build.get('error') or ''}".rstrip(": "))
     return result
-
-
-@env_app.command("capture")
-def env_capture(workspace: str, name: str,
-                container: Annotated[str, typer.Option("--container", help="The running container (podman).")],
-                version: Annotated[int, typer.Option(help="The version the container runs (0: found by its "
-                                                          "image's lock).")] = 0,
-                submit: Annotated[bool, typer.Option("--submit", help="Create and build the derived version.")] = False,
-                podman: Annotated[str, typer.Option(help="Container engine command.")] = "podman",
-                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Compare what is installed in a running container with its image and propose (or, with --submit,
-    create and build) the derived version."""
-    c = _client(url, token)
-    result = _run(lambda: capture(c, workspace=workspace, name=name, container=container, version=version,
-                                  submit=submit, podman=podman))
-    if as_json:
-        _print_json(result)
-        return
-    for line in _lines(result["changes"]) or ["no changes since the image was built"]:
-        console.print(line, markup=False, highlight=False)
-    if submit:
-        err.print(f"created and built {result['version']} ({result['build']['status']})")
-    else:
-        console.print_json(json.dumps(result["spec"]))

@@ -7,8 +7,9 @@ two lines instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,19 @@ class Client:
     def as_user(self, token: str) -> Client:
         return Client(self.root, token)
 
-    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), **kw: Any) -> Any:
+    def response(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), **kw: Any) -> httpx.Response:
+        """The whole answer (headers too), once its status is one of EXPECT."""
         try:
             r = self.http.request(method, path, **kw)
         except httpx.TransportError as exc:
             raise Unreachable(self.root, exc) from exc
         if r.status_code not in expect:
             raise self._error(r)
+        return r
+
+    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), **kw: Any) -> Any:
+        """The answer's JSON document, or its bytes when it is not JSON."""
+        r = self.response(method, path, expect=expect, **kw)
         if r.headers.get("content-type", "").startswith("application/json"):
             return r.json()
         return r.content
@@ -147,6 +154,17 @@ class Client:
         except httpx.TransportError as exc:
             raise Unreachable(self.root, exc) from exc
 
+    def poll(self, path: str, pending: Callable[[dict[str, Any]], bool], timeout: float,
+             interval: float = 0.5) -> dict[str, Any]:
+        """GET PATH until ``pending(doc)`` is false or TIMEOUT seconds have passed; the last document
+        either way (the caller judges its status: a build still running, a run not yet scored)."""
+        deadline = time.monotonic() + timeout
+        doc = self.get(path)
+        while pending(doc) and time.monotonic() < deadline:
+            time.sleep(interval)
+            doc = self.get(path)
+        return doc
+
     def wait_activity(self, ws: str, at_least: int, timeout: float = 30.0) -> int:
         """Events reach the audit log asynchronously; wait until it holds ``at_least`` entries."""
         deadline = time.monotonic() + timeout
@@ -157,6 +175,19 @@ class Client:
                 return head
             time.sleep(0.2)
         raise TimeoutError(f"activity log of {ws} holds {head} entries, expected at least {at_least}")
+
+
+DEFAULT_DATA_DIR = Path(".reprolab")
+
+
+def connect(url: str, token: str | None) -> Client:
+    """A client for the CLI: without a token, the admin token of the local platform
+    (``$REPROLAB_DATA_DIR/admin-token``, written by ``reprolab up``), if there is one."""
+    if not token:
+        token_file = Path(os.environ.get("REPROLAB_DATA_DIR", DEFAULT_DATA_DIR)) / "admin-token"
+        if token_file.exists():
+            token = token_file.read_text().strip()
+    return Client(url, token)
 
 
 def _problem(r: httpx.Response) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .client import Client, ReprolabError
+from .client import ReprolabError
+from .client import connect as _client
 
 credentials_app = typer.Typer(help="Your cloud credentials (aws, azure, openstack) per workspace; write-only.",
                               no_args_is_help=True)
@@ -63,14 +64,6 @@ class UsageError(ReprolabError):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
-
-
-def _client(url: str, token: str | None) -> Client:
-    if not token:
-        token_file = Path(os.environ.get("REPROLAB_DATA_DIR", ".reprolab")) / "admin-token"
-        if token_file.exists():
-            token = token_file.read_text().strip()
-    return Client(url, token)
 
 
 def _vendor(vendor: str) -> str:

@@ -218,17 +218,6 @@ def _build(client: Client, console: Console, env: str, number: int) -> dict:
     return build
 
 
-def _wait_build(client: Client, build_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    build = client.get(f"/builds/{build_id}")
-    while build["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, f"build {build_id} did not finish within {timeout:.0f}s"
-        time.sleep(0.2)
-        build = client.get(f"/builds/{build_id}")
-    assert build["status"] == "succeeded", f"build {build_id} failed: {build['error']}"
-    return build
-
-
 def _submit(client: Client, files: dict[str, str], command: list[str], **body: Any) -> dict:
     code = client.request("POST", f"/workspaces/{WS}/code", content=_tar_gz(files), expect=(201,))
     return client.request("POST", f"/workspaces/{WS}/runs", expect=(202,), json={
@@ -247,23 +236,10 @@ def _follow_scored(client: Client, console: Console, run: dict, timeout: float =
             console.print(f"    [dim]{escape(line[:110])}[/dim]", highlight=False)
         run = client.get(f"/runs/{run['id']}")
         progress.update(task, description="    scoring in the evaluation sandbox (hidden labels mounted only there)")
-        deadline = time.monotonic() + timeout
-        while run["scoring"] == "pending":
-            assert time.monotonic() < deadline, f"run {run['id']} was not scored within {timeout:.0f}s"
-            time.sleep(0.3)
-            run = client.get(f"/runs/{run['id']}")
+        run = client.poll(f"/runs/{run['id']}", lambda r: r["scoring"] == "pending", timeout, 0.3)
+        assert run["scoring"] != "pending", f"run {run['id']} was not scored within {timeout:.0f}s"
     assert run["status"] == "succeeded", f"run {run['status']}: {run['error']}"
     assert run["scoring"] == "scored", f"run not scored: {run['score_error']}"
-    return run
-
-
-def _wait_run(client: Client, run_id: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    run = client.get(f"/runs/{run_id}")
-    while run["status"] in ("queued", "running") or run.get("scoring") == "pending":
-        assert time.monotonic() < deadline, f"run {run_id} did not finish within {timeout:.0f}s"
-        time.sleep(0.3)
-        run = client.get(f"/runs/{run_id}")
     return run
 
 
@@ -351,7 +327,9 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     fork = bob.post(f"/workspaces/{WS}/environments/iris/fork", json={"name": "iris-bob", "version": 1})
     # the fork's v1 has the course's lock: its build joins the course image at once
     joined = bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions/1/builds", expect=(202,))
-    assert _wait_build(bob, joined["id"])["image_digest"] == build["image_digest"], "the fork's v1 was rebuilt"
+    joined = bob.poll(f"/builds/{joined['id']}", lambda b: b["status"] in ("queued", "running"), 120, 0.2)
+    assert joined["status"] == "succeeded", f"build {joined['id']} {joined['status']}: {joined['error']}"
+    assert joined["image_digest"] == build["image_digest"], "the fork's v1 was rebuilt"
     fork_spec = yaml.safe_load(spec_yaml)["spec"]
     fork_spec["python"]["requirements"].append(EXTRA_PACKAGE)
     added = bob.post(f"/workspaces/{WS}/environments/{fork['name']}/versions",
@@ -368,7 +346,8 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     data = ", ".join(d[:19] + "..." for d in run["provenance"]["datasets"])
     console.print(f"    provenance pins image {run['provenance']['image'][-19:]}..., "
                   f"code {run['code_digest'][:19]}..., data {data}")
-    base_run = _wait_run(alice, baseline["id"])
+    base_run = alice.poll(f"/runs/{baseline['id']}", lambda r: r["status"] in ("queued", "running")
+                          or r.get("scoring") == "pending", 300, 0.3)
     assert base_run["scoring"] == "scored", f"baseline not scored: {base_run['score_error']}"
     assert float(run["score"]) > float(base_run["score"]), (run["score"], base_run["score"])
 

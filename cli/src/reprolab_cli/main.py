@@ -9,7 +9,6 @@ code 1 for an error of the platform or the request, 2 for a usage error.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sys
@@ -33,7 +32,8 @@ from rich.progress import (
 )
 from typer.core import TyperGroup
 
-from .client import Client, ReprolabError
+from .client import DEFAULT_DATA_DIR, Client, ReprolabError
+from .client import connect as _client
 from .credentials_cmd import credentials_app
 
 
@@ -70,7 +70,6 @@ app.add_typer(assignment_app, name="assignment")
 console = Console()
 err = Console(stderr=True)
 
-DEFAULT_DATA_DIR = Path(".reprolab")
 UrlOpt = Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")]
 TokenOpt = Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN",
                                               help="API token (default: <data-dir>/admin-token).")]
@@ -82,14 +81,6 @@ def _fail(exc: ReprolabError) -> None:
     err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     if exc.hint:
         err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
-
-
-def _client(url: str, token: str | None) -> Client:
-    if not token:
-        token_file = Path(os.environ.get("REPROLAB_DATA_DIR", DEFAULT_DATA_DIR)) / "admin-token"
-        if token_file.exists():
-            token = token_file.read_text().strip()
-    return Client(url, token)
 
 
 def _print_json(data: Any) -> None:
@@ -136,22 +127,13 @@ def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else escape(str(value))
 
 
-def _run(fn: Any) -> Any:
-    try:
-        return fn()
-    except ReprolabError as exc:
-        _fail(exc)
-        raise typer.Exit(1) from None
-
-
 def _upload(c: Client, path: str, file: Path, label: str, quiet: bool, params: dict[str, str] | None = None,
             expect: tuple[int, ...] = (200, 201)) -> Any:
     """Stream FILE with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
         task = progress.add_task(escape(label), total=file.stat().st_size)
-        return _run(lambda: c.upload(path, file, params, progress=lambda n: progress.advance(task, n),
-                                     expect=expect))
+        return c.upload(path, file, params, progress=lambda n: progress.advance(task, n), expect=expect)
 
 
 def _upload_code(c: Client, workspace: str, code: Path, quiet: bool) -> dict[str, Any]:
@@ -201,10 +183,7 @@ def _follow_run(c: Client, run: dict[str, Any], quiet: bool, scoring_timeout: fl
         if run.get("scoring") == "pending":
             progress.update(task, description=escape(f"scoring run {run['id']} for assignment "
                                                      f"{run['assignment']!r} in the evaluation sandbox"))
-            deadline = time.monotonic() + scoring_timeout
-            while run.get("scoring") == "pending" and time.monotonic() < deadline:
-                time.sleep(0.5)
-                run = c.get(f"/runs/{run['id']}")
+            run = c.poll(f"/runs/{run['id']}", lambda r: r.get("scoring") == "pending", scoring_timeout)
     return run
 
 
@@ -285,7 +264,7 @@ def user_create(username: str, admin: Annotated[bool, typer.Option("--admin")] =
                 url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Create a user; prints their API token once."""
     c = _client(url, token)
-    data = _run(lambda: c.post("/users", json={"username": username, "platform_admin": admin}))
+    data = c.post("/users", json={"username": username, "platform_admin": admin})
     if as_json:
         _print_json(data)
         return
@@ -308,14 +287,14 @@ def workspace_create(slug: str, title: Annotated[str, typer.Option()] = "",
                      url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Create a workspace (you become its admin)."""
     c = _client(url, token)
-    _show(_run(lambda: c.post("/workspaces", json={"slug": slug, "title": title or slug})), as_json,
+    _show(c.post("/workspaces", json={"slug": slug, "title": title or slug}), as_json,
           ("slug", "title", "caller_role"))
 
 
 @workspace_app.command("list")
 def workspace_list(url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.get("/workspaces")), as_json, ("slug", "title", "caller_role"))
+    _show(c.get("/workspaces"), as_json, ("slug", "title", "caller_role"))
 
 
 @workspace_app.command("add-member")
@@ -324,7 +303,7 @@ def workspace_add_member(workspace: str, username: str, role: str,
                          as_json: JsonOpt = False) -> None:
     """Add USERNAME to WORKSPACE as admin, instructor or student."""
     c = _client(url, token)
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/members", json={"username": username, "role": role})),
+    _show(c.post(f"/workspaces/{workspace}/members", json={"username": username, "role": role}),
           as_json, ("username", "role"))
 
 
@@ -332,7 +311,7 @@ def workspace_add_member(workspace: str, username: str, role: str,
 def workspace_members(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
                       as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/members")), as_json, ("username", "role", "added_at"))
+    _show(c.get(f"/workspaces/{workspace}/members"), as_json, ("username", "role", "added_at"))
 
 
 # --- environments ---------------------------------------------------------------------------
@@ -348,14 +327,14 @@ def env_create(workspace: str, name: str, spec: Annotated[Path, typer.Option(hel
     """Create an environment from a spec file."""
     c = _client(url, token)
     body = {"name": name, "description": description, "spec": _spec_body(spec)}
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments", json=body)), as_json, ENV_COLUMNS)
+    _show(c.post(f"/workspaces/{workspace}/environments", json=body), as_json, ENV_COLUMNS)
 
 
 @env_app.command("list")
 def env_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
              as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/environments")), as_json, ENV_COLUMNS)
+    _show(c.get(f"/workspaces/{workspace}/environments"), as_json, ENV_COLUMNS)
 
 
 @env_app.command("show")
@@ -363,7 +342,7 @@ def env_show(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", t
              as_json: JsonOpt = False) -> None:
     """An environment and its latest version's spec."""
     c = _client(url, token)
-    data = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))
+    data = c.get(f"/workspaces/{workspace}/environments/{name}")
     if as_json:
         _print_json(data)
         return
@@ -377,7 +356,7 @@ def env_versions(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080
                  as_json: JsonOpt = False) -> None:
     """Version history with lineage."""
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}/versions")), as_json, VERSION_COLUMNS)
+    _show(c.get(f"/workspaces/{workspace}/environments/{name}/versions"), as_json, VERSION_COLUMNS)
 
 
 @env_app.command("new-version")
@@ -385,7 +364,7 @@ def env_new_version(workspace: str, name: str, spec: Annotated[Path, typer.Optio
                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     c = _client(url, token)
     body = {"spec": _spec_body(spec), "note": note}
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body)), as_json,
+    _show(c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body), as_json,
           VERSION_COLUMNS)
 
 
@@ -394,8 +373,8 @@ def env_rollback(workspace: str, name: str, to: int, url: UrlOpt = "http://127.0
                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Make a new version equal to version TO (history is never rewritten)."""
     c = _client(url, token)
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions",
-                              json={"rollback_to": to})), as_json, VERSION_COLUMNS)
+    _show(c.post(f"/workspaces/{workspace}/environments/{name}/versions", json={"rollback_to": to}), as_json,
+          VERSION_COLUMNS)
 
 
 @env_app.command("fork")
@@ -407,7 +386,7 @@ def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Op
     body: dict[str, Any] = {"version": version}
     if new_name:
         body["name"] = new_name
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/fork", json=body)), as_json,
+    _show(c.post(f"/workspaces/{workspace}/environments/{name}/fork", json=body), as_json,
           ENV_COLUMNS)
 
 
@@ -461,8 +440,8 @@ def env_pull(workspace: str, name: str, version: Annotated[int, typer.Option(hel
     import subprocess
 
     c = _client(url, token)
-    number = version or _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))["latest_version"]
-    v = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}/versions/{number}"))
+    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
+    v = c.get(f"/workspaces/{workspace}/environments/{name}/versions/{number}")
     if not v.get("image_digest"):
         err.print(f"[red]error:[/red] version {number} of {name} has no image yet; "
                   f"run: reprolab env build {workspace} {name} --version {number}")
@@ -486,13 +465,38 @@ def env_add_package(workspace: str, name: str, packages: list[str], note: str = 
                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """A derived version: the latest spec plus Python PACKAGES (PEP 508 requirements)."""
     c = _client(url, token)
-    env = _run(lambda: c.get(f"/workspaces/{workspace}/environments/{name}"))
+    env = c.get(f"/workspaces/{workspace}/environments/{name}")
     spec = env["latest"]["spec"]
     python = spec.setdefault("python", {})
     python["requirements"] = [*python.get("requirements", []), *packages]
     body = {"spec": spec, "note": note or f"add {', '.join(packages)}"}
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body)), as_json,
+    _show(c.post(f"/workspaces/{workspace}/environments/{name}/versions", json=body), as_json,
           VERSION_COLUMNS)
+
+
+@env_app.command("capture")
+def env_capture(workspace: str, name: str,
+                container: Annotated[str, typer.Option("--container", help="The running container (podman).")],
+                version: Annotated[int, typer.Option(help="The version the container runs (0: found by its "
+                                                          "image's lock).")] = 0,
+                submit: Annotated[bool, typer.Option("--submit", help="Create and build the derived version.")] = False,
+                podman: Annotated[str, typer.Option(help="Container engine command.")] = "podman",
+                url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Compare what is installed in a running container with its image and propose (or, with --submit,
+    create and build) the derived version."""
+    from .capture import capture, change_lines
+
+    result = capture(_client(url, token), workspace=workspace, name=name, container=container, version=version,
+                     submit=submit, podman=podman)
+    if as_json:
+        _print_json(result)
+        return
+    for line in change_lines(result["changes"]) or ["no changes since the image was built"]:
+        console.print(line, markup=False, highlight=False)
+    if submit:
+        err.print(f"created and built {result['version']} ({result['build']['status']})")
+    else:
+        console.print_json(json.dumps(result["spec"]))
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -515,7 +519,7 @@ def dataset_upload(workspace: str, file: Path, name: str | None = None,
 def dataset_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
                  as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/datasets")), as_json, ("name", "digest", "size", "visibility"))
+    _show(c.get(f"/workspaces/{workspace}/datasets"), as_json, ("name", "digest", "size", "visibility"))
 
 
 @dataset_app.command("download")
@@ -541,7 +545,7 @@ def audit_export(workspace: str, output: Annotated[Path, typer.Option("-o", "--o
                  url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
     """Download the workspace's activity log as a signed JSONL bundle."""
     c = _client(url, token)
-    n = _run(lambda: c.download(f"/workspaces/{workspace}/activity/export", output))
+    n = c.download(f"/workspaces/{workspace}/activity/export", output)
     console.print(f"wrote {n} bytes to {output}")
 
 
@@ -585,24 +589,12 @@ def audit_checkpoint(workspace: str, output: Annotated[Path, typer.Option("-o", 
                      url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
     """Save the log's newest signed checkpoint (a C2SP signed note); with --against, first prove
     that it extends the older one (RFC 9162 consistency proof, checked here)."""
-    import httpx
     from reprolab_common import merkle, signednote
     from reprolab_common.auditlog import verify_consistency_notes
 
-    from .client import Unreachable
-
     c = _client(url, token)
     base = f"/workspaces/{workspace}/activity"
-    def fetch():
-        try:
-            r = c.http.get(f"{base}/checkpoint")
-        except httpx.TransportError as exc:
-            raise Unreachable(c.root, exc) from exc
-        if r.status_code != 200:
-            raise c._error(r)
-        return r
-
-    r = _run(fetch)
+    r = c.response("GET", f"{base}/checkpoint", expect=(200,))
     note = r.text
     try:
         vkeys = [signednote.Verifier.parse(k) for k in r.headers.get("x-reprolab-verifier-keys", "").split()]
@@ -614,7 +606,7 @@ def audit_checkpoint(workspace: str, output: Annotated[Path, typer.Option("-o", 
         old_note = against.read_text()
         try:
             old = signednote.parse_checkpoint(old_note[:old_note.rfind("\n\n") + 1])
-            proof = _run(lambda: c.get(f"{base}/proof/consistency", params={"old": old.size, "new": cp.size}))
+            proof = c.get(f"{base}/proof/consistency", params={"old": old.size, "new": cp.size})
             verify_consistency_notes(old_note, note, [bytes.fromhex(h) for h in proof["hashes"]], vkeys)
         except (signednote.NoteError, merkle.ProofError, ValueError) as exc:
             err.print(f"[red]FAILED[/red] the log does not extend {against}: {exc}")
@@ -727,7 +719,7 @@ def run_logs(run_id: str, follow: Annotated[bool, typer.Option("--follow", "-f",
 def run_cancel(run_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
                as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.post(f"/runs/{run_id}/cancel")), as_json, RUN_COLUMNS)
+    _show(c.post(f"/runs/{run_id}/cancel"), as_json, RUN_COLUMNS)
 
 
 @run_app.command("outputs")
@@ -736,12 +728,12 @@ def run_outputs(run_id: str, output: Annotated[Path | None, typer.Option(
                 url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List a run's outputs (metrics.json, artifacts, logs.txt) or download them with -o DIR."""
     c = _client(url, token)
-    outs = _run(lambda: c.get(f"/runs/{run_id}/outputs"))
+    outs = c.get(f"/runs/{run_id}/outputs")
     if output:
         for f in outs["files"]:
             dest = output / f["name"]
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _run(lambda f=f, dest=dest: c.download(f"/runs/{run_id}/outputs/{f['name']}", dest))
+            c.download(f"/runs/{run_id}/outputs/{f['name']}", dest)
         console.print(f"downloaded {len(outs['files'])} files into {output}")
         return
     _show(outs["files"], as_json, ("name", "size", "sha256"))
@@ -772,7 +764,7 @@ def assignment_create(workspace: str, name: str,
             "metric": metric, "higher_is_better": higher_is_better}
     if command:
         body["command"] = command
-    _show(_run(lambda: c.post(f"/workspaces/{workspace}/assignments", json=body)), as_json,
+    _show(c.post(f"/workspaces/{workspace}/assignments", json=body), as_json,
           ("name", "environment", "version", "predictions", "metric", "higher_is_better"))
 
 
@@ -780,7 +772,7 @@ def assignment_create(workspace: str, name: str,
 def assignment_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
                     as_json: JsonOpt = False) -> None:
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/assignments"))["items"], as_json,
+    _show(c.get(f"/workspaces/{workspace}/assignments")["items"], as_json,
           ("name", "title", "environment", "version", "predictions", "metric"))
 
 
@@ -798,14 +790,11 @@ def assignment_leaderboard(workspace: str, name: str, url: UrlOpt = "http://127.
                            token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Each member's best score, best first (equal scores: earlier first)."""
     c = _client(url, token)
-    _show(_run(lambda: c.get(f"/workspaces/{workspace}/assignments/{name}/leaderboard"))["rows"], as_json,
+    _show(c.get(f"/workspaces/{workspace}/assignments/{name}/leaderboard")["rows"], as_json,
           ("rank", "username", "score", "run_id", "scored_at"))
 
 
 app.add_typer(credentials_app, name="credentials")
-
-from . import capture as _capture  # noqa: E402,F401 - registers `env capture` (needs env_app)
-
 
 def main() -> None:  # pragma: no cover - console script entry
     app()

@@ -151,8 +151,8 @@ class Worker:
 
     async def publish_targets(self, build_id: str) -> None:
         """Tag the image for every version served by this build and record it on the registry."""
-        build = await transact(self.sessions, lambda s: service.get_build(session=s, build_id=build_id))
-        targets = await transact(self.sessions, lambda s: service.targets(session=s, build_id=build_id))
+        build, targets = await transact(self.sessions, lambda s: (service.get_build(session=s, build_id=build_id),
+                                                                  service.targets(session=s, build_id=build_id)))
         for target in targets:
             if target.recorded:
                 continue
@@ -163,7 +163,6 @@ class Worker:
                 await record_on_registry(self.nc, workspace=target.workspace, environment=target.environment,
                                          version=target.version, lock_digest=build.lock_digest,
                                          image_ref=target.image_ref, image_digest=build.image_digest)
-                await transact(self.sessions, lambda s, t=target: service.mark_recorded(session=s,
-                                                                                           target_id=t.id))
+                await transact(self.sessions, lambda s, t=target: service.mark_recorded(session=s, target_id=t.id))
             except Exception as exc:  # recorded on the next request or redelivery
                 log.warning("could not record %s on the registry: %s", target.image_ref, exc)
