@@ -287,3 +287,17 @@ async def test_api_server_down(s3_store: S3ObjectStore, context_dir: Path) -> No
         await asyncio.to_thread(backend.build_and_push, context_dir, "registry.example.org/ws/env:v1",
                                 log=lambda _: None)
     assert not list(s3_store.client.list_objects_v2(Bucket=s3_store.bucket).get("Contents", []))
+
+
+async def test_the_charts_builder_role_grants_exactly_what_the_backend_uses(
+        fake_k8s: Any, s3_store: S3ObjectStore, context_dir: Path) -> None:
+    """Every request of a succeeding and a failing build is allowed by the chart's Role, and nothing more."""
+    from tests.chart.chartlib import documents, load_values, render, role_grants, used_verbs
+
+    await run_build(fake_k8s, make_backend(fake_k8s, s3_store), context_dir, succeeded)
+    await run_build(fake_k8s, make_backend(fake_k8s, s3_store), context_dir, failed)
+
+    docs = documents(render(load_values("required.yaml")))
+    used = used_verbs(fake_k8s)
+    assert ("batch", "jobs", "create") in used and ("", "pods/log", "get") in used
+    assert role_grants(docs, "rl-reprolab-builder") == used

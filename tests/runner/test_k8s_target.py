@@ -481,3 +481,26 @@ async def test_api_server_down() -> None:
         await call(target.status, "runs/reprolab-run-x")
     with pytest.raises(TargetError, match="not a kubernetes run handle"):
         await call(target.status, "no-namespace")
+
+
+async def test_the_charts_runner_role_grants_exactly_what_the_target_uses(fake_k8s: Any) -> None:
+    """Every request the target makes in its whole life cycle (submit with and without network, status,
+    logs, cancel, cleanup, owned, resubmit) is allowed by the chart's Role, and the Role allows nothing more."""
+    from tests.chart.chartlib import documents, load_values, render, role_grants, used_verbs
+
+    target = make_target(fake_k8s)
+    handle = await call(target.submit, request())
+    await call(target.submit, request())  # adopting the existing Job
+    await call(target.submit, request("run-2", network=True))
+    await call(target.status, handle)
+    finish(fake_k8s, handle, *completed(0))
+    await call(target.status, handle)
+    await call(lambda: list(target.logs(handle)))
+    await call(target.owned)
+    await call(target.cancel, handle)
+    await call(target.cleanup, handle)
+
+    docs = documents(render(load_values("required.yaml")))
+    used = used_verbs(fake_k8s)
+    assert ("networking.k8s.io", "networkpolicies", "create") in used and ("", "pods/log", "get") in used
+    assert role_grants(docs, "rl-reprolab-runner") == used

@@ -47,6 +47,11 @@ class BuilderSettings(BaseSettings):
     kubernetes_builder_image: str = Field(
         default="quay.io/buildah/stable:v1.37", description="Rootless builder image run by build Jobs."
     )
+    kubernetes_registry_secret: str = Field(
+        default="reprolab-registry-auth",
+        description="Secret in the build namespace whose auth.json key (containers-auth.json) build pods push with; "
+        "the Helm chart creates it (or names the operator's existingSecret).",
+    )
 
     def cache_root(self) -> Path:
         return self.cache_dir or self.common.data_dir / "builder"

@@ -78,7 +78,7 @@ class KubernetesBackend(BuildBackend):
 
     def __init__(self, settings: BuilderSettings, store: ObjectStore | None = None, *,
                  api_client: kubernetes.client.ApiClient | None = None,
-                 registry_secret: str = "reprolab-registry-auth",
+                 registry_secret: str | None = None,
                  resources: dict[str, Any] | None = None,
                  deadline_seconds: int = 3600,
                  poll_interval: float = 2.0,
@@ -86,7 +86,7 @@ class KubernetesBackend(BuildBackend):
         self.settings = settings
         self.store = store
         self._api_client = api_client
-        self.registry_secret = registry_secret
+        self.registry_secret = registry_secret or settings.kubernetes_registry_secret
         self.resources = resources or {"requests": {"cpu": "500m", "memory": "1Gi"},
                                        "limits": {"memory": "4Gi", "ephemeral-storage": "20Gi"}}
         self.deadline_seconds = deadline_seconds

@@ -1,0 +1,300 @@
+"""charts/reprolab rendered with Helm's own engine (helm-python-sdk), checked as data: resources,
+required configuration, schema, existingSecret forms, Pod Security and OpenAPI validity."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+from reprolab_builder import k8s_manifests as build_manifests
+from reprolab_runner.targets import k8s_manifests as run_manifests
+from reprolab_runner.targets.base import Limits
+
+from .chartlib import CHART, documents, load_values, pod_specs, render
+from .podsecurity import baseline_violations, restricted_violations
+
+K8S_VERSIONS = [f"1.{minor}.0" for minor in range(29, 38)]
+# Gateway API is a CRD: kubernetes-validate knows only the core API, so HTTPRoute is checked by shape below.
+CRD_KINDS = {"HTTPRoute"}
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+
+
+def _schema_module() -> Any:
+    spec = importlib.util.spec_from_file_location("reprolab_chart_values", CHART / "schema" / "values_model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the models' postponed annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the schema ------------------------------------------------------------------------------------
+
+def test_values_schema_json_is_generated_from_the_documented_models() -> None:
+    """Drift check: edit schema/values_model.py, then run it to regenerate values.schema.json."""
+    assert (CHART / "values.schema.json").read_text() == _schema_module().generate()
+
+
+def test_values_yaml_satisfies_the_models() -> None:
+    import yaml
+
+    values = _schema_module().Values.model_validate(yaml.safe_load((CHART / "values.yaml").read_text()))
+    assert values.builder.jobNamespace == "reprolab-builds" and values.nats.tls.enabled
+
+
+def test_every_schema_property_is_documented() -> None:
+    def walk(node: dict[str, Any], path: str) -> list[str]:
+        missing = []
+        for key, prop in node.get("properties", {}).items():
+            if key != "global" and not prop.get("description"):
+                missing.append(f"{path}.{key}")
+        return missing
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    missing = walk(schema, "") + [m for name, d in schema["$defs"].items() for m in walk(d, name)]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"gateway": {"replicas": "two"}}, "replicas"),
+    ({"gateway": {"replica": 2}}, "replica"),  # unknown keys are refused: a typo does not pass silently
+    ({"image": {"digest": "sha256:nothex"}}, "digest"),
+    ({"audit": {"origin": "has space"}}, "origin"),
+])
+def test_schema_refuses_bad_values_through_render(override: dict[str, Any], message: str) -> None:
+    values = load_values("required.yaml")
+    for key, sub in override.items():
+        values.setdefault(key, {}).update(sub)
+    with pytest.raises(helm.HelmError, match=message):
+        render(values)
+
+
+# -- required configuration (fail/required are only seen by render, not lint) ----------------------
+
+def _without(path: str) -> dict[str, Any]:
+    values = copy.deepcopy(load_values("required.yaml"))
+    node = values
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node[p]
+    del node[last]
+    return values
+
+
+@pytest.mark.parametrize(("missing", "message"), [
+    ("postgresql.url", "postgresql.url or postgresql.existingSecret is required"),
+    ("nats.url", "nats.url is required"),
+    ("nats.tls.caSecret", "nats.tls.caSecret is required"),
+    ("nats.auth.runner", "nats.auth.runner needs user and password, or existingSecret"),
+    ("objectStore.bucket", "objectStore.bucket is required"),
+    ("objectStore.secretAccessKey", "objectStore.existingSecret, are required"),
+    ("ociRegistry.host", "ociRegistry.host is required"),
+    ("ociRegistry.password", "ociRegistry.existingSecret .key auth.json., are required"),
+    ("audit.signingKeySecret", "every audit replica must sign with the same key"),
+])
+def test_render_fails_on_missing_required_config(missing: str, message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render(_without(missing))
+
+
+def test_render_fails_with_nothing_set() -> None:
+    with pytest.raises(helm.HelmError, match="is required"):
+        render(None)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:5000", "localhost:5000"])
+def test_a_loopback_registry_is_refused(host: str) -> None:
+    values = load_values("required.yaml")
+    values["ociRegistry"]["host"] = host
+    with pytest.raises(helm.HelmError, match="must not be a loopback address"):
+        render(values)
+
+
+def test_notes_name_the_job_namespaces() -> None:
+    notes = render(load_values("required.yaml"))["reprolab/templates/NOTES.txt"]
+    assert "Builds run as Jobs in reprolab-builds, runs in reprolab-runs." in notes
+
+
+def test_lint_is_clean() -> None:
+    result = helm.lint(str(CHART), values=load_values("required.yaml"), strict=True)
+    # Severity 1 is INFO ("icon is recommended"); warnings (2) and errors (4) fail.
+    assert not result["errors"] and not [m for m in result["messages"] if m["severity"] > 1], result
+
+
+# -- what is rendered ------------------------------------------------------------------------------
+
+SERVICES = ("gateway", "registry", "builder", "runner", "audit")
+
+
+def test_default_resources(default_docs: list[dict[str, Any]]) -> None:
+    expected = {("Deployment", f"rl-reprolab-{s}") for s in SERVICES}
+    expected |= {("ServiceAccount", f"rl-reprolab-{s}") for s in SERVICES}
+    expected |= {("Secret", f"rl-reprolab-{s}-nats") for s in SERVICES}
+    expected |= {("PodDisruptionBudget", f"rl-reprolab-{s}") for s in SERVICES}
+    expected |= {("NetworkPolicy", f"rl-reprolab-{s}") for s in SERVICES}
+    expected |= {("NetworkPolicy", "rl-reprolab-default-deny")}
+    expected |= {("Role", "rl-reprolab-builder"), ("RoleBinding", "rl-reprolab-builder"),
+                 ("Role", "rl-reprolab-runner"), ("RoleBinding", "rl-reprolab-runner"),
+                 ("Service", "rl-reprolab-gateway"), ("Job", "rl-reprolab-migrations"),
+                 ("Secret", "rl-reprolab-migrations"), ("Secret", "rl-reprolab-postgresql"),
+                 ("Secret", "rl-reprolab-s3"), ("Secret", "rl-reprolab-registry-auth")}
+    assert set(kinds(default_docs)) == expected
+    assert len(kinds(default_docs)) == len(expected)
+
+
+def test_everything_on_adds_ingress_route_hpa_and_drops_inline_secrets(full_docs: list[dict[str, Any]]) -> None:
+    names = set(kinds(full_docs))
+    assert {("Ingress", "rl-reprolab-gateway"), ("HTTPRoute", "rl-reprolab-gateway"),
+            ("HorizontalPodAutoscaler", "rl-reprolab-gateway")} <= names
+    # existingSecret everywhere: the chart creates no Secret at all.
+    assert not [n for k, n in names if k == "Secret"]
+    (gateway,) = [d for d in full_docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rl-reprolab-gateway"]
+    assert "replicas" not in gateway["spec"]  # the HPA owns it
+    pod = gateway["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-pull"}] and pod["nodeSelector"] == {"node-role": "web"}
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.edu/reprolab/services@sha256:" + "1" * 64
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REPROLAB_NATS_USER"]["valueFrom"]["secretKeyRef"] == {"name": "gw-bus", "key": "nats-user"}
+    assert env["REPROLAB_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "gw-bus", "key": "nats-password"}
+    assert env["REPROLAB_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "reprolab-db", "key": "dsn"}
+    assert env["REPROLAB_NATS_TLS_CA_FILE"]["value"] == "/etc/reprolab/nats-ca/ca.pem"
+    assert env["REPROLAB_LOG_LEVEL"]["value"] == "DEBUG"
+    (route,) = [d for d in full_docs if d["kind"] == "HTTPRoute"]
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "rl-reprolab-gateway", "port": 80}]
+
+
+def test_each_service_has_its_own_bus_identity(default_docs: list[dict[str, Any]]) -> None:
+    for service in SERVICES:
+        (dep,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(service)]
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["REPROLAB_NATS_USER"]["valueFrom"]["secretKeyRef"]["name"] == f"rl-reprolab-{service}-nats"
+        assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", f"reprolab_{service}"]
+    secrets = {d["metadata"]["name"]: d for d in default_docs if d["kind"] == "Secret"}
+    assert secrets["rl-reprolab-runner-nats"]["stringData"] == {"nats-user": "runner", "nats-password": "r-pw"}
+
+
+def test_builder_uses_the_kubernetes_backend_and_a_real_registry(default_docs: list[dict[str, Any]]) -> None:
+    (dep,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rl-reprolab-builder"]
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REPROLAB_BUILDER_BACKEND"] == "kubernetes"
+    assert env["REPROLAB_BUILDER_REGISTRY"] == "registry.example.edu"
+    assert env["REPROLAB_BUILDER_KUBERNETES_NAMESPACE"] == "reprolab-builds"
+    # The Secret build pods mount exists, in the build namespace, and holds a containers-auth.json.
+    assert env["REPROLAB_BUILDER_KUBERNETES_REGISTRY_SECRET"] == "rl-reprolab-registry-auth"
+    (auth,) = [d for d in default_docs if d["metadata"]["name"] == "rl-reprolab-registry-auth"]
+    assert auth["metadata"]["namespace"] == "reprolab-builds"
+    import base64
+    auths = json.loads(auth["stringData"]["auth.json"])["auths"]
+    assert base64.b64decode(auths["registry.example.edu"]["auth"]) == b"reprolab:registry-pw"
+
+
+def test_runner_offers_the_kubernetes_target(default_docs: list[dict[str, Any]]) -> None:
+    (dep,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rl-reprolab-runner"]
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["REPROLAB_RUNNER_ENABLED_TARGETS"]) == ["kubernetes"]
+    assert env["REPROLAB_RUNNER_KUBERNETES_NAMESPACE"] == "reprolab-runs"
+
+
+def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(default_docs: list[dict[str, Any]]) -> None:
+    hooks = {d["kind"]: d["metadata"]["annotations"] for d in default_docs
+             if d["metadata"]["name"] == "rl-reprolab-migrations"}
+    assert hooks["Job"]["helm.sh/hook"] == hooks["Secret"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    # The Secret it reads is created before it (lower weight).
+    assert int(hooks["Secret"]["helm.sh/hook-weight"]) < int(hooks["Job"]["helm.sh/hook-weight"])
+
+
+def test_network_policies_default_deny_and_allow_only_dependencies(full_docs: list[dict[str, Any]]) -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in full_docs if d["kind"] == "NetworkPolicy"}
+    assert policies["rl-reprolab-default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for service in SERVICES:
+        spec = policies[f"rl-reprolab-{service}"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        # Only the gateway accepts connections, and only from the ingress controller's namespace.
+        if service == "gateway":
+            (rule,) = spec["ingress"]
+            nginx = {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+            assert rule["from"] == [{"namespaceSelector": nginx}]
+        else:
+            assert "ingress" not in spec
+        api_server = [r for r in spec["egress"] if {"ipBlock": {"cidr": "10.96.0.1/32"}} in r.get("to", [])]
+        assert bool(api_server) == (service in ("builder", "runner")), service
+
+
+# -- Pod Security and OpenAPI validity ------------------------------------------------------------
+
+def test_the_checker_catches_what_restricted_forbids() -> None:
+    good = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"]}}}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}
+    assert restricted_violations(good) == []
+    bad = copy.deepcopy(good)
+    bad["hostNetwork"] = True
+    bad["volumes"].append({"name": "h", "hostPath": {"path": "/"}})
+    c = bad["containers"][0]["securityContext"]
+    c.update(allowPrivilegeEscalation=True, capabilities={"add": ["SETUID", "SYS_ADMIN"]},
+             seccompProfile={"type": "Unconfined"}, runAsUser=0)
+    found = restricted_violations(bad)
+    for fragment in ("hostNetwork", "hostPath", "allowPrivilegeEscalation", "SYS_ADMIN", "Unconfined",
+                     "runAsUser 0", "drop ALL"):
+        assert any(fragment in f for f in found), (fragment, found)
+    assert any("SYS_ADMIN" in f for f in baseline_violations(bad))
+    assert not any("SETUID" in f for f in baseline_violations(bad))  # SETUID is baseline, not restricted
+
+
+@pytest.mark.parametrize("values_file", ["required.yaml", "everything-on.yaml"])
+def test_every_chart_pod_is_restricted(values_file: str) -> None:
+    pods = pod_specs(documents(render(load_values(values_file))))
+    assert len(pods) == 6  # five services and the migration Job
+    for name, pod in pods:
+        assert restricted_violations(pod) == [], name
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+            assert "ephemeral-storage" in c["resources"]["limits"], name
+        assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"] if "emptyDir" in v), name
+
+
+def _run_job(network: bool) -> dict[str, Any]:
+    return run_manifests.make_run_job(
+        run_id="0b9c2a1e-5f7d-4c1e-9a53-2d8e6f1b7c40", namespace="reprolab-runs",
+        image="registry.example.edu/ws/env@sha256:" + "ab" * 32, command=["python", "main.py"],
+        inputs=[("https://s3.example.edu/code.tar.gz?sig=1", "/work", "cd" * 32)],
+        outputs={"outputs.tar.gz": "https://s3.example.edu/o?sig=2", "status.json": "https://s3.example.edu/s?sig=3"},
+        limits=Limits(timeout_seconds=60, network=network))
+
+
+def test_every_run_job_pod_is_restricted() -> None:
+    for network in (False, True):
+        assert restricted_violations(_run_job(network)["spec"]["template"]["spec"]) == []
+
+
+def test_build_job_pod_is_checked_too() -> None:
+    job = build_manifests.make_build_job(
+        name="reprolab-build-abc", namespace="reprolab-builds", builder_image="localhost/reprolab/build-job:0.1.0",
+        context_url="https://s3.example.edu/ctx.tar?sig=1", image_ref="registry.example.edu/ws/env:v1",
+        registry_secret="rl-reprolab-registry-auth", labels=build_manifests.build_labels("abc"),
+        resources={"requests": {"cpu": "1"}}, active_deadline_seconds=600, insecure_registry=False)
+    # Builds need user namespaces (see docs/operations.md): the build namespace is at most "baseline".
+    assert baseline_violations(job["spec"]["template"]["spec"]) == []
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_document_is_valid_openapi(version: str, default_docs: list[dict[str, Any]],
+                                         full_docs: list[dict[str, Any]]) -> None:
+    checked = 0
+    for doc in default_docs + full_docs + [_run_job(False), _run_job(True)]:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    assert checked == len(default_docs) + len(full_docs) + 2 - 1
