@@ -163,11 +163,12 @@ def test_cli_prompts_reads_files_lists_and_deletes(running, course, tmp_path: Pa
 # --- the canary test ------------------------------------------------------------------------------
 
 
-def _stream_messages(nats_url: str) -> list[bytes]:
-    """Subjects, headers and data of every message still stored in every JetStream stream."""
+def _stream_messages(nats_url: str, password: str) -> list[bytes]:
+    """Subjects, headers and data of every message still stored in every JetStream stream (read as
+    the operator identity: the bus requires credentials)."""
 
     async def read() -> list[bytes]:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, user="operator", password=password)
         js = nc.jetstream()
         out: list[bytes] = []
         try:
@@ -332,7 +333,7 @@ def test_canary_secret_appears_nowhere(running, course, tmp_path: Path) -> None:
         assert canary in plain.values()
     # ... and the same searches find what is not secret
     logs = _files(running.platform.log_dir)
-    events = _stream_messages(running.platform.nats.url)
+    events = _stream_messages(running.platform.nats.url, running.platform.nats_credentials()["operator"])
     dump = _database_dump(running)
     everything = _files(running.platform.data_dir)
     assert logs and events and dump and everything

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from reprolab_common.localregistry import LocalRegistry, registry_binary
-from reprolab_common.natsserver import NatsServer, free_port, stop_child
+from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child
 
 # Start order: the gateway last, so /readyz can succeed as soon as it listens.
 SERVICES = ("registry", "audit", "builder", "runner", "gateway")
@@ -103,23 +103,42 @@ class Platform:
             self.registry = LocalRegistry(self.data_dir / "registry", log_file=self.log_dir / "registry.log").start()
         port_file.write_text(str(self.registry.port))
 
+    @property
+    def nats_credentials_file(self) -> Path:
+        """Every bus identity's password (mode 0600); ``operator`` is for an operator's own tools."""
+        return self.data_dir / "nats-credentials.json"
+
+    def nats_credentials(self) -> dict[str, str]:
+        return bus_credentials(self.nats_credentials_file) if self.nats else {}
+
     def start_nats(self) -> None:
         if self.nats_url:
             return
         port_file = self.data_dir / "nats-port"
         # Reuse the port of the previous run so a restarted platform finds the same server URL.
         port = int(port_file.read_text()) if port_file.exists() else free_port()
-        self.nats = NatsServer(self.data_dir / "nats", port=port, log_file=self.log_dir / "nats.log")
+        creds = bus_credentials(self.nats_credentials_file)
+        self.nats = NatsServer(self.data_dir / "nats", port=port, log_file=self.log_dir / "nats.log",
+                               credentials=creds)
         try:
             self.nats.start()
         except (RuntimeError, TimeoutError):
-            self.nats = NatsServer(self.data_dir / "nats", log_file=self.log_dir / "nats.log").start()
+            self.nats = NatsServer(self.data_dir / "nats", log_file=self.log_dir / "nats.log",
+                                   credentials=creds).start()
         port_file.write_text(str(self.nats.port))
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """``env()`` plus the service's own NATS identity when this platform started the server."""
+        env = self.env()
+        creds = self.nats_credentials()
+        if name in creds:
+            env.update({"REPROLAB_NATS_USER": name, "REPROLAB_NATS_PASSWORD": creds[name]})
+        return env
 
     def start_service(self, name: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"reprolab_{name}"], env=self.env(), stdout=log, stderr=log,
+            [sys.executable, "-m", f"reprolab_{name}"], env=self.service_env(name), stdout=log, stderr=log,
             start_new_session=True,
         )
         log.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
@@ -73,7 +75,27 @@ STREAMS: dict[Stream, StreamConfig] = {
 }
 
 
-async def connect(url: str, name: str, initial_timeout: float = 120.0) -> Client:
+def connect_options(user: str | None = None, password: str | None = None,
+                    tls_ca_file: str | Path | None = None) -> dict[str, Any]:
+    """Credentials, the identity's own reply inbox prefix (its permissions allow no other) and TLS."""
+    from .buspermissions import inbox_prefix
+
+    options: dict[str, Any] = {}
+    if user:
+        options.update(user=user, password=password or "", inbox_prefix=inbox_prefix(user))
+    if tls_ca_file:
+        options["tls"] = ssl.create_default_context(cafile=str(tls_ca_file))
+    return options
+
+
+def credentials(common: Any) -> dict[str, Any]:
+    """The ``connect`` keywords of a ``CommonSettings`` (its NATS user, password and TLS CA)."""
+    password = common.nats_password.get_secret_value() if common.nats_password else None
+    return {"user": common.nats_user, "password": password, "tls_ca_file": common.nats_tls_ca_file}
+
+
+async def connect(url: str, name: str, initial_timeout: float = 120.0, *, user: str | None = None,
+                  password: str | None = None, tls_ca_file: str | Path | None = None) -> Client:
     """Connect and keep reconnecting forever: a NATS restart must never take a service down."""
 
     async def _disconnected() -> None:
@@ -94,6 +116,7 @@ async def connect(url: str, name: str, initial_timeout: float = 120.0) -> Client
                 url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                 allow_reconnect=True, connect_timeout=5,
                 disconnected_cb=_disconnected, reconnected_cb=_reconnected, error_cb=_error,
+                **connect_options(user, password, tls_ca_file),
             )
         except Exception as exc:
             if asyncio.get_running_loop().time() + delay > deadline:

@@ -5,7 +5,9 @@ Used by ``reprolab up`` for the embedded default and by the tests for a server p
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -42,14 +44,61 @@ def stop_child(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
             proc.wait()
 
 
-class NatsServer:
-    """A nats-server child process; ``restart()`` keeps its port and its JetStream store."""
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created 0600, never world-readable for an instant)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
-    def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None) -> None:
+
+def bus_credentials(path: Path) -> dict[str, str]:
+    """Passwords of every bus identity (``buspermissions.IDENTITIES``), kept in ``path`` (mode 0600):
+    read when present so a restarted platform keeps them, a new random one for any missing identity."""
+    from .buspermissions import IDENTITIES
+
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(name not in creds for name in IDENTITIES) or not path.exists():
+        for name in IDENTITIES:
+            creds.setdefault(name, secrets.token_urlsafe(32))
+        write_private(path, json.dumps(creds, indent=2))
+    os.chmod(path, 0o600)
+    return creds
+
+
+class NatsServer:
+    """A nats-server child process; ``restart()`` keeps its port and its JetStream store.
+
+    With ``credentials`` (identity -> password) the server requires authentication and enforces the
+    subject permissions of ``buspermissions``; its config file (with the passwords) is mode 0600.
+    """
+
+    def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None,
+                 credentials: dict[str, str] | None = None) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
+        self.credentials = credentials
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir.parent / f"{self.store_dir.name}.conf"
+
+    def _args(self) -> list[str]:
+        if self.credentials is None:
+            return ["-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        from .buspermissions import nats_authorization
+
+        # nats-server's config format is a superset of JSON, so the config is written as JSON.
+        config = {
+            "host": "127.0.0.1", "port": self.port,
+            "jetstream": {"store_dir": str(self.store_dir)},
+            "authorization": nats_authorization(self.credentials),
+        }
+        write_private(self.config_file, json.dumps(config, indent=2))
+        return ["-c", str(self.config_file)]
 
     @property
     def url(self) -> str:
@@ -59,7 +108,7 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            [nats_server_binary(), *self._args()],
             stdout=out, stderr=out, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

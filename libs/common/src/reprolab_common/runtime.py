@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.micro import add_service
 from nats.micro.service import Service
 
-from .nats import connect, ensure_streams
+from .nats import connect, credentials, ensure_streams
 from .settings import CommonSettings
 
 VERSION = "0.1.0"
@@ -40,7 +40,7 @@ class ServiceContext:
 
 
 async def start(name: str, common: CommonSettings, description: str) -> ServiceContext:
-    nc = await connect(common.nats_url, name)
+    nc = await connect(common.nats_url, name, **credentials(common))
     js = nc.jetstream()
     await ensure_streams(js)
     micro = await add_service(nc, name=name, version=VERSION, description=description)

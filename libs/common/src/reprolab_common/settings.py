@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,15 @@ class CommonSettings(BaseSettings):
         description="Directory for SQLite files, the local object store and keys on the embedded default.",
     )
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL (JetStream enabled).")
+    nats_user: str | None = Field(
+        default=None,
+        description=("This process's NATS identity (gateway, registry, audit, builder, runner); its subject "
+                     "permissions are reprolab_common.buspermissions. Unset: connect without credentials."),
+    )
+    nats_password: SecretStr | None = Field(default=None, description="Password of nats_user (a Secret).")
+    nats_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the NATS server's TLS certificate; set: TLS is required.",
+    )
     database_url: str | None = Field(
         default=None,
         description=(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from reprolab_common.nats import credentials
 from reprolab_common.objectstore import make_object_store
 
 from .api.main import api_router
@@ -39,7 +40,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if settings.bootstrap_token_file is not None:
             await asyncio.to_thread(bootstrap_admin, sessions, settings.bootstrap_token_file)
         store = await asyncio.to_thread(make_object_store, settings.common)
-        link = NatsLink(settings.common.nats_url)
+        link = NatsLink(settings.common.nats_url, credentials=credentials(settings.common))
         await link.start(settings.nats_connect_wait_seconds)
         app.state.sessions = sessions
         app.state.store = store

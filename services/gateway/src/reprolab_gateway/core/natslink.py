@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from nats.aio.client import Client
 from reprolab_common.errors import ServiceUnavailable
@@ -17,9 +18,10 @@ class NatsLink:
     """Holds the client once connected. ``client`` raises a 503 problem while NATS is unreachable
     (not yet connected, or reconnecting), so callers fail fast instead of queueing requests."""
 
-    def __init__(self, url: str, name: str = "gateway") -> None:
+    def __init__(self, url: str, name: str = "gateway", credentials: dict[str, Any] | None = None) -> None:
         self.url = url
         self.name = name
+        self.credentials = credentials or {}
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -31,7 +33,7 @@ class NatsLink:
 
     async def _connect(self) -> None:
         try:
-            self._nc = await connect(self.url, self.name)
+            self._nc = await connect(self.url, self.name, **self.credentials)
             log.info("connected to NATS at %s", self.url)
         except asyncio.CancelledError:
             raise
