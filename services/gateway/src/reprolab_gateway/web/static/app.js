@@ -823,6 +823,9 @@ if (start) {
   gated.forEach((node) => { node.disabled = true; });
   start().catch((err) => {
     if (!(err instanceof ApiError && err.status === 401)) flash(err.message, true);
+    // a placeholder must not keep saying "Loading…" after the page gave up (e.g. another user's run)
+    $$("main td, main dd, main dt, main p").filter((node) => node.textContent.trim() === "Loading…")
+      .forEach((node) => { node.textContent = `Could not load this: ${err.message}`; });
     if (!(err instanceof ApiError)) console.error(err);
   }).finally(ready);
 } else {

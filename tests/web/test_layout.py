@@ -1,0 +1,169 @@
+"""Every portal page at a phone's size (390x844) and a laptop's (1366x768), for an instructor and a
+student, against the whole platform with a real build and a real run.
+
+A page fails if it scrolls sideways, if a script error reaches the console, or if something still says
+"Loading…" once the page's script has finished (an error must replace the placeholder, not leave it
+spinning). Screenshots of every page at both sizes go to tests/web/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from .conftest import SCREENSHOTS, UNLABELLED_JS, Portal
+from .test_portal import tar_gz
+
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 768}
+TIMEOUT = 300.0
+
+# what is wider than the viewport (the page's widest offenders, for the failure message)
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > width + 1)
+    .filter((el) => !el.closest('.log, pre, table.data'))  // these scroll inside themselves
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className && typeof el.className === 'string'
+      ? '.' + el.className.split(' ').join('.') : ''} (${Math.round(el.getBoundingClientRect().right)}px)`);
+  return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 6) };
+}"""
+STUCK_JS = """() => [...document.querySelectorAll('main *')]
+  .filter((el) => el.children.length === 0 && /Loading…/.test(el.textContent) && el.getClientRects().length)
+  .map((el) => el.outerHTML.slice(0, 100))"""
+
+
+@dataclass
+class Course:
+    ws: str
+    instructor: tuple[str, str]
+    student: tuple[str, str]
+    run_id: str  # the instructor's run: the student may not see it
+
+
+def wait(client, path: str, done: tuple[str, ...]) -> dict:
+    deadline = time.monotonic() + TIMEOUT
+    while (item := client.get(path))["status"] not in done:
+        assert time.monotonic() < deadline, item
+        time.sleep(1)
+    return item
+
+
+@pytest.fixture(scope="module")
+def course(portal: Portal, base_image: str) -> Course:
+    """A workspace with a dataset, a built environment, an assignment and a finished run, made through the
+    API (the pages are what is tested here)."""
+    iname, itoken, teacher = portal.user("layout-prof")
+    sname, stoken, _ = portal.user("layout-stud")
+    ws = f"layout-{int(time.time() * 1000) % 10**8}"
+    teacher.post("/workspaces", json={"slug": ws, "title": "A course with a rather long title, as courses have"})
+    teacher.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
+    teacher.post(f"/workspaces/{ws}/datasets", params={"name": "labels.csv", "visibility": "hidden"},
+                 content=b"id,species\n0,setosa\n")
+    teacher.post(f"/workspaces/{ws}/datasets", params={"name": "a-dataset-with-a-long-name-for-the-phone.csv"},
+                 content=b"id,x\n0,1\n")
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": base_image, "python": {"version": "3.11", "requirements": []}}})
+    build = teacher.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
+    assert wait(teacher, f"/builds/{build['id']}", ("succeeded", "failed"))["status"] == "succeeded"
+    code = teacher.request("POST", f"/workspaces/{ws}/code", content=tar_gz({"main.py": "print('hello')\n"}),
+                           expect=(201,))
+    teacher.post(f"/workspaces/{ws}/assignments", json={
+        "name": "iris", "title": "Iris species", "environment": "py", "evaluation_code": code["digest"],
+        "labels": "labels.csv", "metric": "accuracy"})
+    run = teacher.post(f"/workspaces/{ws}/runs", json={
+        "environment": "py", "code": code["digest"], "command": ["python3", "main.py"]}, expect=(201, 202))
+    wait(teacher, f"/runs/{run['id']}", ("succeeded", "failed", "timed_out", "cancelled"))
+    return Course(ws, (iname, itoken), (sname, stoken), run["id"])
+
+
+def pages(c: Course, role: str) -> list[tuple[str, str]]:
+    ws = c.ws
+    common = [("dashboard", "/"), ("workspace", f"/w/{ws}"), ("environment", f"/w/{ws}/env/py"),
+              ("runs", f"/w/{ws}/runs"), ("run", f"/w/{ws}/runs/{c.run_id}"),
+              ("assignment", f"/w/{ws}/assignments/iris"), ("activity", f"/w/{ws}/activity"),
+              ("credentials", f"/me/credentials?workspace={ws}")]
+    if role == "instructor":
+        common.insert(3, ("new-environment", f"/w/{ws}/new-environment"))
+    return common
+
+
+@pytest.fixture(params=[pytest.param(PHONE, id="phone"), pytest.param(LAPTOP, id="laptop")])
+def sized(request: pytest.FixtureRequest, browser: Browser, portal: Portal) -> Iterator[tuple[Page, list[str], str]]:
+    context = browser.new_context(viewport=request.param, accept_downloads=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # a 404 the page expects (another user's run) is logged by the browser as a failed resource; not a script error
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 4" not in msg.text
+            else None)
+    yield page, errors, "phone" if request.param is PHONE else "laptop"
+    context.close()
+
+
+def sign_in(page: Page, url: str, token: str) -> None:
+    page.goto(url + "/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+
+
+def check_page(page: Page, errors: list[str], label: str) -> Path:
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.wait_for_load_state("networkidle")
+    try:
+        page.wait_for_function(f"() => !({STUCK_JS})().length", timeout=10_000)
+    except Exception:
+        pass  # reported below, with what is stuck
+    stuck = page.evaluate(STUCK_JS)
+    assert not stuck, f"{label}: still loading: {stuck}"
+    over = page.evaluate(OVERFLOW_JS)
+    path = SCREENSHOTS / f"layout-{label}.png"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    assert over["scrollWidth"] <= over["width"], f"{label} scrolls sideways: {over}"
+    assert not page.evaluate(UNLABELLED_JS), label
+    assert not errors, f"{label}: {errors}"
+    return path
+
+
+@pytest.mark.parametrize("role", ["instructor", "student"])
+def test_every_page_fits_and_finishes_loading(portal: Portal, course: Course, sized, role: str) -> None:
+    page, errors, size = sized
+    page.goto(portal.url + "/")
+    check_page(page, errors, f"{size}-login")
+    _, token = course.instructor if role == "instructor" else course.student
+    sign_in(page, portal.url, token)
+    for name, path in pages(course, role):
+        page.goto(portal.url + path)
+        check_page(page, errors, f"{size}-{role}-{name}")
+    if role == "student":
+        # the instructor's run is not theirs: the page says so instead of spinning
+        page.goto(f"{portal.url}/w/{course.ws}/runs/{course.run_id}")
+        page.wait_for_selector("body[data-ready]", state="attached")
+        expect(page.locator("#run-details")).to_contain_text(re.compile("Could not load this: no run"))
+
+
+def test_the_credentials_form_offers_only_vendors_that_take_credentials(portal: Portal, course: Course, sized) -> None:
+    """Kubernetes runs use the platform's own cluster account: choosing it on this form threw a script error
+    and left the AWS fields on screen, for a vendor the API refuses. Each vendor shows its own fields."""
+    page, errors, size = sized
+    sign_in(page, portal.url, course.student[1])
+    page.goto(f"{portal.url}/me/credentials?workspace={course.ws}")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    vendors = page.get_by_label("Vendor").locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert vendors == ["aws", "azure", "openstack"]
+    expect(page.get_by_label("Access key ID")).to_be_visible()
+    page.get_by_label("Vendor").select_option("azure")
+    expect(page.get_by_label("Client secret")).to_be_visible()
+    expect(page.get_by_label("Access key ID")).to_have_count(0)
+    page.get_by_label("Vendor").select_option("openstack")
+    expect(page.get_by_label("Auth URL")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Kubernetes runs need no credentials of yours")
+    check_page(page, errors, f"{size}-credentials-vendor")
