@@ -29,8 +29,8 @@ OVERFLOW_JS = """() => {
   const width = document.documentElement.clientWidth;
   const wide = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > width + 1)
     .filter((el) => !el.closest('.log, pre, table.data'))  // these scroll inside themselves
-    .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className && typeof el.className === 'string'
-      ? '.' + el.className.split(' ').join('.') : ''} (${Math.round(el.getBoundingClientRect().right)}px)`);
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}`
+      + ` (${Math.round(el.getBoundingClientRect().right)}px)`);
   return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 6) };
 }"""
 STUCK_JS = """() => [...document.querySelectorAll('main *')]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import signal
@@ -37,7 +38,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .client import ApiError, Client, ReprolabError
+from .client import DEFAULT_DATA_DIR, ApiError, Client, ReprolabError
 
 WS = "intro-ml"
 # The offline Debian bookworm base (`make base-image`); with a registry in reach, python:3.12-slim
@@ -114,6 +115,43 @@ def _data(name: str) -> Path:
     return Path(str(resources.files("reprolab_cli") / "data" / name))
 
 
+DEMO_MARKER = ".reprolab-demo"
+
+
+def prepare_demo_dir(data_dir: Path) -> str:
+    """Make ``data_dir`` a fresh, marked demo directory; or say why not (then nothing was touched).
+
+    The demo starts from nothing, so it deletes its previous state; but only a directory it made itself
+    (the marker file holds the demo's process id) and that no demo is still running from. Anything else,
+    e.g. a live platform's data directory given by mistake, is refused rather than wiped."""
+    marker = data_dir / DEMO_MARKER
+    if data_dir.is_symlink() or (data_dir.exists() and not data_dir.is_dir()):
+        return f"{data_dir} is not a directory; choose another --data-dir"
+    if data_dir.exists() and any(data_dir.iterdir()):
+        # the default demo directory is the demo's by name (it predates the marker)
+        if not marker.is_file() and data_dir.resolve() != (DEFAULT_DATA_DIR / "demo").resolve():
+            return (f"{data_dir} exists and was not made by `reprolab demo`; it is left alone. Choose an empty or "
+                    "new --data-dir (the demo deletes its own previous state only).")
+        pid = marker.read_text().strip()
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            return (f"a demo (process {pid}) is still running from {data_dir}; stop it first or choose another "
+                    "--data-dir")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{os.getpid()}\n")
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
 def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Console,
              keep_running: bool = False) -> int:
     started = time.monotonic()
@@ -122,8 +160,10 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
         if url is None:
             from .supervisor import Platform
 
-            if data_dir.exists():
-                shutil.rmtree(data_dir)
+            refusal = prepare_demo_dir(data_dir)
+            if refusal:
+                console.print(f"[red]{escape(refusal)}[/red]")
+                return 2
             # the wheel cache outlives the demo's fresh state, so a second run does not download again
             cache = {"REPROLAB_BUILDER_CACHE_DIR": str((data_dir.parent / "cache").resolve())}
             with console.status("starting NATS, an OCI registry and the five services (SQLite, local store)"):
@@ -264,9 +304,14 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     tokens = {name: admin.post("/users", json={"username": name})["token"] for name in ("alice", "bob")}
     alice, bob = admin.as_user(tokens["alice"]), admin.as_user(tokens["bob"])
 
-    _step(console, f"alice creates the course 'Intro to ML' ({WS}) and adds bob as a student")
-    alice.post("/workspaces", json={"slug": WS, "title": "Intro to ML"})
+    # the platform admin creates the course (and so is its admin): alice is its instructor, as the portal says
+    _step(console, f"admin creates the course 'Intro to ML' ({WS}) with alice as its instructor; alice adds bob "
+          "as a student")
+    admin.post("/workspaces", json={"slug": WS, "title": "Intro to ML"})
+    admin.post(f"/workspaces/{WS}/members", json={"username": "alice", "role": "instructor"})
     alice.post(f"/workspaces/{WS}/members", json={"username": "bob", "role": "student"})
+    role = alice.get(f"/workspaces/{WS}")["caller_role"]
+    assert role == "instructor", f"alice is {role!r} of {WS}, not its instructor"
 
     _step(console, "alice uploads the Iris data: training split and test features public, test labels hidden")
     train = _upload(alice, console, _data("iris-train.csv"), "iris-train.csv", "public")

@@ -379,11 +379,12 @@ def env_rollback(workspace: str, name: str, to: int, url: UrlOpt = "http://127.0
 
 @env_app.command("fork")
 def env_fork(workspace: str, name: str, new_name: Annotated[str | None, typer.Option("--name")] = None,
-             version: int = 0, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
-             as_json: JsonOpt = False) -> None:
+             version: Annotated[int, typer.Option(help="Version to fork (0: the latest).")] = 0,
+             url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Fork an environment into one of your own."""
     c = _client(url, token)
-    body: dict[str, Any] = {"version": version}
+    # the API takes the latest when no version is named (0 is not a version: it would be refused)
+    body: dict[str, Any] = {"version": version} if version else {}
     if new_name:
         body["name"] = new_name
     _show(c.post(f"/workspaces/{workspace}/environments/{name}/fork", json=body), as_json,

@@ -143,7 +143,8 @@ WRAPPED_TOOLS = ("apt", "apt-get", "pip", "pip3", "uv")
 # agent and wrappers are replaced by this builder's, and the baseline describes the new image. It adds
 # the ``student`` user (uid 1000) by appending to the account files (useradd would stamp today's date
 # into /etc/shadow), records the baseline (installed packages) that ``reprolab env capture`` compares
-# with, and hooks R's install.packages when R is present. Idempotent, so a derived build repeats it.
+# with, hooks R's install.packages when R is present, and makes ``python`` run python3 where the base has
+# only python3 (Debian's), since course material says ``python train.py``. Idempotent, so a derived build repeats it.
 AGENT_STEP = """RUN --mount=type=bind,source=reprolab/agent,target=/tmp/reprolab-agent \\
     export PYTHONDONTWRITEBYTECODE=1 \\
  && install -d -m 0755 /opt/reprolab /usr/local/reprolab/bin /var/lib/reprolab /etc/reprolab \\
@@ -158,6 +159,7 @@ AGENT_STEP = """RUN --mount=type=bind,source=reprolab/agent,target=/tmp/reprolab
  && install -d -m 0755 -o 1000 -g 1000 /home/student \\
  && if [ -d /etc/R ] && ! grep -q reprolab /etc/R/Rprofile.site 2>/dev/null; then \\
       cat /tmp/reprolab-agent/Rprofile.site >> /etc/R/Rprofile.site; fi \\
+ && if ! command -v python >/dev/null 2>&1; then ln -s "$(command -v python3)" /usr/local/bin/python; fi \\
  && python3 /opt/reprolab/agent.py baseline > /etc/reprolab/baseline.json \\
  && chmod 0644 /etc/reprolab/baseline.json
 ENV PATH=/usr/local/reprolab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

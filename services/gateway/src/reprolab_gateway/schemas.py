@@ -8,6 +8,7 @@ when a proto gains an internal field.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -486,17 +487,40 @@ class CodeUpload(BaseModel):
 
 
 class RunResourcesIn(_In):
-    cpu: str = Field(default="1", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
-                     description='CPUs: "2", "0.5" or "500m".')
-    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi)$", description='e.g. "512Mi", "2Gi".')
+    cpu: str | None = Field(default=None, pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
+                            description='CPUs: "2", "0.5" or "500m". Default: the environment spec\'s '
+                                        '`resources.cpu`, else 1.')
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(Ki|Mi|Gi)$",
+                               description='e.g. "512Mi", "2Gi". Default: the environment spec\'s '
+                                           '`resources.memory`, else 1Gi.')
     pids: int = Field(default=256, ge=16, le=65536)
     timeout: int = Field(default=600, ge=1, description="Seconds before the run is stopped.")
 
-    def to_proto(self) -> runner_pb2.RunResources:
-        cpu = int(self.cpu[:-1]) if self.cpu.endswith("m") else round(float(self.cpu) * 1000)
-        unit = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[self.memory[-2:]]
-        return runner_pb2.RunResources(cpu_millis=cpu, memory_bytes=int(self.memory[:-2]) * unit, pids=self.pids,
-                                       timeout_seconds=self.timeout)
+    def to_proto(self, spec: dict[str, Any] | None = None) -> runner_pb2.RunResources:
+        """The run's limits: what the request says, else what the environment's spec asks for (a spec's
+        ``resources`` are what its author measured the work needs), else 1 CPU and 1 GiB."""
+        wanted = (spec or {}).get("resources") or {}
+        cpu = self.cpu or str(wanted.get("cpu") or "1")
+        memory = self.memory or str(wanted.get("memory") or "1Gi")
+        return runner_pb2.RunResources(cpu_millis=cpu_millis(cpu), memory_bytes=memory_bytes(memory),
+                                       pids=self.pids, timeout_seconds=self.timeout)
+
+
+_MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+                 "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
+
+
+def cpu_millis(quantity: str) -> int:
+    """A Kubernetes CPU quantity ("2", "0.5", "500m") in thousandths of a CPU."""
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("4Gi", "512M", "1.5Gi", "1000") in bytes."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", quantity)
+    if not match or match.group(2) not in _MEMORY_UNITS:
+        raise ValueError(f"{quantity!r} is not a memory quantity like '512Mi' or '4Gi'")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
 
 
 class RunCreate(_In):

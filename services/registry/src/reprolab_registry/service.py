@@ -670,6 +670,15 @@ def register_dataset(
         return DatasetView(workspace=workspace, dataset=existing, created=False)
     errors = []
     name = _text(name, "name", limit=200, required=True)
+    # runs and specs name datasets: two different files under one name would make "iris.csv" ambiguous
+    same_name = session.scalar(
+        select(Dataset).where(Dataset.workspace_id == acc.workspace.id, Dataset.name == name)
+    )
+    if same_name is not None:
+        raise Conflict(
+            f"a different dataset named {name!r} already exists in workspace {workspace!r} "
+            f"({same_name.digest}, uploaded by {same_name.uploaded_by}); upload this file under another name"
+        )
     if size < 0:
         errors.append(("size", "must be zero or more bytes"))
     visibility = visibility or Visibility.HIDDEN

@@ -117,7 +117,8 @@ async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Ru
     request = runner_pb2.SubmitRunRequest(
         workspace=ws, environment=environment, version=number, image=pinned_image(version), code_digest=body.code,
         code_object_key=key, datasets=mounts, command=body.command, target=body.target,
-        resources=body.resources.to_proto(), network=body.network, assignment=body.assignment)
+        resources=body.resources.to_proto(_json_object(version.spec_json)), network=body.network,
+        assignment=body.assignment)
     if evaluation is not None:
         request.evaluation.CopyFrom(evaluation)
     return Run.of(await runner.submit(request))

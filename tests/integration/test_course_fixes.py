@@ -1,0 +1,85 @@
+"""Bugs found running a course as people really do (issue 17), each through the whole platform: the CLI's
+`env fork` without `--version`, a dataset name uploaded twice, `python` (not only `python3`) in built
+images, a spec's `resources` reaching the run's container."""
+
+from __future__ import annotations
+
+import time
+
+from reprolab_cli.main import app
+from typer.testing import CliRunner
+
+from .test_runs import BASE, tar_gz, wait_run
+
+
+def test_env_fork_without_version_takes_the_latest(running) -> None:
+    iname, instructor = running.user("fk")
+    ws = running.workspace(instructor, "fork")
+    spec = {"base": BASE, "python": {"version": "3.11", "requirements": []}}
+    instructor.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": spec})
+    instructor.post(f"/workspaces/{ws}/environments/py/versions",
+                    json={"spec": {**spec, "apt": ["make"]}, "note": "v2"})
+    token = instructor.http.headers["Authorization"].removeprefix("Bearer ")
+    result = CliRunner().invoke(app, ["env", "fork", ws, "py", "--name", "mine", "--json",
+                                      "--url", running.platform.url, "--token", token], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output  # was: 422, "version: must be >= 1"
+    forked = instructor.get(f"/workspaces/{ws}/environments/mine")
+    assert forked["forked_from"] == f"{ws}/py/v2"
+
+
+def test_a_dataset_name_taken_by_other_bytes_is_refused(running) -> None:
+    _, instructor = running.user("ds")
+    ws = running.workspace(instructor, "dsname")
+    first = instructor.post(f"/workspaces/{ws}/datasets", params={"name": "iris.csv"}, content=b"a,b\n1,2\n")
+    # the same bytes again are the same dataset (idempotent), under any name
+    again = instructor.post(f"/workspaces/{ws}/datasets", params={"name": "iris.csv"}, content=b"a,b\n1,2\n",
+                            expect=(200, 201))
+    assert again["digest"] == first["digest"]
+    r = instructor.response("POST", f"/workspaces/{ws}/datasets", params={"name": "iris.csv"},
+                            content=b"a,b\n3,4\n", expect=(409,)).json()
+    assert r["status"] == 409 and "already exists" in r["detail"] and first["digest"] in r["detail"]
+    names = [d["name"] for d in instructor.get(f"/workspaces/{ws}/datasets")["items"]]
+    assert names == ["iris.csv"]
+
+
+def test_images_have_python_and_runs_get_the_specs_resources(running, base_image) -> None:
+    _, instructor = running.user("rsrc")
+    ws = running.workspace(instructor, "rsrc")
+    instructor.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": BASE, "python": {"version": "3.11", "requirements": []},
+        "resources": {"cpu": "2", "memory": "1536Mi"}}})
+    build = instructor.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
+    deadline = time.monotonic() + 300
+    while (status := instructor.get(f"/builds/{build['id']}")["status"]) not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert status == "succeeded"
+    # the container's own cgroup limits, cgroup v2 or v1, as "cpus <quota/period> memory <bytes>"
+    probe = """
+import os
+def read(*paths):
+    for path in paths:
+        if os.path.exists(path):
+            return open(path).read().split()
+v2 = read("/sys/fs/cgroup/cpu.max")
+v1 = "/sys/fs/cgroup/cpu/cpu.cfs_"
+quota, period = v2 if v2 else read(v1 + "quota_us") + read(v1 + "period_us")
+memory = read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")[0]
+print(f"cpus {int(quota) / int(period)} memory {memory}")
+"""
+    code = instructor.request("POST", f"/workspaces/{ws}/code", content=tar_gz({"probe.py": probe}), expect=(201,))
+
+    def run(**extra: object) -> str:
+        made = instructor.post(f"/workspaces/{ws}/runs", json={
+            "environment": "py", "code": code["digest"], "command": ["python", "probe.py"], **extra},
+            expect=(201, 202))
+        done = wait_run(instructor, made["id"])
+        log = "\n".join(instructor.sse(f"/runs/{made['id']}/logs"))
+        assert done["status"] == "succeeded", (done, log)  # `python` was "not found": images had only python3
+        return log
+
+    log = run()
+    assert f"cpus 2.0 memory {1536 * 1024 * 1024}" in log, log  # as the spec asks (was 1 CPU, 1 GiB)
+    # a run's own request still wins over the spec
+    log = run(resources={"cpu": "500m", "memory": "512Mi"})
+    assert f"cpus 0.5 memory {512 * 1024 * 1024}" in log, log
