@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from reprolab_common.lifeline import Lifeline, die_with_parent
 from reprolab_common.localregistry import LocalRegistry, registry_binary
 from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child
+
+from .platformlock import PlatformLock, reap_leftovers
 
 # Start order: the gateway last, so /readyz can succeed as soon as it listens.
 SERVICES = ("registry", "audit", "builder", "runner", "gateway")
@@ -34,6 +37,8 @@ class Platform:
     registry: LocalRegistry | None = None
     podman: subprocess.Popen | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    lock: PlatformLock | None = None
+    lifeline: Lifeline | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -82,8 +87,10 @@ class Platform:
         log = open(self.log_dir / "podman.log", "ab")  # noqa: SIM115 - owned by the child
         # cwd: conmon writes an "oom" marker into the service's working directory on cgroup v1
         self.podman = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{self.podman_socket}"],
-                                       stdout=log, stderr=log, start_new_session=True, cwd=self.data_dir)
+                                       stdout=log, stderr=log, start_new_session=True, cwd=self.data_dir,
+                                       preexec_fn=die_with_parent())
         log.close()
+        self._record("podman", self.podman)
         deadline = time.monotonic() + timeout
         while not self.podman_socket.exists():
             if self.podman.poll() is not None or time.monotonic() > deadline:
@@ -102,6 +109,7 @@ class Platform:
         except (RuntimeError, TimeoutError):
             self.registry = LocalRegistry(self.data_dir / "registry", log_file=self.log_dir / "registry.log").start()
         port_file.write_text(str(self.registry.port))
+        self._record("docker-registry", self.registry.proc)
 
     @property
     def nats_credentials_file(self) -> Path:
@@ -126,6 +134,7 @@ class Platform:
             self.nats = NatsServer(self.data_dir / "nats", log_file=self.log_dir / "nats.log",
                                    credentials=creds).start()
         port_file.write_text(str(self.nats.port))
+        self._record("nats-server", self.nats.proc)
 
     def service_env(self, name: str) -> dict[str, str]:
         """``env()`` plus the service's own NATS identity when this platform started the server."""
@@ -137,15 +146,29 @@ class Platform:
 
     def start_service(self, name: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        env, lifeline = self.service_env(name), self.lifeline_kwargs()
+        env.update(lifeline.pop("env", {}))
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"reprolab_{name}"], env=self.service_env(name), stdout=log, stderr=log,
-            start_new_session=True,
+            [sys.executable, "-m", f"reprolab_{name}"], env=env, stdout=log, stderr=log,
+            start_new_session=True, **lifeline,
         )
         log.close()
+        self._record(name, self.procs[name])
+
+    def lifeline_kwargs(self) -> dict:
+        """Popen keywords tying a Python service to this supervisor (see ``reprolab_common.lifeline``)."""
+        if self.lifeline is None:
+            self.lifeline = Lifeline()
+        return {"env": self.lifeline.env(), **self.lifeline.popen_kwargs()}
+
+    def _record(self, name: str, proc: subprocess.Popen | None) -> None:
+        if self.lock is not None and proc is not None:
+            self.lock.record(name, proc.pid)
 
     def start(self, timeout: float = 60.0) -> Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        self.acquire()
         self.start_nats()
         self.start_registry()
         self.start_podman()
@@ -153,6 +176,17 @@ class Platform:
             self.start_service(name)
         self.wait_ready(timeout)
         return self
+
+    def acquire(self) -> None:
+        """Take the data directory (refusing one a live platform holds), then stop what a dead platform
+        that used it left running: only the processes it recorded, verified by their command line."""
+        if self.lock is not None:
+            return
+        lock = PlatformLock(self.data_dir)
+        lock.acquire()  # raises PlatformBusy
+        self.lock = lock
+        for line in reap_leftovers(lock):
+            print(line, file=sys.stderr)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -201,6 +235,12 @@ class Platform:
         if self.podman:
             stop_child(self.podman)
             self.podman = None
+        if self.lifeline is not None:
+            self.lifeline.cut()
+            self.lifeline = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def __enter__(self) -> Platform:
         return self.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from .lifeline import die_with_parent
 from .natsserver import free_port, stop_child
 
 CONFIG = """\
@@ -52,7 +53,8 @@ class LocalRegistry:
         config = self.root / "config.yml"
         config.write_text(CONFIG.format(root=self.root / "data", port=self.port))
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=out, start_new_session=True)
+        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=out, start_new_session=True,
+                                     preexec_fn=die_with_parent())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

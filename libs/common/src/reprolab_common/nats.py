@@ -32,6 +32,7 @@ from nats.micro import Request
 from reprolab.v1 import common_pb2, events_pb2
 
 from .errors import ProblemError, ServiceUnavailable
+from .outage import outage_problem
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,12 @@ def endpoint(request_type: type[Req], handler: Callable[[Req], Awaitable[Message
         except ProblemError as exc:
             await req.respond_error(str(exc.status), exc.title, exc.to_proto().SerializeToString())
             return
-        except Exception:
+        except Exception as exc:
+            outage = outage_problem(exc, req.subject.split(".", 1)[0])
+            if outage is not None:  # a dependency is down or full: the caller retries, no stack trace
+                log.warning("handler for %s: %s", req.subject, outage.detail)
+                await req.respond_error(str(outage.status), outage.title, outage.to_proto().SerializeToString())
+                return
             log.exception("handler for %s failed", req.subject)
             problem = ProblemError("the service failed while handling this request; it has been logged",
                                    status=500, title="Internal error")

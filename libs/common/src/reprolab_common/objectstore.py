@@ -94,10 +94,15 @@ class LocalObjectStore(ObjectStore):
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root / ".tmp")
         os.close(fd)
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        try:
+            shutil.copyfile(path, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            # a full disk must not keep the partial copy: it would stay full after the failed upload
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def open_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         path = self._path(key)

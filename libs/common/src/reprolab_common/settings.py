@@ -51,6 +51,12 @@ class CommonSettings(BaseSettings):
     )
     s3_region: str = Field(default="us-east-1", description="Region of the S3 bucket.")
     log_level: str = Field(default="INFO", description="Python logging level name.")
+    nats_give_up_seconds: float = Field(
+        default=300.0, gt=0,
+        description=("A backend service whose NATS connection stays down this long logs why and exits non-zero "
+                     "(its supervisor or Kubernetes restarts it or reports it) instead of retrying silently "
+                     "forever; it warns every 10 s meanwhile. The gateway keeps serving and answers 503."),
+    )
 
     @field_validator("database_url")
     @classmethod

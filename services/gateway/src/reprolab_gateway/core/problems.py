@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from reprolab_common.errors import ProblemError
+from reprolab_common.outage import outage_problem
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -180,6 +182,17 @@ async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(400, "the client disconnected before sending the whole body")
 
 
+async def _maybe_outage(request: Request, exc: Exception) -> JSONResponse:
+    """Database and OS errors: a dependency that is down or full is a 503/507 the client can act on.
+    Handled here rather than in ``_unexpected``: Starlette re-raises from that one, and uvicorn then
+    closes the client's keep-alive connection."""
+    outage = outage_problem(exc, "gateway")
+    if outage is None:
+        return await _unexpected(request, exc)
+    log.warning("%s %s: %s", request.method, request.url.path, outage.detail)
+    return problem_response(outage.status, outage.detail, title=outage.title)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -246,5 +259,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)
+    app.add_exception_handler(DBAPIError, _maybe_outage)
+    app.add_exception_handler(OSError, _maybe_outage)
     app.add_exception_handler(Exception, _unexpected)
     document_problems(app)
