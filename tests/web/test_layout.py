@@ -167,3 +167,33 @@ def test_the_credentials_form_offers_only_vendors_that_take_credentials(portal: 
     expect(page.get_by_label("Auth URL")).to_be_visible()
     expect(page.locator("main")).to_contain_text("Kubernetes runs need no credentials of yours")
     check_page(page, errors, f"{size}-credentials-vendor")
+
+
+def test_a_builds_status_and_log_survive_a_reload_and_each_version_has_its_build_history(
+        portal: Portal, course: Course, tab) -> None:
+    """The environment page lost its build's status and log on reload ("Status: none") and kept no history."""
+    page = tab.page
+    _, itoken = course.instructor
+    _, stoken = course.student
+    teacher, student = portal.admin.as_user(itoken), portal.admin.as_user(stoken)
+    builds = teacher.get(f"/workspaces/{course.ws}/environments/py/builds")["items"]
+    assert [(b["version"], b["status"], b["requested_by"]) for b in builds] == [(1, "succeeded", course.instructor[0])]
+    assert student.get(f"/workspaces/{course.ws}/environments/py/builds", params={"version": 1})["items"] == builds
+    assert teacher.get(f"/workspaces/{course.ws}/environments/py/builds", params={"version": 2})["items"] == []
+    _, _, stranger = portal.user("layout-stranger")
+    r = stranger.response("GET", f"/workspaces/{course.ws}/environments/py/builds", expect=(404,))
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+    sign_in(page, portal.url, itoken)
+    page.goto(f"{portal.url}/w/{course.ws}/env/py")
+    expect(page.locator("#build-status")).to_contain_text("succeeded")
+    expect(page.locator("#build-which")).to_contain_text(f"Build of v1 requested by {course.instructor[0]}")
+    expect(page.locator("#build-log")).to_contain_text("STEP 1/")
+    expect(page.locator("#builds tbody tr")).to_have_count(1)
+    page.reload()
+    expect(page.locator("#build-status")).to_contain_text("succeeded")
+    expect(page.locator("#build-log")).to_contain_text("STEP 1/")
+    page.locator("#build-log").evaluate("(pre) => { pre.textContent = ''; }")
+    page.get_by_role("button", name=re.compile("Show the log of the build of v1")).click()
+    expect(page.locator("#build-log")).to_contain_text("STEP 1/")
+    assert not tab.errors, tab.errors

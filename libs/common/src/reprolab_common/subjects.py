@@ -48,6 +48,7 @@ class Audit(StrEnum):
 class Builder(StrEnum):
     REQUEST = "builder.build.request"
     GET = "builder.build.get"
+    LIST = "builder.build.list"
     SBOM = "builder.build.sbom"
     LOCK = "builder.lock.get"
 

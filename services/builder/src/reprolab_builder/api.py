@@ -113,6 +113,26 @@ class Api:
 
         return await transact(self.sessions, _read)
 
+    async def list(self, r: builder_pb2.ListBuildsRequest) -> builder_pb2.BuildList:
+        """Build history of an environment (the gateway checked the caller may see it)."""
+        if not r.workspace or not r.environment:
+            raise Invalid("workspace and environment are required",
+                          errors=[("workspace", "required"), ("environment", "required")])
+        limit = min(max(r.limit or 100, 1), 500)
+
+        def _read(s: Any) -> builder_pb2.BuildList:
+            reply = builder_pb2.BuildList()
+            for build, version in service.history(session=s, workspace=r.workspace, environment=r.environment,
+                                                  version=r.version, limit=limit):
+                item = build_proto(build, joined=build.workspace != r.workspace or build.environment != r.environment
+                                   or build.version != version)
+                # seen from this environment: the version it served here
+                item.workspace, item.environment, item.version = r.workspace, r.environment, version
+                reply.items.append(item)
+            return reply
+
+        return await transact(self.sessions, _read)
+
     async def sbom(self, r: builder_pb2.GetSbomRequest) -> builder_pb2.Sbom:
         build = await transact(self.sessions, lambda s: service.get_build(session=s, build_id=r.build_id))
         if build.status != Status.SUCCEEDED or not build.sbom_json:
@@ -131,6 +151,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
     for subject, req_type, fn in (
         (Builder.REQUEST, builder_pb2.RequestBuildRequest, api.request),
         (Builder.GET, builder_pb2.GetBuildRequest, api.get),
+        (Builder.LIST, builder_pb2.ListBuildsRequest, api.list),
         (Builder.SBOM, builder_pb2.GetSbomRequest, api.sbom),
         (Builder.LOCK, builder_pb2.GetLockRequest, api.lock),
     ):

@@ -109,6 +109,23 @@ def get_build(*, session: Session, build_id: str) -> Build:
     return build
 
 
+def history(*, session: Session, workspace: str, environment: str, version: int = 0,
+            limit: int = 100) -> list[tuple[Build, int]]:
+    """An environment's builds, newest first, each with the version it served here: the builds it
+    requested (a spec that could not be locked has no target row, only the build's own fields) and the
+    ones an identical lock let it join."""
+    targeted = select(BuildTarget.build_id, BuildTarget.version).where(
+        BuildTarget.workspace == workspace, BuildTarget.environment == environment)
+    own = select(Build.id, Build.version).where(Build.workspace == workspace, Build.environment == environment)
+    if version:
+        targeted = targeted.where(BuildTarget.version == version)
+        own = own.where(Build.version == version)
+    served = {(build_id, n) for build_id, n in session.execute(targeted.union(own))}
+    builds = {b.id: b for b in session.scalars(select(Build).where(Build.id.in_({i for i, _ in served})))}
+    rows = sorted(((builds[i], n) for i, n in served), key=lambda bn: (bn[0].created_at, bn[1]), reverse=True)
+    return rows[:limit]
+
+
 def get_by_lock(*, session: Session, lock_digest: str) -> Build | None:
     return session.execute(select(Build).where(Build.lock_digest == lock_digest)).scalar_one_or_none()
 

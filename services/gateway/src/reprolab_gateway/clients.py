@@ -296,6 +296,11 @@ class BuilderClient(_Client):
         return await self._call(Builder.GET, builder_pb2.GetBuildRequest(actor=self.actor, build_id=build_id),
                                 builder_pb2.Build)
 
+    async def list(self, workspace: str, environment: str, version: int = 0, limit: int = 100) -> builder_pb2.BuildList:
+        return await self._call(Builder.LIST, builder_pb2.ListBuildsRequest(
+            actor=self.actor, workspace=workspace, environment=environment, version=version, limit=limit),
+            builder_pb2.BuildList)
+
     async def sbom(self, build_id: str) -> builder_pb2.Sbom:
         return await self._call(Builder.SBOM, builder_pb2.GetSbomRequest(actor=self.actor, build_id=build_id),
                                 builder_pb2.Sbom)

@@ -472,12 +472,15 @@ class Build(BaseModel):
         )
 
 
+class BuildList(BaseModel):
+    items: list[Build]
+
+
 # --- runs -----------------------------------------------------------------------------------
 
 RUN_STATUS = {0: "unknown", 1: "queued", 2: "starting", 3: "running", 4: "succeeded", 5: "failed", 6: "cancelled",
               7: "timed_out"}
 TERMINAL_RUN = {"succeeded", "failed", "cancelled", "timed_out"}
-
 
 class CodeUpload(BaseModel):
     digest: str

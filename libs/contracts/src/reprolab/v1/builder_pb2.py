@@ -26,27 +26,31 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from reprolab.v1 import common_pb2 as reprolab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19reprolab/v1/builder.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\xef\x02\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x13\n\x0block_digest\x18\x05 \x01(\t\x12(\n\x06status\x18\x06 \x01(\x0e\x32\x18.reprolab.v1.BuildStatus\x12\x11\n\timage_ref\x18\x07 \x01(\t\x12\x14\n\x0cimage_digest\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\r \x01(\t\x12\x0e\n\x06joined\x18\x0e \x01(\x08\x12\x12\n\nworkspaces\x18\x0f \x03(\t\"\xa0\x01\n\x13RequestBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x11\n\tspec_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_lock_digest\x18\x06 \x01(\t\"F\n\x0fGetBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"E\n\x0eGetSbomRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"0\n\x04Sbom\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63yclonedx_json\x18\x02 \x01(\t\"H\n\x0eGetLockRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x13\n\x0block_digest\x18\x02 \x01(\t\".\n\x04Lock\x12\x13\n\x0block_digest\x18\x01 \x01(\t\x12\x11\n\tlock_json\x18\x02 \x01(\t*\x93\x01\n\x0b\x42uildStatus\x12\x1c\n\x18\x42UILD_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UILD_STATUS_QUEUED\x10\x01\x12\x18\n\x14\x42UILD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16\x42UILD_STATUS_SUCCEEDED\x10\x03\x12\x17\n\x13\x42UILD_STATUS_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19reprolab/v1/builder.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\xef\x02\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x13\n\x0block_digest\x18\x05 \x01(\t\x12(\n\x06status\x18\x06 \x01(\x0e\x32\x18.reprolab.v1.BuildStatus\x12\x11\n\timage_ref\x18\x07 \x01(\t\x12\x14\n\x0cimage_digest\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\r \x01(\t\x12\x0e\n\x06joined\x18\x0e \x01(\x08\x12\x12\n\nworkspaces\x18\x0f \x03(\t\"\xa0\x01\n\x13RequestBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x11\n\tspec_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_lock_digest\x18\x06 \x01(\t\"F\n\x0fGetBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"~\n\x11ListBuildsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05limit\x18\x05 \x01(\x05\".\n\tBuildList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.reprolab.v1.Build\"E\n\x0eGetSbomRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"0\n\x04Sbom\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63yclonedx_json\x18\x02 \x01(\t\"H\n\x0eGetLockRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x13\n\x0block_digest\x18\x02 \x01(\t\".\n\x04Lock\x12\x13\n\x0block_digest\x18\x01 \x01(\t\x12\x11\n\tlock_json\x18\x02 \x01(\t*\x93\x01\n\x0b\x42uildStatus\x12\x1c\n\x18\x42UILD_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UILD_STATUS_QUEUED\x10\x01\x12\x18\n\x14\x42UILD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16\x42UILD_STATUS_SUCCEEDED\x10\x03\x12\x17\n\x13\x42UILD_STATUS_FAILED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reprolab.v1.builder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BUILDSTATUS']._serialized_start=950
-  _globals['_BUILDSTATUS']._serialized_end=1097
+  _globals['_BUILDSTATUS']._serialized_start=1126
+  _globals['_BUILDSTATUS']._serialized_end=1273
   _globals['_BUILD']._serialized_start=102
   _globals['_BUILD']._serialized_end=469
   _globals['_REQUESTBUILDREQUEST']._serialized_start=472
   _globals['_REQUESTBUILDREQUEST']._serialized_end=632
   _globals['_GETBUILDREQUEST']._serialized_start=634
   _globals['_GETBUILDREQUEST']._serialized_end=704
-  _globals['_GETSBOMREQUEST']._serialized_start=706
-  _globals['_GETSBOMREQUEST']._serialized_end=775
-  _globals['_SBOM']._serialized_start=777
-  _globals['_SBOM']._serialized_end=825
-  _globals['_GETLOCKREQUEST']._serialized_start=827
-  _globals['_GETLOCKREQUEST']._serialized_end=899
-  _globals['_LOCK']._serialized_start=901
-  _globals['_LOCK']._serialized_end=947
+  _globals['_LISTBUILDSREQUEST']._serialized_start=706
+  _globals['_LISTBUILDSREQUEST']._serialized_end=832
+  _globals['_BUILDLIST']._serialized_start=834
+  _globals['_BUILDLIST']._serialized_end=880
+  _globals['_GETSBOMREQUEST']._serialized_start=882
+  _globals['_GETSBOMREQUEST']._serialized_end=951
+  _globals['_SBOM']._serialized_start=953
+  _globals['_SBOM']._serialized_end=1001
+  _globals['_GETLOCKREQUEST']._serialized_start=1003
+  _globals['_GETLOCKREQUEST']._serialized_end=1075
+  _globals['_LOCK']._serialized_start=1077
+  _globals['_LOCK']._serialized_end=1123
 # @@protoc_insertion_point(module_scope)

@@ -82,6 +82,26 @@ class GetBuildRequest(_message.Message):
     build_id: str
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., build_id: _Optional[str] = ...) -> None: ...
 
+class ListBuildsRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "version", "limit")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    version: int
+    limit: int
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class BuildList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Build]
+    def __init__(self, items: _Optional[_Iterable[_Union[Build, _Mapping]]] = ...) -> None: ...
+
 class GetSbomRequest(_message.Message):
     __slots__ = ("actor", "build_id")
     ACTOR_FIELD_NUMBER: _ClassVar[int]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from reprolab.v1 import builder_pb2
 from reprolab_common.errors import Forbidden, NotFound, ProblemError
 
 from ...core.sse import log_events
-from ...schemas import INT32_MAX, Build
+from ...schemas import INT32_MAX, Build, BuildList
 from ..deps import BuilderDep, NatsDep, RegistryDep
 
 router = APIRouter(tags=["builds"])
@@ -51,6 +51,17 @@ async def request_build(ws: str, env: str, registry: RegistryDep, builder: Build
         return JSONResponse(problem, status_code=422, media_type="application/problem+json")
     return JSONResponse(body.model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/api/v1/builds/{build.id}"})
+
+
+@router.get("/workspaces/{ws}/environments/{env}/builds", response_model=BuildList)
+async def list_builds(ws: str, env: str, registry: RegistryDep, builder: BuilderDep,
+                      version: int = Query(default=0, ge=0, le=INT32_MAX, description="Only this version's; 0: all."),
+                      limit: int = Query(default=100, ge=1, le=500)) -> BuildList:
+    """The environment's build history, newest first: every build of its versions (failed ones too, with why),
+    each with its log at ``/builds/{id}/logs``. Whoever can see the environment can see its builds."""
+    await registry.get_environment(ws, env)  # 404 unless the caller can see it
+    reply = await builder.list(ws, env, version, limit)
+    return BuildList(items=[Build.of(b) for b in reply.items])
 
 
 async def _visible_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -> builder_pb2.Build:

@@ -6,6 +6,7 @@
 const API = "/api/v1";
 const MANAGERS = ["admin", "instructor"];
 const TERMINAL_RUN = ["succeeded", "failed", "cancelled", "timed_out"];
+const TERMINAL_BUILD = ["succeeded", "failed"];
 
 // Curated data-science packages for the editor; anything else goes in the free-text boxes.
 const PY_PACKAGES = [
@@ -154,7 +155,9 @@ function pullCommand(version) {
 function followLog(url, pre, onLine) {
   return new Promise((resolve) => {
     pre.textContent = "";
+    if (pre.logSource) pre.logSource.close();  // one log at a time in a <pre>: showing another stops the last
     const source = new EventSource(url, { withCredentials: true });
+    pre.logSource = source;
     source.onmessage = (event) => {
       const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.append(event.data + "\n");
@@ -505,7 +508,45 @@ pages.environment = async () => {
     return versions;
   }
 
+  // Build history: every build of this environment's versions, each log replayed on demand; on load the
+  // newest build of the version chosen below is shown (live if it still runs), so a reload loses nothing.
+  const stepOf = (line) => {
+    const m = /^\s*STEP (\d+)\/(\d+)/.exec(line);
+    return m ? `step ${m[1]} of ${m[2]}` : null;
+  };
+  const showStatus = (b, step) => $("#build-status").replaceChildren(badge(b.status), step ? ` (${step})` : "",
+    b.joined ? " (shared with an identical version)" : "", b.error ? ` – ${b.error}` : "");
+  async function history() {
+    const builds = (await api("GET", `${base}/builds`)).items;
+    fill("#builds", builds.map((b) => [el("strong", {}, `v${b.version}`), badge(b.status), b.requested_by,
+      when(b.created_at), when(b.finished_at) || "—",
+      el("button", { type: "button", class: "secondary small", "data-build": b.id,
+        "aria-label": `Show the log of the build of v${b.version} from ${when(b.created_at)}` }, "Show log")]),
+    "No builds yet.");
+    return builds;
+  }
+  async function watch(build) {
+    $("#build-which").textContent = `Build of v${build.version} requested by ${build.requested_by} at ` +
+      `${when(build.created_at)} (UTC).`;
+    showStatus(build);
+    let step = null;
+    await followLog(`${API}/builds/${build.id}/logs`, $("#build-log"), (line) => {
+      step = stepOf(line) || step;
+      if (!TERMINAL_BUILD.includes(build.status)) showStatus({ ...build, status: "running", error: null }, step);
+    });
+    const done = await api("GET", `/builds/${build.id}`);
+    showStatus(done, done.status === "succeeded" ? null : step);
+    return done;
+  }
+  $("#builds").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-build]");
+    if (target) busy(target, async () => { watch(await api("GET", `/builds/${target.dataset.build}`)); });
+  });
+
   const versions = await refresh();
+  const builds = await history();
+  const shown = builds.find((b) => String(b.version) === $("#build-version").value) || builds[0];
+  if (shown) watch(shown).catch((err) => flash(err.message, true));
   $("#fork-name").value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
 
   $("#versions").addEventListener("click", (event) => {
@@ -531,12 +572,8 @@ pages.environment = async () => {
       $("#build-log").textContent = err.message;
       throw err;
     }
-    $("#build-status").replaceChildren(badge(build.status), build.joined ? " (joined an identical build)" : "");
-    const final = await followLog(`${API}/builds/${build.id}/logs`, $("#build-log"), () => {
-      if ($("#build-status").textContent.startsWith("queued")) $("#build-status").replaceChildren(badge("running"));
-    });
-    build = await api("GET", `/builds/${build.id}`);
-    $("#build-status").replaceChildren(badge(build.status || final), build.error ? ` – ${build.error}` : "");
+    history();
+    build = await watch(build);
     // the registry records the image a moment after the build ends
     for (let i = 0; i < 20; i++) {
       const v = await api("GET", `${base}/versions/${n}`);
@@ -544,6 +581,7 @@ pages.environment = async () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     await refresh();
+    await history();
     if (build.status === "succeeded") {
       const v = await api("GET", `${base}/versions/${n}`);
       showPull(v.image_digest ? v : null);
