@@ -22,6 +22,7 @@ from .core.config import GatewaySettings, get_settings
 from .core.db import open_database
 from .core.natslink import NatsLink
 from .core.problems import install_problem_handlers
+from .core.uploads import sweep_orphans
 from .web.router import STATIC_DIR
 from .web.router import router as web_router
 
@@ -40,6 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if settings.bootstrap_token_file is not None:
             await asyncio.to_thread(bootstrap_admin, sessions, settings.bootstrap_token_file)
         store = await asyncio.to_thread(make_object_store, settings.common)
+        await asyncio.to_thread(sweep_orphans, settings.upload_dir())
         link = NatsLink(settings.common.nats_url, credentials=credentials(settings.common))
         await link.start(settings.nats_connect_wait_seconds)
         app.state.sessions = sessions

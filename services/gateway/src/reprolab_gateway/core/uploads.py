@@ -77,7 +77,29 @@ async def spool(chunks: AsyncIterator[bytes], directory: Path, limit: int) -> Sp
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
     directory.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=directory, prefix="upload-")
+    # the pid in the name lets a restarted gateway tell a dead process's half upload from a live one's
+    return tempfile.mkstemp(dir=directory, prefix=f"upload-{os.getpid()}-")
+
+
+def sweep_orphans(directory: Path) -> list[Path]:
+    """Remove spool files of gateway processes that are gone (killed mid-upload: nothing else would ever
+    remove them). Files of live processes (other uvicorn workers sharing the directory) stay."""
+    removed = []
+    for path in directory.glob("upload-*") if directory.is_dir() else ():
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and int(owner) != os.getpid():
+            try:
+                os.kill(int(owner), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # alive, someone else's
+        elif owner.isdigit():
+            continue
+        path.unlink(missing_ok=True)  # also the pid-less names of older versions
+        removed.append(path)
+    return removed
 
 
 def _write_all(fd: int, data: bytes) -> None:
