@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     extra = {"REPROLAB_GATEWAY_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "REPROLAB_AUDIT_CHECKPOINT_EVERY": "10",
              "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
              # a killed builder's job comes back after this many seconds without a heartbeat
-             "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10", "REPROLAB_RUNNER_ACK_WAIT_SECONDS": "10"}
+             "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10", "REPROLAB_RUNNER_ACK_WAIT_SECONDS": "10",
+             # test_import imports its fixture folders by path too
+             "REPROLAB_GATEWAY_IMPORT_ROOTS": json.dumps([str(Path(__file__).parents[1] / "importer" / "repos")])}
     prefix = None
     drop = None
     if request.param == "postgres":

@@ -35,6 +35,7 @@ from typer.core import TyperGroup
 from .client import DEFAULT_DATA_DIR, Client, ReprolabError
 from .client import connect as _client
 from .credentials_cmd import credentials_app
+from .import_cmd import env_import
 
 
 class _Group(TyperGroup):
@@ -59,6 +60,7 @@ user_app = typer.Typer(help="Users and API tokens (platform admins).", no_args_i
 run_app = typer.Typer(help="Run code in an environment's image against datasets.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
+env_app.command("import")(env_import)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")

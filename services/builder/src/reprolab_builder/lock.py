@@ -438,13 +438,26 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
         lock["python"] = {"version": python, "installer": installer, "packages": packages}
         log(f"locked {len(packages)} python packages")
 
-    for key in ("datasets", "files", "entrypoint"):
+    for key in ("datasets", "files", "entrypoint", "repository", "build_steps", "start"):
         if spec.get(key):
             lock[key] = spec[key]
+    if spec.get("build_steps"):
+        lock["reproducibility"] = reproducibility(spec["build_steps"])
     if parent:
         lock["parent"] = parent
     canonical.canonical_json(lock)  # refuses floats early
     return lock
+
+
+def reproducibility(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lock's statement that its image is not guaranteed bit-reproducible, with the reasons.
+
+    Only a lock with build steps carries it (absent means: the same lock gives the same digest). A
+    step runs whatever the repository says (``postBuild`` may download, stamp dates, pick random
+    names), so two builds of the lock may differ; the lock still pins everything else."""
+    return {"bit_reproducible": False,
+            "reasons": [f"build_steps[{i}] runs arbitrary commands as {step.get('user', 'student')}: "
+                        f"{_short(step['run'], 200)}" for i, step in enumerate(steps)]}
 
 
 def _installer(python: str, *, settings: BuilderSettings, log: Log, wheelcache: Any) -> dict[str, str]:

@@ -118,22 +118,71 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
     if lock.get("files"):
         lines.append(f"COPY files/ {FILES_DIR}/\n")
 
+    lines += _repository_steps(lock, parent_lock, files)
+
     files["reprolab/lock.json"] = canonical.canonical_json(lock) + b"\n"
     lines.append(f"COPY reprolab/lock.json {LOCK_PATH}\n")
     labels = {"org.reprolab.lock-digest": digest,
               "org.reprolab.base-digest": lock["base"].get("digest") or lock["base"]["id"]}
     if derived:
         labels["org.reprolab.parent-lock-digest"] = lock["parent"]["lock_digest"]
+    if lock.get("reproducibility", {}).get("bit_reproducible") is False:
+        labels["org.reprolab.bit-reproducible"] = "false"
     lines.append("LABEL " + " \\\n      ".join(f"{k}={_q(v)}" for k, v in sorted(labels.items())) + "\n")
     entrypoint = list(lock.get("entrypoint") or [])
     if lock["base"].get("python"):
         files.update(agent_files(lock, digest))
         lines.append(AGENT_STEP)
         entrypoint = [AGENT_BIN, "init", "--", *entrypoint]
+    if lock.get("start"):
+        # repo2docker's R2D_ENTRYPOINT: the repository's start script wraps whatever command is run
+        at = entrypoint.index("--") + 1 if lock["base"].get("python") else 0
+        entrypoint.insert(at, f"{REPO_DIR}/{lock['start']}")
     if entrypoint:
         lines.append("ENTRYPOINT [" + ", ".join(_q(a) for a in entrypoint) + "]\n")
     files["Containerfile"] = "".join(lines).encode()
     return dict(sorted(files.items()))
+
+
+REPO_DIR = "/home/student"
+STEP_PATH = f"PATH={REPO_DIR}/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _exec(args: list[str]) -> str:
+    """Exec-form RUN: the step's text reaches ``sh -c`` verbatim, whatever quotes or newlines it has."""
+    return "RUN [" + ", ".join(_q(a) for a in args) + "]\n"
+
+
+def _repository_steps(lock: dict[str, Any], parent_lock: dict[str, Any] | None, files: dict[str, bytes]) -> list[str]:
+    """The repository's files in the user's home (the working directory, as repo2docker's
+    ``REPO_DIR``), owned by the user, then each build step from there: ``student`` steps as uid
+    1000 with ``HOME`` set (postBuild runs as the user on mybinder.org), ``root`` steps as root.
+    A derived lock whose parent has the same repository and steps inherits them from the image."""
+    repo = lock.get("repository")
+    steps = lock.get("build_steps", [])
+    lines: list[str] = []
+    if repo:
+        lines.append(f"WORKDIR {REPO_DIR}\n")
+    inherited = bool(parent_lock) and parent_lock.get("repository") == repo and \
+        parent_lock.get("build_steps", []) == steps and parent_lock.get("start") == lock.get("start")
+    if inherited:
+        return lines
+    if repo:
+        hexd = repo["digest"].removeprefix("sha256:")
+        files[f"datasets/{hexd}"] = b""  # the repository's tar, fetched by digest like a dataset
+        lines.append(_exec(["install", "-d", "-o", "1000", "-g", "1000", "-m", "0755", REPO_DIR]))
+        # the tar's entries are owned by uid 1000 already (ADD unpacks archives keeping their owners)
+        lines.append(f"ADD datasets/{hexd} {REPO_DIR}/\n")
+        if lock.get("start"):
+            lines.append(_exec(["chmod", "+x", f"{REPO_DIR}/{lock['start']}"]))
+    for step in steps:
+        if step.get("user", "student") == "root":
+            lines.append(_exec(["env", "HOME=/root", "SOURCE_DATE_EPOCH=0", STEP_PATH, "sh", "-c", step["run"]]))
+        else:
+            lines.append(_exec(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "env",
+                                f"HOME={REPO_DIR}", "USER=student", "SOURCE_DATE_EPOCH=0", STEP_PATH,
+                                "sh", "-c", step["run"]]))
+    return lines
 
 
 AGENT_SOURCE = Path(__file__).parent / "agent" / "agent.py"

@@ -317,7 +317,9 @@ def _stored_spec(version: Version) -> ValidSpec:
 
 def _check_datasets(session: Session, acc: Access, spec: ValidSpec) -> None:
     """Every dataset a spec mounts must be registered in the workspace (and public, for a student)."""
-    wanted = spec.dataset_digests
+    wanted = [(f"spec.datasets[{i}].digest", d) for i, d in spec.dataset_digests]
+    if spec.repository_digest:
+        wanted.append(("spec.repository.digest", spec.repository_digest))
     if not wanted:
         return
     query = select(Dataset.digest).where(
@@ -327,9 +329,7 @@ def _check_datasets(session: Session, acc: Access, spec: ValidSpec) -> None:
         query = query.where(Dataset.visibility == Visibility.PUBLIC)
     known = set(session.scalars(query))
     errors = [
-        (f"spec.datasets[{i}].digest", f"dataset {d} is not registered in workspace {acc.slug!r}")
-        for i, d in wanted
-        if d not in known
+        (loc, f"dataset {d} is not registered in workspace {acc.slug!r}") for loc, d in wanted if d not in known
     ]
     if errors:
         raise invalid(errors)

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -140,6 +140,22 @@ class SpecFile(_Model):
     content: Annotated[str, AfterValidator(_file_content)]
 
 
+class Repository(_Model):
+    """An imported repository's files (an uncompressed tar registered as a dataset of the workspace),
+    copied into the user's home, which is the working directory, as repo2docker's ``REPO_DIR``."""
+
+    digest: Annotated[str, _pattern(DIGEST_RE, "a dataset digest 'sha256:<64 lowercase hex>'")]
+
+
+class BuildStep(_Model):
+    """A shell command run in the repository's folder after it is copied (``postBuild``, installing
+    the project). Arbitrary commands can read the network and the clock, so a lock with steps is
+    marked as not guaranteed bit-reproducible."""
+
+    run: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_entry)]
+    user: Literal["student", "root"] = "student"
+
+
 class Resources(_Model):
     cpu: Annotated[str, AfterValidator(_cpu)] | None = None
     memory: Annotated[str, AfterValidator(_memory)] | None = None
@@ -157,6 +173,9 @@ class Spec(_Model):
     files: list[SpecFile] = Field(default=[], max_length=64)
     entrypoint: list[Annotated[str, AfterValidator(_entry)]] = Field(default=[], max_length=256)
     resources: Resources | None = None
+    repository: Repository | None = None
+    build_steps: list[BuildStep] = Field(default=[], max_length=32)
+    start: Annotated[str, AfterValidator(_relative_path)] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,10 @@ class ValidSpec:
     @property
     def dataset_digests(self) -> list[tuple[int, str]]:
         return [(i, d["digest"]) for i, d in enumerate(self.document.get("datasets", []))]
+
+    @property
+    def repository_digest(self) -> str | None:
+        return (self.document.get("repository") or {}).get("digest")
 
 
 def loc_text(parts: tuple[int | str, ...], root: str = "spec") -> str:
@@ -249,6 +272,8 @@ def validate_spec(document: Any) -> ValidSpec:
                     (f"spec.{field}[{i}].{key}", f"{value!r} is already used by spec.{field}[{seen[value]}]")
                 )
             seen.setdefault(value, i)
+    if spec.start and spec.repository is None:
+        errors.append(("spec.start", "names a script in the repository, but the spec has no repository"))
     if errors:
         raise invalid(errors)
     normalised = _prune(spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True))

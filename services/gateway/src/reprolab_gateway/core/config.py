@@ -61,6 +61,22 @@ class GatewaySettings(BaseSettings):
         "become writes.",
     )
 
+    import_base: str = Field(
+        default="localhost/reprolab/bookworm-python:latest",
+        description="Base image of environments imported from a repository when the request names none "
+        "(the repository's runtime.txt then picks the Python version inside it).",
+    )
+    import_roots: list[Path] = Field(
+        default=[],
+        description="Folders on the gateway's host whose subfolders may be imported by path "
+        "(JSON list); empty: import by path is off.",
+    )
+    import_url_hosts: list[str] = Field(
+        default=[],
+        description="host[:port] names the gateway may download repository archives from (JSON list); "
+        "empty: import by URL is off, so the gateway cannot be used to reach internal addresses.",
+    )
+
     def upload_dir(self) -> Path:
         return self.tmp_dir or self.common.data_dir / "tmp" / "gateway"
 

@@ -1,0 +1,91 @@
+"""``reprolab env import WS DIR --name ENV``: bring a Binder-ready repository in as an environment.
+
+The folder is packed here (tar.gz, without ``.git``) and uploaded; the platform detects its
+configuration as repo2docker does and answers with the spec it made, the files it read and what it
+could only approximate. ``--build`` builds the new environment right away.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .client import ReprolabError
+from .client import connect as _client
+
+err = Console(stderr=True)
+SKIPPED = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints"}
+
+
+def pack(folder: Path, dest: Path) -> int:
+    """A tar.gz of FOLDER's regular files (links skipped: the platform refuses them), executable bits kept."""
+    count = 0
+    with tarfile.open(dest, "w:gz") as tar:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
+            for filename in sorted(filenames):
+                full = Path(dirpath) / filename
+                if full.is_symlink() or not full.is_file():
+                    continue
+                info = tar.gettarinfo(str(full), arcname=full.relative_to(folder).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(full, "rb") as fh:
+                    tar.addfile(info, io.BytesIO(fh.read()))
+                count += 1
+    return count
+
+
+def env_import(
+    workspace: str,
+    folder: Annotated[Path, typer.Argument(help="The repository's folder (its binder/ or .binder/ is honoured).",
+                                           exists=True, file_okay=False)],
+    name: Annotated[str, typer.Option("--name", "-n", help="The new environment's name (default: the folder's).")] = "",
+    base: Annotated[str, typer.Option(help="Base image (default: the platform's import base).")] = "",
+    strict: Annotated[bool, typer.Option(help="Refuse anything that maps only approximately.")] = False,
+    build: Annotated[bool, typer.Option("--build", help="Build the new environment's first version.")] = False,
+    url: Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN", help="API token.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as one JSON document.")] = False,
+) -> None:
+    """Import a Binder-ready repository (requirements.txt, environment.yml, Pipfile, apt.txt, postBuild, ...)."""
+    from .main import env_build  # the build command's own follow/progress logic
+
+    c = _client(url, token)
+    env_name = name or folder.resolve().name.lower().replace("_", "-")[:54]
+    with tempfile.TemporaryDirectory(prefix="reprolab-import-") as tmp:
+        archive = Path(tmp) / "repository.tar.gz"
+        count = pack(folder, archive)
+        if not count:
+            raise ReprolabError(f"{folder} holds no files to import")
+        params = {"name": env_name, "strict": str(strict).lower()}
+        if base:
+            params["base"] = base
+        result = c.upload(f"/workspaces/{workspace}/environments/import", archive, params=params,
+                          content_type="application/gzip")
+    if as_json and not build:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    detected = result["detected"]
+    out = err if as_json else Console()
+    out.print(f"imported {workspace}/{escape(env_name)} ({detected['buildpack']} pack, "
+              f"{'binder folder ' + detected['binder_dir'] if detected['binder_dir'] else 'repository root'})",
+              highlight=False)
+    out.print("read: " + (", ".join(detected["files"]) or "no configuration file"), highlight=False)
+    for note in detected["notes"]:
+        out.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    if not detected["bit_reproducible"]:
+        out.print("[yellow]build steps run arbitrary commands: the image is not guaranteed bit-reproducible "
+                  "(its lock says why)[/yellow]", highlight=False)
+    if build:
+        env_build(workspace, env_name, version=1, follow=True, url=url, token=token, as_json=as_json)

@@ -1,0 +1,3 @@
+# CRAN packages (from Debian's r-cran-* here)
+install.packages("jsonlite")
+library(jsonlite)

@@ -1,0 +1,1 @@
+{ pkgs ? import <nixpkgs> {} }: pkgs.mkShell {}
