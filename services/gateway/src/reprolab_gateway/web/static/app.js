@@ -239,6 +239,13 @@ const showMembers = (members) => fill("#members", members.items.map((m) => [m.us
 const showLabelChoices = (datasets) => $("#a-labels").replaceChildren(...datasets.items
   .filter((d) => d.visibility === "hidden").map((d) => el("option", { value: d.digest }, d.name)));
 
+function showEnvironments(envs, manager) {
+  fill("#environments", envs.items.map((e) => [
+    el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), e.kind, e.owner, `v${e.latest_version}`,
+    e.latest && e.latest.image_digest ? badge("built") : el("span", { class: "hint" }, "not built")]),
+  manager ? "No environments yet: create one." : "No environments yet.");
+}
+
 pages.workspace = async () => {
   const { ws, manager } = await workspaceRole();
   $("#ws-title").textContent = `${ws.title} (${ws.slug})`;
@@ -246,10 +253,7 @@ pages.workspace = async () => {
   const [envs, datasets, assignments] = await Promise.all([
     api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
     api("GET", `/workspaces/${WS}/assignments`)]);
-  fill("#environments", envs.items.map((e) => [
-    el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), e.kind, e.owner, `v${e.latest_version}`,
-    e.latest && e.latest.image_digest ? badge("built") : el("span", { class: "hint" }, "not built")]),
-  manager ? "No environments yet: create one." : "No environments yet.");
+  showEnvironments(envs, manager);
   showDatasets(datasets);
   fill("#assignments", assignments.items.map((a) => [
     el("a", { href: `/w/${WS}/assignments/${a.name}` }, a.title || a.name), `${a.environment} v${a.version}`,
@@ -276,6 +280,24 @@ pages.workspace = async () => {
     $("#ds-progress-text").textContent = `Uploaded ${made.name}: ${bytes(made.size)}, ${made.digest}`;
     flash(`Dataset ${made.name} uploaded.`);
     form.reset();
+    await pages.workspaceRefresh();
+  });
+  onSubmit($("#import-env"), async (data, form) => {
+    const query = new URLSearchParams({ name: data.get("name") });
+    const made = await upload(`/workspaces/${WS}/environments/import?${query}`, $("#imp-file").files[0],
+      $("#imp-progress"), $("#imp-progress-text"));
+    const d = made.detected;
+    const result = $("#imp-result");
+    result.replaceChildren(
+      el("p", {}, "Imported ", el("a", { href: `/w/${WS}/env/${made.environment.name}` }, made.environment.name),
+        ` (${d.buildpack} pack, ${d.binder_dir ? d.binder_dir + "/ folder" : "repository root"}); read: `
+        + (d.files.join(", ") || "no configuration file")),
+      ...d.notes.map((n) => el("p", { class: "note" }, `Note: ${n}`)),
+      ...(d.bit_reproducible ? [] : [el("p", { class: "note" },
+        "Build steps run arbitrary commands: the image is not guaranteed bit-reproducible.")]));
+    flash(`Environment ${made.environment.name} imported.`);
+    form.reset();
+    showEnvironments(await api("GET", `/workspaces/${WS}/environments`), true);
     await pages.workspaceRefresh();
   });
   onSubmit($("#add-member"), async (data, form) => {
