@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .core.security import hash_token, new_token
+from .core.security import forget_tokens, hash_token, new_token
 from .models import ApiToken, User
 
 
@@ -71,6 +71,7 @@ def revoke_token(session: Session, *, user: User, token_id: str) -> None:
         raise NotFound(f"you have no token with id {token_id!r}; GET /api/v1/me/tokens lists yours")
     row.revoked = True
     session.commit()
+    forget_tokens()
 
 
 def authenticate(session: Session, token: str, *, touch_every: timedelta) -> User | None:

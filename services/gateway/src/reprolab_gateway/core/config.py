@@ -76,6 +76,13 @@ class GatewaySettings(BaseSettings):
         description="host[:port] names the gateway may download repository archives from (JSON list); "
         "empty: import by URL is off, so the gateway cannot be used to reach internal addresses.",
     )
+    token_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A checked API token is remembered this long, so requests skip the database. A token "
+        "revoked through another gateway process (another replica) keeps working there for at most this "
+        "long; the process that revokes it forgets it at once. 0 turns the cache off.",
+    )
 
     def upload_dir(self) -> Path:
         return self.tmp_dir or self.common.data_dir / "tmp" / "gateway"
