@@ -197,3 +197,38 @@ def test_a_builds_status_and_log_survive_a_reload_and_each_version_has_its_build
     page.get_by_role("button", name=re.compile("Show the log of the build of v1")).click()
     expect(page.locator("#build-log")).to_contain_text("STEP 1/")
     assert not tab.errors, tab.errors
+
+
+def test_the_run_form_defaults_to_the_students_own_built_version_and_offers_enabled_targets_only(
+        portal: Portal, course: Course, tab) -> None:
+    """The run form picked the course's environment at its latest version (an unbuilt v2 blocked running the
+    built v1, with an error quoting an API path) and offered cloud targets this platform has not enabled."""
+    page = tab.page
+    sname, stoken = course.student
+    student = portal.admin.as_user(stoken)
+    fork = f"py-{sname}"[:63]
+    student.post(f"/workspaces/{course.ws}/environments/py/fork", json={"name": fork})
+    build = student.post(f"/workspaces/{course.ws}/environments/{fork}/versions/1/builds", expect=(202,))
+    assert wait(student, f"/builds/{build['id']}", ("succeeded", "failed"))["status"] == "succeeded"
+    spec = student.get(f"/workspaces/{course.ws}/environments/{fork}/versions/1")["spec"]
+    student.post(f"/workspaces/{course.ws}/environments/{fork}/versions", json={"spec": {**spec, "apt": ["make"]}})
+    assert [t["name"] for t in student.get("/targets")["items"]] == ["local"]
+
+    sign_in(page, portal.url, stoken)
+    page.goto(f"{portal.url}/w/{course.ws}/runs")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    expect(page.get_by_label("Environment", exact=True)).to_have_value(fork)
+    expect(page.get_by_label("Version", exact=True)).to_have_value("1")  # v2 is not built
+    versions = page.get_by_label("Version", exact=True).locator("option").all_inner_texts()
+    assert versions == ["v1"]
+    targets = page.get_by_label("Target").locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert targets == ["local"]
+    page.get_by_label("Code archive (.tar.gz or .zip)").set_input_files(
+        {"name": "code.tar.gz", "mimeType": "application/gzip", "buffer": tar_gz({"main.py": "print('hi')\n"})})
+    page.get_by_label("Command").fill("python main.py")
+    page.get_by_role("button", name="Submit run").click()
+    page.wait_for_url(re.compile(rf".*/w/{course.ws}/runs/[^/]+$"))
+    run = student.get(f"/runs/{page.url.rsplit('/', 1)[1]}")
+    assert (run["environment"], run["version"]) == (fork, 1)
+    expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=TIMEOUT * 1000)
+    assert not tab.errors, tab.errors

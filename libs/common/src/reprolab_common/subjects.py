@@ -59,6 +59,7 @@ class Runner(StrEnum):
     CANCEL = "runner.run.cancel"
     LIST = "runner.run.list"
     OUTPUTS = "runner.run.outputs"
+    TARGETS = "runner.target.list"
     CREDENTIAL_PUT = "runner.credential.put"
     CREDENTIAL_GET = "runner.credential.get"
     CREDENTIAL_LIST = "runner.credential.list"

@@ -318,6 +318,9 @@ class RunnerClient(_Client):
     async def get(self, run_id: str) -> runner_pb2.Run:
         return await self._call(Runner.GET, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id), runner_pb2.Run)
 
+    async def targets(self) -> runner_pb2.TargetList:
+        return await self._call(Runner.TARGETS, runner_pb2.ListTargetsRequest(actor=self.actor), runner_pb2.TargetList)
+
     async def cancel(self, run_id: str) -> runner_pb2.Run:
         return await self._call(Runner.CANCEL, runner_pb2.CancelRunRequest(actor=self.actor, run_id=run_id),
                                 runner_pb2.Run)

@@ -86,9 +86,11 @@ class Api:
             raise Invalid(str(exc), errors=[("target", str(exc))]) from exc
         if r.target not in self.settings.enabled_targets:
             wanted = json.dumps([*self.settings.enabled_targets, r.target], separators=(",", ":"))
-            detail = (f"target {r.target!r} is not enabled on this runner (enabled: "
-                      f"{', '.join(self.settings.enabled_targets)}); an operator enables it with "
-                      f"REPROLAB_RUNNER_ENABLED_TARGETS='{wanted}'")
+            detail = (f"runs cannot use {r.target!r} on this platform; choose one of: "
+                      f"{', '.join(self.settings.enabled_targets)}")
+            # only the platform's admin can act on the operator's setting; others are told whom to ask
+            detail += (f" (an operator enables it with REPROLAB_RUNNER_ENABLED_TARGETS='{wanted}')"
+                       if r.actor.platform_admin else " (ask the platform's administrator to enable it)")
             raise Invalid(detail, errors=[("target", detail)])
         await self._check_remote(r)
         if not r.command:
@@ -136,6 +138,11 @@ class Api:
             session=s, workspace=r.workspace, user_id=r.actor.user_id if r.own_only else None))
         return runner_pb2.RunList(items=[run_proto(x) for x in runs])
 
+    async def targets(self, r: runner_pb2.ListTargetsRequest) -> runner_pb2.TargetList:
+        return runner_pb2.TargetList(items=[
+            runner_pb2.Target(name=name, needs_credentials=name in credstore.VENDORS)
+            for name in self.settings.enabled_targets])
+
     async def outputs(self, r: runner_pb2.GetRunRequest) -> runner_pb2.RunOutputs:
         def _read(s: Any) -> runner_pb2.RunOutputs:
             run = service.get_run(session=s, run_id=r.run_id)
@@ -182,6 +189,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Runner.CANCEL, runner_pb2.CancelRunRequest, api.cancel),
         (Runner.LIST, runner_pb2.ListRunsRequest, api.list),
         (Runner.OUTPUTS, runner_pb2.GetRunRequest, api.outputs),
+        (Runner.TARGETS, runner_pb2.ListTargetsRequest, api.targets),
         (Runner.CREDENTIAL_PUT, runner_pb2.PutCredentialRequest, api.credential_put),
         (Runner.CREDENTIAL_GET, runner_pb2.GetCredentialRequest, api.credential_get),
         (Runner.CREDENTIAL_LIST, runner_pb2.ListCredentialsRequest, api.credential_list),

@@ -190,6 +190,26 @@ class RunList(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[Run]
     def __init__(self, items: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
+class ListTargetsRequest(_message.Message):
+    __slots__ = ("actor",)
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ...) -> None: ...
+
+class Target(_message.Message):
+    __slots__ = ("name", "needs_credentials")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    needs_credentials: bool
+    def __init__(self, name: _Optional[str] = ..., needs_credentials: _Optional[bool] = ...) -> None: ...
+
+class TargetList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Target]
+    def __init__(self, items: _Optional[_Iterable[_Union[Target, _Mapping]]] = ...) -> None: ...
+
 class OutputFile(_message.Message):
     __slots__ = ("name", "size", "sha256", "object_key")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -14,6 +14,7 @@ from .routes import (
     me,
     members,
     runs,
+    targets,
     users,
     workspaces,
 )
@@ -33,3 +34,4 @@ api_router.include_router(assignments.router)
 api_router.include_router(activity.router)
 api_router.include_router(agent.router)
 api_router.include_router(activity.verify_router)
+api_router.include_router(targets.router)

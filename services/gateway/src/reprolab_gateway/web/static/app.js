@@ -639,12 +639,38 @@ const scoreText = (r) => (r.assignment ? (r.score ?? r.scoring ?? "") : "");
 
 pages.runs = async () => {
   await workspaceRole();
-  const [envs, datasets, assignments, runs] = await Promise.all([
+  const [envs, datasets, assignments, runs, targets] = await Promise.all([
     api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
-    api("GET", `/workspaces/${WS}/assignments`), api("GET", `/workspaces/${WS}/runs`)]);
-  const built = envs.items.filter((e) => e.latest_version);
-  $("#r-env").replaceChildren(...built.map((e) => el("option", { value: e.name },
-    `${e.name} (v${e.latest_version}${e.kind === "personal" ? `, ${e.owner}'s` : ""})`)));
+    api("GET", `/workspaces/${WS}/assignments`), api("GET", `/workspaces/${WS}/runs`), api("GET", "/targets")]);
+  // only the targets this platform has enabled; cloud ones say they use your saved credentials
+  $("#r-target").replaceChildren(...targets.items.map((t) => el("option", { value: t.name },
+    t.name === "local" ? "local (this platform's own containers)"
+      : t.needs_credentials ? `${t.name} (with your saved credentials)` : t.name)));
+  $("#r-target-hint").hidden = !targets.items.some((t) => t.needs_credentials);
+  // your own fork first: a student runs the environment they changed, not the course's
+  const me = body.dataset.user;
+  const mine = (e) => e.kind === "personal" && e.owner === me;
+  const ordered = [...envs.items].sort((a, b) => mine(b) - mine(a));
+  $("#r-env").replaceChildren(...ordered.map((e) => el("option", { value: e.name },
+    e.name + (mine(e) ? " (your fork)" : e.kind === "personal" ? ` (${e.owner}'s)` : ""))));
+  const builtVersions = async (name) => (await api("GET", `/workspaces/${WS}/environments/${name}/versions`))
+    .items.filter((v) => v.image_digest).sort((a, b) => b.number - a.number);
+  const showVersions = async () => {
+    const versions = $("#r-env").value ? await builtVersions($("#r-env").value) : [];
+    $("#r-version").replaceChildren(...versions.map((v) => el("option", { value: v.number }, `v${v.number}`)));
+    $("#r-version-hint").textContent = versions.length ? "Built versions only, newest first."
+      : "No built version yet: build one on the environment's page first.";
+  };
+  // the default is the first environment (yours first) that has a built version: an unbuilt newer version
+  // must not block running the built one
+  for (const e of ordered) {
+    if ((await builtVersions(e.name)).length) {
+      $("#r-env").value = e.name;
+      break;
+    }
+  }
+  await showVersions();
+  $("#r-env").addEventListener("change", () => busy($("#r-env"), showVersions));
   $("#r-assignment").append(...assignments.items.map((a) => el("option", { value: a.name }, a.title || a.name)));
   const wanted = new URLSearchParams(location.search).get("assignment");
   if (wanted) $("#r-assignment").value = wanted;
@@ -658,7 +684,7 @@ pages.runs = async () => {
   onSubmit($("#submit-run"), async (data) => {
     const code = await uploadCode($("#r-code").files[0]);
     const run = await api("POST", `/workspaces/${WS}/runs`, { json: {
-      environment: data.get("environment"), code: code.digest, command: splitCommand(data.get("command")),
+      environment: data.get("environment"), version: Number(data.get("version") || 0), code: code.digest, command: splitCommand(data.get("command")),
       datasets: data.getAll("dataset"), target: data.get("target"), network: $("#r-network").checked,
       assignment: data.get("assignment") || "" } });
     location.href = `/w/${WS}/runs/${run.id}`;
