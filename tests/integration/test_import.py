@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,28 @@ def test_imported_repositories_build_and_verify_inside_their_images(running, tea
 
     created = teacher.get(f"/workspaces/{ws}/activity", params={"type": "environment.created", "limit": 100})
     assert len(created["items"]) == len(BUILT)
+
+    # out again: a Binder-ready folder (through the CLI), pinned with hashes, that imports back
+    out = Path(tempfile.mkdtemp()) / "binder.zip"
+    cli = subprocess.run([str(Path(sys.executable).parent / "reprolab"), "env", "export-binder", ws, "binder-dir",
+                          "-o", str(out), "--url", running.platform.url,
+                          "--token", teacher.http.headers["Authorization"][7:]], capture_output=True, text=True,
+                         timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        requirements = zf.read("binder/requirements.txt").decode()
+        post = zf.read("binder/postBuild").decode()
+        assert (zf.getinfo("binder/start").external_attr >> 16) & 0o111
+    assert {"verify", "binder/start", "binder/postBuild.repository", "binder/runtime.txt"} <= names
+    assert "six==1.16.0" in requirements and "--hash=sha256:" in requirements
+    assert "./binder/postBuild.repository" in post
+    again = teacher.upload(f"/workspaces/{ws}/environments/import", out, params={"name": "round-trip"},
+                           content_type="application/zip")
+    assert again["spec"]["python"]["requirements"] == ["six==1.16.0"]
+    assert again["spec"]["python"]["version"] == "3.11"
+    exported = teacher.get(f"/workspaces/{ws}/activity", params={"type": "version.exported"})["items"]
+    assert len(exported) == 1 and "binder-dir-v1-binder.zip" in json.dumps(exported[0])
 
 
 def test_what_cannot_be_honoured_answers_422_naming_it(running, teacher_ws) -> None:

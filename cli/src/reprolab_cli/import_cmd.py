@@ -89,3 +89,22 @@ def env_import(
                   "(its lock says why)[/yellow]", highlight=False)
     if build:
         env_build(workspace, env_name, version=1, follow=True, url=url, token=token, as_json=as_json)
+
+
+def env_export_binder(
+    workspace: str,
+    name: str,
+    version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Zip file to write (default: "
+                                                "<env>-v<n>-binder.zip).")] = None,
+    url: Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN", help="API token.")] = None,
+) -> None:
+    """Download a built version as a Binder-ready folder (zip): requirements.txt with hashes, apt.txt,
+    runtime.txt, postBuild, and an imported repository's files. repo2docker builds it as it is."""
+    c = _client(url, token)
+    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
+    dest = output or Path(f"{name}-v{number}-binder.zip")
+    size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/binder", dest)
+    err.print(f"wrote {dest} ({size} bytes): a Binder-ready folder of {workspace}/{escape(name)} v{number}",
+              highlight=False)

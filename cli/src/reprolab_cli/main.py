@@ -35,7 +35,7 @@ from typer.core import TyperGroup
 from .client import DEFAULT_DATA_DIR, Client, ReprolabError
 from .client import connect as _client
 from .credentials_cmd import credentials_app
-from .import_cmd import env_import
+from .import_cmd import env_export_binder, env_import
 
 
 class _Group(TyperGroup):
@@ -61,6 +61,7 @@ run_app = typer.Typer(help="Run code in an environment's image against datasets.
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
 env_app.command("import")(env_import)
+env_app.command("export-binder")(env_export_binder)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")

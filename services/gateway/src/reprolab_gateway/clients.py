@@ -141,11 +141,14 @@ class RegistryClient(_Client):
             registry_pb2.VersionList,
         )
 
-    async def get_version(self, workspace: str, environment: str, number: int) -> registry_pb2.Version:
+    async def get_version(self, workspace: str, environment: str, number: int, *, export_kind: str = "",
+                          export_destination: str = "", export_digest: str = "") -> registry_pb2.Version:
+        """A version; with ``export_kind`` the registry records the read as ``version.exported``."""
         return await self._call(
             Registry.VERSION_GET,
             registry_pb2.GetVersionRequest(
-                actor=self.actor, workspace=workspace, environment=environment, number=number
+                actor=self.actor, workspace=workspace, environment=environment, number=number,
+                export_kind=export_kind, export_destination=export_destination, export_digest=export_digest,
             ),
             registry_pb2.Version,
         )

@@ -291,9 +291,11 @@ class Handlers:
         return registry_pb2.VersionList(items=[version_proto(v) for v in views])
 
     async def version_get(self, r: registry_pb2.GetVersionRequest) -> registry_pb2.Version:
-        view = await self.db.read(
+        run = self.db.write if r.export_kind else self.db.read
+        view = await run(
             lambda s: service.get_version(
-                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment, number=r.number
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment, number=r.number,
+                export_kind=r.export_kind, export_destination=r.export_destination, export_digest=r.export_digest,
             )
         )
         return version_proto(view)

@@ -569,14 +569,30 @@ def list_versions(
     return [VersionView(workspace=workspace, environment=env.name, version=v) for v in versions]
 
 
+EXPORT_KINDS = frozenset({"binder", "oci-archive", "publish"})
+
+
 def get_version(
-    *, session: Session, actor: common_pb2.Actor, workspace: str, environment: str, number: int
+    *, session: Session, actor: common_pb2.Actor, workspace: str, environment: str, number: int,
+    export_kind: str = "", export_destination: str = "", export_digest: str = "",
 ) -> VersionView:
+    """One version. With ``export_kind`` the read is an export (a Binder folder, an OCI archive, a
+    push elsewhere), recorded as ``version.exported`` in the same transaction."""
     acc = access(session=session, actor=actor, workspace=workspace)
     env = _get_env(session, acc, actor, environment)
     version = _version(session, env, number)
     if version is None:
         raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {number}")
+    if export_kind:
+        if export_kind not in EXPORT_KINDS:
+            raise invalid([("export_kind", f"{export_kind!r} is not one of {sorted(EXPORT_KINDS)}")], "request")
+        _emit(
+            session, actor, workspace, "version.exported", f"environments/{env.name}/versions/{number}",
+            now(), version_exported=events_pb2.VersionExported(
+                environment=env.name, version=number, kind=export_kind,
+                destination=_text(export_destination, "export_destination", limit=1000),
+                image_digest=export_digest),
+        )
     return VersionView(workspace=workspace, environment=env.name, version=version)
 
 

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "agent_entry")
+    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "version_exported", "agent_entry")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Event(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_EXPORTED_FIELD_NUMBER: _ClassVar[int]
     AGENT_ENTRY_FIELD_NUMBER: _ClassVar[int]
     schema_version: _common_pb2.SchemaVersion
     id: str
@@ -51,8 +52,9 @@ class Event(_message.Message):
     run: _runner_pb2.RunEvent
     assignment_created: AssignmentCreated
     credential: _runner_pb2.CredentialEvent
+    version_exported: VersionExported
     agent_entry: AgentEntry
-    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ...) -> None: ...
+    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., version_exported: _Optional[_Union[VersionExported, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ...) -> None: ...
 
 class WorkspaceCreated(_message.Message):
     __slots__ = ("slug", "title")
@@ -125,6 +127,20 @@ class DatasetDownloaded(_message.Message):
     name: str
     digest: str
     def __init__(self, name: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class VersionExported(_message.Message):
+    __slots__ = ("environment", "version", "kind", "destination", "image_digest")
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    environment: str
+    version: int
+    kind: str
+    destination: str
+    image_digest: str
+    def __init__(self, environment: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., destination: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
 
 class ActivityExported(_message.Message):
     __slots__ = ("entries", "bundle_sha256")

@@ -243,16 +243,22 @@ class VersionList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Version, _Mapping]]] = ...) -> None: ...
 
 class GetVersionRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "environment", "number")
+    __slots__ = ("actor", "workspace", "environment", "number", "export_kind", "export_destination", "export_digest")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     environment: str
     number: int
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+    export_kind: str
+    export_destination: str
+    export_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., export_kind: _Optional[str] = ..., export_destination: _Optional[str] = ..., export_digest: _Optional[str] = ...) -> None: ...
 
 class ForkEnvironmentRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "version", "new_name", "target_workspace")

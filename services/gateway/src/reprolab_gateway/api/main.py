@@ -10,6 +10,7 @@ from .routes import (
     credentials,
     datasets,
     environments,
+    exports,
     imports,
     me,
     members,
@@ -26,6 +27,7 @@ api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
 api_router.include_router(imports.router)
+api_router.include_router(exports.router)
 api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)

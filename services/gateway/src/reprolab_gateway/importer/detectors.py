@@ -40,7 +40,8 @@ class Detector(ABC):
                 package = line.partition("#")[0].strip()
                 if not package:
                     continue
-                if not re.match(r"^[a-z0-9][a-z0-9.+-]+$", package):
+                # a name, or name=version (repo2docker passes the line to apt-get install as is)
+                if not re.match(r"^[a-z0-9][a-z0-9.+-]+(?:=[0-9][A-Za-z0-9.+~:-]*)?$", package):
                     mapped.problems.append((path, f"{package!r} is not a Debian package name"))
                 elif package not in mapped.apt:
                     mapped.apt.append(package)

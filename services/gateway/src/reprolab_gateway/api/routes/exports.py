@@ -1,0 +1,57 @@
+"""Take a built version out: a Binder-ready folder (zip). Every export is in the activity log."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+
+from fastapi import APIRouter, Path, Response
+from reprolab_common.errors import ProblemError
+
+from ...flows import dataset_key
+from ...importer.binder_export import binder_folder, zip_folder
+from ...importer.tree import RepoTree
+from ...schemas import INT32_MAX
+from ..deps import BuilderDep, RegistryDep, StoreDep
+
+router = APIRouter(prefix="/workspaces/{ws}/environments/{env}/versions/{n}", tags=["environments"])
+
+
+def _repository(data: bytes) -> RepoTree:
+    files: dict[str, bytes] = {}
+    executable: set[str] = set()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar:
+            if member.isfile():
+                fh = tar.extractfile(member)
+                files[member.name] = fh.read() if fh else b""
+                if member.mode & 0o111:
+                    executable.add(member.name)
+    return RepoTree(files, frozenset(executable))
+
+
+@router.get("/binder", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}, "description": "A Binder-ready folder as a zip"}})
+async def export_binder(ws: str, env: str, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
+                        n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> Response:
+    """requirements.txt with hashes, apt.txt and runtime.txt from the version's lock (plus postBuild
+    for its build steps and the imported repository's files): repo2docker builds the same packages."""
+    version = await registry.get_version(ws, env, n)
+    if not version.lock_digest:
+        raise ProblemError(f"version {n} of {env} has not been built: build it first (its lock pins the versions "
+                           "the folder names)", status=409, title="Conflict")
+    lock = json.loads((await builder.lock(version.lock_digest)).lock_json)
+    repository = None
+    digest = (lock.get("repository") or {}).get("digest")
+    if digest:
+        data = await asyncio.to_thread(store.read_bytes, dataset_key(ws, digest.removeprefix("sha256:")))
+        repository = await asyncio.to_thread(_repository, data)
+    files = binder_folder(lock, environment=env, version=n, repository=repository)
+    body = zip_folder(files, repository.executable if repository else frozenset())
+    filename = f"{env}-v{n}-binder.zip"
+    await registry.get_version(ws, env, n, export_kind="binder", export_destination=filename,
+                               export_digest=version.image_digest)
+    return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
