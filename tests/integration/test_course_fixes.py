@@ -83,3 +83,32 @@ print(f"cpus {int(quota) / int(period)} memory {memory}")
     # a run's own request still wins over the spec
     log = run(resources={"cpu": "500m", "memory": "512Mi"})
     assert f"cpus 0.5 memory {512 * 1024 * 1024}" in log, log
+
+
+def test_a_run_that_reads_a_dataset_it_was_not_given_fails_with_a_hint(running, base_image) -> None:
+    _, instructor = running.user("hint")
+    ws = running.workspace(instructor, "hint")
+    instructor.post(f"/workspaces/{ws}/datasets", params={"name": "iris-train.csv", "visibility": "public"},
+                    content=b"a,b\n1,2\n")
+    instructor.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": BASE, "python": {"version": "3.11", "requirements": []}}})
+    build = instructor.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
+    deadline = time.monotonic() + 300
+    while (status := instructor.get(f"/builds/{build['id']}")["status"]) not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert status == "succeeded"
+    code = instructor.request("POST", f"/workspaces/{ws}/code",
+                              content=tar_gz({"train.py": "print(open('/data/iris-train.csv').read())\n"}),
+                              expect=(201,))
+    made = instructor.post(f"/workspaces/{ws}/runs", json={
+        "environment": "py", "code": code["digest"], "command": ["python3", "train.py"]}, expect=(201, 202))
+    done = wait_run(instructor, made["id"])
+    assert done["status"] == "failed"
+    assert done["error"].startswith("exited with code 1. Hint: /data/iris-train.csv does not exist because "
+                                    "dataset 'iris-train.csv' was not given to this run (it had none)"), done["error"]
+    # given the dataset, the same code runs
+    made = instructor.post(f"/workspaces/{ws}/runs", json={
+        "environment": "py", "code": code["digest"], "command": ["python3", "train.py"],
+        "datasets": ["iris-train.csv"]}, expect=(201, 202))
+    assert wait_run(instructor, made["id"])["status"] == "succeeded"

@@ -46,7 +46,7 @@ from reprolab_common.subjects import Registry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import sessionmaker
 
-from . import inside, service
+from . import hints, inside, service
 from .config import RunnerSettings
 from .models import TERMINAL, Output, Run, Status
 from .targets.base import (
@@ -394,6 +394,8 @@ class Worker:
         elif status.state == State.EXITED:
             outcome = Status.FAILED
             error = f"exited with code {status.exit_code}" + (f": {status.reason}" if status.reason else "")
+            if advice := await asyncio.to_thread(self._hint, run, target, handle):
+                error += f". Hint: {advice}"
         elif status.state == State.GONE:
             what = {"kubernetes": "Job", "local": "container"}.get(run.target, "VM")
             outcome, error = Status.FAILED, f"the run's {what} disappeared (removed outside Reprolab?)" + (
@@ -494,6 +496,15 @@ class Worker:
                 self.store.delete(transfer_key(run_id, name))
             except Exception as exc:
                 log.warning("could not remove %s of run %s: %s", name, run_id, exc)
+
+    def _hint(self, run: Run, target: Target, handle: str) -> str:
+        """What to change, when the end of a failed run's log shows a known cause (best effort)."""
+        try:
+            mounted = [d["mount"].removeprefix("/data/") for d in json.loads(run.datasets_json)]
+            return hints.hint(list(target.logs(handle)), mounted)
+        except Exception:  # a hint is a courtesy: never let it change the run's outcome
+            log.exception("no hint for run %s", run.id)
+            return ""
 
     async def _finish(self, run: Run, target: Target | None, handle: str, outcome: Status, *,
                       exit_code: int | None = None, error: str = "") -> None:
