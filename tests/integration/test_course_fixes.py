@@ -112,3 +112,29 @@ def test_a_run_that_reads_a_dataset_it_was_not_given_fails_with_a_hint(running, 
         "environment": "py", "code": code["digest"], "command": ["python3", "train.py"],
         "datasets": ["iris-train.csv"]}, expect=(201, 202))
     assert wait_run(instructor, made["id"])["status"] == "succeeded"
+
+
+def test_verifying_the_current_log_does_not_add_to_it(running) -> None:
+    """Each click on the portal's "Verify the log" exported the log, and each export is an entry."""
+    _, instructor = running.user("ver")
+    ws = running.workspace(instructor, "ver")
+
+    def types() -> list[str]:
+        return [e["type"] for e in instructor.get(f"/workspaces/{ws}/activity", params={"limit": 200})["items"]]
+
+    deadline = time.monotonic() + 30
+    while "workspace.created" not in types():
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    before = types()
+    for _ in range(2):
+        result = instructor.post(f"/workspaces/{ws}/activity/verify", expect=(200,))
+        assert result["ok"] and result["keys_known"] and result["entries"] == len(before), result
+    time.sleep(3)  # an entry would have arrived by now (the outbox ships within a second)
+    assert types() == before
+    # a download is an export, and that is recorded
+    instructor.response("GET", f"/workspaces/{ws}/activity/export")
+    deadline = time.monotonic() + 30
+    while "activity.exported" not in types():
+        assert time.monotonic() < deadline
+        time.sleep(0.3)

@@ -388,6 +388,10 @@ class AuditStore:
                 writer = self.write_bundle(out, workspace, scope, req.actor)
             objects.put_file(key, path)
         digest = out.sha256.hexdigest()
+        if req.for_verification:
+            log.info("exported %s (%d entries) to verify it, not recorded", workspace, writer.size)
+            return audit_pb2.ExportActivityReply(object_key=key, entries=writer.size, size_bytes=out.size,
+                                                 sha256=digest)
         event = new_event(
             type="activity.exported", actor=req.actor, workspace=workspace,
             subject=f"activity/exports/{key.rsplit('/', 1)[-1].removesuffix('.jsonl')}",

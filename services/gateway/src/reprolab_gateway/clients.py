@@ -253,10 +253,12 @@ class AuditClient(_Client):
             request.time.until.FromDatetime(until)
         return await self._call(Audit.QUERY, request, audit_pb2.ActivityList)
 
-    async def export(self, workspace: str, *, scope: int) -> audit_pb2.ExportActivityReply:
+    async def export(self, workspace: str, *, scope: int, for_verification: bool = False
+                     ) -> audit_pb2.ExportActivityReply:
         return await self._call(
             Audit.EXPORT,
-            audit_pb2.ExportActivityRequest(actor=self.actor, workspace=workspace, scope=scope),
+            audit_pb2.ExportActivityRequest(actor=self.actor, workspace=workspace, scope=scope,
+                                            for_verification=for_verification),
             audit_pb2.ExportActivityReply,
             deadline=self._long_timeout,
         )

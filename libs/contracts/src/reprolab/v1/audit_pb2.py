@@ -26,39 +26,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from reprolab.v1 import common_pb2 as reprolab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17reprolab/v1/audit.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\xf8\x01\n\rActivityEntry\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x12\n\nactor_name\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61nonical_json\x18\t \x01(\t\x12\x11\n\tleaf_hash\x18\x0c \x01(\tJ\x04\x08\n\x10\x0bJ\x04\x08\x0b\x10\x0cR\tprev_hashR\x04hash\"\xf9\x01\n\x14QueryActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12)\n\x05scope\x18\x03 \x01(\x0e\x32\x1a.reprolab.v1.ActivityScope\x12\x16\n\x0esubject_prefix\x18\x04 \x01(\t\x12\x12\n\nactor_name\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12$\n\x04time\x18\x07 \x01(\x0b\x32\x16.reprolab.v1.TimeRange\x12\r\n\x05limit\x18\x08 \x01(\x05\x12\x11\n\tafter_seq\x18\t \x01(\x03\"K\n\x0c\x41\x63tivityList\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.reprolab.v1.ActivityEntry\x12\x10\n\x08head_seq\x18\x02 \x01(\x03\"x\n\x15\x45xportActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12)\n\x05scope\x18\x03 \x01(\x0e\x32\x1a.reprolab.v1.ActivityScope\"^\n\x13\x45xportActivityReply\x12\x12\n\nobject_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"f\n\x15VerifyActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12\x16\n\x0eold_checkpoint\x18\x03 \x01(\t\"\xf2\x01\n\x13VerifyActivityReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x13\n\x0b\x63heckpoints\x18\x03 \x01(\x03\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\x03\x12\x0b\n\x03seq\x18\x06 \x01(\x03\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\nkeys_known\x18\x08 \x01(\x08\x12\x0e\n\x06origin\x18\t \x01(\t\x12\x0c\n\x04root\x18\n \x01(\t\x12\x14\n\x0c\x61gainst_size\x18\x0b \x01(\x03\x12\x13\n\x0bmatches_log\x18\x0c \x01(\x08\x12\x0e\n\x06\x65lided\x18\r \x01(\x03\"L\n\x14GetCheckpointRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"v\n\x10SignedCheckpoint\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0c\n\x04root\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x15\n\rverifier_keys\x18\x06 \x03(\t\"j\n\x15InclusionProofRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x03\x12\x0c\n\x04size\x18\x04 \x01(\x03\"r\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\t\x12\x0e\n\x06hashes\x18\x04 \x03(\t\x12\x0c\n\x04root\x18\x05 \x01(\t\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\"s\n\x17\x43onsistencyProofRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08old_size\x18\x03 \x01(\x03\x12\x10\n\x08new_size\x18\x04 \x01(\x03\"\x9a\x01\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\t\x12\x10\n\x08old_root\x18\x04 \x01(\t\x12\x10\n\x08new_root\x18\x05 \x01(\t\x12\x16\n\x0eold_checkpoint\x18\x06 \x01(\t\x12\x16\n\x0enew_checkpoint\x18\x07 \x01(\t*e\n\rActivityScope\x12\x1e\n\x1a\x41\x43TIVITY_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVITY_SCOPE_OWN\x10\x01\x12\x1c\n\x18\x41\x43TIVITY_SCOPE_WORKSPACE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17reprolab/v1/audit.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\xf8\x01\n\rActivityEntry\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x12\n\nactor_name\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61nonical_json\x18\t \x01(\t\x12\x11\n\tleaf_hash\x18\x0c \x01(\tJ\x04\x08\n\x10\x0bJ\x04\x08\x0b\x10\x0cR\tprev_hashR\x04hash\"\xf9\x01\n\x14QueryActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12)\n\x05scope\x18\x03 \x01(\x0e\x32\x1a.reprolab.v1.ActivityScope\x12\x16\n\x0esubject_prefix\x18\x04 \x01(\t\x12\x12\n\nactor_name\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12$\n\x04time\x18\x07 \x01(\x0b\x32\x16.reprolab.v1.TimeRange\x12\r\n\x05limit\x18\x08 \x01(\x05\x12\x11\n\tafter_seq\x18\t \x01(\x03\"K\n\x0c\x41\x63tivityList\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.reprolab.v1.ActivityEntry\x12\x10\n\x08head_seq\x18\x02 \x01(\x03\"\x92\x01\n\x15\x45xportActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12)\n\x05scope\x18\x03 \x01(\x0e\x32\x1a.reprolab.v1.ActivityScope\x12\x18\n\x10\x66or_verification\x18\x04 \x01(\x08\"^\n\x13\x45xportActivityReply\x12\x12\n\nobject_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"f\n\x15VerifyActivityRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12\x16\n\x0eold_checkpoint\x18\x03 \x01(\t\"\xf2\x01\n\x13VerifyActivityReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x13\n\x0b\x63heckpoints\x18\x03 \x01(\x03\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\x03\x12\x0b\n\x03seq\x18\x06 \x01(\x03\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\nkeys_known\x18\x08 \x01(\x08\x12\x0e\n\x06origin\x18\t \x01(\t\x12\x0c\n\x04root\x18\n \x01(\t\x12\x14\n\x0c\x61gainst_size\x18\x0b \x01(\x03\x12\x13\n\x0bmatches_log\x18\x0c \x01(\x08\x12\x0e\n\x06\x65lided\x18\r \x01(\x03\"L\n\x14GetCheckpointRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"v\n\x10SignedCheckpoint\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0c\n\x04root\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x15\n\rverifier_keys\x18\x06 \x03(\t\"j\n\x15InclusionProofRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x03\x12\x0c\n\x04size\x18\x04 \x01(\x03\"r\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\t\x12\x0e\n\x06hashes\x18\x04 \x03(\t\x12\x0c\n\x04root\x18\x05 \x01(\t\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\"s\n\x17\x43onsistencyProofRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08old_size\x18\x03 \x01(\x03\x12\x10\n\x08new_size\x18\x04 \x01(\x03\"\x9a\x01\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\t\x12\x10\n\x08old_root\x18\x04 \x01(\t\x12\x10\n\x08new_root\x18\x05 \x01(\t\x12\x16\n\x0eold_checkpoint\x18\x06 \x01(\t\x12\x16\n\x0enew_checkpoint\x18\x07 \x01(\t*e\n\rActivityScope\x12\x1e\n\x1a\x41\x43TIVITY_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVITY_SCOPE_OWN\x10\x01\x12\x1c\n\x18\x41\x43TIVITY_SCOPE_WORKSPACE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reprolab.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVITYSCOPE']._serialized_start=1942
-  _globals['_ACTIVITYSCOPE']._serialized_end=2043
+  _globals['_ACTIVITYSCOPE']._serialized_start=1969
+  _globals['_ACTIVITYSCOPE']._serialized_end=2070
   _globals['_ACTIVITYENTRY']._serialized_start=100
   _globals['_ACTIVITYENTRY']._serialized_end=348
   _globals['_QUERYACTIVITYREQUEST']._serialized_start=351
   _globals['_QUERYACTIVITYREQUEST']._serialized_end=600
   _globals['_ACTIVITYLIST']._serialized_start=602
   _globals['_ACTIVITYLIST']._serialized_end=677
-  _globals['_EXPORTACTIVITYREQUEST']._serialized_start=679
-  _globals['_EXPORTACTIVITYREQUEST']._serialized_end=799
-  _globals['_EXPORTACTIVITYREPLY']._serialized_start=801
-  _globals['_EXPORTACTIVITYREPLY']._serialized_end=895
-  _globals['_VERIFYACTIVITYREQUEST']._serialized_start=897
-  _globals['_VERIFYACTIVITYREQUEST']._serialized_end=999
-  _globals['_VERIFYACTIVITYREPLY']._serialized_start=1002
-  _globals['_VERIFYACTIVITYREPLY']._serialized_end=1244
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1246
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1322
-  _globals['_SIGNEDCHECKPOINT']._serialized_start=1324
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=1442
-  _globals['_INCLUSIONPROOFREQUEST']._serialized_start=1444
-  _globals['_INCLUSIONPROOFREQUEST']._serialized_end=1550
-  _globals['_INCLUSIONPROOF']._serialized_start=1552
-  _globals['_INCLUSIONPROOF']._serialized_end=1666
-  _globals['_CONSISTENCYPROOFREQUEST']._serialized_start=1668
-  _globals['_CONSISTENCYPROOFREQUEST']._serialized_end=1783
-  _globals['_CONSISTENCYPROOF']._serialized_start=1786
-  _globals['_CONSISTENCYPROOF']._serialized_end=1940
+  _globals['_EXPORTACTIVITYREQUEST']._serialized_start=680
+  _globals['_EXPORTACTIVITYREQUEST']._serialized_end=826
+  _globals['_EXPORTACTIVITYREPLY']._serialized_start=828
+  _globals['_EXPORTACTIVITYREPLY']._serialized_end=922
+  _globals['_VERIFYACTIVITYREQUEST']._serialized_start=924
+  _globals['_VERIFYACTIVITYREQUEST']._serialized_end=1026
+  _globals['_VERIFYACTIVITYREPLY']._serialized_start=1029
+  _globals['_VERIFYACTIVITYREPLY']._serialized_end=1271
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1273
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1349
+  _globals['_SIGNEDCHECKPOINT']._serialized_start=1351
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=1469
+  _globals['_INCLUSIONPROOFREQUEST']._serialized_start=1471
+  _globals['_INCLUSIONPROOFREQUEST']._serialized_end=1577
+  _globals['_INCLUSIONPROOF']._serialized_start=1579
+  _globals['_INCLUSIONPROOF']._serialized_end=1693
+  _globals['_CONSISTENCYPROOFREQUEST']._serialized_start=1695
+  _globals['_CONSISTENCYPROOFREQUEST']._serialized_end=1810
+  _globals['_CONSISTENCYPROOF']._serialized_start=1813
+  _globals['_CONSISTENCYPROOF']._serialized_end=1967
 # @@protoc_insertion_point(module_scope)

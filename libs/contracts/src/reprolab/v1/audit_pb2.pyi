@@ -75,14 +75,16 @@ class ActivityList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ActivityEntry, _Mapping]]] = ..., head_seq: _Optional[int] = ...) -> None: ...
 
 class ExportActivityRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "scope")
+    __slots__ = ("actor", "workspace", "scope", "for_verification")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FOR_VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     scope: ActivityScope
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., scope: _Optional[_Union[ActivityScope, str]] = ...) -> None: ...
+    for_verification: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., scope: _Optional[_Union[ActivityScope, str]] = ..., for_verification: _Optional[bool] = ...) -> None: ...
 
 class ExportActivityReply(_message.Message):
     __slots__ = ("object_key", "entries", "size_bytes", "sha256")

@@ -8,6 +8,7 @@ member may fetch them.
 """
 
 import asyncio
+import logging
 import re
 from datetime import datetime
 
@@ -17,6 +18,8 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from ...flows import activity_scope, verify_bundle
 from ...schemas import INT64_MAX, ActivityEntry, ActivityPage, ConsistencyProof, InclusionProof, VerifyResult
 from ..deps import AuditDep, RegistryDep, SettingsDep, StoreDep
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/workspaces/{ws}/activity", tags=["activity"])
 
@@ -84,6 +87,21 @@ async def export_activity(
     if reply.sha256:
         headers["X-Reprolab-Sha256"] = reply.sha256
     return StreamingResponse(chunks, media_type="application/x-ndjson", headers=headers)
+
+
+@router.post("/verify", response_model=VerifyResult)
+async def verify_current_log(ws: str, registry: RegistryDep, audit: AuditDep, store: StoreDep) -> VerifyResult:
+    """Verify the workspace's log as it stands (what you may see of it), without downloading it: the same
+    checks as verifying an export. Not recorded as an export, so checking the log does not add to it."""
+    scope = await activity_scope(registry, ws)
+    reply = await audit.export(ws, scope=scope, for_verification=True)
+    try:
+        return VerifyResult.of(await audit.verify(reply.object_key))
+    finally:
+        try:
+            await asyncio.to_thread(store.delete, reply.object_key)
+        except Exception:
+            log.exception("could not remove verified export %s", reply.object_key)
 
 
 @router.get(
