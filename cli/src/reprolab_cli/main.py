@@ -36,6 +36,7 @@ from .client import DEFAULT_DATA_DIR, Client, ReprolabError
 from .client import connect as _client
 from .credentials_cmd import credentials_app
 from .import_cmd import env_export_binder, env_import
+from .registry_cmd import env_publish, registry_app
 
 
 class _Group(TyperGroup):
@@ -62,6 +63,8 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
 env_app.command("import")(env_import)
 env_app.command("export-binder")(env_export_binder)
+env_app.command("publish")(env_publish)
+app.add_typer(registry_app, name="registry")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")

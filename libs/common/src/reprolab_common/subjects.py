@@ -51,6 +51,10 @@ class Builder(StrEnum):
     LIST = "builder.build.list"
     SBOM = "builder.build.sbom"
     LOCK = "builder.lock.get"
+    REGISTRY_CREDENTIAL_PUT = "builder.registry_credential.put"
+    REGISTRY_CREDENTIAL_LIST = "builder.registry_credential.list"
+    REGISTRY_CREDENTIAL_DELETE = "builder.registry_credential.delete"
+    PUBLISH = "builder.image.publish"
 
 
 class Runner(StrEnum):

@@ -18,7 +18,7 @@ from reprolab_common.subjects import Builder, Registry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import service
+from . import publish, service
 from .backends.base import BuildError
 from .config import BuilderSettings
 from .lock import lock_digest, resolve
@@ -147,6 +147,48 @@ class Api:
         return builder_pb2.Lock(lock_digest=build.lock_digest, lock_json=build.lock_json)
 
 
+    # --- external registries (the gateway checked the caller manages the workspace) -----------
+
+    async def credential_put(self, r: builder_pb2.PutRegistryCredentialRequest) -> builder_pb2.RegistryCredential:
+        ring = await asyncio.to_thread(publish.keyring, self.settings)
+        return await transact(self.sessions, lambda s: credential_proto(publish.put_credential(
+            s, ring, workspace=r.workspace, registry=r.registry, username=r.username, password=r.password,
+            actor=r.actor.username)))
+
+    async def credential_list(self, r: builder_pb2.ListRegistryCredentialsRequest
+                              ) -> builder_pb2.RegistryCredentialList:
+        return await transact(self.sessions, lambda s: builder_pb2.RegistryCredentialList(
+            items=[credential_proto(c) for c in publish.list_credentials(s, workspace=r.workspace)]))
+
+    async def credential_delete(self, r: builder_pb2.DeleteRegistryCredentialRequest
+                                ) -> builder_pb2.RegistryCredentialList:
+        await transact(self.sessions, lambda s: publish.delete_credential(s, workspace=r.workspace,
+                                                                          registry=r.registry))
+        return await self.credential_list(builder_pb2.ListRegistryCredentialsRequest(workspace=r.workspace))
+
+    async def publish(self, r: builder_pb2.PublishRequest) -> builder_pb2.PublishResult:
+        host, _dest = publish.check_destination(r.destination)
+
+        def _credential(s: Any) -> tuple[str, str] | None:
+            rows = {c.host: c for c in publish.list_credentials(s, workspace=r.workspace)}
+            row = rows.get(host)
+            return (row.username, publish.decrypt(publish.keyring(self.settings), row)) if row else None
+
+        credential = await transact(self.sessions, _credential)
+        digest = await asyncio.to_thread(
+            publish.publish, self.settings, source_ref=r.source_ref, source_digest=r.source_digest,
+            destination=r.destination, credential=credential,
+            log=lambda line: log.info("publish %s: %s", r.workspace, line))
+        return builder_pb2.PublishResult(destination=publish.check_destination(r.destination)[1], digest=digest)
+
+
+def credential_proto(row: Any) -> builder_pb2.RegistryCredential:
+    msg = builder_pb2.RegistryCredential(workspace=row.workspace, registry=row.host, username=row.username,
+                                         created_by=row.created_by)
+    msg.created_at.FromDatetime(row.created_at)
+    return msg
+
+
 async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
     for subject, req_type, fn in (
         (Builder.REQUEST, builder_pb2.RequestBuildRequest, api.request),
@@ -154,6 +196,10 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Builder.LIST, builder_pb2.ListBuildsRequest, api.list),
         (Builder.SBOM, builder_pb2.GetSbomRequest, api.sbom),
         (Builder.LOCK, builder_pb2.GetLockRequest, api.lock),
+        (Builder.REGISTRY_CREDENTIAL_PUT, builder_pb2.PutRegistryCredentialRequest, api.credential_put),
+        (Builder.REGISTRY_CREDENTIAL_LIST, builder_pb2.ListRegistryCredentialsRequest, api.credential_list),
+        (Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest, api.credential_delete),
+        (Builder.PUBLISH, builder_pb2.PublishRequest, api.publish),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
                                  handler=in_flight.wrap(endpoint(req_type, fn)))

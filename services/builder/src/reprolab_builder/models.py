@@ -69,3 +69,19 @@ class BuildTarget(Base):
 
 
 OutboxEvent = outbox_table(Base)
+
+
+class RegistryCredential(Base):
+    """A workspace's login to one external registry. ``secret`` is the AES-GCM blob of the password
+    (``publish.py``), bound to workspace, host, username and row id."""
+
+    __tablename__ = "registry_credentials"
+    __table_args__ = (UniqueConstraint("workspace", "host"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(63))
+    host: Mapped[str] = mapped_column(String(255))  # the registry's host[:port] ("registry" is SQLAlchemy's)
+    username: Mapped[str] = mapped_column(String(255))
+    secret: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

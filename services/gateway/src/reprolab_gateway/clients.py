@@ -314,6 +314,27 @@ class BuilderClient(_Client):
         return await self._call(Builder.LOCK, builder_pb2.GetLockRequest(actor=self.actor, lock_digest=lock_digest),
                                 builder_pb2.Lock)
 
+    async def put_registry_credential(self, workspace: str, registry: str, username: str,
+                                      password: str) -> builder_pb2.RegistryCredential:
+        return await self._call(Builder.REGISTRY_CREDENTIAL_PUT, builder_pb2.PutRegistryCredentialRequest(
+            actor=self.actor, workspace=workspace, registry=registry, username=username, password=password),
+            builder_pb2.RegistryCredential)
+
+    async def list_registry_credentials(self, workspace: str) -> builder_pb2.RegistryCredentialList:
+        return await self._call(Builder.REGISTRY_CREDENTIAL_LIST, builder_pb2.ListRegistryCredentialsRequest(
+            actor=self.actor, workspace=workspace), builder_pb2.RegistryCredentialList)
+
+    async def delete_registry_credential(self, workspace: str, registry: str) -> builder_pb2.RegistryCredentialList:
+        return await self._call(Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest(
+            actor=self.actor, workspace=workspace, registry=registry), builder_pb2.RegistryCredentialList)
+
+    async def publish(self, workspace: str, source_ref: str, source_digest: str,
+                      destination: str) -> builder_pb2.PublishResult:
+        """Copying an image can take minutes: the long timeout."""
+        return await self._call(Builder.PUBLISH, builder_pb2.PublishRequest(
+            actor=self.actor, workspace=workspace, source_ref=source_ref, source_digest=source_digest,
+            destination=destination), builder_pb2.PublishResult, deadline=self._long_timeout)
+
 
 class RunnerClient(_Client):
     async def submit(self, request: runner_pb2.SubmitRunRequest) -> runner_pb2.Run:

@@ -133,3 +133,77 @@ class Lock(_message.Message):
     lock_digest: str
     lock_json: str
     def __init__(self, lock_digest: _Optional[str] = ..., lock_json: _Optional[str] = ...) -> None: ...
+
+class PutRegistryCredentialRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "registry", "username", "password")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    registry: str
+    username: str
+    password: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., registry: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class RegistryCredential(_message.Message):
+    __slots__ = ("workspace", "registry", "username", "created_by", "created_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    registry: str
+    username: str
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., registry: _Optional[str] = ..., username: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRegistryCredentialsRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class RegistryCredentialList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[RegistryCredential]
+    def __init__(self, items: _Optional[_Iterable[_Union[RegistryCredential, _Mapping]]] = ...) -> None: ...
+
+class DeleteRegistryCredentialRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "registry")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    registry: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., registry: _Optional[str] = ...) -> None: ...
+
+class PublishRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "source_ref", "source_digest", "destination")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_REF_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    source_ref: str
+    source_digest: str
+    destination: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., source_ref: _Optional[str] = ..., source_digest: _Optional[str] = ..., destination: _Optional[str] = ...) -> None: ...
+
+class PublishResult(_message.Message):
+    __slots__ = ("destination", "digest")
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    destination: str
+    digest: str
+    def __init__(self, destination: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...

@@ -14,6 +14,7 @@ from .routes import (
     imports,
     me,
     members,
+    publish,
     runs,
     targets,
     users,
@@ -28,6 +29,7 @@ api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
 api_router.include_router(imports.router)
 api_router.include_router(exports.router)
+api_router.include_router(publish.router)
 api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)

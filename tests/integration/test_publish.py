@@ -1,0 +1,120 @@
+"""Publishing a built version to an external registry: a second, real registry (CNCF distribution)
+with htpasswd authentication stands for Docker Hub/GHCR. No credentials and bad credentials give a
+clear 422; good ones push the image with the platform's digest; the password never comes back
+(responses, listings, the activity log, the services' logs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+from reprolab_common.localregistry import registry_binary
+from reprolab_common.natsserver import free_port
+
+from .test_builds import spec, wait_build
+
+pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
+
+USER = "publisher"
+PASSWORD = "s3cret-" + uuid.uuid4().hex  # unique, so finding it anywhere is a real leak
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("auth-registry")
+    (root / "htpasswd").write_text(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
+    port = free_port()
+    (root / "config.yml").write_text(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root / "data"}
+http:
+  addr: 127.0.0.1:{port}
+auth:
+  htpasswd:
+    realm: reprolab-test
+    path: {root / "htpasswd"}
+""")
+    proc = subprocess.Popen([registry_binary(), "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
+                            stderr=open(root / "registry.log", "wb"), start_new_session=True)  # noqa: SIM115
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=0.5).status_code == 401:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, (root / "registry.log").read_text()
+        time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _problem(response) -> str:  # noqa: ANN001
+    assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json"), \
+        response.text
+    return response.json()["detail"]
+
+
+def test_publish_to_an_authenticated_registry(running, base_image, auth_registry) -> None:
+    _name, teacher = running.user("pub")
+    ws = running.workspace(teacher, "pub")
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "course", "spec": spec("six==1.16.0", marker=ws)})
+    build = wait_build(teacher, teacher.post(f"/workspaces/{ws}/environments/course/versions/1/builds",
+                                             expect=(202, 200))["id"])
+    assert build["status"] == "succeeded", build
+    url = f"/workspaces/{ws}/environments/course/versions/1/publish"
+    dest = f"{auth_registry}/course/{ws}:week1"
+
+    # no credentials stored for that host: the registry answers 401, the API says what to do
+    detail = _problem(teacher.http.post(url, json={"destination": dest}))
+    assert f"registry {auth_registry} needs credentials" in detail and "reprolab registry login" in detail
+    # wrong ones
+    teacher.request("PUT", f"/workspaces/{ws}/registry-credentials/{auth_registry}",
+                    json={"username": USER, "password": "wrong-password"})
+    detail = _problem(teacher.http.post(url, json={"destination": dest}))
+    assert "refused the credentials stored for it" in detail
+    # a bad destination is named
+    assert "is not a destination" in _problem(teacher.http.post(url, json={"destination": "Not A Ref"}))
+
+    # the right ones (through the CLI, password on stdin), then publish: the digest is the platform's
+    cli = subprocess.run([str(Path(sys.executable).parent / "reprolab"), "registry", "login", ws, auth_registry,
+                          "-u", USER, "--password-stdin",
+                          "--url", running.platform.url, "--token", teacher.http.headers["Authorization"][7:]],
+                         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    listed = teacher.get(f"/workspaces/{ws}/registry-credentials")["items"]
+    assert [(c["registry"], c["username"]) for c in listed] == [(auth_registry, USER)]
+    result = teacher.post(url, json={"destination": dest})
+    assert result == {"destination": dest, "digest": build["image_digest"]}
+    inspected = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",
+                                f"{USER}:{PASSWORD}", f"docker://{dest}"], capture_output=True, timeout=60)
+    assert inspected.returncode == 0, inspected.stderr
+    assert "sha256:" + hashlib.sha256(inspected.stdout).hexdigest() == build["image_digest"]
+
+    # in the activity log, without the secret; the secret is nowhere the platform writes text
+    exported = teacher.get(f"/workspaces/{ws}/activity", params={"type": "version.exported"})["items"]
+    assert len(exported) == 1 and dest in json.dumps(exported[0]) and "publish" in json.dumps(exported[0])
+    for path in Path(running.platform.data_dir).rglob("*"):
+        if path.is_file() and path.stat().st_size < 50e6:  # logs, databases (+WAL), NATS streams, objects
+            assert PASSWORD.encode() not in path.read_bytes(), f"the registry password leaked into {path}"
+    # students cannot publish or read the logins
+    sname, student = running.user("pubs")
+    teacher.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
+    assert student.http.post(url, json={"destination": dest}).status_code == 403
+    assert student.http.get(f"/workspaces/{ws}/registry-credentials").status_code == 403
+    # forgetting them
+    teacher.request("DELETE", f"/workspaces/{ws}/registry-credentials/{auth_registry}", expect=(204,))
+    assert teacher.get(f"/workspaces/{ws}/registry-credentials")["items"] == []
