@@ -48,7 +48,12 @@ def make_engine(settings: CommonSettings, service: str, *,
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(settings.data_dir / f'{service}.db').resolve()}"
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # Pool as large as the thread pools that use it (anyio's 40, asyncio's default executor): with the
+    # default 5 kept connections every burst opened and closed overflow connections, each paying the
+    # pragmas below (journal_mode=WAL takes a lock): a large share of a read's CPU (bench/gateway.py).
+    # Connections open lazily, so an idle service holds few.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           pool_size=40, max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
