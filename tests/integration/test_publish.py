@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -115,6 +116,30 @@ def test_publish_to_an_authenticated_registry(running, base_image, auth_registry
     teacher.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
     assert student.http.post(url, json={"destination": dest}).status_code == 403
     assert student.http.get(f"/workspaces/{ws}/registry-credentials").status_code == 403
+    # offline: the image as an OCI archive (through the CLI) loads into podman and runs, same digest
+    archive = Path(running.platform.data_dir).parent / f"{ws}.oci.tar"
+    cli = subprocess.run([str(Path(sys.executable).parent / "reprolab"), "env", "download-image", ws, "course",
+                          "-o", str(archive), "--url", running.platform.url,
+                          "--token", teacher.http.headers["Authorization"][7:]], capture_output=True, text=True,
+                         timeout=600)
+    assert cli.returncode == 0, cli.stderr
+    loaded = subprocess.run(["podman", "load", "-i", str(archive)], capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    image = loaded.stdout.strip().splitlines()[-1].split("Loaded image:")[-1].strip()
+    try:
+        ran = subprocess.run(["podman", "run", "--rm", "--network=none", image, "python3", "-c",
+                              "import six; print(six.__version__)"], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0 and ran.stdout.strip() == "1.16.0", ran.stderr
+        # the archive holds the platform's manifest itself (podman's storage may re-digest on load)
+        with tarfile.open(archive) as tar:
+            index = json.load(tar.extractfile("index.json"))
+        assert [m["digest"] for m in index["manifests"]] == [build["image_digest"]]
+    finally:
+        subprocess.run(["podman", "rmi", "-f", image], capture_output=True, timeout=120)
+        archive.unlink(missing_ok=True)
+    kinds = sorted(e["details"]["kind"] if "details" in e else json.dumps(e) for e in
+                   teacher.get(f"/workspaces/{ws}/activity", params={"type": "version.exported"})["items"])
+    assert len(kinds) == 2 and any("oci-archive" in k for k in kinds), kinds
     # forgetting them
     teacher.request("DELETE", f"/workspaces/{ws}/registry-credentials/{auth_registry}", expect=(204,))
     assert teacher.get(f"/workspaces/{ws}/registry-credentials")["items"] == []

@@ -108,3 +108,21 @@ def env_export_binder(
     size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/binder", dest)
     err.print(f"wrote {dest} ({size} bytes): a Binder-ready folder of {workspace}/{escape(name)} v{number}",
               highlight=False)
+
+
+def env_download_image(
+    workspace: str,
+    name: str,
+    version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Archive to write (default: "
+                                                "<env>-v<n>.oci.tar).")] = None,
+    url: Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN", help="API token.")] = None,
+) -> None:
+    """Download a built version's image as an OCI archive, for machines with no network:
+    `podman load -i FILE` (or `docker load -i FILE`)."""
+    c = _client(url, token)
+    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
+    dest = output or Path(f"{name}-v{number}.oci.tar")
+    size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/image.tar", dest)
+    err.print(f"wrote {dest} ({size} bytes); load it with: podman load -i {dest}", highlight=False)

@@ -55,6 +55,7 @@ class Builder(StrEnum):
     REGISTRY_CREDENTIAL_LIST = "builder.registry_credential.list"
     REGISTRY_CREDENTIAL_DELETE = "builder.registry_credential.delete"
     PUBLISH = "builder.image.publish"
+    EXPORT = "builder.image.export"
 
 
 class Runner(StrEnum):

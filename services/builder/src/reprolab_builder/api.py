@@ -59,6 +59,7 @@ class Api:
     wake_outbox: Callable[[], None]
     # Finished builds that a new version joins get their tags and registry records through this.
     publish_targets: Callable[[str], Awaitable[None]]
+    store: Any = None  # the object store OCI archives are exported to
 
     async def request(self, r: builder_pb2.RequestBuildRequest) -> builder_pb2.Build:
         try:
@@ -182,6 +183,13 @@ class Api:
         return builder_pb2.PublishResult(destination=publish.check_destination(r.destination)[1], digest=digest)
 
 
+    async def export(self, r: builder_pb2.ExportImageRequest) -> builder_pb2.ExportedImage:
+        key, size = await asyncio.to_thread(publish.export_archive, self.settings, self.store,
+                                            workspace=r.workspace, source_ref=r.source_ref,
+                                            source_digest=r.source_digest)
+        return builder_pb2.ExportedImage(object_key=key, size=size, digest=r.source_digest)
+
+
 def credential_proto(row: Any) -> builder_pb2.RegistryCredential:
     msg = builder_pb2.RegistryCredential(workspace=row.workspace, registry=row.host, username=row.username,
                                          created_by=row.created_by)
@@ -200,6 +208,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Builder.REGISTRY_CREDENTIAL_LIST, builder_pb2.ListRegistryCredentialsRequest, api.credential_list),
         (Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest, api.credential_delete),
         (Builder.PUBLISH, builder_pb2.PublishRequest, api.publish),
+        (Builder.EXPORT, builder_pb2.ExportImageRequest, api.export),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
                                  handler=in_flight.wrap(endpoint(req_type, fn)))

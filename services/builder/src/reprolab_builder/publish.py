@@ -240,3 +240,24 @@ def _explain(stderr: str, host: str, had_credential: bool) -> PublishError:
     if re.search(r"connection refused|no such host|dial tcp|i/o timeout|server misbehaving", stderr, re.I):
         return PublishError(f"registry {host} is unreachable: {err}")
     return PublishError(f"publishing to {host} failed: {err}")
+
+
+def export_archive(settings: BuilderSettings, store, *, workspace: str, source_ref: str,  # noqa: ANN001
+                   source_digest: str) -> tuple[str, int]:
+    """The image as an ``oci-archive`` (``podman load -i`` / ``docker load`` ready) in the object store,
+    made once per digest and workspace; returns (object key, size)."""
+    key = f"workspaces/{workspace}/exports/oci/{source_digest.removeprefix('sha256:')}.tar"
+    if store.exists(key):
+        return key, store.size(key)
+    name, tag, _ = _lock.split_ref(source_ref)
+    host = _lock.registry_host(source_ref) or "docker.io"
+    with tempfile.TemporaryDirectory(prefix="reprolab-export-", dir=settings.cache_root()) as tmp:
+        archive = Path(tmp) / "image.tar"
+        cmd = ["skopeo", "copy", "--retry-times", "1", "--preserve-digests", *_lock.auth_flag(settings),
+               f"--src-tls-verify={_tls(host, settings)}", f"docker://{name}@{source_digest}",
+               f"oci-archive:{archive}:{name.rsplit('/', 1)[-1]}:{tag or 'latest'}"]
+        proc = _lock.run(cmd, timeout=1800)
+        if proc.returncode != 0:
+            raise PublishError(f"could not export {source_ref}: {_lock._tool_error(proc.stderr)}")
+        store.put_file(key, archive)
+        return key, archive.stat().st_size

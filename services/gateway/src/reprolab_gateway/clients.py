@@ -328,6 +328,11 @@ class BuilderClient(_Client):
         return await self._call(Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest(
             actor=self.actor, workspace=workspace, registry=registry), builder_pb2.RegistryCredentialList)
 
+    async def export_image(self, workspace: str, source_ref: str, source_digest: str) -> builder_pb2.ExportedImage:
+        return await self._call(Builder.EXPORT, builder_pb2.ExportImageRequest(
+            actor=self.actor, workspace=workspace, source_ref=source_ref, source_digest=source_digest),
+            builder_pb2.ExportedImage, deadline=self._long_timeout)
+
     async def publish(self, workspace: str, source_ref: str, source_digest: str,
                       destination: str) -> builder_pb2.PublishResult:
         """Copying an image can take minutes: the long timeout."""

@@ -207,3 +207,25 @@ class PublishResult(_message.Message):
     destination: str
     digest: str
     def __init__(self, destination: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class ExportImageRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "source_ref", "source_digest")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_REF_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    source_ref: str
+    source_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., source_ref: _Optional[str] = ..., source_digest: _Optional[str] = ...) -> None: ...
+
+class ExportedImage(_message.Message):
+    __slots__ = ("object_key", "size", "digest")
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    object_key: str
+    size: int
+    digest: str
+    def __init__(self, object_key: _Optional[str] = ..., size: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...

@@ -1,4 +1,4 @@
-"""Take a built version out: a Binder-ready folder (zip). Every export is in the activity log."""
+"""Take a built version out: a Binder-ready folder (zip), an OCI archive. Every export is in the activity log."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import tarfile
 
 from fastapi import APIRouter, Path, Response
+from fastapi.responses import StreamingResponse
 from reprolab_common.errors import ProblemError
 
 from ...flows import dataset_key
@@ -55,3 +56,23 @@ async def export_binder(ws: str, env: str, registry: RegistryDep, builder: Build
                                export_digest=version.image_digest)
     return Response(body, media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/image.tar", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-tar": {}},
+                             "description": "The image as an OCI archive: `podman load -i` / `docker load -i`"}})
+async def export_oci_archive(ws: str, env: str, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
+                             n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> Response:
+    """Version n's image as an OCI archive for offline classrooms (same manifest digest as the
+    platform's image). Made once per image by the builder, then streamed from the object store."""
+    version = await registry.get_version(ws, env, n)
+    if not version.image_digest:
+        raise ProblemError(f"version {n} of {env} has no image yet: build it first", status=409, title="Conflict")
+    exported = await builder.export_image(ws, version.image_ref, version.image_digest)
+    filename = f"{env}-v{n}.oci.tar"
+    await registry.get_version(ws, env, n, export_kind="oci-archive", export_destination=filename,
+                               export_digest=version.image_digest)
+    chunks = await asyncio.to_thread(store.open_chunks, exported.object_key)
+    return StreamingResponse(chunks, media_type="application/x-tar", headers={
+        "Content-Length": str(exported.size), "Reprolab-Image-Digest": version.image_digest,
+        "Content-Disposition": f'attachment; filename="{filename}"'})
