@@ -52,6 +52,7 @@ test: install test-deps ## Set up and run the whole test suite (real NATS, Postg
 bench: install container-deps base-image ## Benchmarks: print figures beside baselines measured in the same run
 	bash scripts/bench-deps.sh
 	$(UV) run --frozen python bench/gateway.py
+	$(UV) run --frozen python bench/faults.py
 	$(UV) run --frozen python bench/audit.py
 	$(UV) run --frozen python bench/build.py
 	$(UV) run --frozen python bench/run.py
