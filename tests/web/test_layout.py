@@ -232,3 +232,41 @@ def test_the_run_form_defaults_to_the_students_own_built_version_and_offers_enab
     assert (run["environment"], run["version"]) == (fork, 1)
     expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=TIMEOUT * 1000)
     assert not tab.errors, tab.errors
+
+
+def test_the_activity_list_says_what_each_entry_is_about_not_raw_ids(portal: Portal, course: Course, tab) -> None:
+    page = tab.page
+    sign_in(page, portal.url, course.instructor[1])
+    page.goto(f"{portal.url}/w/{course.ws}/activity")
+    subjects = page.locator("#activity tbody tr td:nth-child(5)")
+    expect(subjects.first).to_have_text(f"workspace {course.ws}")
+    texts = subjects.all_inner_texts()
+    assert f"member {course.student[0]} (student)" in texts
+    assert "dataset labels.csv" in texts and "py v1" in texts and "build of py v1" in texts
+    assert f"run {course.run_id[:8]} of py v1" in texts
+    assert not [t for t in texts if re.search(r"[0-9a-f]{8}-[0-9a-f]{4}|sha256:", t)], texts
+    page.get_by_role("link", name=f"run {course.run_id[:8]} of py v1").first.click()
+    page.wait_for_url(f"**/w/{course.ws}/runs/{course.run_id}")
+    assert not tab.errors, tab.errors
+
+
+def test_instructor_pages_speak_plainly_with_podman_and_docker_instructions(portal: Portal, course: Course,
+                                                                              tab) -> None:
+    page = tab.page
+    teacher = portal.admin.as_user(course.instructor[1])
+    v1 = teacher.get(f"/workspaces/{course.ws}/environments/py/versions/1")
+    exact = f"{v1['image_ref'].rsplit(':', 1)[0]}@{v1['image_digest']}"
+    sign_in(page, portal.url, course.instructor[1])
+    for path in (f"/w/{course.ws}", f"/w/{course.ws}/env/py", f"/w/{course.ws}/new-environment"):
+        page.goto(portal.url + path)
+        page.wait_for_selector("body[data-ready]", state="attached")
+        visible = page.locator("main").inner_text()
+        assert "OCI" not in visible and "Docker Engine" not in visible, (path, visible)
+    page.goto(f"{portal.url}/w/{course.ws}/env/py")
+    expect(page.locator("#pull")).to_contain_text("saved an exact copy of the environment")
+    expect(page.locator("#pull-cmd")).to_have_text(f"podman pull --tls-verify=false {exact}")
+    expect(page.locator("#pull-docker")).to_have_text(f"docker pull {exact}")
+    expect(page.locator("#pull-ref2")).to_be_hidden()  # the technical detail is one click away
+    page.get_by_text("Technical details").click()
+    expect(page.locator("#pull-ref2")).to_have_text(exact)
+    assert not tab.errors, tab.errors

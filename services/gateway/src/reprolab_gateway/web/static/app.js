@@ -504,6 +504,7 @@ pages.environment = async () => {
     if (!v) return;
     $("#pull-version").textContent = `v${v.number}`;
     $("#pull-cmd").textContent = pullCommand(v);
+    $("#pull-docker").textContent = pullCommand(v).replace("podman pull --tls-verify=false", "docker pull");
     $("#pull-ref2").textContent = `${v.image_ref.slice(0, v.image_ref.lastIndexOf(":"))}@${v.image_digest}`;
   };
 
@@ -752,6 +753,27 @@ pages.assignment = async () => {
 
 // --- activity --------------------------------------------------------------------------------------
 
+// What an entry is about, in words and with a link, instead of its raw subject ("runs/<uuid>"); the raw
+// subject stays in the cell's title and in the filter.
+function describeSubject(e) {
+  const d = (e.event && e.event.details) || {};
+  const [kind, id = "", , n] = (e.subject || "").split("/");
+  const link = (href, text) => el("a", { href }, text);
+  const ofVersion = d.environment ? ` of ${d.environment}${d.version ? ` v${d.version}` : ""}` : "";
+  switch (kind) {
+    case "workspaces": return `workspace ${id}`;
+    case "members": return `member ${d.username || id.slice(0, 8)}` +
+      (d.role ? ` (${String(d.role).replace(/^ROLE_/, "").toLowerCase()})` : "");
+    case "datasets": return `dataset ${d.name || short(id)}`;
+    case "environments": return link(`/w/${WS}/env/${id}`, n ? `${id} v${n}` : `environment ${id}`);
+    case "builds": return d.environment
+      ? link(`/w/${WS}/env/${d.environment}`, `build${ofVersion}`) : `build ${id.slice(0, 8)}`;
+    case "runs": return link(`/w/${WS}/runs/${id}`, `run ${id.slice(0, 8)}${ofVersion}`);
+    case "assignments": return link(`/w/${WS}/assignments/${id}`, `assignment ${id}`);
+    default: return e.subject;
+  }
+}
+
 pages.activity = async () => {
   await workspaceRole();
   const form = $("#activity-filters");
@@ -766,7 +788,7 @@ pages.activity = async () => {
     return q;
   };
   const row = (e) => el("tr", {}, el("td", {}, String(e.seq)), el("td", {}, when(e.time)), el("td", {}, e.actor_name),
-    el("td", {}, el("code", {}, e.type)), el("td", {}, e.subject), el("td", {}, el("span", { class: "digest", title: e.leaf_hash || e.hash }, (e.leaf_hash || e.hash || "").slice(0, 10))));
+    el("td", {}, el("code", {}, e.type)), el("td", { title: e.subject }, describeSubject(e)), el("td", {}, el("span", { class: "digest", title: e.leaf_hash || e.hash }, (e.leaf_hash || e.hash || "").slice(0, 10))));
   async function load(reset) {
     const q = query();
     if (!reset) q.set("after", String(after));
