@@ -11,7 +11,8 @@ router = APIRouter(prefix="/me", tags=["me"], route_class=BodyLimitedRoute)
 
 
 @router.get("", response_model=User)
-def read_me(user: CurrentUser) -> User:
+async def read_me(user: CurrentUser) -> User:
+    # async: no I/O here, so no thread-pool hop (it was a sixth of the request's CPU)
     return User.of(user)
 
 
