@@ -86,7 +86,8 @@ class Peer:
 
     async def violations(self, word: str, subject: str) -> bool:
         """True once the server has refused ``word`` (Publish/Subscription) on ``subject``."""
-        for _ in range(50):
+        # Up to 10 s: the server's -ERR arrives asynchronously, late on a loaded machine.
+        for _ in range(500):
             if any("permissions violation" in e.lower() and word.lower() in e.lower() and subject.lower() in e.lower()
                    for e in self.errors):
                 return True
