@@ -89,15 +89,19 @@ def test_postgresql_restart(faulty, tmp_path: Path) -> None:
         assert http.post(f"/workspaces/{ws}/environments", json={"name": "before", "spec": SPEC}).status_code == 201
         created.add("before")
 
+        assert http.get("/me").status_code == 200  # the token is now in the gateway's token cache
         faulty.pg.stop("fast")
-        # the token check (gateway's database), a read and a write through the registry's database
-        _assert_unavailable(http.get("/me"), "database")
-        _assert_unavailable(http.get(f"/workspaces/{ws}"), "database")
-        _assert_unavailable(http.post(f"/workspaces/{ws}/environments", json={"name": "during", "spec": SPEC}),
-                            "database")
-
-        faulty.pg.start()
-        _until_ok(lambda: http.get("/me"))
+        try:
+            # the gateway's own database (tokens), a read and a write through the registry's database
+            _assert_unavailable(http.get("/me/tokens"), "database")
+            _assert_unavailable(http.get(f"/workspaces/{ws}"), "database")
+            _assert_unavailable(http.post(f"/workspaces/{ws}/environments", json={"name": "during", "spec": SPEC}),
+                                "database")
+            # a token checked in the last REPROLAB_GATEWAY_TOKEN_CACHE_SECONDS needs no database
+            assert http.get("/me").status_code == 200
+        finally:
+            faulty.pg.start()
+        _until_ok(lambda: http.get("/me/tokens"))
         _until_ok(lambda: http.get(f"/workspaces/{ws}"))
         r = _until_ok(lambda: http.post(f"/workspaces/{ws}/environments", json={"name": "after", "spec": SPEC}))
         assert r.status_code == 201
@@ -110,24 +114,27 @@ def test_nats_restart(faulty, tmp_path: Path) -> None:
     ws, before = _workspace(faulty), _pids(faulty)
     with _http(faulty) as http:
         faulty.platform.nats.stop()
-        _assert_unavailable(http.get(f"/workspaces/{ws}"), "nats")
-        _assert_unavailable(http.post(f"/workspaces/{ws}/environments", json={"name": "during", "spec": SPEC}),
-                            "nats")
-        faulty.platform.nats.start()
+        try:
+            _assert_unavailable(http.get(f"/workspaces/{ws}"), "nats")
+            _assert_unavailable(http.post(f"/workspaces/{ws}/environments", json={"name": "during", "spec": SPEC}),
+                                "nats")
+        finally:
+            faulty.platform.nats.start()
         r = _until_ok(lambda: http.post(f"/workspaces/{ws}/environments", json={"name": "after", "spec": SPEC}))
         assert r.status_code == 201
     _assert_log(faulty, ws, tmp_path, {"after"})
     _assert_no_service_restarted(faulty, before)
 
 
-def test_object_store_full(faulty, tmp_path: Path) -> None:
+def test_object_store_full(faulty, tmp_path: Path, request) -> None:
     ws, before = _workspace(faulty), _pids(faulty)
     filler = faulty.store_dir / "filler"
     with _http(faulty) as http:
         small = os.urandom(64 * 1024)
         assert http.post(f"/workspaces/{ws}/datasets", params={"name": "small.bin"}, content=small,
                          headers={"Content-Type": "application/octet-stream"}).status_code == 201
-        # fill the disk the object store lives on
+        # fill the disk the object store lives on (removed again whatever happens: later trials share it)
+        request.addfinalizer(lambda: filler.unlink(missing_ok=True))
         with open(filler, "wb") as fh:
             try:
                 while True:
