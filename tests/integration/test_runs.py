@@ -183,7 +183,7 @@ def test_bad_archives_and_requests_are_refused(running, lab) -> None:
         ({"environment": "py", "code": code["digest"], "command": ["x"], "datasets": ["labels.csv"]}, 422,
          "labels.csv"),
         ({"environment": "py", "code": code["digest"], "command": ["x"], "target": "mars"}, 422, "mars"),
-        ({"environment": "py", "code": code["digest"], "command": ["x"], "target": "aws"}, 422, "not enabled"),
+        ({"environment": "py", "code": code["digest"], "command": ["x"], "target": "aws"}, 422, "ask the platform's administrator to enable it"),
         ({"environment": "py", "code": code["digest"], "command": ["x"], "resources": {"memory": "lots"}}, 422,
          "memory"),
         ({"environment": "py", "code": code["digest"], "command": ["x"], "colour": 1}, 422, "colour"),
