@@ -74,14 +74,17 @@ class NatsServer:
 
     With ``credentials`` (identity -> password) the server requires authentication and enforces the
     subject permissions of ``buspermissions``; its config file (with the passwords) is mode 0600.
+    With ``tls`` (certificate file, key file) every client must speak TLS: what the bus carries is
+    unreadable on the wire where it leaves the host (clients trust the CA in ``nats_tls_ca_file``).
     """
 
     def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None,
-                 credentials: dict[str, str] | None = None) -> None:
+                 credentials: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
         self.credentials = credentials
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -89,16 +92,17 @@ class NatsServer:
         return self.store_dir.parent / f"{self.store_dir.name}.conf"
 
     def _args(self) -> list[str]:
-        if self.credentials is None:
+        if self.credentials is None and self.tls is None:
             return ["-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         from .buspermissions import nats_authorization
 
         # nats-server's config format is a superset of JSON, so the config is written as JSON.
-        config = {
-            "host": "127.0.0.1", "port": self.port,
-            "jetstream": {"store_dir": str(self.store_dir)},
-            "authorization": nats_authorization(self.credentials),
-        }
+        config: dict = {"host": "127.0.0.1", "port": self.port, "jetstream": {"store_dir": str(self.store_dir)}}
+        if self.credentials is not None:
+            config["authorization"] = nats_authorization(self.credentials)
+        if self.tls is not None:
+            cert, key = self.tls
+            config["tls"] = {"cert_file": str(cert), "key_file": str(key), "timeout": 5}
         write_private(self.config_file, json.dumps(config, indent=2))
         return ["-c", str(self.config_file)]
 
