@@ -53,7 +53,8 @@ def make_pki(root: Path) -> dict[str, Path]:
                                                         x509.DNSName("localhost")]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     _other_key, other_cert = _ca("somebody else's CA")
-    paths = {"ca": root / "ca.crt", "cert": root / "server.crt", "key": root / "server.key", "other": root / "other.crt"}
+    paths = {"ca": root / "ca.crt", "cert": root / "server.crt", "key": root / "server.key",
+             "other": root / "other.crt"}
     paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(paths["key"], key)

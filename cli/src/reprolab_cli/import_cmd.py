@@ -91,6 +91,16 @@ def env_import(
         env_build(workspace, env_name, version=1, follow=True, url=url, token=token, as_json=as_json)
 
 
+def _download_version_file(url: str, token: str | None, workspace: str, name: str, version: int,
+                           output: Path | None, resource: str, default_name: str) -> tuple[Path, int, int]:
+    """Download ``.../versions/{n}/{resource}`` of a version (0: the latest) → (file, bytes, n)."""
+    c = _client(url, token)
+    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
+    dest = output or Path(default_name.format(name=name, n=number))
+    size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/{resource}", dest)
+    return dest, size, number
+
+
 def env_export_binder(
     workspace: str,
     name: str,
@@ -102,10 +112,8 @@ def env_export_binder(
 ) -> None:
     """Download a built version as a Binder-ready folder (zip): requirements.txt with hashes, apt.txt,
     runtime.txt, postBuild, and an imported repository's files. repo2docker builds it as it is."""
-    c = _client(url, token)
-    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
-    dest = output or Path(f"{name}-v{number}-binder.zip")
-    size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/binder", dest)
+    dest, size, number = _download_version_file(url, token, workspace, name, version, output, "binder",
+                                                "{name}-v{n}-binder.zip")
     err.print(f"wrote {dest} ({size} bytes): a Binder-ready folder of {workspace}/{escape(name)} v{number}",
               highlight=False)
 
@@ -121,8 +129,6 @@ def env_download_image(
 ) -> None:
     """Download a built version's image as an OCI archive, for machines with no network:
     `podman load -i FILE` (or `docker load -i FILE`)."""
-    c = _client(url, token)
-    number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
-    dest = output or Path(f"{name}-v{number}.oci.tar")
-    size = c.download(f"/workspaces/{workspace}/environments/{name}/versions/{number}/image.tar", dest)
+    dest, size, _ = _download_version_file(url, token, workspace, name, version, output, "image.tar",
+                                           "{name}-v{n}.oci.tar")
     err.print(f"wrote {dest} ({size} bytes); load it with: podman load -i {dest}", highlight=False)
