@@ -46,7 +46,7 @@ test-deps: container-deps base-image ## Install what the tests need beyond Pytho
 
 .PHONY: test
 test: install test-deps ## Set up and run the whole test suite (real NATS, PostgreSQL, SQLite, moto)
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q -rfE --durations=25
 
 .PHONY: bench
 bench: install container-deps base-image ## Benchmarks: print figures beside baselines measured in the same run
