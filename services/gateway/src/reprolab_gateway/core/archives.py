@@ -83,8 +83,11 @@ def _inspect_zip(path: Path, compressed: int, limits: ArchiveLimits) -> ArchiveI
             for info in zf.infolist():
                 entries += 1
                 _check_name(info.filename)
-                mode = info.external_attr >> 16
-                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                # Only the file-type bits decide: writers that record no type (Python's
+                # ``zipfile.writestr`` stores just 0o600, Windows tools store 0) mean a plain file;
+                # a symlink (S_IFLNK), device, FIFO or socket says so and is refused.
+                kind = stat.S_IFMT(info.external_attr >> 16)
+                if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                     raise _bad(f"{info.filename!r} is a link or special file; only regular files and directories "
                                "are allowed")
                 total += info.file_size
