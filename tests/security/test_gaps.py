@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 from reprolab_cli.client import ApiError
+from reprolab_common.db import make_engine
+from reprolab_common.settings import CommonSettings
+from sqlalchemy import text
 
 # --- zips written by Python's zipfile.writestr ------------------------------------------------------
 
@@ -40,3 +46,39 @@ def test_writestr_zips_are_accepted_as_code_and_as_an_import(gaps) -> None:
             with pytest.raises(ApiError) as info:
                 gaps.admin.request("POST", path, params=params, content=bad, headers=headers, expect=(201,))
             assert info.value.status == 422 and word in info.value.problem["detail"], info.value.problem
+
+
+# --- the data directory and its databases are private ---------------------------------------------
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_data_directory_and_databases_are_private_to_the_platform(gaps) -> None:
+    data = gaps.platform.data_dir
+    gaps.admin.get("/me")  # every service has written by now (the gateway's token check too)
+    assert _mode(data) == 0o700
+    databases = sorted(data.glob("*.db*"))
+    assert {p.name for p in databases} >= {f"{s}.db" for s in ("gateway", "registry", "audit", "builder", "runner")}
+    assert any(p.name.endswith("-wal") for p in databases)
+    secrets = [data / "admin-token", data / "audit-signing-key", data / "nats-credentials.json", data / "nats.conf"]
+    assert {p: oct(_mode(p)) for p in databases + secrets if _mode(p) != 0o600} == {}
+
+
+def test_an_older_world_readable_data_directory_is_tightened(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)
+    old = data / "gateway.db"
+    old.write_bytes(b"")
+    os.chmod(old, 0o644)
+    engine = make_engine(CommonSettings(data_dir=data), "gateway")
+    with engine.begin() as conn:
+        conn.execute(text("create table t (x int)"))
+    engine.dispose()
+    fresh = make_engine(CommonSettings(data_dir=data), "fresh")
+    with fresh.begin() as conn:
+        conn.execute(text("create table t (x int)"))
+    assert _mode(data) == 0o700
+    assert {p.name: oct(_mode(p)) for p in data.iterdir() if _mode(p) != 0o600} == {}
+    fresh.dispose()

@@ -20,6 +20,7 @@ import httpx
 from reprolab_common.lifeline import Lifeline, die_with_parent
 from reprolab_common.localregistry import LocalRegistry, registry_binary
 from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child
+from reprolab_common.privatefiles import private_dir
 
 from .platformlock import PlatformLock, reap_leftovers
 
@@ -166,7 +167,7 @@ class Platform:
             self.lock.record(name, proc.pid)
 
     def start(self, timeout: float = 60.0) -> Platform:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # 0700: databases, keys and tokens live here
         self.log_dir.mkdir(exist_ok=True)
         self.acquire()
         self.start_nats()

@@ -18,6 +18,7 @@ from alembic.config import Config
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event, text
 from sqlalchemy.orm import sessionmaker
 
+from .privatefiles import private_dir, private_file
 from .settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ def make_engine(settings: CommonSettings, service: str, *,
     if settings.database_url:
         url = settings.database_url
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{(settings.data_dir / f'{service}.db').resolve()}"
+        private_dir(settings.data_dir)
+        path = (settings.data_dir / f"{service}.db").resolve()
+        private_file(path)
+        url = f"sqlite:///{path}"
     # Pool as large as the thread pools that use it (anyio's 40, asyncio's default executor): with the
     # default 5 kept connections every burst opened and closed overflow connections, each paying the
     # pragmas below (journal_mode=WAL takes a lock): a large share of a read's CPU (bench/gateway.py).
