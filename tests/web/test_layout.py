@@ -110,7 +110,7 @@ def sized(request: pytest.FixtureRequest, browser: Browser, portal: Portal) -> I
 def sign_in(page: Page, url: str, token: str) -> None:
     page.goto(url + "/")
     page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with token").click()
     expect(page.get_by_text("Signed in as")).to_be_visible()
 
 

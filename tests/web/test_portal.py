@@ -39,7 +39,7 @@ def sign_in(page: Page, url: str, token: str, name: str) -> None:
     page.goto(url + "/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with token").click()
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
 
 

@@ -1,9 +1,10 @@
 """The portal's session cookie and CSRF rules, and the offline API docs, against the real platform.
 
-The cookie carries the same API token as ``Authorization: Bearer`` and is accepted by the same
-dependency, so it gives exactly the token's roles; what it adds is the double-submit CSRF check on
-state-changing requests (a browser sends cookies on its own) and a sign-in form another site cannot
-post to.
+Signing in with an API token starts a server-side session (tests/auth covers passwords): the cookie
+carries the session's random id, never the token, and is accepted by the same dependency as
+``Authorization: Bearer``, so it gives exactly the user's roles; what it adds is the double-submit CSRF
+check on state-changing requests (a browser sends cookies on its own) and a sign-in form another site
+cannot post to.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def test_sign_in_sets_an_httponly_strict_cookie_that_the_api_accepts(portal) -> 
         r = browser.post("/login", data={"token": token, "csrf": csrf, "next": "/w/x"})
         assert r.status_code == 303 and r.headers["location"] == "/w/x"
         session = next(h for h in r.headers.get_list("set-cookie") if h.startswith("reprolab_session="))
-        assert "HttpOnly" in session and "SameSite=strict" in session and token in session
+        assert "HttpOnly" in session and "SameSite=strict" in session and token not in session
         csrf = browser.cookies["reprolab_csrf"]  # a fresh one per session
         assert browser.get("/api/v1/me").json()["username"] == name
         # a change authenticated by the cookie needs the CSRF header equal to the cookie
@@ -66,10 +67,11 @@ def test_bearer_clients_need_no_csrf_and_a_bad_cookie_is_401(portal) -> None:
     r = httpx.post(f"{portal.url}/api/v1/workspaces", json={"slug": slug, "title": "t"},
                    headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 201, r.text
-    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": "rpl_" + "x" * 43})
-    assert r.status_code == 401 and "unknown or has been revoked" in r.json()["detail"]
-    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": "not-a-token"})
-    assert r.status_code == 401 and "tokens start with 'rpl_'" in r.json()["detail"]
+    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": "rls_" + "x" * 43})
+    assert r.status_code == 401 and "session has ended" in r.json()["detail"]
+    # an API token is not a session: scripts send it as a header
+    r = httpx.get(f"{portal.url}/api/v1/me", cookies={"reprolab_session": token})
+    assert r.status_code == 401 and "malformed session cookie" in r.json()["detail"]
 
 
 def test_sign_in_form_refuses_bad_tokens_forged_posts_and_offsite_redirects(portal) -> None:
@@ -89,10 +91,15 @@ def test_sign_in_form_refuses_bad_tokens_forged_posts_and_offsite_redirects(port
 
 def test_keyboard_only_sign_in_and_skip_link(portal, tab, shot) -> None:
     name, token, _ = portal.user("keys")
+    r = httpx.put(f"{portal.url}/api/v1/users/{name}/password", json={"password": "keyboard passphrase"},
+                  headers={"Authorization": f"Bearer {portal.platform.admin_token()}"})
+    assert r.status_code == 204, r.text
     page = tab.page
     page.goto(portal.url + "/")
-    expect(page.get_by_label("API token")).to_be_focused()  # autofocus
-    page.keyboard.type(token)
+    expect(page.get_by_label("Username")).to_be_focused()  # autofocus
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type("keyboard passphrase")
     page.keyboard.press("Enter")
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")  # the page's script has wired the form

@@ -17,10 +17,12 @@ from reprolab_common.objectstore import make_object_store
 
 from .api.main import api_router
 from .api.routes import health
+from .auth.signin import AddressThrottle
 from .bootstrap import bootstrap_admin
 from .core.config import GatewaySettings, get_settings
 from .core.db import open_database
 from .core.natslink import NatsLink
+from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
 from .core.uploads import sweep_orphans
 from .web.router import STATIC_DIR
@@ -44,12 +46,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await asyncio.to_thread(sweep_orphans, settings.upload_dir())
         link = NatsLink(settings.common.nats_url, credentials=credentials(settings.common))
         await link.start(settings.nats_connect_wait_seconds)
+        outbox = GatewayOutbox(sessions, link)
+        outbox.start()
         app.state.sessions = sessions
         app.state.store = store
         app.state.nats = link
+        app.state.outbox = outbox
+        app.state.signin_throttle = AddressThrottle()
         try:
             yield
         finally:
+            await outbox.close()
             await link.close()
             engine.dispose()
 
@@ -57,8 +64,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Reprolab",
         version=VERSION,
         description="Reproducible environments for data-science courses and research groups. "
-        "Authenticate with `Authorization: Bearer <API token>` (the web portal at / signs in with the same token "
-        "and keeps it in a session cookie); errors are application/problem+json.",
+        "Authenticate with `Authorization: Bearer <API token>` (the web portal at / signs in with a password, "
+        "single sign-on or a token and keeps a revocable session in a cookie); errors are application/problem+json.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None,  # served below from the gateway's own copy of Swagger UI (works offline)
         redoc_url=None,

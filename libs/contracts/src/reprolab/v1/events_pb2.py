@@ -27,7 +27,7 @@ from reprolab.v1 import common_pb2 as reprolab_dot_v1_dot_common__pb2
 from reprolab.v1 import runner_pb2 as reprolab_dot_v1_dot_runner__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18reprolab/v1/events.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\x1a\x18reprolab/v1/runner.proto\"\xcd\x07\n\x05\x45vent\x12\x32\n\x0eschema_version\x18\x01 \x01(\x0e\x32\x1a.reprolab.v1.SchemaVersion\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12!\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12:\n\x11workspace_created\x18\x14 \x01(\x0b\x32\x1d.reprolab.v1.WorkspaceCreatedH\x00\x12\x30\n\x0cmember_added\x18\x15 \x01(\x0b\x32\x18.reprolab.v1.MemberAddedH\x00\x12>\n\x13\x65nvironment_created\x18\x16 \x01(\x0b\x32\x1f.reprolab.v1.EnvironmentCreatedH\x00\x12\x36\n\x0fversion_created\x18\x17 \x01(\x0b\x32\x1b.reprolab.v1.VersionCreatedH\x00\x12\x38\n\x10\x64\x61taset_uploaded\x18\x18 \x01(\x0b\x32\x1c.reprolab.v1.DatasetUploadedH\x00\x12<\n\x12\x64\x61taset_downloaded\x18\x19 \x01(\x0b\x32\x1e.reprolab.v1.DatasetDownloadedH\x00\x12:\n\x11\x61\x63tivity_exported\x18\x1a \x01(\x0b\x32\x1d.reprolab.v1.ActivityExportedH\x00\x12\x34\n\x0emember_removed\x18\x1b \x01(\x0b\x32\x1a.reprolab.v1.MemberRemovedH\x00\x12(\n\x05\x62uild\x18\x1c \x01(\x0b\x32\x17.reprolab.v1.BuildEventH\x00\x12$\n\x03run\x18\x1d \x01(\x0b\x32\x15.reprolab.v1.RunEventH\x00\x12<\n\x12\x61ssignment_created\x18\x1e \x01(\x0b\x32\x1e.reprolab.v1.AssignmentCreatedH\x00\x12\x32\n\ncredential\x18\x1f \x01(\x0b\x32\x1c.reprolab.v1.CredentialEventH\x00\x12\x38\n\x10version_exported\x18  \x01(\x0b\x32\x1c.reprolab.v1.VersionExportedH\x00\x12.\n\x0b\x61gent_entry\x18( \x01(\x0b\x32\x17.reprolab.v1.AgentEntryH\x00\x42\t\n\x07payload\"/\n\x10WorkspaceCreated\x12\x0c\n\x04slug\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"Q\n\x0bMemberAdded\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.reprolab.v1.Role\"2\n\rMemberRemoved\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"F\n\x12\x45nvironmentCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x03 \x01(\t\"\x7f\n\x0eVersionCreated\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\x13\n\x0bspec_digest\x18\x03 \x01(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12\x13\n\x0brollback_to\x18\x06 \x01(\x05\"Q\n\x0f\x44\x61tasetUploaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x12\n\nvisibility\x18\x04 \x01(\t\"1\n\x11\x44\x61tasetDownloaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"p\n\x0fVersionExported\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x14\n\x0cimage_digest\x18\x05 \x01(\t\":\n\x10\x41\x63tivityExported\x12\x0f\n\x07\x65ntries\x18\x01 \x01(\x03\x12\x15\n\rbundle_sha256\x18\x02 \x01(\t\"\x91\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x13\n\x0block_digest\x18\x04 \x01(\t\x12\x11\n\timage_ref\x18\x05 \x01(\t\x12\x14\n\x0cimage_digest\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xa8\x01\n\x11\x41ssignmentCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x1e\n\x16\x65valuation_code_digest\x18\x04 \x01(\t\x12\x15\n\rlabels_digest\x18\x05 \x01(\t\x12\x0e\n\x06metric\x18\x06 \x01(\t\x12\x18\n\x10higher_is_better\x18\x07 \x01(\x08\"\xc8\x01\n\nAgentEntry\x12\r\n\x05\x63hain\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x04 \x01(\t\x12\x12\n\nentry_time\x18\x05 \x01(\t\x12\x11\n\tprev_hash\x18\x06 \x01(\t\x12\x0c\n\x04hash\x18\x07 \x01(\t\x12\x0e\n\x06origin\x18\x08 \x01(\t\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x13\n\x0block_digest\x18\n \x01(\t\x12\x10\n\x08\x63hain_ok\x18\x0b \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18reprolab/v1/events.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\x1a\x18reprolab/v1/runner.proto\"\xfb\x07\n\x05\x45vent\x12\x32\n\x0eschema_version\x18\x01 \x01(\x0e\x32\x1a.reprolab.v1.SchemaVersion\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12!\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12:\n\x11workspace_created\x18\x14 \x01(\x0b\x32\x1d.reprolab.v1.WorkspaceCreatedH\x00\x12\x30\n\x0cmember_added\x18\x15 \x01(\x0b\x32\x18.reprolab.v1.MemberAddedH\x00\x12>\n\x13\x65nvironment_created\x18\x16 \x01(\x0b\x32\x1f.reprolab.v1.EnvironmentCreatedH\x00\x12\x36\n\x0fversion_created\x18\x17 \x01(\x0b\x32\x1b.reprolab.v1.VersionCreatedH\x00\x12\x38\n\x10\x64\x61taset_uploaded\x18\x18 \x01(\x0b\x32\x1c.reprolab.v1.DatasetUploadedH\x00\x12<\n\x12\x64\x61taset_downloaded\x18\x19 \x01(\x0b\x32\x1e.reprolab.v1.DatasetDownloadedH\x00\x12:\n\x11\x61\x63tivity_exported\x18\x1a \x01(\x0b\x32\x1d.reprolab.v1.ActivityExportedH\x00\x12\x34\n\x0emember_removed\x18\x1b \x01(\x0b\x32\x1a.reprolab.v1.MemberRemovedH\x00\x12(\n\x05\x62uild\x18\x1c \x01(\x0b\x32\x17.reprolab.v1.BuildEventH\x00\x12$\n\x03run\x18\x1d \x01(\x0b\x32\x15.reprolab.v1.RunEventH\x00\x12<\n\x12\x61ssignment_created\x18\x1e \x01(\x0b\x32\x1e.reprolab.v1.AssignmentCreatedH\x00\x12\x32\n\ncredential\x18\x1f \x01(\x0b\x32\x1c.reprolab.v1.CredentialEventH\x00\x12\x38\n\x10version_exported\x18  \x01(\x0b\x32\x1c.reprolab.v1.VersionExportedH\x00\x12,\n\x07\x61\x63\x63ount\x18! \x01(\x0b\x32\x19.reprolab.v1.AccountEventH\x00\x12.\n\x0b\x61gent_entry\x18( \x01(\x0b\x32\x17.reprolab.v1.AgentEntryH\x00\x42\t\n\x07payload\"/\n\x10WorkspaceCreated\x12\x0c\n\x04slug\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"Q\n\x0bMemberAdded\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.reprolab.v1.Role\"2\n\rMemberRemoved\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"F\n\x12\x45nvironmentCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x03 \x01(\t\"\x7f\n\x0eVersionCreated\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\x13\n\x0bspec_digest\x18\x03 \x01(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12\x13\n\x0brollback_to\x18\x06 \x01(\x05\"Q\n\x0f\x44\x61tasetUploaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x12\n\nvisibility\x18\x04 \x01(\t\"1\n\x11\x44\x61tasetDownloaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"p\n\x0fVersionExported\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x14\n\x0cimage_digest\x18\x05 \x01(\t\"\xa5\x01\n\x0c\x41\x63\x63ountEvent\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0e\n\x06issuer\x18\x06 \x01(\t\x12\x18\n\x10\x65xternal_subject\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\x05\x12\x0b\n\x03ref\x18\t \x01(\t\":\n\x10\x41\x63tivityExported\x12\x0f\n\x07\x65ntries\x18\x01 \x01(\x03\x12\x15\n\rbundle_sha256\x18\x02 \x01(\t\"\x91\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x13\n\x0block_digest\x18\x04 \x01(\t\x12\x11\n\timage_ref\x18\x05 \x01(\t\x12\x14\n\x0cimage_digest\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xa8\x01\n\x11\x41ssignmentCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x1e\n\x16\x65valuation_code_digest\x18\x04 \x01(\t\x12\x15\n\rlabels_digest\x18\x05 \x01(\t\x12\x0e\n\x06metric\x18\x06 \x01(\t\x12\x18\n\x10higher_is_better\x18\x07 \x01(\x08\"\xc8\x01\n\nAgentEntry\x12\r\n\x05\x63hain\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x04 \x01(\t\x12\x12\n\nentry_time\x18\x05 \x01(\t\x12\x11\n\tprev_hash\x18\x06 \x01(\t\x12\x0c\n\x04hash\x18\x07 \x01(\t\x12\x0e\n\x06origin\x18\x08 \x01(\t\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x13\n\x0block_digest\x18\n \x01(\t\x12\x10\n\x08\x63hain_ok\x18\x0b \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,29 +35,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reprolab.v1.events_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT']._serialized_start=127
-  _globals['_EVENT']._serialized_end=1100
-  _globals['_WORKSPACECREATED']._serialized_start=1102
-  _globals['_WORKSPACECREATED']._serialized_end=1149
-  _globals['_MEMBERADDED']._serialized_start=1151
-  _globals['_MEMBERADDED']._serialized_end=1232
-  _globals['_MEMBERREMOVED']._serialized_start=1234
-  _globals['_MEMBERREMOVED']._serialized_end=1284
-  _globals['_ENVIRONMENTCREATED']._serialized_start=1286
-  _globals['_ENVIRONMENTCREATED']._serialized_end=1356
-  _globals['_VERSIONCREATED']._serialized_start=1358
-  _globals['_VERSIONCREATED']._serialized_end=1485
-  _globals['_DATASETUPLOADED']._serialized_start=1487
-  _globals['_DATASETUPLOADED']._serialized_end=1568
-  _globals['_DATASETDOWNLOADED']._serialized_start=1570
-  _globals['_DATASETDOWNLOADED']._serialized_end=1619
-  _globals['_VERSIONEXPORTED']._serialized_start=1621
-  _globals['_VERSIONEXPORTED']._serialized_end=1733
-  _globals['_ACTIVITYEXPORTED']._serialized_start=1735
-  _globals['_ACTIVITYEXPORTED']._serialized_end=1793
-  _globals['_BUILDEVENT']._serialized_start=1796
-  _globals['_BUILDEVENT']._serialized_end=1941
-  _globals['_ASSIGNMENTCREATED']._serialized_start=1944
-  _globals['_ASSIGNMENTCREATED']._serialized_end=2112
-  _globals['_AGENTENTRY']._serialized_start=2115
-  _globals['_AGENTENTRY']._serialized_end=2315
+  _globals['_EVENT']._serialized_end=1146
+  _globals['_WORKSPACECREATED']._serialized_start=1148
+  _globals['_WORKSPACECREATED']._serialized_end=1195
+  _globals['_MEMBERADDED']._serialized_start=1197
+  _globals['_MEMBERADDED']._serialized_end=1278
+  _globals['_MEMBERREMOVED']._serialized_start=1280
+  _globals['_MEMBERREMOVED']._serialized_end=1330
+  _globals['_ENVIRONMENTCREATED']._serialized_start=1332
+  _globals['_ENVIRONMENTCREATED']._serialized_end=1402
+  _globals['_VERSIONCREATED']._serialized_start=1404
+  _globals['_VERSIONCREATED']._serialized_end=1531
+  _globals['_DATASETUPLOADED']._serialized_start=1533
+  _globals['_DATASETUPLOADED']._serialized_end=1614
+  _globals['_DATASETDOWNLOADED']._serialized_start=1616
+  _globals['_DATASETDOWNLOADED']._serialized_end=1665
+  _globals['_VERSIONEXPORTED']._serialized_start=1667
+  _globals['_VERSIONEXPORTED']._serialized_end=1779
+  _globals['_ACCOUNTEVENT']._serialized_start=1782
+  _globals['_ACCOUNTEVENT']._serialized_end=1947
+  _globals['_ACTIVITYEXPORTED']._serialized_start=1949
+  _globals['_ACTIVITYEXPORTED']._serialized_end=2007
+  _globals['_BUILDEVENT']._serialized_start=2010
+  _globals['_BUILDEVENT']._serialized_end=2155
+  _globals['_ASSIGNMENTCREATED']._serialized_start=2158
+  _globals['_ASSIGNMENTCREATED']._serialized_end=2326
+  _globals['_AGENTENTRY']._serialized_start=2329
+  _globals['_AGENTENTRY']._serialized_end=2529
 # @@protoc_insertion_point(module_scope)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from .. import crud
+from ..auth.sessions import hash_session_id, looks_like_session_id, resolve_session
 from ..clients import AuditClient, BuilderClient, RegistryClient, RunnerClient
 from ..core.config import GatewaySettings
 from ..core.natslink import NatsLink
@@ -64,8 +65,18 @@ def authenticate(session: Session, settings: GatewaySettings, token: str) -> Use
     return user
 
 
+def session_user(session: Session, settings: GatewaySettings, session_id: str) -> User | None:
+    """The user of a live browser session (the portal's cookie), or None; the connection is released
+    at once, as in ``authenticate``."""
+    user = resolve_session(session, session_id, settings)
+    session.close()
+    return user
+
+
 def _authenticate_new_session(request: Request, settings: GatewaySettings, token: str) -> User | None:
     with request.app.state.sessions() as session:
+        if looks_like_session_id(token):
+            return session_user(session, settings, token)
         return authenticate(session, settings, token)
 
 
@@ -85,24 +96,28 @@ async def get_current_user(
         if request.method not in SAFE_METHODS and not csrf_matches(request, request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"a request authenticated by the portal's session cookie must carry the {CSRF_HEADER} "
                             f"header equal to the {CSRF_COOKIE} cookie; reload the page and try again")
+        if not looks_like_session_id(cookie):
+            raise Unauthorized("malformed session cookie; sign in again at /")
         token = cookie
     else:
         raise Unauthorized(
             "this endpoint needs an API token and the request has no Authorization header",
             invalid_token=False,
         )
-    if not looks_like_token(token):
+    is_session = looks_like_session_id(token) and not header
+    if not is_session and not looks_like_token(token):
         raise Unauthorized("malformed API token: tokens start with 'rpl_'")
-    # async, with the cache in front: a known token costs neither a query nor a thread-pool hop
+    # async, with the cache in front: a known token or session costs neither a query nor a thread-pool hop
     cache = getattr(request.app.state, "token_cache", None)
     if cache is None:
         cache = request.app.state.token_cache = TokenCache()
-    key = hash_token(token)
+    key = ("s:" + hash_session_id(token)) if is_session else hash_token(token)
     user = cache.get(key)
     if user is None:
         user = await run_in_threadpool(_authenticate_new_session, request, settings, token)
         if user is None:
-            raise Unauthorized("the API token is unknown or has been revoked")
+            raise Unauthorized("the session has ended (signed out, expired or ended by an admin); sign in again"
+                               if is_session else "the API token is unknown or has been revoked")
         cache.put(key, user, settings.token_cache_seconds)
     return user
 

@@ -6,6 +6,7 @@ from .routes import (
     activity,
     agent,
     assignments,
+    auth,
     builds,
     credentials,
     datasets,
@@ -24,6 +25,7 @@ from .routes import (
 api_router = APIRouter()
 api_router.include_router(users.router)
 api_router.include_router(me.router)
+api_router.include_router(auth.router)
 api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
 api_router.include_router(members.router)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from reprolab_common.settings import CommonSettings
 
@@ -83,6 +84,79 @@ class GatewaySettings(BaseSettings):
         "revoked through another gateway process (another replica) keeps working there for at most this "
         "long; the process that revokes it forgets it at once. 0 turns the cache off.",
     )
+
+    # --- accounts and sign-in (auth/) ---------------------------------------------------------------
+    public_url: str = Field(
+        default="",
+        description="The portal's address as people reach it (https://reprolab.example.edu), used in invite "
+        "and reset links and as the OIDC redirect; empty: taken from each request.",
+    )
+    registration: Literal["off", "invite", "open"] = Field(
+        default="invite",
+        description="Who may create an account with a password: off (admins create users), invite (people "
+        "following an invite link), open (anyone).",
+    )
+    password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest password accepted.")
+    session_hours: float = Field(
+        default=168.0, gt=0, description="A browser session ends this long after sign-in, whatever happens."
+    )
+    session_idle_hours: float = Field(
+        default=72.0, gt=0, description="A browser session not used for this long ends."
+    )
+    reset_link_hours: float = Field(default=24.0, gt=0, description="How long an admin-issued reset link works.")
+    invite_max_days: int = Field(default=180, ge=1, description="The longest expiry an invite link may have.")
+    signin_account_failures: int = Field(
+        default=5, ge=1, description="Failed password sign-ins in a row after which an account refuses "
+        "sign-ins for signin_lock_seconds (whatever the password)."
+    )
+    signin_lock_seconds: float = Field(default=300.0, ge=0, description="How long a locked account refuses.")
+    signin_address_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one address within signin_window_seconds after "
+        "which that address is refused until the window has passed."
+    )
+    signin_window_seconds: float = Field(default=600.0, gt=0, description="The per-address window.")
+
+    oidc_issuer: str = Field(
+        default="", description="OIDC single sign-on: the issuer URL (its /.well-known/openid-configuration "
+        "is read); empty: off."
+    )
+    oidc_client_id: str = Field(default="", description="OIDC client id registered at the issuer.")
+    oidc_client_secret: SecretStr = Field(default=SecretStr(""), description="OIDC client secret.")
+    oidc_scopes: str = Field(default="openid profile email", description="Scopes requested, space-separated.")
+    oidc_label: str = Field(default="Sign in with your institution", description="The button's text.")
+    oidc_username_claim: str = Field(default="preferred_username", description="Claim that becomes the username.")
+    oidc_name_claim: str = Field(default="name", description="Claim that becomes the display name.")
+    oidc_email_claim: str = Field(default="email", description="Claim that becomes the email address.")
+    oidc_groups_claim: str = Field(default="", description="Claim listing the user's groups; empty: none.")
+    oidc_group_roles: dict[str, str] = Field(
+        default={}, description='Group -> workspace roles, JSON: {"cs101-staff": "cs101:instructor", '
+        '"cs101-2026": "cs101:student,lab:student"}; a member of the group joins those workspaces.'
+    )
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of requests to the issuer.")
+
+    ldap_url: str = Field(default="", description="LDAP / Active Directory: ldap://host:389 or ldaps://host:636; "
+                          "empty: off.")
+    ldap_start_tls: bool = Field(default=False, description="Upgrade an ldap:// connection with StartTLS.")
+    ldap_ca_file: Path | None = Field(default=None, description="CA bundle the server's certificate must chain to.")
+    ldap_bind_dn: str = Field(default="", description="The service account that searches for users (empty: "
+                              "anonymous search).")
+    ldap_bind_password: SecretStr = Field(default=SecretStr(""), description="Its password.")
+    ldap_base_dn: str = Field(default="", description="Where users are searched, e.g. ou=people,dc=uni,dc=edu.")
+    ldap_user_filter: str = Field(
+        default="(uid={username})", description="Finds the user; {username} is escaped (AD: "
+        "(sAMAccountName={username}))."
+    )
+    ldap_username_attr: str = Field(default="uid", description="Attribute that becomes the username.")
+    ldap_name_attr: str = Field(default="cn", description="Attribute that becomes the display name.")
+    ldap_email_attr: str = Field(default="mail", description="Attribute that becomes the email address.")
+    ldap_group_base_dn: str = Field(default="", description="Where groups are searched; empty: no groups.")
+    ldap_group_filter: str = Field(
+        default="(&(objectClass=groupOfNames)(member={dn}))",
+        description="Finds the user's groups; {dn} is the user's escaped DN (AD: (member={dn}) too)."
+    )
+    ldap_group_name_attr: str = Field(default="cn", description="Attribute naming a group.")
+    ldap_group_roles: dict[str, str] = Field(default={}, description="Group -> workspace roles, as oidc_group_roles.")
+    ldap_timeout_seconds: float = Field(default=5.0, gt=0, description="Connect/receive timeout with the server.")
 
     def upload_dir(self) -> Path:
         return self.tmp_dir or self.common.data_dir / "tmp" / "gateway"

@@ -6,9 +6,10 @@ a browser test sees exactly what ships. Every piece of data is fetched by the pa
 ``/api/v1/...`` with the session cookie, so the portal has precisely the API's authentication, roles
 and error messages; the routes here only render page shells and manage the session cookie.
 
-Sign-in: the user pastes an API token (what ``reprolab up``/``demo`` print, or an admin hands out);
-it is checked, then kept in an HttpOnly, SameSite=Strict cookie. Forms posted here carry the
-double-submit CSRF value, so another site cannot sign a browser in or out either.
+Sign-in: a username and password (or single sign-on, or an API token pasted for scripts' users) starts
+a server-side session (``auth/sessions.py``) whose random id is kept in an HttpOnly, SameSite=Strict
+cookie; signing out revokes it. Forms posted here carry the double-submit CSRF value, so another site
+cannot sign a browser in or out either.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..api.deps import SessionDep, SettingsDep, authenticate
+from ..api.deps import SessionDep, SettingsDep, authenticate, session_user
+from ..auth.sessions import clear_session_cookies, client_address, end_session, is_https, start_session
+from ..auth.signin import SignInRefused, password_signin, record_failure
 from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, looks_like_token, new_csrf_token
 from ..models import User
 
@@ -33,22 +36,21 @@ templates = Jinja2Templates(directory=HERE / "templates")
 # Pages load only what the gateway serves: no CDN, no inline script, no framing.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-SESSION_DAYS = 7
+SESSION_DAYS = 7  # the CSRF cookie of a page seen before sign-in
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 router = APIRouter(include_in_schema=False)
 
 
 def _session_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    return authenticate(session, settings, token) if looks_like_token(token) else None
+    return session_user(session, settings, request.cookies.get(SESSION_COOKIE, ""))
 
 
 PortalUser = Annotated[User | None, Depends(_session_user)]
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    return is_https(request)
 
 
 def _set_csrf(response: Response, request: Request, value: str) -> None:
@@ -77,40 +79,80 @@ def _safe_next(value: str) -> str:
     return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
 
 
+def _login_page(request: Request, settings, *, status: int = 200, next: str = "", error: str = "",
+                username: str = "", headers: dict[str, str] | None = None) -> Response:
+    response = _page(request, "login.html", None, status=status, next=_safe_next(next) if next else "",
+                     error=error, username=username, registration=settings.registration,
+                     oidc_label=settings.oidc_label if settings.oidc_issuer else "",
+                     ldap=bool(settings.ldap_url))
+    response.headers.update(headers or {})
+    return response
+
+
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, user: PortalUser, next: str = "") -> Response:
+def home(request: Request, user: PortalUser, settings: SettingsDep, next: str = "") -> Response:
     if user is None:
-        return _page(request, "login.html", None, next=_safe_next(next) if next else "")
+        return _login_page(request, settings, next=next)
     return _page(request, "dashboard.html", user, page="dashboard")
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, session: SessionDep, settings: SettingsDep, token: Annotated[str, Form()] = "",
+          username: Annotated[str, Form(max_length=200)] = "", password: Annotated[str, Form()] = "",
           csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
+    """Sign in with a username and password (or, with ``token``, an API token); either starts a session."""
     if not csrf_matches(request, csrf):
-        return _page(request, "login.html", None, status=400, next=_safe_next(next),
-                     error="The sign-in form expired (or cookies are blocked). Reload the page and try again.")
-    token = token.strip()
-    if not looks_like_token(token):
-        return _page(request, "login.html", None, status=401, next=_safe_next(next),
-                     error="That is not an API token: tokens start with 'rpl_'. Paste the whole token.")
-    if authenticate(session, settings, token) is None:
-        return _page(request, "login.html", None, status=401, next=_safe_next(next),
-                     error="This API token is unknown or has been revoked. Ask an admin for a new one.")
+        return _login_page(request, settings, status=400, next=next,
+                           error="The sign-in form expired (or cookies are blocked). Reload the page and try again.")
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400, httponly=True, samesite="strict",
-                        secure=_secure(request), path="/")
-    _set_csrf(response, request, new_csrf_token())  # a fresh CSRF value per session
+    if token or not username:
+        return _token_login(request, session, settings, token.strip(), next, response)
+    try:
+        if settings.ldap_url and not _has_local_password(session, username):
+            from ..auth.ldap import ldap_signin  # only where LDAP is configured
+
+            user = ldap_signin(request, session, settings, username=username, password=password)
+            method = "ldap"
+        else:
+            user = password_signin(session, request.app.state.signin_throttle, settings, username=username,
+                                   password=password, address=client_address(request))
+            method = "password"
+    except SignInRefused as refused:
+        headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else None
+        return _login_page(request, settings, status=refused.status, next=next, error=refused.message,
+                           username=username, headers=headers)
+    start_session(session, user, response, request, method=method)
+    return response
+
+
+def _has_local_password(session, username: str) -> bool:
+    from ..crud import get_user_by_username
+
+    user = get_user_by_username(session, username.strip())
+    return user is not None and bool(user.password_hash)
+
+
+def _token_login(request: Request, session, settings, token: str, next: str, response: Response) -> Response:
+    if not looks_like_token(token):
+        return _login_page(request, settings, status=401, next=next,
+                           error="That is not an API token: tokens start with 'rpl_'. Paste the whole token.")
+    user = authenticate(session, settings, token)
+    if user is None:
+        record_failure(session, user=None, method="token", address=client_address(request),
+                       reason="unknown or revoked API token")
+        return _login_page(request, settings, status=401, next=next,
+                           error="This API token is unknown or has been revoked. Ask an admin for a new one.")
+    start_session(session, user, response, request, method="token")
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = "") -> Response:
     if not csrf_matches(request, csrf):
         return RedirectResponse("/", status_code=303)  # not from our page: change nothing
+    end_session(session, request, request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    clear_session_cookies(response)
     return response
 
 

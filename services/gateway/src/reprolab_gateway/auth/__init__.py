@@ -1,0 +1,1 @@
+"""Accounts: passwords, browser sessions, invites and reset links, single sign-on (OIDC, LDAP)."""
