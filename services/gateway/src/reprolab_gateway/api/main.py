@@ -13,6 +13,7 @@ from .routes import (
     environments,
     exports,
     imports,
+    invites,
     me,
     members,
     publish,
@@ -29,6 +30,7 @@ api_router.include_router(auth.router)
 api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
+api_router.include_router(invites.router)
 api_router.include_router(imports.router)
 api_router.include_router(exports.router)
 api_router.include_router(publish.router)

@@ -190,3 +190,9 @@ def credentials_page(request: Request, user: PortalUser) -> Response:
     # keep the workspace the user came from in the navigation (only a well-formed slug)
     ws = request.query_params.get("workspace", "")
     return _page(request, "credentials.html", user, page="credentials", ws=ws if _SLUG.match(ws) else "")
+
+
+# the account pages (invites, registration, reset links) live in their own module
+from .accounts import router as _accounts_router  # noqa: E402
+
+router.include_router(_accounts_router)
