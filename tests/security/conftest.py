@@ -33,8 +33,9 @@ class Lab:
 
 def _start(tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest) -> Iterator[Lab]:
     extra: dict[str, str] = {}
-    prefix = None
+    prefix = drop = None
     if backend == "postgres":
+        drop = request.getfixturevalue("drop_pg_schemas")
         url = request.getfixturevalue("pg_url")
         prefix = f"sg{uuid.uuid4().hex[:8]}_"
         extra |= {"REPROLAB_DATABASE_URL": url, "REPROLAB_DATABASE_SCHEMA_PREFIX": prefix}
@@ -48,8 +49,8 @@ def _start(tmp_path_factory: pytest.TempPathFactory, backend: str, request: pyte
     yield Lab(platform, admin, backend)
     admin.close()
     platform.stop()
-    if prefix:
-        request.getfixturevalue("drop_pg_schemas")(prefix)
+    if drop and prefix:
+        drop(prefix)
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import io
 import os
 import stat
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from reprolab_cli.client import ApiError
 from reprolab_common.db import make_engine
@@ -82,3 +85,43 @@ def test_an_older_world_readable_data_directory_is_tightened(tmp_path: Path) -> 
     assert _mode(data) == 0o700
     assert {p.name: oct(_mode(p)) for p in data.iterdir() if _mode(p) != 0o600} == {}
     fresh.dispose()
+
+
+# --- a PUT and a DELETE of the same credential at once --------------------------------------------
+
+AWS = {"secret": {"access_key_id": "AKIAEXAMPLEEXAMPLE", "secret_access_key": "s" * 40},
+       "options": {"region": "us-east-1"}}
+
+
+async def _race_credentials(lab, pairs: int = 8, rounds: int = 2) -> collections.Counter:
+    _, token, user = lab.user("cred")
+    ws = lab.workspace(user)
+    path = f"/api/v1/me/credentials/aws?workspace={ws}"
+    seen: collections.Counter = collections.Counter()
+    async with httpx.AsyncClient(base_url=lab.platform.url, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        for _ in range(rounds):
+            calls = []
+            for _ in range(pairs):
+                calls += [client.put(path, json=AWS), client.delete(path)]
+            answers = await asyncio.gather(*calls)
+            for r in answers:
+                seen[(r.request.method, r.status_code)] += 1
+                assert r.status_code in (200, 204, 404), (r.request.method, r.status_code, r.text)
+                if r.status_code == 404:
+                    assert r.request.method == "DELETE" and "no aws credentials" in r.json()["detail"]
+        # the end state is one of the two, and reads agree with it
+        final = await client.get(path)
+        listed = (await client.get(f"/api/v1/me/credentials?workspace={ws}")).json()["items"]
+        assert final.status_code in (200, 404) and len(listed) == (final.status_code == 200)
+        assert (await client.put(path, json=AWS)).status_code == 200
+        assert (await client.delete(path)).status_code == 204
+        assert (await client.delete(path)).status_code == 404
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_concurrent_put_and_delete_of_a_credential_never_fail(backend, request) -> None:
+    lab = request.getfixturevalue("gaps" if backend == "sqlite" else "gaps_pg")
+    seen = await _race_credentials(lab)
+    assert seen[("PUT", 200)] == 16 and seen[("DELETE", 204)] >= 1, seen

@@ -15,12 +15,15 @@ from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.subjects import Runner
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import credstore, service
 from .config import RunnerSettings
 from .credentials import Keyring
 from .models import Run, Status
 from .targets.base import target_class
+
+PUT_ATTEMPTS = 5  # a credential PUT racing other PUTs/DELETEs of the same row is retried this often
 
 STATUS = {Status.QUEUED: runner_pb2.RUN_STATUS_QUEUED, Status.STARTING: runner_pb2.RUN_STATUS_STARTING,
           Status.RUNNING: runner_pb2.RUN_STATUS_RUNNING, Status.SUCCEEDED: runner_pb2.RUN_STATUS_SUCCEEDED,
@@ -157,13 +160,19 @@ class Api:
     async def credential_put(self, r: runner_pb2.PutCredentialRequest) -> runner_pb2.CredentialInfo:
         credstore.validate(r.vendor, dict(r.secret), dict(r.options), workspace=r.workspace)
         keyring = self._keyring()
-        try:
-            info = await transact(self.sessions, lambda s: credstore.info(credstore.put(
-                s, keyring, actor=r.actor, workspace=r.workspace, vendor=r.vendor, secret=dict(r.secret),
-                options=dict(r.options))))
-        except IntegrityError:  # two first PUTs at once: the other one won
-            raise Conflict(f"your {r.vendor} credentials in {r.workspace!r} were set at the same time by "
-                           "another request; send yours again") from None
+        for attempt in range(PUT_ATTEMPTS):
+            try:
+                info = await transact(self.sessions, lambda s: credstore.info(credstore.put(
+                    s, keyring, actor=r.actor, workspace=r.workspace, vendor=r.vendor, secret=dict(r.secret),
+                    options=dict(r.options))))
+                break
+            # Another request changed the row between our read and our write: a PUT inserted it first
+            # (IntegrityError) or a DELETE removed the row we were updating (StaleDataError; SQLite has
+            # no row lock). Either way the next attempt reads the new state: the last writer wins.
+            except (IntegrityError, StaleDataError):
+                if attempt == PUT_ATTEMPTS - 1:
+                    raise Conflict(f"your {r.vendor} credentials in {r.workspace!r} kept changing while this "
+                                   "request ran; send it again") from None
         self.wake_outbox()
         return info
 

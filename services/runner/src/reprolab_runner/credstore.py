@@ -33,6 +33,7 @@ from reprolab_common.db import utcnow
 from reprolab_common.errors import Invalid, NotFound
 from reprolab_common.nats import new_event
 from reprolab_common.outbox import add_event
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -316,9 +317,13 @@ def delete(session: Session, *, actor: common_pb2.Actor, workspace: str, vendor:
     row = _find(session, workspace=workspace, user_id=actor.user_id, vendor=vendor, lock=True)
     if row is None:
         raise NotFound(f"you have no {vendor} credentials in workspace {workspace!r} to delete")
+    # A statement whose count is checked, not ``session.delete``: when a concurrent DELETE removed the row
+    # first (SQLite takes no row lock on the read above), this one is a 404, not a second event.
+    gone = session.execute(sa_delete(Credential).where(Credential.id == row.id)).rowcount
+    if gone != 1:
+        raise NotFound(f"you have no {vendor} credentials in workspace {workspace!r} to delete")
     _emit(session, actor, row, "deleted")
-    session.delete(row)
-    session.flush()
+    session.expunge(row)
     return row
 
 
