@@ -20,6 +20,17 @@ from reprolab_cli.client import Client
 from reprolab_cli.supervisor import Platform
 
 PASSWORD = "correct horse battery staple"
+OIDC_CLIENT_ID = "reprolab-test"
+SSO_COURSE = "sso-course"
+# the provider's people; "groups" is mapped to workspace roles by the gateway's settings
+OIDC_USERS = [
+    {"sub": "f3b0c1d2-alice", "preferred_username": "Alice.Sso", "name": "Alice Example",
+     "email": "alice@uni.example", "groups": ["staff", "unrelated"]},
+    {"sub": "a9e8d7c6-bob", "preferred_username": "bob.sso", "name": "Bob Example", "email": "bob@uni.example",
+     "groups": ["students-2026"]},
+    {"sub": "c0ffee-taken", "preferred_username": "taken-name", "name": "Someone", "email": "t@uni.example"},
+]
+OIDC_GROUP_ROLES = {"staff": f"{SSO_COURSE}:instructor", "students-2026": f"{SSO_COURSE}:student,nowhere:student"}
 _counter = itertools.count(1)
 
 
@@ -33,6 +44,7 @@ def from_address() -> dict[str, str]:
 class Accounts:
     platform: Platform
     admin: Client
+    oidc_issuer: str = ""
 
     @property
     def url(self) -> str:

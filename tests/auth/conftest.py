@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from reprolab_cli.client import Client
 from reprolab_cli.supervisor import Platform
+from reprolab_common.natsserver import free_port
 
-from .authkit import Accounts
+from .authkit import OIDC_CLIENT_ID, OIDC_GROUP_ROLES, OIDC_USERS, Accounts
 
 
 @pytest.fixture(scope="session")
-def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Accounts]:
+def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """oidc-provider-mock (PyPI) as its own process over HTTP: discovery, JWKS, RS256 ID tokens, the
+    authorization and token endpoints of Authlib's server. Its issuer is the URL it is reached by."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("oidc") / "provider.log").open("wb")
+    args = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
+    for claims in OIDC_USERS:
+        args += ["--user-claims", json.dumps(claims)]
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    issuer = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"oidc-provider-mock did not start (exit {proc.poll()}); see {log.name}")
+            time.sleep(0.1)
+        yield issuer
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def accounts(tmp_path_factory: pytest.TempPathFactory, oidc_issuer: str) -> Iterator[Accounts]:
     extra = {"REPROLAB_AUDIT_CHECKPOINT_EVERY": "10", "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
-             "REPROLAB_GATEWAY_REGISTRATION": "invite", "REPROLAB_GATEWAY_SIGNIN_LOCK_SECONDS": "60"}
+             "REPROLAB_GATEWAY_REGISTRATION": "invite", "REPROLAB_GATEWAY_SIGNIN_LOCK_SECONDS": "60",
+             "REPROLAB_GATEWAY_OIDC_ISSUER": oidc_issuer, "REPROLAB_GATEWAY_OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+             "REPROLAB_GATEWAY_OIDC_CLIENT_SECRET": "oidc-test-secret",
+             "REPROLAB_GATEWAY_OIDC_GROUPS_CLAIM": "groups",
+             "REPROLAB_GATEWAY_OIDC_GROUP_ROLES": json.dumps(OIDC_GROUP_ROLES)}
     platform = Platform(tmp_path_factory.mktemp("platform-accounts"), extra_env=extra)
     try:
         platform.start(timeout=90)
@@ -22,6 +61,6 @@ def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Accounts]:
         platform.stop()
         raise
     admin = Client(platform.url, platform.admin_token())
-    yield Accounts(platform, admin)
+    yield Accounts(platform, admin, oidc_issuer)
     admin.close()
     platform.stop()

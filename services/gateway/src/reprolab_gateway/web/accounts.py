@@ -5,6 +5,7 @@ a successful registration or reset signs the browser in (``start_session``)."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,10 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reprolab_common.errors import ProblemError
 
 from ..api.deps import SessionDep, SettingsDep
-from ..auth import accounts, invites
-from ..auth.sessions import end_user_sessions, start_session
+from ..auth import accounts, invites, oidc
+from ..auth.directory import grant_group_roles, provision
+from ..auth.sessions import client_address, end_user_sessions, is_https, start_session
+from ..auth.signin import record_failure
 from ..core.security import csrf_matches
-from .router import PortalUser, _page
+from .router import PortalUser, _login_page, _page, _safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -148,4 +151,72 @@ def reset(token: str, request: Request, session: SessionDep, settings: SettingsD
     end_user_sessions(session, request, user=user, by=user, reason="password reset")
     response = RedirectResponse("/", status_code=303)
     start_session(session, user, response, request, method="reset")
+    return response
+
+
+# --- OIDC single sign-on -------------------------------------------------------------------------------
+
+def _signed_in_page(request: Request, next: str) -> Response:
+    """A same-site page that moves on to ``next``: the SameSite=Strict session cookie set on a response
+    to the provider's (cross-site) redirect would not be sent on a redirect chain that started there."""
+    response = _page(request, "signed_in.html", None, next=next)
+    response.headers["Refresh"] = f"0; url={next}"
+    return response
+
+
+@router.get("/auth/oidc/login")
+def oidc_login(request: Request, settings: SettingsDep, next: str = "") -> Response:
+    if not settings.oidc_issuer:
+        return RedirectResponse("/", status_code=303)
+    key = oidc.new_login_key()
+    try:
+        url = oidc.provider_of(request.app.state, settings).authorization_url(_redirect_uri(request, settings), key)
+    except oidc.OidcError as exc:
+        return _login_page(request, settings, status=502, next=next, error=str(exc))
+    response = RedirectResponse(url, status_code=303)
+    # Lax: the provider's redirect back is a top-level GET from another site
+    response.set_cookie(oidc.COOKIE, f"{key}.{quote(_safe_next(next) if next else '/', safe='')}", max_age=600,
+                        httponly=True, samesite="lax", secure=is_https(request), path="/auth/oidc")
+    return response
+
+
+def _redirect_uri(request: Request, settings) -> str:
+    return f"{accounts.base_url(request, settings)}/auth/oidc/callback"
+
+
+@router.get("/auth/oidc/callback", response_class=HTMLResponse)
+async def oidc_callback(request: Request, session: SessionDep, settings: SettingsDep, code: str = "",
+                        state: str = "", error: str = "", error_description: str = "") -> Response:
+    cookie = request.cookies.get(oidc.COOKIE, "")
+    key, _, next_quoted = cookie.partition(".")
+    next = _safe_next(unquote(next_quoted) or "/")
+    provider = oidc.provider_of(request.app.state, settings) if settings.oidc_issuer else None
+
+    def refuse(reason: str, status: int = 401) -> Response:
+        record_failure(session, user=None, method="oidc", address=client_address(request), reason=reason[:200],
+                       issuer=settings.oidc_issuer)
+        response = _login_page(request, settings, status=status, next=next, error=f"Single sign-on failed: {reason}")
+        response.delete_cookie(oidc.COOKIE, path="/auth/oidc")
+        return response
+
+    if provider is None:
+        return RedirectResponse("/", status_code=303)
+    if error:
+        return await run_in_threadpool(refuse, f"the provider answered {error}: {error_description}"[:200])
+    if not key:
+        return await run_in_threadpool(refuse, "this browser did not start a sign-in (cookies blocked, or it "
+                                       "expired after 10 minutes); start again", 400)
+    try:
+        person = await run_in_threadpool(provider.finish, _redirect_uri(request, settings), key, state=state,
+                                         code=code)
+        user = await run_in_threadpool(provision, session, request, person, method="oidc")
+    except oidc.OidcError as exc:
+        return await run_in_threadpool(refuse, str(exc))
+    except ProblemError as exc:
+        return await run_in_threadpool(refuse, exc.detail, exc.status)
+    response = _signed_in_page(request, next)
+    await run_in_threadpool(start_session, session, user, response, request, method="oidc",
+                            issuer=person.issuer, external_subject=person.subject)
+    response.delete_cookie(oidc.COOKIE, path="/auth/oidc")
+    await grant_group_roles(request, user, person.groups, settings.oidc_group_roles, method="oidc")
     return response
