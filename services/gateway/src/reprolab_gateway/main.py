@@ -25,6 +25,7 @@ from .core.natslink import NatsLink
 from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
 from .core.uploads import sweep_orphans
+from .lti.web import router as lti_router
 from .web.router import STATIC_DIR
 from .web.router import router as web_router
 
@@ -86,4 +87,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # The web portal and its assets (no CDN: everything a page loads comes from here).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router)
+    app.include_router(lti_router)
     return app

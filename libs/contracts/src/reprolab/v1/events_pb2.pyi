@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "version_exported", "account", "agent_entry")
+    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "version_exported", "account", "lti", "agent_entry")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Event(_message.Message):
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_EXPORTED_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    LTI_FIELD_NUMBER: _ClassVar[int]
     AGENT_ENTRY_FIELD_NUMBER: _ClassVar[int]
     schema_version: _common_pb2.SchemaVersion
     id: str
@@ -55,8 +56,9 @@ class Event(_message.Message):
     credential: _runner_pb2.CredentialEvent
     version_exported: VersionExported
     account: AccountEvent
+    lti: LtiEvent
     agent_entry: AgentEntry
-    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., version_exported: _Optional[_Union[VersionExported, _Mapping]] = ..., account: _Optional[_Union[AccountEvent, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ...) -> None: ...
+    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., version_exported: _Optional[_Union[VersionExported, _Mapping]] = ..., account: _Optional[_Union[AccountEvent, _Mapping]] = ..., lti: _Optional[_Union[LtiEvent, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ...) -> None: ...
 
 class WorkspaceCreated(_message.Message):
     __slots__ = ("slug", "title")
@@ -165,6 +167,42 @@ class AccountEvent(_message.Message):
     count: int
     ref: str
     def __init__(self, username: _Optional[str] = ..., method: _Optional[str] = ..., address: _Optional[str] = ..., reason: _Optional[str] = ..., role: _Optional[str] = ..., issuer: _Optional[str] = ..., external_subject: _Optional[str] = ..., count: _Optional[int] = ..., ref: _Optional[str] = ...) -> None: ...
+
+class LtiEvent(_message.Message):
+    __slots__ = ("issuer", "client_id", "deployment_id", "context_id", "lms_subject", "username", "message_type", "role", "outcome", "reason", "assignment", "score", "line_item", "count", "address", "previous_role")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]
+    LMS_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    LINE_ITEM_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ROLE_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    client_id: str
+    deployment_id: str
+    context_id: str
+    lms_subject: str
+    username: str
+    message_type: str
+    role: str
+    outcome: str
+    reason: str
+    assignment: str
+    score: str
+    line_item: str
+    count: int
+    address: str
+    previous_role: str
+    def __init__(self, issuer: _Optional[str] = ..., client_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., context_id: _Optional[str] = ..., lms_subject: _Optional[str] = ..., username: _Optional[str] = ..., message_type: _Optional[str] = ..., role: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., line_item: _Optional[str] = ..., count: _Optional[int] = ..., address: _Optional[str] = ..., previous_role: _Optional[str] = ...) -> None: ...
 
 class ActivityExported(_message.Message):
     __slots__ = ("entries", "bundle_sha256")

@@ -14,6 +14,7 @@ from .routes import (
     exports,
     imports,
     invites,
+    lti,
     me,
     members,
     publish,
@@ -43,3 +44,4 @@ api_router.include_router(activity.router)
 api_router.include_router(agent.router)
 api_router.include_router(activity.verify_router)
 api_router.include_router(targets.router)
+api_router.include_router(lti.router)

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from reprolab_common.settings import CommonSettings
 
+from ..lti.config import LtiSettings
+
 GIB = 1024**3
 
 
@@ -55,6 +57,7 @@ class GatewaySettings(BaseSettings):
     tmp_dir: Path | None = Field(
         default=None, description="Where uploads are spooled while hashed; default <data_dir>/tmp/gateway."
     )
+    lti: LtiSettings = Field(default_factory=LtiSettings, description="LTI 1.3 (REPROLAB_GATEWAY_LTI_*).")
     token_touch_seconds: float = Field(
         default=60.0,
         ge=0,
