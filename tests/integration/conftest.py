@@ -17,6 +17,12 @@ MAX_UPLOAD = 1024 * 1024
 _counter = itertools.count()
 
 
+def registry_creds(client: Client) -> list[str]:
+    """``--creds user:token`` for podman/skopeo: the registry serves only whom the gateway authorises."""
+    token = client.http.headers["Authorization"].removeprefix("Bearer ")
+    return ["--creds", f"{client.get('/me')['username']}:{token}"]
+
+
 @dataclass
 class Running:
     platform: Platform
@@ -36,6 +42,15 @@ class Running:
         slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
         owner.post("/workspaces", json={"slug": slug, "title": f"Workspace {slug}"})
         return slug
+
+
+def registry_headers(running: Running, repository: str) -> dict[str, str]:
+    """Headers for reading ``repository`` straight from the registry: a pull token from the gateway's
+    realm for the platform admin, and the OCI manifest type (distribution 2.8 answers 404 without it)."""
+    r = running.admin.http.get("/registry/token", params={"service": "reprolab-registry",
+                                                          "scope": f"repository:{repository}:pull"})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['token']}", "Accept": "application/vnd.oci.image.manifest.v1+json"}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

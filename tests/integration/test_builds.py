@@ -14,6 +14,8 @@ import httpx
 import pytest
 from reprolab_cli.client import ApiError, Client
 
+from .conftest import registry_creds, registry_headers
+
 BASE = "localhost/reprolab/bookworm-python:latest"
 
 
@@ -77,7 +79,7 @@ def test_build_pull_run_derive_and_join(running, instructor) -> None:
         c for c in sbom["components"] if c["name"] == "six").items()
 
     # pull it like a student would, and run it with no network
-    pulled = podman("pull", "--tls-verify=false", build["pull"])
+    pulled = podman("pull", "--tls-verify=false", *registry_creds(teacher), build["pull"])
     assert pulled.returncode == 0, pulled.stderr
     ran = podman("run", "--rm", "--network=none", build["pull"], "python3", "-c", "import six; print(six.__version__)")
     assert ran.stdout.strip() == "1.16.0", ran.stderr
@@ -106,14 +108,14 @@ def test_build_pull_run_derive_and_join(running, instructor) -> None:
 
 def _manifest(running, ws: str, env: str, tag: str) -> dict:
     r = httpx.get(f"http://{running.platform.registry.address}/v2/{ws}/{env}/manifests/{tag}",
-                  headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+                  headers=registry_headers(running, f"{ws}/{env}"))
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def _manifest_digest(running, ws: str, env: str, tag: str) -> str:
     r = httpx.head(f"http://{running.platform.registry.address}/v2/{ws}/{env}/manifests/{tag}",
-                   headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+                   headers=registry_headers(running, f"{ws}/{env}"))
     return r.headers["Docker-Content-Digest"]
 
 

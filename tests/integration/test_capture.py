@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 from reprolab_cli.client import Client
 
+from .conftest import registry_creds
+
 BASE = "localhost/reprolab/bookworm-python:latest"
 CA = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -80,7 +82,7 @@ def test_capture_submit_builds_a_version_with_the_students_additions(running, co
                                                    expect=(202,)))
     assert build["status"] == "succeeded", build
     image = instructor.get(f"/workspaces/{ws}/environments/py/versions/1")["image_ref"]
-    podman("pull", "--tls-verify=false", image)
+    podman("pull", "--tls-verify=false", *registry_creds(instructor), image)
 
     # the student works in a container of v1 (its entrypoint drops to the student) and adds idna
     token = token_of(student)
@@ -119,7 +121,7 @@ def test_capture_submit_builds_a_version_with_the_students_additions(running, co
 
         # the new image has the student's addition, installed by the build
         new_image = version["image_ref"]
-        podman("pull", "--tls-verify=false", new_image)
+        podman("pull", "--tls-verify=false", *registry_creds(student), new_image)
         out = podman("run", "--rm", "--network=none", new_image, "python3", "-c",
                      "import idna, os; print(idna.__version__, os.getuid())").stdout.split()
         assert out == ["3.7", "1000"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from reprolab_cli.import_cmd import pack
 
+from .conftest import registry_creds
 from .test_builds import podman, wait_build
 
 REPOS = Path(__file__).parents[1] / "importer" / "repos"
@@ -80,7 +81,7 @@ def test_imported_repositories_build_and_verify_inside_their_images(running, tea
         for fixture, build in builds.items():
             done = wait_build(teacher, build["id"])
             assert done["status"] == "succeeded", (fixture, done)
-            got = podman("pull", "--tls-verify=false", done["pull"])
+            got = podman("pull", "--tls-verify=false", *registry_creds(teacher), done["pull"])
             assert got.returncode == 0, got.stderr
             pulled.append(done["pull"])
             ran = podman("run", "--rm", "--network=none", done["pull"], "./verify")

@@ -264,8 +264,10 @@ def test_instructor_pages_speak_plainly_with_podman_and_docker_instructions(port
         assert "OCI" not in visible and "Docker Engine" not in visible, (path, visible)
     page.goto(f"{portal.url}/w/{course.ws}/env/py")
     expect(page.locator("#pull")).to_contain_text("saved an exact copy of the environment")
-    expect(page.locator("#pull-cmd")).to_have_text(f"podman pull --tls-verify=false {exact}")
-    expect(page.locator("#pull-docker")).to_have_text(f"docker pull {exact}")
+    host, who = exact.split("/", 1)[0], course.instructor[0]
+    expect(page.locator("#pull-cmd")).to_have_text(f"podman login --tls-verify=false {host} -u {who}\n"
+                                                   f"podman pull --tls-verify=false {exact}")
+    expect(page.locator("#pull-docker")).to_have_text(f"docker login {host} -u {who}\ndocker pull {exact}")
     expect(page.locator("#pull-ref2")).to_be_hidden()  # the technical detail is one click away
     page.get_by_text("Technical details").click()
     expect(page.locator("#pull-ref2")).to_have_text(exact)

@@ -122,7 +122,9 @@ def test_instructor_flow(portal, tab, shot, base_image) -> None:
     expect(page.locator("#build-status")).to_contain_text("succeeded", timeout=BUILD_TIMEOUT)
     v1 = instructor.get(f"/workspaces/{slug}/environments/py/versions/1")
     repo = v1["image_ref"].rsplit(":", 1)[0]
-    expect(page.locator("#pull-cmd")).to_have_text(f"podman pull --tls-verify=false {repo}@{v1['image_digest']}")
+    host = repo.split("/", 1)[0]
+    expect(page.locator("#pull-cmd")).to_have_text(f"podman login --tls-verify=false {host} -u {iname}\n"
+                                                   f"podman pull --tls-verify=false {repo}@{v1['image_digest']}")
     expect(page.locator("#build-log")).to_contain_text("pushed")
     shot(page, "build-succeeded")
 

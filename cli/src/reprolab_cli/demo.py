@@ -39,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .client import DEFAULT_DATA_DIR, ApiError, Client, ReprolabError
+from .pull_cmd import pull_image
 
 WS = "intro-ml"
 # The offline Debian bookworm base (`make base-image`); with a registry in reach, python:3.12-slim
@@ -283,12 +284,12 @@ def _follow_scored(client: Client, console: Console, run: dict, timeout: float =
     return run
 
 
-def _pull_and_import(console: Console, build: dict) -> None:
-    _step(console, "the image works anywhere: pull it and import scikit-learn in it, with no network")
+def _pull_and_import(console: Console, build: dict, puller: Client) -> None:
+    _step(console, "the image works anywhere: bob pulls it (his username and API token sign him in to the "
+          "registry) and imports scikit-learn in it, with no network")
     engine = shutil.which("podman") or shutil.which("docker")
     assert engine, "no container engine (podman or docker) to run the image: run `make container-deps`"
-    tls = ["--tls-verify=false"] if "podman" in engine else []
-    pulled = subprocess.run([engine, "pull", "-q", *tls, build["pull"]], capture_output=True, text=True)
+    pulled = pull_image(puller, engine, build["pull"], quiet=True)
     assert pulled.returncode == 0, pulled.stderr
     ran = subprocess.run([engine, "run", "--rm", "--network=none", build["pull"], "python3", "-c",
                           "import sklearn, pandas; print(sklearn.__version__, pandas.__version__)"],
@@ -339,7 +340,7 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     again = alice.post(f"/workspaces/{WS}/environments/iris/versions/3/builds", expect=(202,))
     assert again["id"] == build["id"], "the rollback should reuse v1's image"
     console.print("    v3 (the rollback) has v1's lock, so it gets the same image without building")
-    _pull_and_import(console, build)
+    _pull_and_import(console, build, bob)
 
     _step(console, "alice creates assignment 'iris': an evaluation script scores predictions.csv against the "
                    "hidden labels (accuracy)")

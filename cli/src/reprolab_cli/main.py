@@ -443,9 +443,11 @@ def env_build_status(build_id: str, url: UrlOpt = "http://127.0.0.1:8080", token
 @env_app.command("pull")
 def env_pull(workspace: str, name: str, version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
              url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
-    """Load a built version's image into the local engine (podman or docker), or print how to."""
+    """Load a built version's image into the local engine (podman or docker), or print how to. The
+    registry is pulled from as you: your username and the API token this command uses."""
     import shutil
-    import subprocess
+
+    from .pull_cmd import api_token, login_hint, pull_image
 
     c = _client(url, token)
     number = version or c.get(f"/workspaces/{workspace}/environments/{name}")["latest_version"]
@@ -456,13 +458,11 @@ def env_pull(workspace: str, name: str, version: Annotated[int, typer.Option(hel
         raise typer.Exit(1)
     pinned = f"{v['image_ref'].rsplit(':', 1)[0]}@{v['image_digest']}"
     engine = shutil.which("podman") or shutil.which("docker")
-    loopback = pinned.startswith(("127.", "localhost"))
-    cmd = [engine or "podman", "pull", *(["--tls-verify=false"] if loopback and engine and "podman" in engine
-                                         else []), pinned]
     if not engine:
-        console.print("No container engine here. Pull it with:\n  " + " ".join(cmd))
+        username = c.get("/me")["username"] if api_token(c) else "<username>"
+        console.print("No container engine here. Pull it with:\n  " + login_hint(pinned, username), markup=False)
         return
-    done = subprocess.run(cmd)
+    done = pull_image(c, engine, pinned)
     if done.returncode:
         raise typer.Exit(done.returncode)
     console.print(f"pulled {pinned} (tag {v['image_ref']})")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from reprolab_common import registrytoken
 from reprolab_common.lifeline import Lifeline, die_with_parent
-from reprolab_common.localregistry import LocalRegistry, registry_binary
-from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child
+from reprolab_common.localregistry import LocalRegistry, TokenAuth, registry_binary
+from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child, write_private
 from reprolab_common.privatefiles import private_dir
 
 from .platformlock import PlatformLock, reap_leftovers
@@ -98,19 +99,55 @@ class Platform:
                 raise RuntimeError(f"podman system service did not start; see {self.log_dir / 'podman.log'}")
             time.sleep(0.05)
 
+    @property
+    def registry_secrets_dir(self) -> Path:
+        """The token issuer's key and certificate, the registry's service passwords and the builder's and
+        runner's containers-auth.json files (all mode 0600), kept across restarts."""
+        return self.data_dir / "registry-auth"
+
+    def registry_auth_file(self, service: str) -> Path:
+        return self.registry_secrets_dir / f"{service}-auth.json"
+
     def start_registry(self) -> None:
-        """A local OCI registry for built images, unless one is configured or none is installed."""
+        """A local OCI registry for built images, unless one is configured or none is installed. It
+        accepts only tokens signed by this platform's gateway (its realm is the gateway's
+        /api/v1/registry/token); the builder and runner sign in there with their own passwords."""
         if "REPROLAB_BUILDER_REGISTRY" in {**os.environ, **self.extra_env} or not registry_binary():
             return
+        secrets_dir = self.registry_secrets_dir
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        _key, cert = registrytoken.ensure_signing_key(secrets_dir)
+        auth = TokenAuth(realm=f"{self.url}/api/v1/registry/token", cert_file=cert)
         port_file = self.data_dir / "registry-port"
         port = int(port_file.read_text()) if port_file.exists() else free_port()
-        self.registry = LocalRegistry(self.data_dir / "registry", port=port, log_file=self.log_dir / "registry.log")
+        self.registry = LocalRegistry(self.data_dir / "registry", port=port, log_file=self.log_dir / "registry.log",
+                                      auth=auth)
         try:
             self.registry.start()
         except (RuntimeError, TimeoutError):
-            self.registry = LocalRegistry(self.data_dir / "registry", log_file=self.log_dir / "registry.log").start()
+            self.registry = LocalRegistry(self.data_dir / "registry", log_file=self.log_dir / "registry.log",
+                                          auth=auth).start()
         port_file.write_text(str(self.registry.port))
         self._record("docker-registry", self.registry.proc)
+        # the registry's address may have changed (a busy port): the auth files name it, so rewrite them
+        creds = registrytoken.service_credentials(secrets_dir / "service-credentials.json")
+        for service, identity in (("builder", registrytoken.BUILDER), ("runner", registrytoken.RUNNER)):
+            write_private(self.registry_auth_file(service),
+                          registrytoken.auth_json(self.registry.address, identity, creds[identity]))
+
+    def registry_env(self, name: str) -> dict[str, str]:
+        """Each service's part of the registry's authentication, when this platform started the registry:
+        the gateway signs tokens, the builder and runner get only their own credentials."""
+        if self.registry is None or self.registry.auth is None:
+            return {}
+        secrets_dir = self.registry_secrets_dir
+        if name == "gateway":
+            return {"REPROLAB_GATEWAY_REGISTRY_TOKEN_KEY_FILE": str(secrets_dir / "token-key.pem"),
+                    "REPROLAB_GATEWAY_REGISTRY_TOKEN_CERT_FILE": str(secrets_dir / "token-cert.pem"),
+                    "REPROLAB_GATEWAY_REGISTRY_CREDENTIALS_FILE": str(secrets_dir / "service-credentials.json")}
+        if name in ("builder", "runner"):
+            return {f"REPROLAB_{name.upper()}_REGISTRY_AUTH_FILE": str(self.registry_auth_file(name))}
+        return {}
 
     @property
     def nats_credentials_file(self) -> Path:
@@ -143,6 +180,7 @@ class Platform:
         creds = self.nats_credentials()
         if name in creds:
             env.update({"REPROLAB_NATS_USER": name, "REPROLAB_NATS_PASSWORD": creds[name]})
+        env.update({k: v for k, v in self.registry_env(name).items() if k not in self.extra_env})
         return env
 
     def start_service(self, name: str) -> None:

@@ -55,6 +55,11 @@ class RunnerSettings(BaseSettings):
         default=3600, description=("Presigned URLs of a remote run live its timeout plus this long (boot, image "
                                    "pull and input downloads come before the timeout starts)."))
 
+    registry_auth_file: Path | None = Field(
+        default=None,
+        description="containers-auth.json with the runner's credentials for the platform's OCI registry (pull "
+        "only). The local target pulls with them; remote targets get a pull grant for one image instead.",
+    )
     installation: str = Field(
         default="",
         description=("Name of this installation, put on every container, Job and VM it creates; the reconciler "

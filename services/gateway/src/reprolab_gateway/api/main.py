@@ -18,6 +18,7 @@ from .routes import (
     me,
     members,
     publish,
+    registry_token,
     runs,
     targets,
     users,
@@ -45,3 +46,4 @@ api_router.include_router(agent.router)
 api_router.include_router(activity.verify_router)
 api_router.include_router(targets.router)
 api_router.include_router(lti.router)
+api_router.include_router(registry_token.router)

@@ -87,6 +87,19 @@ class GatewaySettings(BaseSettings):
         "revoked through another gateway process (another replica) keeps working there for at most this "
         "long; the process that revokes it forgets it at once. 0 turns the cache off.",
     )
+    registry_token_key_file: Path | None = Field(
+        default=None,
+        description="EC private key (PEM) that signs the OCI registry's tokens at /api/v1/registry/token; the "
+        "registry trusts its certificate (registry_token_cert_file). Unset: the token realm answers 404.",
+    )
+    registry_token_cert_file: Path | None = Field(
+        default=None, description="Certificate (PEM) of registry_token_key_file, the registry's rootcertbundle."
+    )
+    registry_credentials_file: Path | None = Field(
+        default=None,
+        description="JSON {identity: password} of the registry's service identities (reprolab-builder may push, "
+        "reprolab-runner may pull) that sign in to the token realm with HTTP Basic.",
+    )
 
     # --- accounts and sign-in (auth/) ---------------------------------------------------------------
     public_url: str = Field(

@@ -13,6 +13,7 @@ The job (built by reprolab_runner.targets.vm.job_document):
     datasets: [{url, sha256, mount}]     (files bound read-only at mount, under /data)
     outputs: {name: presigned PUT url}   (status.json, stdout.log, stderr.log, metrics.json, outputs.tar.gz)
     registry_tls_verify: bool            (false only for a plain-HTTP test registry)
+    registry_auth: {registry, username, password}  (optional: a pull grant for this one image)
     user: "65534:65534"
 
 status.json is uploaded last: its presence means the run is over. It is
@@ -20,6 +21,7 @@ status.json is uploaded last: its presence means the run is over. It is
 "error" with exit_code null means the agent itself failed (bad input digest, image pull failed).
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -135,10 +137,23 @@ def engine():
     raise AgentError("neither podman nor docker is installed on the VM")
 
 
-def pull(exe, image, tls_verify):
+def pull(exe, image, tls_verify, auth=None, scratch=None):
     cmd = [exe, "pull", "-q"]
     if os.path.basename(exe) == "podman" and not tls_verify:
         cmd.append("--tls-verify=false")
+    if auth:
+        # in a file only root reads, not on the command line (any process on the VM sees that)
+        config_dir = os.path.join(scratch or tempfile.mkdtemp(), "registry-auth")
+        os.makedirs(config_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(config_dir, "config.json")
+        token = base64.b64encode("{}:{}".format(auth["username"], auth["password"]).encode()).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"auths": {auth["registry"]: {"auth": token}}}, f)
+        if os.path.basename(exe) == "podman":
+            cmd += ["--authfile", path]
+        else:
+            cmd = [exe, "--config", config_dir] + cmd[1:]
     last = ""
     for attempt in range(3):
         proc = subprocess.run(cmd + [image], capture_output=True, text=True)
@@ -195,7 +210,7 @@ def run_job(job, scratch):
     chown_tree(work, uid, gid)
     chown_tree(outputs, uid, gid)
 
-    pull(exe, job["image"], job.get("registry_tls_verify", True))
+    pull(exe, job["image"], job.get("registry_tls_verify", True), job.get("registry_auth"), scratch)
     name = "reprolab-run-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in job["run_id"])
     subprocess.run([exe, "rm", "-f", name], capture_output=True)
     timeout = job.get("limits", {}).get("timeout_seconds", 600)

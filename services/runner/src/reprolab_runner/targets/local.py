@@ -46,9 +46,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker
+import docker.auth
 import docker.constants
 import docker.errors
 import requests
+from reprolab_common.registrytoken import credentials_for
 
 from .base import INSTALLATION_LABEL, LABEL, Owned, RunRequest, State, Status, Target, TargetError, register
 
@@ -195,6 +197,7 @@ class LocalTarget(Target):
         self.max_output_bytes = int(_setting(settings, "max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES))
         self.tmp_bytes = int(_setting(settings, "tmp_bytes", DEFAULT_TMP_BYTES))
         self.registry_tls_verify = bool(_setting(settings, "registry_tls_verify", True))
+        self.registry_auth_file = _setting(settings, "registry_auth_file", None)
         self._client = client
         self._client_is_ours = client is None
         self._podman: bool | None = None
@@ -253,7 +256,12 @@ class LocalTarget(Target):
                     params["tlsVerify"] = "false"
             else:
                 path, params = "/images/create", {"fromImage": image}
-            resp = api._post(api._url(path), params=params, stream=True, timeout=None)
+            # the runner's own pull credentials, for the image's registry only (never sent elsewhere)
+            creds = credentials_for(self.registry_auth_file, image)
+            headers = {"X-Registry-Auth": docker.auth.encode_header(
+                {"username": creds[0], "password": creds[1], "serveraddress": image.split("/", 1)[0]}).decode()
+                } if creds else {}
+            resp = api._post(api._url(path), params=params, stream=True, timeout=None, headers=headers)
             api._raise_for_status(resp)
             for event in api._stream_helper(resp, decode=True):
                 if "error" in event or "errorDetail" in event:

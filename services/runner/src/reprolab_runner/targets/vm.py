@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from reprolab_common.registrytoken import grant_for
+
 from ..agent import agent_source
 from .base import (
     INSTALLATION_LABEL,
@@ -115,6 +117,7 @@ class CloudVmTarget(Target):
     def __init__(self, settings=None, *, store=None, options: dict | None = None, installation: str = "") -> None:
         self.options = dict(options or {})
         self.installation = installation
+        self.registry_auth_file = getattr(settings, "registry_auth_file", None)
         if store is None and settings is not None:
             from reprolab_common.objectstore import make_object_store
 
@@ -181,6 +184,12 @@ class CloudVmTarget(Target):
     def submit(self, request: RunRequest) -> str:
         job = job_document(request, self.output_urls(request),
                            registry_tls_verify=not self.options.get("insecure_registry", False))
+        # the VM is the requester's (their cloud account): it gets a grant for this one image, never
+        # the runner's password, valid as long as the run's presigned URLs
+        grant = grant_for(self.registry_auth_file, request.image,
+                          request.limits.timeout_seconds + URL_SLACK_SECONDS)
+        if grant is not None:
+            job["registry_auth"] = grant
         vm_id = self._create(request, cloud_init(job, agent_source()))
         return f"{request.run_id}/{vm_id}"
 

@@ -146,9 +146,13 @@ function splitCommand(text) {
   return out;
 }
 
-function pullCommand(version) {
+// The registry serves only people who sign in: their username and an API token as the password.
+function pullCommand(version, engine = "podman") {
   const repo = version.image_ref.slice(0, version.image_ref.lastIndexOf(":"));
-  return `podman pull --tls-verify=false ${repo}@${version.image_digest}`;
+  const host = repo.slice(0, repo.indexOf("/"));
+  const tls = engine === "podman" ? " --tls-verify=false" : "";
+  return `${engine} login${tls} ${host} -u ${body.dataset.user || "<username>"}\n` +
+    `${engine} pull${tls} ${repo}@${version.image_digest}`;
 }
 
 // Server-Sent Events into a <pre role=log>; resolves with the final status from the "end" event.
@@ -504,7 +508,7 @@ pages.environment = async () => {
     if (!v) return;
     $("#pull-version").textContent = `v${v.number}`;
     $("#pull-cmd").textContent = pullCommand(v);
-    $("#pull-docker").textContent = pullCommand(v).replace("podman pull --tls-verify=false", "docker pull");
+    $("#pull-docker").textContent = pullCommand(v, "docker");
     $("#pull-ref2").textContent = `${v.image_ref.slice(0, v.image_ref.lastIndexOf(":"))}@${v.image_digest}`;
   };
 
