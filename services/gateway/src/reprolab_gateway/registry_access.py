@@ -35,8 +35,8 @@ from .models import User
 
 REPOSITORY = re.compile(r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$")
 LOGIN_HINT = ("sign in with your username and an API token as the password: "
-              "podman login <registry> -u <username> (an API token: the one you sign in to the portal with, or "
-              "a new one from POST /api/v1/me/tokens)")
+              "podman login <registry> -u <username> (an API token, rpl_...: make one with "
+              "POST /api/v1/me/tokens)")
 
 
 class RegistryLoginFailed(ProblemError):
