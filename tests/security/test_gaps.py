@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
+import hashlib
 import io
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -125,3 +128,48 @@ async def test_concurrent_put_and_delete_of_a_credential_never_fail(backend, req
     lab = request.getfixturevalue("gaps" if backend == "sqlite" else "gaps_pg")
     seen = await _race_credentials(lab)
     assert seen[("PUT", 200)] == 16 and seen[("DELETE", 204)] >= 1, seen
+
+
+# --- security headers on every response ------------------------------------------------------------
+
+def test_every_kind_of_response_carries_the_security_headers(gaps) -> None:
+    token = gaps.platform.admin_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    url = gaps.platform.url
+    with httpx.Client(base_url=url, timeout=30) as http:
+        answers = {
+            "health": http.get("/healthz"),
+            "api 200": http.get("/api/v1/me", headers=auth),
+            "api 401": http.get("/api/v1/me"),
+            "api 404 route": http.get("/api/v1/no-such-thing", headers=auth),
+            "api 404 object": http.get("/api/v1/workspaces/no-such-ws", headers=auth),
+            "api 405": http.delete("/api/v1/me", headers=auth),
+            "api 422": http.post("/api/v1/workspaces", json={"slug": "NOT A SLUG"}, headers=auth),
+            "openapi": http.get("/api/v1/openapi.json"),
+            "docs": http.get("/api/v1/docs"),
+            "static": http.get("/static/app.js"),
+            "static 404": http.get("/static/nope.js"),
+            "swagger asset": http.get("/static/swagger/swagger-ui.css"),
+            "portal page": http.get("/"),
+            "portal 404": http.get("/w/x/y/z/nothing"),
+        }
+    statuses = {name: r.status_code for name, r in answers.items()}
+    assert statuses == {"health": 200, "api 200": 200, "api 401": 401, "api 404 route": 404, "api 404 object": 404,
+                        "api 405": 405, "api 422": 422, "openapi": 200, "docs": 200, "static": 200,
+                        "static 404": 404, "swagger asset": 200, "portal page": 200, "portal 404": 404}, statuses
+    for name, r in answers.items():
+        csp = r.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and r.headers.get("x-frame-options") == "DENY", (name, r.headers)
+        assert r.headers.get("x-content-type-options") == "nosniff", (name, r.headers)
+        assert r.headers.get("referrer-policy") in ("same-origin", "no-referrer"), (name, r.headers)
+        if name not in ("docs", "portal page"):
+            assert csp.startswith("default-src 'none'"), (name, csp)
+    # the docs page's one inline script is allowed by its hash, nothing inline besides
+    docs = answers["docs"]
+    scripts = re.findall(rb"<script>(.*?)</script>", docs.content, re.DOTALL)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0]).digest()).decode()
+    csp = docs.headers["content-security-policy"]
+    assert f"'sha256-{digest}'" in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
+    # the portal's own, page-specific policy is kept (it allows its scripts and styles from here)
+    assert "script-src 'self'" in answers["portal page"].headers["content-security-policy"]

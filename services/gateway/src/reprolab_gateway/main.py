@@ -21,6 +21,7 @@ from .auth.signin import AddressThrottle
 from .bootstrap import bootstrap_admin
 from .core.config import GatewaySettings, get_settings
 from .core.db import open_database
+from .core.headers import docs_csp, install_security_headers
 from .core.natslink import NatsLink
 from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
@@ -74,15 +75,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_security_headers(app)
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False, response_class=HTMLResponse)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{API_PREFIX}/openapi.json", title="Reprolab API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js", swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/swagger/favicon-32x32.png")
+        page.headers["Content-Security-Policy"] = docs_csp(page.body)
+        return page
 
     # The web portal and its assets (no CDN: everything a page loads comes from here).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
