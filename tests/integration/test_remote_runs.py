@@ -76,7 +76,10 @@ class Lab:
         while (status := self.teacher.get(f"/builds/{build['id']}")["status"]) not in ("succeeded", "failed"):
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        assert status == "succeeded"
+        if status != "succeeded":  # say why: the build's error and the end of its log
+            body = self.teacher.get(f"/builds/{build['id']}")
+            log = self.teacher.response("GET", f"/builds/{build['id']}/logs", expect=(200,)).text
+            pytest.fail(f"the environment's build failed: {body.get('error')}\n{log[-3000:]}")
         self.ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
 
     def user(self, prefix: str) -> tuple[str, Client]:
