@@ -2,7 +2,8 @@
 # Make sure PostgreSQL answers on 127.0.0.1:5432 with trust auth for user postgres; install and
 # start it with apt when it does not (needs root, as in CI). Leaves an existing server alone.
 # Also installs Debian's chromium (and a font) for the portal's browser tests (tests/web), which
-# Playwright drives through its executable_path: no browser download from the internet.
+# Playwright drives through its executable_path: no browser download from the internet; and slapd for
+# the LDAP sign-in tests (tests/auth).
 set -euo pipefail
 
 if ! command -v chromium >/dev/null || ! [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
@@ -16,6 +17,20 @@ if ! command -v chromium >/dev/null || ! [ -e /usr/share/fonts/truetype/dejavu/D
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 echo "test-deps: $(chromium --version 2>/dev/null | head -n1)"
+
+# Debian's slapd for the LDAP sign-in tests (tests/auth start their own slapd with their own config and
+# data on a loopback port); no system directory is configured (debconf slapd/no_configuration).
+if ! [ -x /usr/sbin/slapd ] || ! [ -x /usr/sbin/slapadd ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: slapd is missing and I am not root to install it; tests/auth need it. Run 'make test' as root." >&2
+    exit 1
+  fi
+  echo "test-deps: installing slapd and ldap-utils with apt"
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null
+fi
+echo "test-deps: $(/usr/sbin/slapd -VV 2>&1 | head -n1)"
 
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from reprolab_cli.client import Client
@@ -30,6 +31,8 @@ OIDC_USERS = [
      "groups": ["students-2026"]},
     {"sub": "c0ffee-taken", "preferred_username": "taken-name", "name": "Someone", "email": "t@uni.example"},
 ]
+LDAP_COURSE = "ldap-course"
+LDAP_GROUP_ROLES = {"cs-staff": f"{LDAP_COURSE}:instructor", "cs-students": f"{LDAP_COURSE}:student"}
 OIDC_GROUP_ROLES = {"staff": f"{SSO_COURSE}:instructor", "students-2026": f"{SSO_COURSE}:student,nowhere:student"}
 _counter = itertools.count(1)
 
@@ -45,6 +48,7 @@ class Accounts:
     platform: Platform
     admin: Client
     oidc_issuer: str = ""
+    slapd: Any = None
 
     @property
     def url(self) -> str:

@@ -14,7 +14,8 @@ from reprolab_cli.client import Client
 from reprolab_cli.supervisor import Platform
 from reprolab_common.natsserver import free_port
 
-from .authkit import OIDC_CLIENT_ID, OIDC_GROUP_ROLES, OIDC_USERS, Accounts
+from .authkit import LDAP_GROUP_ROLES, OIDC_CLIENT_ID, OIDC_GROUP_ROLES, OIDC_USERS, Accounts
+from .slapd import READER_DN, READER_PASSWORD, SUFFIX, Slapd
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +48,30 @@ def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def accounts(tmp_path_factory: pytest.TempPathFactory, oidc_issuer: str) -> Iterator[Accounts]:
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """Debian's slapd with the tests' own config and directory (scripts/test-deps.sh installs it)."""
+    server = Slapd(tmp_path_factory.mktemp("slapd")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts(tmp_path_factory: pytest.TempPathFactory, oidc_issuer: str, slapd: Slapd) -> Iterator[Accounts]:
     extra = {"REPROLAB_AUDIT_CHECKPOINT_EVERY": "10", "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
              "REPROLAB_GATEWAY_REGISTRATION": "invite", "REPROLAB_GATEWAY_SIGNIN_LOCK_SECONDS": "60",
              "REPROLAB_GATEWAY_OIDC_ISSUER": oidc_issuer, "REPROLAB_GATEWAY_OIDC_CLIENT_ID": OIDC_CLIENT_ID,
              "REPROLAB_GATEWAY_OIDC_CLIENT_SECRET": "oidc-test-secret",
              "REPROLAB_GATEWAY_OIDC_GROUPS_CLAIM": "groups",
-             "REPROLAB_GATEWAY_OIDC_GROUP_ROLES": json.dumps(OIDC_GROUP_ROLES)}
+             "REPROLAB_GATEWAY_OIDC_GROUP_ROLES": json.dumps(OIDC_GROUP_ROLES),
+             # the directory over StartTLS, its certificate checked against the test CA
+             "REPROLAB_GATEWAY_LDAP_URL": slapd.url, "REPROLAB_GATEWAY_LDAP_START_TLS": "true",
+             "REPROLAB_GATEWAY_LDAP_CA_FILE": str(slapd.ca_file),
+             "REPROLAB_GATEWAY_LDAP_BIND_DN": READER_DN, "REPROLAB_GATEWAY_LDAP_BIND_PASSWORD": READER_PASSWORD,
+             "REPROLAB_GATEWAY_LDAP_BASE_DN": f"ou=people,{SUFFIX}",
+             "REPROLAB_GATEWAY_LDAP_GROUP_BASE_DN": f"ou=groups,{SUFFIX}",
+             "REPROLAB_GATEWAY_LDAP_GROUP_ROLES": json.dumps(LDAP_GROUP_ROLES)}
     platform = Platform(tmp_path_factory.mktemp("platform-accounts"), extra_env=extra)
     try:
         platform.start(timeout=90)
@@ -61,6 +79,6 @@ def accounts(tmp_path_factory: pytest.TempPathFactory, oidc_issuer: str) -> Iter
         platform.stop()
         raise
     admin = Client(platform.url, platform.admin_token())
-    yield Accounts(platform, admin, oidc_issuer)
+    yield Accounts(platform, admin, oidc_issuer, slapd)
     admin.close()
     platform.stop()

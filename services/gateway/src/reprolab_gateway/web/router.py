@@ -15,15 +15,19 @@ cannot sign a browser in or out either.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
+from anyio import from_thread
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ..api.deps import SessionDep, SettingsDep, authenticate, session_user
+from ..auth.directory import grant_group_roles
+from ..auth.ldap import ldap_signin
 from ..auth.sessions import clear_session_cookies, client_address, end_session, is_https, start_session
 from ..auth.signin import SignInRefused, password_signin, record_failure
 from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, looks_like_token, new_csrf_token
@@ -107,21 +111,26 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, token: A
     response = RedirectResponse(_safe_next(next), status_code=303)
     if token or not username:
         return _token_login(request, session, settings, token.strip(), next, response)
+    person = None
     try:
         if settings.ldap_url and not _has_local_password(session, username):
-            from ..auth.ldap import ldap_signin  # only where LDAP is configured
-
             user = ldap_signin(request, session, settings, username=username, password=password)
-            method = "ldap"
+            person = request.state.sso_person
         else:
             user = password_signin(session, request.app.state.signin_throttle, settings, username=username,
                                    password=password, address=client_address(request))
-            method = "password"
     except SignInRefused as refused:
         headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else None
         return _login_page(request, settings, status=refused.status, next=next, error=refused.message,
                            username=username, headers=headers)
-    start_session(session, user, response, request, method=method)
+    if person is None:
+        start_session(session, user, response, request, method="password")
+        return response
+    start_session(session, user, response, request, method="ldap", issuer=person.issuer,
+                  external_subject=person.subject)
+    # this route runs in a worker thread; the registry is asked from the event loop
+    from_thread.run(partial(grant_group_roles, request, user, person.groups, settings.ldap_group_roles,
+                            method="ldap"))
     return response
 
 
