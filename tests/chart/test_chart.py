@@ -198,6 +198,26 @@ def test_builder_uses_the_kubernetes_backend_and_a_real_registry(default_docs: l
     assert base64.b64decode(auths["registry.example.edu"]["auth"]) == b"reprolab:registry-pw"
 
 
+def test_the_gateway_issues_registry_tokens_only_with_the_issuer_secret(
+        default_docs: list[dict[str, Any]], full_docs: list[dict[str, Any]]) -> None:
+    def gateway(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("gateway")]
+        pod = dep["spec"]["template"]["spec"]
+        return {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}, pod
+
+    env, pod = gateway(full_docs)
+    where = "/etc/reprolab/registry-token"
+    assert env["REPROLAB_GATEWAY_REGISTRY_TOKEN_KEY_FILE"] == f"{where}/token-key.pem"
+    assert env["REPROLAB_GATEWAY_REGISTRY_TOKEN_CERT_FILE"] == f"{where}/token-cert.pem"
+    assert env["REPROLAB_GATEWAY_REGISTRY_CREDENTIALS_FILE"] == f"{where}/service-credentials.json"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "registry-token"]
+    assert volume["secret"] == {"secretName": "reprolab-registry-token", "defaultMode": 0o400}
+    assert {"name": "registry-token", "mountPath": where, "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    env, pod = gateway(default_docs)
+    assert not any(k.startswith("REPROLAB_GATEWAY_REGISTRY_") for k in env)
+    assert all(v["name"] != "registry-token" for v in pod["volumes"])
+
+
 def test_runner_offers_the_kubernetes_target(default_docs: list[dict[str, Any]]) -> None:
     (dep,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rl-reprolab-runner"]
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}

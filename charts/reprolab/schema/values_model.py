@@ -80,6 +80,10 @@ class OciRegistry(Strict):
     username: str = Field("", description="Push user; the chart writes the build namespace's auth.json Secret.")
     password: str = Field("", description="Its password.")
     existingSecret: str = Field("", description="Secret in the build namespace with key auth.json (wins over inline).")
+    tokenIssuerSecret: str = Field(
+        "", description="Secret (keys token-key.pem, token-cert.pem, service-credentials.json) that makes the gateway "
+        "the registry's token issuer at /api/v1/registry/token; configure the registry's auth.token with that realm, "
+        "service reprolab-registry, issuer reprolab and rootcertbundle token-cert.pem, and push as reprolab-builder.")
 
 
 class NetworkPolicy(Strict):
