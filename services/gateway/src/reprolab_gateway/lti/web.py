@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from ..api.deps import SessionDep, SettingsDep
 from ..auth.sessions import start_session
 from ..clients import RegistryClient
+from ..core.security import csrf_matches
 from ..models import User
-from ..web.router import templates
+from ..web.router import PortalUser, templates
+from ..web.router import _page as portal_page
 from . import audit, deeplink, flows
 from .keys import tool_jwks, tool_key
 from .launch import (
@@ -35,7 +37,7 @@ from .launch import (
 )
 from .models import LtiContext, LtiPlatform
 from .platform_keys import PlatformKeys
-from .platforms import list_all
+from .platforms import deployments, list_all, register
 
 log = logging.getLogger(__name__)
 
@@ -256,3 +258,49 @@ def canvas_config(base: str) -> dict[str, Any]:
 @router.get("/canvas.json")
 def canvas_json(request: Request) -> JSONResponse:
     return JSONResponse(canvas_config(_base(request)))
+
+
+# --- the platform admin's page in the portal -----------------------------------------------------------
+
+def _setup_page(request: Request, db: Session, user: User, *, status: int = 200, **context: Any) -> Response:
+    rows = [{"title": p.title, "issuer": p.issuer, "client_id": p.client_id, "deployments": deployments(p)}
+            for p in list_all(db)]
+    return portal_page(request, "lti_setup.html", user, status=status, page="lti", tool=tool_values(_base(request)),
+                       platforms=rows, **context)
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_page(request: Request, db: SessionDep, user: PortalUser) -> Response:
+    """Platform admins: the values to give the LMS, the registered LMSs, and a form to register one."""
+    if user is None:
+        return RedirectResponse("/?next=/lti/setup", status_code=303)
+    if not user.platform_admin:
+        return _setup_denied(request)
+    return _setup_page(request, db, user)
+
+
+@router.post("/setup", response_class=HTMLResponse)
+def setup_register(request: Request, db: SessionDep, user: PortalUser, csrf: Annotated[str, Form()] = "",
+                   title: Annotated[str, Form()] = "", issuer: Annotated[str, Form()] = "",
+                   client_id: Annotated[str, Form()] = "", auth_login_url: Annotated[str, Form()] = "",
+                   token_url: Annotated[str, Form()] = "", jwks_url: Annotated[str, Form()] = "",
+                   deployment_ids: Annotated[str, Form()] = "") -> Response:
+    if user is None:
+        return RedirectResponse("/?next=/lti/setup", status_code=303)
+    if not user.platform_admin:
+        return _setup_denied(request)
+    if not csrf_matches(request, csrf):
+        return _setup_page(request, db, user, status=400, error="The form expired; reload the page and try again.")
+    try:
+        row = register(db, title=title, issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
+                       token_url=token_url, jwks_url=jwks_url,
+                       deployment_ids=[d.strip() for d in deployment_ids.split(",") if d.strip()])
+    except ProblemError as exc:
+        return _setup_page(request, db, user, status=exc.status, error=exc.to_dict()["detail"])
+    audit.record(db, request, type="platform_registered", subject=f"lti/platforms/{row.id}",
+                 actor=audit.actor_of(user), issuer=row.issuer, client_id=row.client_id)
+    return _setup_page(request, db, user, status=201, notice=f"Registered {row.title} ({row.issuer}).")
+
+
+def _setup_denied(request: Request) -> Response:
+    return HTMLResponse("Only a platform admin can register LMSs.", status_code=403)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from reprolab.v1 import common_pb2
 from reprolab_common.errors import Forbidden, NotFound, ServiceUnavailable
@@ -139,9 +139,11 @@ def update_platform(platform_id: str, body: PlatformPatch, db: SessionDep, _admi
     return Platform.of(platforms.update(db, platform_id, **body.model_dump()))
 
 
-@router.delete("/platforms/{platform_id}", status_code=204)
-def delete_platform(platform_id: str, db: SessionDep, _admin: PlatformAdmin) -> None:
+@router.delete("/platforms/{platform_id}", status_code=204, response_class=Response)
+def delete_platform(platform_id: str, db: SessionDep, _admin: PlatformAdmin) -> Response:
+    """Remove an LMS registration (its courses' links, logins and grade records go with it)."""
     platforms.delete(db, platform_id)
+    return Response(status_code=204)
 
 
 @router.get("/tool", response_model=ToolConfig)
