@@ -6,7 +6,7 @@ assignment whose evaluation scores predictions against the hidden labels. bob fo
 adds a package, builds his fork, trains a model in it on this machine (target ``local``) and is
 scored in a separate evaluation sandbox; the leaderboard ranks him against alice's baseline. The
 activity log is exported and verified offline, and a tampered copy fails. The story ends with the
-portal's URL and a token to log in as each person.
+portal's URL and each person's username, password (set fresh each run) and API token.
 
 The platform the demo starts is its own (a fresh data directory). When the demo runs in a terminal
 it keeps that platform running afterwards, so the portal can be explored, until Ctrl-C; without a
@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -181,7 +182,9 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
             if getattr(exc, "hint", ""):
                 console.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}")  # type: ignore[union-attr]
             return 1
-        _goodbye(console, url, {"admin": token, **tokens})
+        # the people sign in to the portal with passwords; the admin's is set only on the demo's own platform
+        passwords = _set_passwords(Client(url, token), [*(["admin"] if platform is not None else []), *tokens])
+        _goodbye(console, url, {"admin": token, **tokens}, passwords)
         if platform is not None and keep_running:
             console.print(f"The platform keeps running at [bold]{url}/[/bold] until you press Ctrl-C "
                           f"(logs in {platform.log_dir}).")
@@ -192,12 +195,29 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
     return 0
 
 
-def _goodbye(console: Console, url: str, tokens: dict[str, str]) -> None:
-    console.print(f"\n[bold]Portal:[/bold] {url}/  log in with one of these tokens:")
+def _set_passwords(admin: Client, names: list[str]) -> dict[str, str]:
+    """A fresh random password for each demo person (a platform without passwords: none)."""
+    passwords: dict[str, str] = {}
+    for name in names:
+        password = secrets.token_urlsafe(9)
+        try:
+            admin.request("PUT", f"/users/{name}/password", json={"password": password}, expect=(204,))
+        except ReprolabError:
+            return {}
+        passwords[name] = password
+    return passwords
+
+
+def _goodbye(console: Console, url: str, tokens: dict[str, str], passwords: dict[str, str] | None = None) -> None:
+    passwords = passwords or {}
+    console.print(f"\n[bold]Portal:[/bold] {url}/  sign in with a username and password (API tokens are for "
+                  "scripts and the CLI; the sign-in page takes them too):")
     roles = {"admin": "platform admin", "alice": "instructor of intro-ml", "bob": "student of intro-ml"}
+    console.print(f"  {'user':<6} {'role':<23} {'password':<14} API token", highlight=False)
     for name, token in tokens.items():
-        # whole tokens, never wrapped or cut, so they can be copied
-        console.print(f"  {name:<6} {roles.get(name, ''):<23} {token}", soft_wrap=True, highlight=False)
+        # whole passwords and tokens, never wrapped or cut, so they can be copied
+        console.print(f"  {name:<6} {roles.get(name, ''):<23} {passwords.get(name, '-'):<14} {token}",
+                      soft_wrap=True, highlight=False)
     console.print(f"CLI: export REPROLAB_URL={url} REPROLAB_TOKEN=<token>", soft_wrap=True, highlight=False)
 
 

@@ -256,7 +256,8 @@ def demo(data_dir: Annotated[Path, typer.Option(help="Fresh directory for the de
          ) -> None:
     """The course story through the REST API: an instructor sets up "Intro to ML" with the Iris data, an
     environment and an assignment; a student forks the environment, trains locally and is scored on the
-    leaderboard; the activity log is exported and verified. Ends with the portal URL and login tokens."""
+    leaderboard; the activity log is exported and verified. Ends with the portal URL and each person's
+    username, password and API token."""
     from .demo import run_demo
 
     if keep_running is None:
