@@ -287,3 +287,56 @@ def test_secrets_are_private_and_kept_across_restarts(lab: Lab) -> None:
     secrets = rt.service_credentials(files[2]).values()
     assert not any(s in logs for s in secrets)
     assert lab.alice[1] not in logs
+
+
+def _gone(image: str) -> str:
+    subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+    return image
+
+
+def test_the_runner_pulls_with_its_own_credentials_and_only_from_this_registry(lab: Lab) -> None:
+    """The local target's pull (podman's Docker API, X-Registry-Auth) with the runner's auth file."""
+    from types import SimpleNamespace
+
+    from reprolab_runner.targets.base import TargetError
+    from reprolab_runner.targets.local import LocalTarget
+
+    image = _gone(f"{lab.host}/{lab.other}/secret:v1")
+    settings = SimpleNamespace(docker_url=f"unix://{lab.platform.podman_socket}", registry_tls_verify=False,
+                               registry_auth_file=lab.platform.registry_auth_file("runner"))
+    LocalTarget(settings)._ensure_image(image)  # any repository: the gateway authorised the run already
+    assert _gone(image)
+    with pytest.raises(TargetError, match="cannot pull image"):
+        LocalTarget(SimpleNamespace(**{**vars(settings), "registry_auth_file": None}))._ensure_image(image)
+    # the credential is looked up by the image's own host: another registry never receives it
+    assert rt.credentials_for(settings.registry_auth_file, "registry.example.org/x/y:v1") is None
+    assert rt.credentials_for(settings.registry_auth_file, image)[0] == rt.RUNNER
+
+
+def test_the_run_agent_pulls_with_a_grant_from_a_private_file(lab: Lab, tmp_path: Path) -> None:
+    """What a cloud VM runs: ``podman pull --authfile`` with the job's grant, never the runner's password."""
+    from reprolab_runner.agent import run_agent
+
+    image = _gone(f"{lab.host}/{lab.course}/py:v1")
+    grant = rt.grant_for(lab.platform.registry_auth_file("runner"), image, 600)
+    run_agent.pull("podman", image, False, grant, str(tmp_path))
+    written = tmp_path / "registry-auth" / "config.json"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    runner_password = rt.credentials_for(lab.platform.registry_auth_file("runner"), image)[1]
+    assert runner_password not in written.read_text() and runner_password not in json.dumps(grant)
+    _gone(image)
+
+
+def test_cli_pull_signs_in_as_the_user(lab: Lab) -> None:
+    """``reprolab env pull`` (and the demo) pull through a private temporary auth file."""
+    from reprolab_cli.pull_cmd import pull_image
+
+    image = _gone(f"{lab.host}/{lab.course}/py-alice:v1")
+    alice, bob = lab.admin.as_user(lab.alice[1]), lab.admin.as_user(lab.bob[1])
+    done = pull_image(alice, "podman", image, quiet=True)
+    assert done.returncode == 0, done.stderr
+    _gone(image)
+    refused = pull_image(bob, "podman", image, quiet=True)
+    assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower()
+    alice.close()
+    bob.close()
