@@ -185,7 +185,10 @@ async def test_revoked_token_gets_401(gateway):
     token, token_id = created.json()["token"], created.json()["id"]
     assert (await gateway.client.get("/api/v1/me", headers=gateway.auth(token))).status_code == 200
 
+    # not with itself (409: the caller would lock itself out), with the user's other token
     r = await gateway.client.delete(f"/api/v1/me/tokens/{token_id}", headers=gateway.auth(token))
+    assert r.status_code == 409
+    r = await gateway.client.delete(f"/api/v1/me/tokens/{token_id}", headers=gateway.auth())
     assert r.status_code == 204
     body = problem(await gateway.client.get("/api/v1/me", headers=gateway.auth(token)), 401)
     assert "revoked" in body["detail"]

@@ -173,3 +173,40 @@ def test_every_kind_of_response_carries_the_security_headers(gaps) -> None:
     assert f"'sha256-{digest}'" in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
     # the portal's own, page-specific policy is kept (it allows its scripts and styles from here)
     assert "script-src 'self'" in answers["portal page"].headers["content-security-policy"]
+
+
+# --- an admin cannot lock itself out by revoking tokens ---------------------------------------------
+
+def _token_id(client, name: str | None = None) -> list[str]:
+    return [t["id"] for t in client.get("/me/tokens")["items"] if not t.get("revoked") and name in (None, t["name"])]
+
+
+def test_revoking_the_token_in_use_or_an_admins_last_one_is_refused(gaps) -> None:
+    # the bootstrap admin's own token, with itself
+    (boot,) = _token_id(gaps.admin, "bootstrap")
+    with pytest.raises(ApiError) as info:
+        gaps.admin.request("DELETE", f"/me/tokens/{boot}", expect=(204,))
+    assert info.value.status == 409 and "authenticated with the token you are revoking" in info.value.problem["detail"]
+    assert gaps.admin.get("/me")["username"] == "admin"
+    # another admin: the token in use is refused, another one of its tokens is not
+    _, first, admin = gaps.user("adm", admin=True)
+    (first_id,) = _token_id(admin)
+    with pytest.raises(ApiError) as info:
+        admin.request("DELETE", f"/me/tokens/{first_id}", expect=(204,))
+    assert info.value.status == 409
+    second = admin.post("/me/tokens", json={"name": "second"})["token"]
+    admin2 = gaps.admin.as_user(second)
+    admin2.request("DELETE", f"/me/tokens/{first_id}", expect=(204,))
+    with pytest.raises(ApiError):
+        admin.get("/me")
+    # signed in to the portal with its only token, it cannot revoke that one either (no password to come back with)
+    with httpx.Client(base_url=gaps.platform.url, timeout=30) as browser:
+        browser.get("/")
+        csrf = browser.cookies["reprolab_csrf"]
+        assert browser.post("/login", data={"token": second, "csrf": csrf}).status_code == 303
+        headers = {"X-Reprolab-CSRF": browser.cookies["reprolab_csrf"]}
+        (second_id,) = _token_id(admin2)
+        r = browser.delete(f"/api/v1/me/tokens/{second_id}", headers=headers)
+        assert r.status_code == 409 and "last API token" in r.json()["detail"], r.text
+        assert browser.post("/api/v1/me/tokens", json={"name": "third"}, headers=headers).status_code == 201
+        assert browser.delete(f"/api/v1/me/tokens/{second_id}", headers=headers).status_code == 204

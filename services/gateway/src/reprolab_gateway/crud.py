@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from reprolab_common.errors import Conflict, NotFound
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,10 +65,24 @@ def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
     )
 
 
-def revoke_token(session: Session, *, user: User, token_id: str) -> None:
+def revoke_token(session: Session, *, user: User, token_id: str, current_token: str = "") -> None:
+    """Revoke one of ``user``'s tokens. Refused (409) when it would leave the caller without a way back:
+    the token this request is authenticated with (``current_token``), or a platform admin's last live
+    token while the admin has no password (nobody could mint a new admin token over the API)."""
     row = session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise NotFound(f"you have no token with id {token_id!r}; GET /api/v1/me/tokens lists yours")
+    if current_token and row.token_hash == hash_token(current_token):
+        raise Conflict("this request is authenticated with the token you are revoking, so you would lock "
+                       "yourself out; revoke it from another token or a portal session "
+                       "(create one with POST /api/v1/me/tokens)")
+    if user.platform_admin and not row.revoked and not user.password_hash:
+        live = session.scalar(select(func.count()).select_from(ApiToken)
+                              .where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False)))
+        if live <= 1:
+            raise Conflict("this is your last API token and you are a platform admin without a password: "
+                           "revoking it would leave no way to sign in as you; create another token first "
+                           "(POST /api/v1/me/tokens) or set a password")
     row.revoked = True
     session.commit()
     forget_tokens()

@@ -1,6 +1,6 @@
 """The caller: who am I, and my API tokens."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from ... import crud
 from ...core.bodylimit import BodyLimitedRoute
@@ -30,7 +30,10 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> TokenList:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
-def revoke_token(token_id: str, session: SessionDep, user: CurrentUser) -> Response:
-    """Revoke one of the caller's tokens; it stops working at once."""
-    crud.revoke_token(session, user=user, token_id=token_id)
+def revoke_token(token_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Revoke one of the caller's tokens; it stops working at once. Not the token this request is
+    authenticated with, nor a password-less platform admin's last one (409: you would be locked out)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    crud.revoke_token(session, user=user, token_id=token_id,
+                      current_token=value.strip() if scheme.lower() == "bearer" else "")
     return Response(status_code=204)
