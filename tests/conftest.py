@@ -1,17 +1,24 @@
-"""Shared fixtures: real NATS (a private nats-server per session) and real PostgreSQL."""
+"""Shared fixtures: real NATS (a private nats-server per session), real PostgreSQL, and the whole platform
+(``running``: nats-server + the services as real processes, once per database) for tests/integration and
+tests/security."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from reprolab_cli.client import Client
+from reprolab_cli.supervisor import Platform
 from reprolab_common.localregistry import LocalRegistry
 from reprolab_common.natsserver import NatsServer, free_port
 from sqlalchemy import create_engine, text
@@ -107,3 +114,69 @@ def base_image() -> str:
     """The offline Debian bookworm + python3 base (`make base-image`; built here if missing)."""
     subprocess.run(["bash", str(ROOT / "scripts" / "base-image.sh")], check=True)
     return BASE_IMAGE
+
+
+# --- the whole platform -------------------------------------------------------------------
+
+MAX_UPLOAD = 1024 * 1024
+_counter = itertools.count()
+
+
+@dataclass
+class Running:
+    platform: Platform
+    admin: Client
+    backend: str
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.platform.data_dir / "objects"
+
+    def user(self, prefix: str = "u") -> tuple[str, Client]:
+        name = f"{prefix}{next(_counter)}-{uuid.uuid4().hex[:6]}"
+        token = self.admin.post("/users", json={"username": name})["token"]
+        return name, self.admin.as_user(token)
+
+    def workspace(self, owner: Client, prefix: str = "ws") -> str:
+        slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        owner.post("/workspaces", json={"slug": slug, "title": f"Workspace {slug}"})
+        return slug
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    extra = {"REPROLAB_GATEWAY_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "REPROLAB_AUDIT_CHECKPOINT_EVERY": "10",
+             "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
+             # a killed builder's job comes back after this many seconds without a heartbeat
+             "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10", "REPROLAB_RUNNER_ACK_WAIT_SECONDS": "10",
+             # test_import imports its fixture folders by path too
+             "REPROLAB_GATEWAY_IMPORT_ROOTS": json.dumps([str(Path(__file__).parent / "importer" / "repos")])}
+    prefix = None
+    drop = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        drop = request.getfixturevalue("drop_pg_schemas")
+        prefix = f"it{uuid.uuid4().hex[:8]}_"
+        extra |= {"REPROLAB_DATABASE_URL": url, "REPROLAB_DATABASE_SCHEMA_PREFIX": prefix}
+    platform = Platform(tmp_path_factory.mktemp(f"platform-{request.param}"), extra_env=extra)
+    try:
+        platform.start(timeout=90)
+    except Exception:
+        platform.stop()
+        raise
+    admin = Client(platform.url, platform.admin_token())
+    yield Running(platform, admin, request.param)
+    admin.close()
+    platform.stop()
+    if drop and prefix:
+        drop(prefix)
+
+
+@pytest.fixture
+def course(running: Running):
+    """A workspace with an instructor who owns it and a student member."""
+    iname, instructor = running.user("teach")
+    sname, student = running.user("stud")
+    ws = running.workspace(instructor)
+    instructor.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
+    return ws, (iname, instructor), (sname, student)
