@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,8 @@ from . import publish, service
 from .backends.base import BuildError
 from .config import BuilderSettings
 from .lock import lock_digest, resolve
-from .models import Build, Status
+from .logstream import Scrubber
+from .models import Build, BuildTarget, Status
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,20 @@ def _content(lock: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in lock.items() if k not in ("parent", "image")}
 
 
-def build_proto(build: Build, *, joined: bool = False, workspaces: list[str] = ()) -> builder_pb2.Build:
+def build_proto(build: Build, *, joined: bool = False, targets: Sequence[BuildTarget] = ()) -> builder_pb2.Build:
+    """The build with every version it serves (``serves``): the build's own first, then the joined ones."""
     msg = builder_pb2.Build(
         id=build.id, workspace=build.workspace, environment=build.environment, version=build.version,
         lock_digest=build.lock_digest or "", status=STATUS[Status(build.status)], image_ref=build.image_ref,
         image_digest=build.image_digest, error=build.error, backend=build.backend, requested_by=build.requested_by,
-        joined=joined, workspaces=sorted({build.workspace, *workspaces}),
+        joined=joined, workspaces=sorted({build.workspace, *(t.workspace for t in targets)}),
     )
+    msg.serves.add(workspace=build.workspace, environment=build.environment, version=build.version,
+                   image_ref=build.image_ref, requested_by=build.requested_by)
+    for t in targets:
+        if (t.workspace, t.environment, t.version) != (build.workspace, build.environment, build.version):
+            msg.serves.add(workspace=t.workspace, environment=t.environment, version=t.version,
+                           image_ref=t.image_ref, requested_by=t.requested_by)
     msg.created_at.FromDatetime(build.created_at)
     if build.finished_at:
         msg.finished_at.FromDatetime(build.finished_at)
@@ -80,7 +88,7 @@ class Api:
                                            log=lambda line: log.info("resolve %s/%s: %s", r.workspace,
                                                                      r.environment, line))
         except BuildError as exc:
-            error = str(exc)
+            error = Scrubber.for_host(self.settings)(str(exc))  # no host path in what the requester reads
             build = await transact(self.sessions, lambda s: service.record_failed_resolution(
                 session=s, error=error, **common))
             self.wake_outbox()
@@ -105,12 +113,12 @@ class Api:
         elif requested.build.status == Status.SUCCEEDED:
             await self.publish_targets(requested.build.id)
         return build_proto(requested.build, joined=requested.joined,
-                           workspaces=[t.workspace for t in requested.targets])
+                           targets=requested.targets)
 
     async def get(self, r: builder_pb2.GetBuildRequest) -> builder_pb2.Build:
         def _read(s: Any) -> builder_pb2.Build:
             build = service.get_build(session=s, build_id=r.build_id)
-            return build_proto(build, workspaces=[t.workspace for t in service.targets(session=s, build_id=build.id)])
+            return build_proto(build, targets=service.targets(session=s, build_id=build.id))
 
         return await transact(self.sessions, _read)
 
@@ -123,10 +131,12 @@ class Api:
 
         def _read(s: Any) -> builder_pb2.BuildList:
             reply = builder_pb2.BuildList()
-            for build, version in service.history(session=s, workspace=r.workspace, environment=r.environment,
-                                                  version=r.version, limit=limit):
+            rows = service.history(session=s, workspace=r.workspace, environment=r.environment, version=r.version,
+                                   limit=limit)
+            served = service.targets_of(session=s, build_ids={build.id for build, _ in rows})
+            for build, version in rows:
                 item = build_proto(build, joined=build.workspace != r.workspace or build.environment != r.environment
-                                   or build.version != version)
+                                   or build.version != version, targets=served[build.id])
                 # seen from this environment: the version it served here
                 item.workspace, item.environment, item.version = r.workspace, r.environment, version
                 reply.items.append(item)

@@ -1,4 +1,5 @@
-"""Build output, line by line, to the LOGS stream (``logs.build.<id>``) and the object store.
+"""Build output, line by line, to the LOGS stream (``logs.build.<id>``) and the object store, scrubbed
+of host paths and workspace names (``Scrubber``).
 
 The build runs in a worker thread; ``write`` is thread-safe and hands lines to the event loop, which
 publishes them in small batches. The last message carries the ``Reprolab-Log-End`` header so a
@@ -10,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from reprolab_common.nats import LOG_END_HEADER
 from reprolab_common.objectstore import ObjectStore
+
+from .config import BuilderSettings
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +27,69 @@ END_HEADER = LOG_END_HEADER
 _SECRET_URL = re.compile(r"(\w+://)[^/\s:@]+:[^/\s@]+@")
 
 
+# Host places no reader needs to see: container storage, and the temporary directories tools make.
+_HOST_PATHS = (
+    (re.compile(r"(?:/var/lib|/run|/home/[^/\s]+/\.local/share|/root/\.local/share)/containers(?:/[^\s'\":]*)?"),
+     "<containers>"),
+    (re.compile(r"/(?:var/)?tmp/(?:reprolab-(?!agent)|tmp|pytest-of-|buildah|podman)[^\s'\":]*"), "<tmp>"),
+)
+
+
 def redact(line: str) -> str:
     return _SECRET_URL.sub(r"\1***:***@", line)
 
 
+@dataclass(frozen=True)
+class Scrubber:
+    """Takes what a build log or error must not show a reader out of a line: credentials in URLs, the
+    builder host's paths (data directory, caches, temporary and storage directories) and the names of
+    the workspace and environment the build was first requested for. A build an identical lock shares
+    is read from other workspaces, so its log names neither; its image is ``<image>``."""
+
+    replacements: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_host(cls, settings: BuilderSettings) -> Scrubber:
+        places = {settings.cache_root(): "<builder-cache>", settings.common.data_dir: "<data>"}
+        for path in (settings.registry_auth_file, settings.pip_cert):
+            if path is not None:
+                places[path] = f"<{path.name}>"
+        pairs: dict[str, str] = {}
+        for path, name in places.items():
+            for form in {str(path), str(path.resolve())}:
+                if form.startswith("/") and len(form) > 1:  # a relative form would match inside other paths
+                    pairs.setdefault(form.rstrip("/"), name)
+        return cls(tuple(sorted(pairs.items(), key=lambda kv: -len(kv[0]))))
+
+    def naming(self, image_ref: str, workspace: str) -> Scrubber:
+        """This scrubber, also hiding the image repository and workspace of one build."""
+        repository = image_ref.rsplit(":", 1)[0] if image_ref.rfind(":") > image_ref.rfind("/") else image_ref
+        more = ((repository, "<image>"), (f"workspaces/{workspace}/", "workspaces/<workspace>/"))
+        return Scrubber(tuple(sorted(self.replacements + more, key=lambda kv: -len(kv[0]))))
+
+    def __call__(self, text: str) -> str:
+        text = redact(text)
+        for found, name in self.replacements:
+            text = text.replace(found, name)
+        for pattern, name in _HOST_PATHS:
+            text = pattern.sub(name, text)
+        return text
+
+
 class LogStream:
-    def __init__(self, js: JetStreamContext, subject: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, js: JetStreamContext, subject: str, loop: asyncio.AbstractEventLoop,
+                 scrub: Callable[[str], str] = redact) -> None:
         self.js = js
         self.subject = subject
         self.loop = loop
+        self.scrub = scrub
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.lines: list[str] = []
         self.task = loop.create_task(self._pump())
 
     def write(self, line: str) -> None:
         """Thread-safe."""
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, redact(line.rstrip("\n")))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, self.scrub(line.rstrip("\n")))
 
     async def _pump(self) -> None:
         done = False

@@ -66,6 +66,7 @@ class BuildTarget(Base):
     version: Mapped[int] = mapped_column(Integer)
     image_ref: Mapped[str] = mapped_column(String(400), default="")
     recorded: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
 
 OutboxEvent = outbox_table(Base)

@@ -82,7 +82,8 @@ def request_build(*, session: Session, actor: common_pb2.Actor, workspace: str, 
         BuildTarget.version == version)).scalar_one_or_none()
     if target is None:
         session.add(BuildTarget(build_id=build.id, workspace=workspace, environment=environment, version=version,
-                                image_ref=image_ref(registry, workspace, environment, version)))
+                                image_ref=image_ref(registry, workspace, environment, version),
+                                requested_by=actor.username))
         session.flush()
     targets = list(session.execute(select(BuildTarget).where(BuildTarget.build_id == build.id)).scalars())
     return Requested(build=build, joined=joined, enqueue=enqueue, targets=targets)
@@ -161,6 +162,15 @@ def fail(*, session: Session, build_id: str, error: str) -> Build:
 def targets(*, session: Session, build_id: str) -> list[BuildTarget]:
     return list(session.execute(select(BuildTarget).where(BuildTarget.build_id == build_id)
                                 .order_by(BuildTarget.id)).scalars())
+
+
+def targets_of(*, session: Session, build_ids: set[str]) -> dict[str, list[BuildTarget]]:
+    """The versions each of several builds serves, in one query."""
+    found: dict[str, list[BuildTarget]] = {i: [] for i in build_ids}
+    for t in session.execute(select(BuildTarget).where(BuildTarget.build_id.in_(build_ids))
+                             .order_by(BuildTarget.id)).scalars():
+        found[t.build_id].append(t)
+    return found
 
 
 def mark_recorded(*, session: Session, target_id: int) -> None:

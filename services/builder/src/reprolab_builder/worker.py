@@ -27,7 +27,7 @@ from .api import record_on_registry
 from .backends.base import BuildBackend, BuildError
 from .build import build_lock
 from .config import BuilderSettings
-from .logstream import LogStream
+from .logstream import LogStream, Scrubber
 from .models import Build, Status
 from .sbom import cyclonedx, inventory
 from .tagging import copy_tag
@@ -53,6 +53,7 @@ class Worker:
         self.backend = backend
         self.store = store
         self.wake_outbox = wake_outbox
+        self.scrub = Scrubber.for_host(settings)
 
     async def enqueue(self, build: Build) -> None:
         await self.js.publish(JobSubject.BUILD.value, job_for(build).SerializeToString(), stream=Stream.JOBS.value,
@@ -99,18 +100,20 @@ class Worker:
             await msg.ack()
             return
         heartbeat = asyncio.create_task(keep_in_progress(msg, self.settings.ack_wait_seconds))
-        logs = LogStream(self.js, f"logs.build.{build.id}", asyncio.get_running_loop())
-        logs.write(f"build {build.id} of {build.workspace}/{build.environment}/v{build.version} "
-                   f"(lock {build.lock_digest}, backend {self.backend.name}, delivery {msg.metadata.num_delivered})")
+        # read from every workspace the build serves: no workspace or environment name, no host path
+        scrub = self.scrub.naming(build.image_ref, build.workspace)
+        logs = LogStream(self.js, f"logs.build.{build.id}", asyncio.get_running_loop(), scrub)
+        logs.write(f"build {build.id} (lock {build.lock_digest}, backend {self.backend.name}, "
+                   f"delivery {msg.metadata.num_delivered})")
         status = Status.FAILED
         try:
-            status = await self._build(build, logs, msg)
+            status = await self._build(build, logs, msg, scrub)
         finally:
             heartbeat.cancel()
             await logs.close(status, self.store, f"builds/{build.id}/log.txt")
             self.wake_outbox()
 
-    async def _build(self, build: Build, logs: LogStream, msg: Any) -> Status:
+    async def _build(self, build: Build, logs: LogStream, msg: Any, scrub: Scrubber) -> Status:
         lock = json.loads(build.lock_json)
         parent_lock = None
         if build.parent_lock_digest:
@@ -123,7 +126,7 @@ class Worker:
                                              parent_lock=parent_lock, log=logs.write)
             sbom = await asyncio.to_thread(self._sbom, build, result.image_ref, result.digest)
         except BuildError as exc:
-            error = str(exc)
+            error = scrub(str(exc))
             logs.write(f"FAILED: {error}")
             await transact(self.sessions, lambda s: service.fail(session=s, build_id=build.id, error=error))
             await msg.ack()
@@ -131,7 +134,7 @@ class Worker:
         except Exception as exc:
             log.exception("build %s crashed", build.id)
             if msg.metadata.num_delivered >= self.settings.max_deliver:
-                error = f"the builder failed {msg.metadata.num_delivered} times: {type(exc).__name__}: {exc}"
+                error = scrub(f"the builder failed {msg.metadata.num_delivered} times: {type(exc).__name__}: {exc}")
                 logs.write(f"FAILED: {error}")
                 await transact(self.sessions, lambda s: service.fail(session=s, build_id=build.id, error=error))
                 await msg.ack()

@@ -26,49 +26,51 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from reprolab.v1 import common_pb2 as reprolab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19reprolab/v1/builder.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\xef\x02\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x13\n\x0block_digest\x18\x05 \x01(\t\x12(\n\x06status\x18\x06 \x01(\x0e\x32\x18.reprolab.v1.BuildStatus\x12\x11\n\timage_ref\x18\x07 \x01(\t\x12\x14\n\x0cimage_digest\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\r \x01(\t\x12\x0e\n\x06joined\x18\x0e \x01(\x08\x12\x12\n\nworkspaces\x18\x0f \x03(\t\"\xa0\x01\n\x13RequestBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x11\n\tspec_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_lock_digest\x18\x06 \x01(\t\"F\n\x0fGetBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"~\n\x11ListBuildsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05limit\x18\x05 \x01(\x05\".\n\tBuildList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.reprolab.v1.Build\"E\n\x0eGetSbomRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"0\n\x04Sbom\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63yclonedx_json\x18\x02 \x01(\t\"H\n\x0eGetLockRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x13\n\x0block_digest\x18\x02 \x01(\t\".\n\x04Lock\x12\x13\n\x0block_digest\x18\x01 \x01(\t\x12\x11\n\tlock_json\x18\x02 \x01(\t\"\x8a\x01\n\x1cPutRegistryCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\"\x8f\x01\n\x12RegistryCredential\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x10\n\x08registry\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x1eListRegistryCredentialsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"H\n\x16RegistryCredentialList\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.reprolab.v1.RegistryCredential\"i\n\x1f\x44\x65leteRegistryCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\"\x86\x01\n\x0ePublishRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x12\n\nsource_ref\x18\x03 \x01(\t\x12\x15\n\rsource_digest\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x05 \x01(\t\"4\n\rPublishResult\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"u\n\x12\x45xportImageRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x12\n\nsource_ref\x18\x03 \x01(\t\x12\x15\n\rsource_digest\x18\x04 \x01(\t\"A\n\rExportedImage\x12\x12\n\nobject_key\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t*\x93\x01\n\x0b\x42uildStatus\x12\x1c\n\x18\x42UILD_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UILD_STATUS_QUEUED\x10\x01\x12\x18\n\x14\x42UILD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16\x42UILD_STATUS_SUCCEEDED\x10\x03\x12\x17\n\x13\x42UILD_STATUS_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19reprolab/v1/builder.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"\x99\x03\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x13\n\x0block_digest\x18\x05 \x01(\t\x12(\n\x06status\x18\x06 \x01(\x0e\x32\x18.reprolab.v1.BuildStatus\x12\x11\n\timage_ref\x18\x07 \x01(\t\x12\x14\n\x0cimage_digest\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\r \x01(\t\x12\x0e\n\x06joined\x18\x0e \x01(\x08\x12\x12\n\nworkspaces\x18\x0f \x03(\t\x12(\n\x06serves\x18\x10 \x03(\x0b\x32\x18.reprolab.v1.BuildServes\"o\n\x0b\x42uildServes\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x11\n\timage_ref\x18\x04 \x01(\t\x12\x14\n\x0crequested_by\x18\x05 \x01(\t\"\xa0\x01\n\x13RequestBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x11\n\tspec_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_lock_digest\x18\x06 \x01(\t\"F\n\x0fGetBuildRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"~\n\x11ListBuildsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05limit\x18\x05 \x01(\x05\".\n\tBuildList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.reprolab.v1.Build\"E\n\x0eGetSbomRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"0\n\x04Sbom\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63yclonedx_json\x18\x02 \x01(\t\"H\n\x0eGetLockRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x13\n\x0block_digest\x18\x02 \x01(\t\".\n\x04Lock\x12\x13\n\x0block_digest\x18\x01 \x01(\t\x12\x11\n\tlock_json\x18\x02 \x01(\t\"\x8a\x01\n\x1cPutRegistryCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\"\x8f\x01\n\x12RegistryCredential\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x10\n\x08registry\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x1eListRegistryCredentialsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"H\n\x16RegistryCredentialList\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.reprolab.v1.RegistryCredential\"i\n\x1f\x44\x65leteRegistryCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\"\x86\x01\n\x0ePublishRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x12\n\nsource_ref\x18\x03 \x01(\t\x12\x15\n\rsource_digest\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x05 \x01(\t\"4\n\rPublishResult\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"u\n\x12\x45xportImageRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x12\n\nsource_ref\x18\x03 \x01(\t\x12\x15\n\rsource_digest\x18\x04 \x01(\t\"A\n\rExportedImage\x12\x12\n\nobject_key\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t*\x93\x01\n\x0b\x42uildStatus\x12\x1c\n\x18\x42UILD_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UILD_STATUS_QUEUED\x10\x01\x12\x18\n\x14\x42UILD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16\x42UILD_STATUS_SUCCEEDED\x10\x03\x12\x17\n\x13\x42UILD_STATUS_FAILED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reprolab.v1.builder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BUILDSTATUS']._serialized_start=2059
-  _globals['_BUILDSTATUS']._serialized_end=2206
+  _globals['_BUILDSTATUS']._serialized_start=2214
+  _globals['_BUILDSTATUS']._serialized_end=2361
   _globals['_BUILD']._serialized_start=102
-  _globals['_BUILD']._serialized_end=469
-  _globals['_REQUESTBUILDREQUEST']._serialized_start=472
-  _globals['_REQUESTBUILDREQUEST']._serialized_end=632
-  _globals['_GETBUILDREQUEST']._serialized_start=634
-  _globals['_GETBUILDREQUEST']._serialized_end=704
-  _globals['_LISTBUILDSREQUEST']._serialized_start=706
-  _globals['_LISTBUILDSREQUEST']._serialized_end=832
-  _globals['_BUILDLIST']._serialized_start=834
-  _globals['_BUILDLIST']._serialized_end=880
-  _globals['_GETSBOMREQUEST']._serialized_start=882
-  _globals['_GETSBOMREQUEST']._serialized_end=951
-  _globals['_SBOM']._serialized_start=953
-  _globals['_SBOM']._serialized_end=1001
-  _globals['_GETLOCKREQUEST']._serialized_start=1003
-  _globals['_GETLOCKREQUEST']._serialized_end=1075
-  _globals['_LOCK']._serialized_start=1077
-  _globals['_LOCK']._serialized_end=1123
-  _globals['_PUTREGISTRYCREDENTIALREQUEST']._serialized_start=1126
-  _globals['_PUTREGISTRYCREDENTIALREQUEST']._serialized_end=1264
-  _globals['_REGISTRYCREDENTIAL']._serialized_start=1267
-  _globals['_REGISTRYCREDENTIAL']._serialized_end=1410
-  _globals['_LISTREGISTRYCREDENTIALSREQUEST']._serialized_start=1412
-  _globals['_LISTREGISTRYCREDENTIALSREQUEST']._serialized_end=1498
-  _globals['_REGISTRYCREDENTIALLIST']._serialized_start=1500
-  _globals['_REGISTRYCREDENTIALLIST']._serialized_end=1572
-  _globals['_DELETEREGISTRYCREDENTIALREQUEST']._serialized_start=1574
-  _globals['_DELETEREGISTRYCREDENTIALREQUEST']._serialized_end=1679
-  _globals['_PUBLISHREQUEST']._serialized_start=1682
-  _globals['_PUBLISHREQUEST']._serialized_end=1816
-  _globals['_PUBLISHRESULT']._serialized_start=1818
-  _globals['_PUBLISHRESULT']._serialized_end=1870
-  _globals['_EXPORTIMAGEREQUEST']._serialized_start=1872
-  _globals['_EXPORTIMAGEREQUEST']._serialized_end=1989
-  _globals['_EXPORTEDIMAGE']._serialized_start=1991
-  _globals['_EXPORTEDIMAGE']._serialized_end=2056
+  _globals['_BUILD']._serialized_end=511
+  _globals['_BUILDSERVES']._serialized_start=513
+  _globals['_BUILDSERVES']._serialized_end=624
+  _globals['_REQUESTBUILDREQUEST']._serialized_start=627
+  _globals['_REQUESTBUILDREQUEST']._serialized_end=787
+  _globals['_GETBUILDREQUEST']._serialized_start=789
+  _globals['_GETBUILDREQUEST']._serialized_end=859
+  _globals['_LISTBUILDSREQUEST']._serialized_start=861
+  _globals['_LISTBUILDSREQUEST']._serialized_end=987
+  _globals['_BUILDLIST']._serialized_start=989
+  _globals['_BUILDLIST']._serialized_end=1035
+  _globals['_GETSBOMREQUEST']._serialized_start=1037
+  _globals['_GETSBOMREQUEST']._serialized_end=1106
+  _globals['_SBOM']._serialized_start=1108
+  _globals['_SBOM']._serialized_end=1156
+  _globals['_GETLOCKREQUEST']._serialized_start=1158
+  _globals['_GETLOCKREQUEST']._serialized_end=1230
+  _globals['_LOCK']._serialized_start=1232
+  _globals['_LOCK']._serialized_end=1278
+  _globals['_PUTREGISTRYCREDENTIALREQUEST']._serialized_start=1281
+  _globals['_PUTREGISTRYCREDENTIALREQUEST']._serialized_end=1419
+  _globals['_REGISTRYCREDENTIAL']._serialized_start=1422
+  _globals['_REGISTRYCREDENTIAL']._serialized_end=1565
+  _globals['_LISTREGISTRYCREDENTIALSREQUEST']._serialized_start=1567
+  _globals['_LISTREGISTRYCREDENTIALSREQUEST']._serialized_end=1653
+  _globals['_REGISTRYCREDENTIALLIST']._serialized_start=1655
+  _globals['_REGISTRYCREDENTIALLIST']._serialized_end=1727
+  _globals['_DELETEREGISTRYCREDENTIALREQUEST']._serialized_start=1729
+  _globals['_DELETEREGISTRYCREDENTIALREQUEST']._serialized_end=1834
+  _globals['_PUBLISHREQUEST']._serialized_start=1837
+  _globals['_PUBLISHREQUEST']._serialized_end=1971
+  _globals['_PUBLISHRESULT']._serialized_start=1973
+  _globals['_PUBLISHRESULT']._serialized_end=2025
+  _globals['_EXPORTIMAGEREQUEST']._serialized_start=2027
+  _globals['_EXPORTIMAGEREQUEST']._serialized_end=2144
+  _globals['_EXPORTEDIMAGE']._serialized_start=2146
+  _globals['_EXPORTEDIMAGE']._serialized_end=2211
 # @@protoc_insertion_point(module_scope)

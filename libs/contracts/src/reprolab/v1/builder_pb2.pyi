@@ -25,7 +25,7 @@ BUILD_STATUS_SUCCEEDED: BuildStatus
 BUILD_STATUS_FAILED: BuildStatus
 
 class Build(_message.Message):
-    __slots__ = ("id", "workspace", "environment", "version", "lock_digest", "status", "image_ref", "image_digest", "error", "backend", "created_at", "finished_at", "requested_by", "joined", "workspaces")
+    __slots__ = ("id", "workspace", "environment", "version", "lock_digest", "status", "image_ref", "image_digest", "error", "backend", "created_at", "finished_at", "requested_by", "joined", "workspaces", "serves")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class Build(_message.Message):
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     JOINED_FIELD_NUMBER: _ClassVar[int]
     WORKSPACES_FIELD_NUMBER: _ClassVar[int]
+    SERVES_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     environment: str
@@ -56,7 +57,22 @@ class Build(_message.Message):
     requested_by: str
     joined: bool
     workspaces: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., lock_digest: _Optional[str] = ..., status: _Optional[_Union[BuildStatus, str]] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., error: _Optional[str] = ..., backend: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., joined: _Optional[bool] = ..., workspaces: _Optional[_Iterable[str]] = ...) -> None: ...
+    serves: _containers.RepeatedCompositeFieldContainer[BuildServes]
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., lock_digest: _Optional[str] = ..., status: _Optional[_Union[BuildStatus, str]] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., error: _Optional[str] = ..., backend: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., joined: _Optional[bool] = ..., workspaces: _Optional[_Iterable[str]] = ..., serves: _Optional[_Iterable[_Union[BuildServes, _Mapping]]] = ...) -> None: ...
+
+class BuildServes(_message.Message):
+    __slots__ = ("workspace", "environment", "version", "image_ref", "requested_by")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    environment: str
+    version: int
+    image_ref: str
+    requested_by: str
+    def __init__(self, workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image_ref: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class RequestBuildRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "version", "spec_json", "parent_lock_digest")
