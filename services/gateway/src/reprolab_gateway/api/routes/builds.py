@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from reprolab.v1 import builder_pb2
 from reprolab_common.errors import Forbidden, NotFound, ProblemError
 
+from ...buildview import sbom_naming, seen_from
 from ...core.sse import log_events
 from ...schemas import INT32_MAX, Build, BuildList
 from ..deps import BuilderDep, NatsDep, RegistryDep
@@ -42,7 +43,7 @@ async def request_build(ws: str, env: str, registry: RegistryDep, builder: Build
             parent_lock = (await registry.get_version(*parent)).lock_digest
         except ProblemError:
             parent_lock = ""  # the parent is not visible to the caller: build from scratch
-    build = await builder.request(ws, env, n, version.spec_json, parent_lock)
+    build = seen_from(await builder.request(ws, env, n, version.spec_json, parent_lock), ws, env, n)
     body = Build.of(build)
     if build.status == builder_pb2.BUILD_STATUS_FAILED and not build.lock_digest:
         problem = ProblemError(f"version {n} of {env!r} cannot be built: {build.error}", status=422,
@@ -61,19 +62,33 @@ async def list_builds(ws: str, env: str, registry: RegistryDep, builder: Builder
     each with its log at ``/builds/{id}/logs``. Whoever can see the environment can see its builds."""
     await registry.get_environment(ws, env)  # 404 unless the caller can see it
     reply = await builder.list(ws, env, version, limit)
-    return BuildList(items=[Build.of(b) for b in reply.items])
+    return BuildList(items=[Build.of(seen_from(b, ws, env, b.version)) for b in reply.items])
 
 
 async def _visible_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -> builder_pb2.Build:
-    """A build is visible to members of any workspace it serves (identical locks share one build)."""
-    build = await builder.get(build_id)
-    for workspace in build.workspaces or [build.workspace]:
-        try:
-            await registry.get_workspace(workspace)
-            return build
-        except ProblemError as exc:
-            if exc.status != 404:
-                raise
+    """The build as the caller may see it: seen through the first version it serves whose
+    environment the caller can see (a private fork only by its owner and the workspace's instructors), else
+    404 whether or not it exists. Identical locks share one build, which may so serve several workspaces;
+    the caller sees only its own."""
+    try:
+        build = await builder.get(build_id)
+    except ProblemError as exc:
+        if exc.status == 404:
+            raise NotFound(f"no build {build_id!r}") from exc
+        raise
+    visible: dict[tuple[str, str], bool] = {}
+    for served in build.serves:
+        key = (served.workspace, served.environment)
+        if key not in visible:
+            try:
+                await registry.get_environment(*key)
+                visible[key] = True
+            except ProblemError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                visible[key] = False
+        if visible[key]:
+            return seen_from(build, served.workspace, served.environment, served.version)
     raise NotFound(f"no build {build_id!r}")
 
 
@@ -85,9 +100,9 @@ async def get_build(build_id: str, builder: BuilderDep, registry: RegistryDep) -
 @router.get("/builds/{build_id}/sbom", responses={200: {"content": {"application/vnd.cyclonedx+json": {}}}})
 async def get_sbom(build_id: str, builder: BuilderDep, registry: RegistryDep) -> Response:
     """CycloneDX 1.5 inventory of what is really in the image (Debian and Python packages)."""
-    await _visible_build(build_id, builder, registry)
+    build = await _visible_build(build_id, builder, registry)
     sbom = await builder.sbom(build_id)
-    return Response(sbom.cyclonedx_json, media_type="application/vnd.cyclonedx+json")
+    return Response(sbom_naming(sbom.cyclonedx_json, build.image_ref), media_type="application/vnd.cyclonedx+json")
 
 
 @router.get("/builds/{build_id}/lock", responses={200: {"content": {"application/json": {}}}})
