@@ -37,10 +37,12 @@ SPEC = {"base": BASE, "python": {"version": "3.11", "requirements": ["six==1.16.
 pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
 # Path parameters that name an object private to one user: student A's fork (env, and so its versions),
-# its build and run, A's own API token and cloud credential.
-PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor"}
+# its build and run, A's own API token, cloud credential and browser session.
+PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id"}
+# Path parameters of platform-admin routes: anyone else gets 403 whatever the name (nothing revealed).
+ADMIN = {"username"}
 # Every path parameter the sweep can fill; a new one fails test_every_id_route_is_swept until added.
-KNOWN = PRIVATE | {"ws", "n", "digest", "name", "registry_host"}
+KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token"}
 
 # Routes the sweep does not call as the owner, and why. (The others still get 404/401.)
 OWNER_NOT_SWEPT = {
@@ -53,7 +55,11 @@ STUDENT_NOT_SWEPT = {
         "the caller's own credential: B's PUT makes B's, and B's GET and DELETE must still find none of A's",
 }
 # Routes the sweep does not call at all, and why.
-NOT_SWEPT: dict[tuple[str, str], str] = {}
+NOT_SWEPT = {
+    ("POST", "/api/v1/invites/{token}/accept"):
+        "the path's token is the secret that authorises it (a capability, not an object's ID): whoever holds "
+        "the link may join; tests/auth/test_invites.py covers used, expired and revoked links",
+}
 
 # What another student of the workspace gets on a workspace route when it is not 2xx: the role is
 # missing (403), which reveals nothing a member does not already know.
@@ -65,6 +71,9 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/environments"): 403,
     ("POST", "/api/v1/workspaces/{ws}/environments/import"): 403,
     ("GET", "/api/v1/workspaces/{ws}/members"): 403,
+    ("DELETE", "/api/v1/workspaces/{ws}/invites/{invite_id}"): 403,
+    ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
+    ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
     # managers only, checked before the environment: the same 403 for any name, so nothing is revealed
     ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"): 403,
     ("POST", "/api/v1/workspaces/{ws}/datasets"): 403,
@@ -101,6 +110,8 @@ class World:
     labels: str
     spare_user: str
     spare_token_id: str
+    session_id: str
+    invite_id: str
     http: httpx.Client
 
     def call(self, persona: str | None, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -132,9 +143,11 @@ def world(running, base_image) -> Iterator[World]:
         name = f"az{persona.lower()}-{uuid.uuid4().hex[:6]}"
         tokens[persona] = running.admin.post("/users", json={"username": name})["token"]
         names[persona] = name
+    tokens["admin"] = running.platform.admin_token()
     w = World(tokens=tokens, names=names, ws="", other_ws="", shared_ws="", fork="",
               build_id="", run_id="", run2_id="", code="", dataset="", labels="", spare_user=names["spare"],
-              spare_token_id="", http=httpx.Client(base_url=running.platform.url, timeout=120))
+              spare_token_id="", session_id="", invite_id="",
+              http=httpx.Client(base_url=running.platform.url, timeout=120))
     w.ws = f"azc-{uuid.uuid4().hex[:8]}"
     w.ok("I", "POST", "/workspaces", json={"slug": w.ws, "title": "Course"})
     for persona in ("A", "B"):
@@ -176,6 +189,11 @@ def world(running, base_image) -> Iterator[World]:
     w.ok("A", "PUT", "/me/credentials/aws", params={"workspace": w.ws}, json={
         "secret": {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": uuid.uuid4().hex},
         "options": {"region": "us-east-1"}})
+    w.invite_id = w.ok("I", "POST", f"/workspaces/{w.ws}/invites", json={"role": "student"})["id"]
+    with httpx.Client(base_url=running.platform.url, timeout=60) as browser:  # A signs in to the portal
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text).group(1)
+        assert browser.post("/login", data={"token": tokens["A"], "csrf": csrf}).status_code in (200, 303)
+    w.session_id = w.ok("A", "GET", "/me/sessions")["items"][0]["id"]
     yield w
     w.call("A", "POST", f"/api/v1/runs/{w.run2_id}/cancel")  # the sweep cancels it; this, when it failed first
     w.http.close()
@@ -186,13 +204,14 @@ def _values(w: World, method: str, path: str) -> dict[str, str]:
     name = "out.txt" if path.startswith("/api/v1/runs/") else "hw"
     run = w.run2_id if path.endswith("/cancel") else w.run_id
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
-            "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org"}
+            "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
+            "session_id": w.session_id, "invite_id": w.invite_id, "username": w.spare_user}
 
 
 def _ghosts() -> dict[str, str]:
     """Values of private parameters that name nothing: a refusal must read the same for them."""
     return {"env": f"ghost-{uuid.uuid4().hex[:8]}", "build_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
-            "token_id": str(uuid.uuid4()), "vendor": "openstack"}
+            "token_id": str(uuid.uuid4()), "vendor": "openstack", "session_id": str(uuid.uuid4())}
 
 
 def agent_entry() -> dict[str, Any]:
@@ -254,6 +273,12 @@ def _bodies(w: World) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
         ("POST", "/api/v1/workspaces/{ws}/activity/verify"): dict,
         ("POST", "/api/v1/workspaces/{ws}/activity/agent"): lambda: {"json": {"entries": [agent_entry()]}},
         ("DELETE", "/api/v1/me/tokens/{token_id}"): dict,
+        ("DELETE", "/api/v1/me/sessions/{session_id}"): dict,
+        ("DELETE", "/api/v1/workspaces/{ws}/invites/{invite_id}"): dict,
+        ("POST", "/api/v1/workspaces/{ws}/invites"): lambda: {"json": {"role": "student"}},
+        ("PUT", "/api/v1/users/{username}/password"): lambda: {"json": {"password": uuid.uuid4().hex * 2}},
+        ("POST", "/api/v1/users/{username}/password-reset"): dict,
+        ("DELETE", "/api/v1/users/{username}/sessions"): dict,
         ("GET", "/api/v1/me/credentials/{vendor}"): lambda: {"params": {"workspace": w.ws}},
         ("PUT", "/api/v1/me/credentials/{vendor}"): lambda: {"params": {"workspace": w.ws}, "json": {
             "secret": {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": uuid.uuid4().hex},
@@ -301,10 +326,10 @@ def test_every_id_route_is_swept(running, world: World) -> None:
         ghosts = {k: v for k, v in {**values, **_ghosts()}.items() if k in params}
         path, ghost_path = template.format(**values), template.format(**ghosts)
         kw = bodies.get((method, template), dict)
-        private = bool(params & PRIVATE)
-        owner = "A" if private else "I"
-        student = STUDENT.get((method, template), 404 if private else 200)
-        expected = [(None, 401), ("X", 404)]
+        private, admin = bool(params & PRIVATE), bool(params & ADMIN)
+        owner = "admin" if admin else "A" if private else "I"
+        student = 403 if admin else STUDENT.get((method, template), 404 if private else 200)
+        expected = [(None, 401), ("X", 403 if admin else 404)]
         if (method, template) not in STUDENT_NOT_SWEPT:
             expected.append(("B", student))
         if (method, template) not in OWNER_NOT_SWEPT:
