@@ -40,14 +40,18 @@ pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 # its build and run, A's own API token, cloud credential and browser session.
 PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id"}
 # Path parameters of platform-admin routes: anyone else gets 403 whatever the name (nothing revealed).
-ADMIN = {"username"}
+ADMIN = {"username", "platform_id"}
 # Every path parameter the sweep can fill; a new one fails test_every_id_route_is_swept until added.
-KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token"}
+KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token", "assignment"}
 
 # Routes the sweep does not call as the owner, and why. (The others still get 404/401.)
+_LTI = "needs a workspace linked to an LMS course by an LTI launch: tests/lti"
 OWNER_NOT_SWEPT = {
     ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"):
         "pushes to an external registry with stored credentials: tests/integration/test_publish.py",
+    ("GET", "/api/v1/lti/courses/{ws}/grades"): _LTI,
+    ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): _LTI,
+    ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): _LTI,
 }
 # Routes the sweep does not call as the other student, and why.
 STUDENT_NOT_SWEPT = {
@@ -74,6 +78,9 @@ STUDENT = {
     ("DELETE", "/api/v1/workspaces/{ws}/invites/{invite_id}"): 403,
     ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
+    ("GET", "/api/v1/lti/courses/{ws}/grades"): 403,
+    ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): 403,
+    ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): 403,
     # managers only, checked before the environment: the same 403 for any name, so nothing is revealed
     ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"): 403,
     ("POST", "/api/v1/workspaces/{ws}/datasets"): 403,
@@ -112,6 +119,7 @@ class World:
     spare_token_id: str
     session_id: str
     invite_id: str
+    platform_id: str
     http: httpx.Client
 
     def call(self, persona: str | None, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -146,7 +154,7 @@ def world(running, base_image) -> Iterator[World]:
     tokens["admin"] = running.platform.admin_token()
     w = World(tokens=tokens, names=names, ws="", other_ws="", shared_ws="", fork="",
               build_id="", run_id="", run2_id="", code="", dataset="", labels="", spare_user=names["spare"],
-              spare_token_id="", session_id="", invite_id="",
+              spare_token_id="", session_id="", invite_id="", platform_id="",
               http=httpx.Client(base_url=running.platform.url, timeout=120))
     w.ws = f"azc-{uuid.uuid4().hex[:8]}"
     w.ok("I", "POST", "/workspaces", json={"slug": w.ws, "title": "Course"})
@@ -189,6 +197,10 @@ def world(running, base_image) -> Iterator[World]:
     w.ok("A", "PUT", "/me/credentials/aws", params={"workspace": w.ws}, json={
         "secret": {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": uuid.uuid4().hex},
         "options": {"region": "us-east-1"}})
+    lms = f"https://lms-{uuid.uuid4().hex[:6]}.example.org"
+    w.platform_id = w.ok("admin", "POST", "/lti/platforms", json={
+        "issuer": lms, "client_id": "sweep", "auth_login_url": f"{lms}/auth", "token_url": f"{lms}/token",
+        "jwks_url": f"{lms}/jwks", "deployment_ids": ["1"]})["id"]
     w.invite_id = w.ok("I", "POST", f"/workspaces/{w.ws}/invites", json={"role": "student"})["id"]
     with httpx.Client(base_url=running.platform.url, timeout=60) as browser:  # A signs in to the portal
         csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text).group(1)
@@ -205,7 +217,8 @@ def _values(w: World, method: str, path: str) -> dict[str, str]:
     run = w.run2_id if path.endswith("/cancel") else w.run_id
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
             "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
-            "session_id": w.session_id, "invite_id": w.invite_id, "username": w.spare_user}
+            "session_id": w.session_id, "invite_id": w.invite_id, "username": w.spare_user,
+            "platform_id": w.platform_id, "assignment": "hw"}
 
 
 def _ghosts() -> dict[str, str]:
@@ -279,6 +292,10 @@ def _bodies(w: World) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
         ("PUT", "/api/v1/users/{username}/password"): lambda: {"json": {"password": uuid.uuid4().hex * 2}},
         ("POST", "/api/v1/users/{username}/password-reset"): dict,
         ("DELETE", "/api/v1/users/{username}/sessions"): dict,
+        ("PATCH", "/api/v1/lti/platforms/{platform_id}"): lambda: {"json": {"title": "swept"}},
+        ("DELETE", "/api/v1/lti/platforms/{platform_id}"): dict,
+        ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): dict,
+        ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): dict,
         ("GET", "/api/v1/me/credentials/{vendor}"): lambda: {"params": {"workspace": w.ws}},
         ("PUT", "/api/v1/me/credentials/{vendor}"): lambda: {"params": {"workspace": w.ws}, "json": {
             "secret": {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": uuid.uuid4().hex},
