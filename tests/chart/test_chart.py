@@ -216,6 +216,14 @@ def test_the_gateway_issues_registry_tokens_only_with_the_issuer_secret(
     env, pod = gateway(default_docs)
     assert not any(k.startswith("REPROLAB_GATEWAY_REGISTRY_") for k in env)
     assert all(v["name"] != "registry-token" for v in pod["volumes"])
+    # the runner gets only its own credentials (it mints each run's one-image pull grant)
+    (runner,) = [d for d in full_docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("runner")]
+    pod = runner["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["REPROLAB_RUNNER_REGISTRY_AUTH_FILE"] == "/etc/reprolab/registry-auth/auth.json"
+    assert {"name": "registry-auth", "secret": {"secretName": "reprolab-runner-registry-auth", "defaultMode": 0o400}
+            } in pod["volumes"]
+    assert all(v["name"] != "registry-token" for v in pod["volumes"])
 
 
 def test_runner_offers_the_kubernetes_target(default_docs: list[dict[str, Any]]) -> None:

@@ -17,12 +17,14 @@ import subprocess
 import tarfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import kmock as kmocklib
 import kubernetes
 import kubernetes_validate
 import pytest
+from reprolab_common import registrytoken as rt
 from reprolab_runner.targets import k8s_manifests as m
 from reprolab_runner.targets.base import Input, Limits, RunRequest, State, TargetError, target_class
 from reprolab_runner.targets.kubernetes import KubernetesTarget
@@ -31,6 +33,7 @@ K8S_VERSION = kubernetes_validate.latest_version()
 JOBS = kmocklib.resource("batch/v1/jobs")
 PODS = kmocklib.resource("v1/pods")
 POLICIES = kmocklib.resource("networking.k8s.io/v1/networkpolicies")
+SECRETS = kmocklib.resource("v1/secrets")
 OUTS = {name: f"https://s3.example.org/runs/r1/transfer/{name}?X-Amz-Signature=sig-{i}&X-Amz-Expires=3600"
         for i, name in enumerate(("status.json", "stdout.log", "stderr.log", "metrics.json", "outputs.tar.gz"))}
 RUN_ID = "0b9c2a1e-5f7d-4c1e-9a53-2d8e6f1b7c40"
@@ -287,7 +290,8 @@ def test_rbac_is_namespaced_and_minimal() -> None:
     assert {o["metadata"]["namespace"] for o in (sa, role, binding)} == {"runs"}
     assert role["kind"] == "Role"  # never a ClusterRole
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert granted == {("batch", "jobs"), ("", "pods"), ("", "pods/log"), ("networking.k8s.io", "networkpolicies")}
+    assert granted == {("batch", "jobs"), ("", "pods"), ("", "pods/log"), ("networking.k8s.io", "networkpolicies"),
+                       ("", "secrets")}
     assert not any("*" in rule["verbs"] for rule in role["rules"])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reprolab-runner"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "runs"}]
@@ -311,14 +315,23 @@ def fake_k8s(kmock: Any) -> Any:
                                   "subresources": {"log"}}
     kmock.resources["networking.k8s.io/v1/networkpolicies"] = {"namespaced": True, "kind": "NetworkPolicy",
                                                                "verbs": {"create", "get", "delete"}}
+    kmock.resources["v1/secrets"] = {"namespaced": True, "kind": "Secret", "verbs": {"create", "delete"}}
     kmock["get", re.compile(r"/api/v1/namespaces/[^/]+/pods/[^/]+/log")] << LOG
     return kmock
 
 
-def make_target(kmock: Any) -> KubernetesTarget:
+def make_target(kmock: Any, registry_auth_file: Path | None = None) -> KubernetesTarget:
     configuration = kubernetes.client.Configuration()
     configuration.host = str(kmock.url).rstrip("/")
-    return KubernetesTarget(None, namespace="runs", api_client=kubernetes.client.ApiClient(configuration))
+    settings = SimpleNamespace(registry_auth_file=registry_auth_file) if registry_auth_file else None
+    return KubernetesTarget(settings, namespace="runs", api_client=kubernetes.client.ApiClient(configuration))
+
+
+def runner_auth(tmp_path: Path) -> Path:
+    """The runner's containers-auth.json for the registry the test images live in."""
+    path = tmp_path / "runner-auth.json"
+    path.write_text(rt.auth_json("registry.example.org", rt.RUNNER, "runner-pw"))
+    return path
 
 
 def request(run_id: str = RUN_ID, *, network: bool = False) -> RunRequest:
@@ -421,6 +434,29 @@ async def test_network_run_has_no_policy(fake_k8s: Any) -> None:
     assert (JOBS, "runs", handle.split("/")[1]) in fake_k8s.objects
 
 
+async def test_the_kubelet_pulls_with_a_grant_for_the_runs_image_only(fake_k8s: Any, tmp_path: Path) -> None:
+    """The run's own dockerconfigjson Secret, created before its Job, holds a pull grant for the run's one
+    repository (never the runner's password); without registry credentials there is no Secret."""
+    import base64
+
+    handle = await call(make_target(fake_k8s, runner_auth(tmp_path)).submit, request())
+    name = handle.split("/")[1]
+    assert [r.resource for r in fake_k8s["post"]] == [POLICIES, SECRETS, JOBS]
+    secret = fake_k8s.objects[SECRETS, "runs", name].history[0].raw
+    kubernetes_validate.validate(dict(secret), K8S_VERSION, strict=True)
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    username, _, grant = base64.b64decode(config["auths"]["registry.example.org"]["auth"]).decode().partition(":")
+    assert username == rt.GRANT_USER and "runner-pw" not in json.dumps(config)
+    assert rt.check_grant("runner-pw", grant) == "ws/env"
+    job_spec = fake_k8s.objects[JOBS, "runs", name].history[0].raw["spec"]["template"]["spec"]
+    assert job_spec["imagePullSecrets"] == [{"name": name}]
+
+    other = await call(make_target(fake_k8s).submit, request("run-3"))
+    assert "imagePullSecrets" not in fake_k8s.objects[JOBS, "runs", other.split("/")[1]].raw["spec"]["template"]["spec"]
+    assert len(requests_to(fake_k8s, "post", SECRETS)) == 1
+
+
 async def test_cancel_and_cleanup_delete_in_the_background(fake_k8s: Any, tmp_path: Path) -> None:
     target = make_target(fake_k8s)
     handle = await call(target.submit, request())
@@ -436,8 +472,8 @@ async def test_cancel_and_cleanup_delete_in_the_background(fake_k8s: Any, tmp_pa
     await call(target.cleanup, handle)
     await call(target.cleanup, handle)  # idempotent: 404s are fine
     deletes = [(r.resource, r.name, r.data["propagationPolicy"]) for r in fake_k8s["delete"]]
-    assert deletes == [(JOBS, name, "Background"), (JOBS, name, "Background"), (POLICIES, name, "Background"),
-                       (JOBS, name, "Background"), (POLICIES, name, "Background")]
+    cleanup = [(JOBS, name, "Background"), (POLICIES, name, "Background"), (SECRETS, name, "Background")]
+    assert deletes == [(JOBS, name, "Background"), *cleanup, *cleanup]
     assert fake_k8s.objects[POLICIES, "runs", name].deleted
 
     dest = tmp_path / "outputs"
@@ -483,12 +519,12 @@ async def test_api_server_down() -> None:
         await call(target.status, "no-namespace")
 
 
-async def test_the_charts_runner_role_grants_exactly_what_the_target_uses(fake_k8s: Any) -> None:
+async def test_the_charts_runner_role_grants_exactly_what_the_target_uses(fake_k8s: Any, tmp_path: Path) -> None:
     """Every request the target makes in its whole life cycle (submit with and without network, status,
     logs, cancel, cleanup, owned, resubmit) is allowed by the chart's Role, and the Role allows nothing more."""
     from tests.chart.chartlib import documents, load_values, render, role_grants, used_verbs
 
-    target = make_target(fake_k8s)
+    target = make_target(fake_k8s, runner_auth(tmp_path))
     handle = await call(target.submit, request())
     await call(target.submit, request())  # adopting the existing Job
     await call(target.submit, request("run-2", network=True))

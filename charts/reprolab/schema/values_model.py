@@ -84,6 +84,9 @@ class OciRegistry(Strict):
         "", description="Secret (keys token-key.pem, token-cert.pem, service-credentials.json) that makes the gateway "
         "the registry's token issuer at /api/v1/registry/token; configure the registry's auth.token with that realm, "
         "service reprolab-registry, issuer reprolab and rootcertbundle token-cert.pem, and push as reprolab-builder.")
+    runnerAuthSecret: str = Field(
+        "", description="Secret with key auth.json (reprolab-runner's containers-auth.json for the registry): the "
+        "runner mints each run's one-image pull grant from it (a per-run imagePullSecret).")
 
 
 class NetworkPolicy(Strict):

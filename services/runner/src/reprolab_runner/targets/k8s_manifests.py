@@ -205,8 +205,10 @@ def make_run_job(
     fetcher_image: str = DEFAULT_FETCHER_IMAGE,
     labels: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    pull_secret: str | None = None,
 ) -> dict[str, Any]:
     """A batch/v1 Job running ``command`` in ``image`` once, sandboxed (see the module docstring).
+    ``pull_secret`` names the run's own image pull Secret (``make_pull_secret``), if the registry needs one.
 
     ``inputs`` are ``(presigned GET URL, mount, sha256)``: the one mounted at ``/work`` is the code
     archive, the others are dataset files placed under ``/data`` (read-only for the run).
@@ -232,6 +234,7 @@ def make_run_job(
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": {RUN_ID_ANNOTATION: run_id}},
                 "spec": {
+                    **({"imagePullSecrets": [{"name": pull_secret}]} if pull_secret else {}),
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -351,6 +354,25 @@ def _component_labels() -> dict[str, str]:
             "app.kubernetes.io/managed-by": "reprolab"}
 
 
+def make_pull_secret(*, run_id: str, namespace: str, registry: str, username: str, password: str,
+                     labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The run's image pull Secret (``kubernetes.io/dockerconfigjson``, named like its Job): a pull
+    grant for the run's one image (``registrytoken.grant_for``), never the runner's own password."""
+    import base64
+    import json
+
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = json.dumps({"auths": {registry: {"auth": auth}}})
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": job_name(run_id), "namespace": namespace, "labels": run_labels(run_id, labels),
+                     "annotations": {RUN_ID_ANNOTATION: run_id}},
+        "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+    }
+
+
 def make_runner_rbac(namespace: str, name: str = "reprolab-runner") -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding of the runner service, confined to ``namespace`` (the
     runs' namespace): run Jobs, read their pods and logs, manage their NetworkPolicies."""
@@ -367,6 +389,8 @@ def make_runner_rbac(namespace: str, name: str = "reprolab-runner") -> list[dict
                 {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
                 {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
                  "verbs": ["create", "get", "list", "delete"]},
+                # each run's image pull Secret (a grant for its one image): created and deleted, never read
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
             ],
         },
         {

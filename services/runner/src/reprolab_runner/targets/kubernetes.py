@@ -28,9 +28,13 @@ from typing import Any
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
+from reprolab_common.registrytoken import grant_for
 
 from . import k8s_manifests as manifests
 from .base import Owned, RunRequest, State, Status, Target, TargetError, register
+
+GRANT_SLACK_SECONDS = 3600
+"""A run's pull grant outlives its timeout by this much (queueing, scheduling and the pull come first)."""
 
 
 def _default_api_client() -> kubernetes.client.ApiClient:
@@ -93,11 +97,17 @@ class KubernetesTarget(Target):
         inputs = [(_url(request.code, "code"), manifests.WORK_DIR, request.code.sha256)]
         inputs += [(_url(d, f"dataset {d.mount}"), d.mount, d.sha256) for d in request.datasets]
         labels = {INSTALLATION_LABEL: self.installation} if self.installation else None
+        # the kubelet pulls with a grant for this one image (the runner's password stays in the runner)
+        grant = grant_for(getattr(self.settings, "registry_auth_file", None), request.image,
+                          request.limits.timeout_seconds + GRANT_SLACK_SECONDS)
         try:
+            secret = manifests.make_pull_secret(run_id=request.run_id, namespace=self.namespace,
+                                                labels=labels, **grant) if grant else None
             job = manifests.make_run_job(
                 run_id=request.run_id, namespace=self.namespace, image=request.image, command=request.command,
                 inputs=inputs, outputs=request.output_urls, limits=request.limits,
-                fetcher_image=self.fetcher_image, env=request.env, labels=labels)
+                fetcher_image=self.fetcher_image, env=request.env, labels=labels,
+                pull_secret=secret["metadata"]["name"] if secret else None)
             policy = manifests.make_network_policy(
                 run_id=request.run_id, namespace=self.namespace, network=request.limits.network,
                 allowed_egress_cidrs=self.allowed_egress_cidrs, allow_dns=self.allow_dns, labels=labels)
@@ -113,6 +123,12 @@ class KubernetesTarget(Target):
             except TargetError as exc:
                 if _status_of(exc) != 409:
                     raise
+        if secret is not None:
+            try:
+                _call(self._core.create_namespaced_secret, self.namespace, secret)
+            except TargetError as exc:
+                if _status_of(exc) != 409:  # an earlier attempt's grant for the same image
+                    raise
         try:
             _call(self._batch.create_namespaced_job, self.namespace, job)
         except TargetError as exc:
@@ -120,6 +136,8 @@ class KubernetesTarget(Target):
                 return handle  # submitted before a restart: the same run, adopt it
             if policy is not None:
                 self._delete(self._networking.delete_namespaced_network_policy, name)
+            if secret is not None:
+                self._delete(self._core.delete_namespaced_secret, name)
             raise
         return handle
 
@@ -186,6 +204,7 @@ class KubernetesTarget(Target):
         namespace, name = _parse(handle)
         self._delete(self._batch.delete_namespaced_job, name, namespace)
         self._delete(self._networking.delete_namespaced_network_policy, name, namespace)
+        self._delete(self._core.delete_namespaced_secret, name, namespace)
 
     def owned(self) -> list[Owned]:
         selector = f"{manifests.RUN_ID_LABEL},app.kubernetes.io/managed-by={manifests.MANAGED_BY}"
