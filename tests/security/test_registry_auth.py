@@ -9,6 +9,7 @@ covered end to end by tests/integration (test_runs, test_builds), which now run 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -340,3 +341,15 @@ def test_cli_pull_signs_in_as_the_user(lab: Lab) -> None:
     assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower()
     alice.close()
     bob.close()
+
+
+def test_bad_realm_requests_get_a_clear_4xx(lab: Lab) -> None:
+    wrong = httpx.get(lab.token_url(), params={"service": "docker.io", "scope": "repository:a/b:pull"},
+                      auth=lab.alice)
+    assert wrong.status_code == 422 and rt.SERVICE in wrong.json()["detail"]
+    for header in ("Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(), "Digest x"):
+        r = httpx.get(lab.token_url(), params={"service": rt.SERVICE}, headers={"Authorization": header})
+        assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json"), header
+    # scopes that name nothing Reprolab serves grant nothing (and are not an error)
+    token = lab.token(["repository:../x:pull", "repository:a/b/c:pull", "nonsense", "plugin:x:pull"], lab.alice)
+    assert rt.token_claims(token)["access"] == []
