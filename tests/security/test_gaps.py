@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import hashlib
 import io
 import os
@@ -18,6 +19,8 @@ import pytest
 from reprolab_cli.client import ApiError
 from reprolab_common.db import make_engine
 from reprolab_common.settings import CommonSettings
+from reprolab_gateway.core.config import GatewaySettings
+from reprolab_gateway.main import create_app
 from sqlalchemy import text
 
 # --- zips written by Python's zipfile.writestr ------------------------------------------------------
@@ -210,3 +213,64 @@ def test_revoking_the_token_in_use_or_an_admins_last_one_is_refused(gaps) -> Non
         assert r.status_code == 409 and "last API token" in r.json()["detail"], r.text
         assert browser.post("/api/v1/me/tokens", json={"name": "third"}, headers=headers).status_code == 201
         assert browser.delete(f"/api/v1/me/tokens/{second_id}", headers=headers).status_code == 204
+
+
+# --- failed sign-ins with API tokens are throttled -------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def _gateway(tmp_path: Path, nats_url: str):
+    """The gateway app in this process, so its throttle is this test's alone (the shared platform's
+    127.0.0.1 stays unthrottled for the other tests); ``client(address)`` speaks from a client address."""
+    settings = GatewaySettings(common=CommonSettings(nats_url=nats_url, data_dir=tmp_path / "data"),
+                               bootstrap_token_file=tmp_path / "admin-token", nats_connect_wait_seconds=5)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as stack:
+        def client(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+
+        async def open_client(address: str) -> httpx.AsyncClient:
+            return await stack.enter_async_context(client(address))
+
+        yield settings, (tmp_path / "admin-token").read_text(), open_client
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_failed_token_sign_ins_are_throttled_per_token_and_per_address(tmp_path, nats_server) -> None:
+    async with _gateway(tmp_path, nats_server.url) as (settings, admin_token, client):
+        assert (settings.signin_account_failures, settings.signin_address_failures) == (5, 20)
+        # one revoked/unknown token, again and again: 5 × 401, then 429 with the time to wait
+        a = await client("10.0.0.1")
+        bad = "rpl_" + "A" * 43
+        codes = [(await a.get("/api/v1/me", headers=_bearer(bad))).status_code for _ in range(6)]
+        assert codes == [401] * 5 + [429], codes
+        refused = await a.get("/api/v1/me", headers=_bearer(bad))
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 300
+        assert "try again in" in refused.json()["detail"]
+        # valid sign-ins from that address are not slowed: its budget (20) is not spent
+        assert (await a.get("/api/v1/me", headers=_bearer(admin_token))).status_code == 200
+        # many different tokens from one address: the address is refused after 20 failures, whatever it sends
+        b = await client("10.0.0.2")
+        assert (await b.get("/api/v1/me", headers=_bearer(admin_token))).status_code == 200  # checked, now cached
+        codes = [(await b.get("/api/v1/me", headers=_bearer(f"rpl_{i:043d}"))).status_code for i in range(21)]
+        assert codes == [401] * 20 + [429], codes
+        other = (await client("10.0.0.9")).post("/api/v1/me/tokens", json={"name": "fresh"},
+                                                headers=_bearer(admin_token))
+        fresh = (await other).json()["token"]
+        locked = await b.get("/api/v1/me", headers=_bearer(fresh))  # not checked: the address is locked
+        assert locked.status_code == 429 and "your address" in locked.json()["detail"]
+        assert (await b.get("/api/v1/me", headers=_bearer(admin_token))).status_code == 200  # recently checked
+        assert (await b.get("/api/v1/me")).status_code == 401  # no token is not a failed sign-in attempt
+        # the portal's sign-in form, with a token: same rules
+        c = await client("10.0.0.3")
+        await c.get("/")
+        csrf = c.cookies["reprolab_csrf"]
+        other_bad = "rpl_" + "B" * 43
+        codes = [(await c.post("/login", data={"token": other_bad, "csrf": csrf})).status_code for _ in range(6)]
+        assert codes == [401] * 5 + [429], codes
+        page = await c.post("/login", data={"token": other_bad, "csrf": csrf})
+        assert "Retry-After" in page.headers and "try again in" in page.text
+        assert (await c.post("/login", data={"token": fresh, "csrf": csrf})).status_code == 303

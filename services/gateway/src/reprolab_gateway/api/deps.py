@@ -30,6 +30,7 @@ from ..core.security import (
     hash_token,
     looks_like_token,
 )
+from ..core.throttle import check_token_attempt, token_failed
 from ..models import User
 
 # Small dependencies are ``async def`` so they do not hop to the thread pool; ``get_db`` touches the
@@ -114,8 +115,12 @@ async def get_current_user(
     key = ("s:" + hash_session_id(token)) if is_session else hash_token(token)
     user = cache.get(key)
     if user is None:
+        if not is_session:  # failed API tokens are throttled per address and per token (core/throttle.py)
+            check_token_attempt(request, settings, key)
         user = await run_in_threadpool(_authenticate_new_session, request, settings, token)
         if user is None:
+            if not is_session:
+                token_failed(request, settings, key)
             raise Unauthorized("the session has ended (signed out, expired or ended by an admin); sign in again"
                                if is_session else "the API token is unknown or has been revoked")
         cache.put(key, user, settings.token_cache_seconds)

@@ -30,7 +30,8 @@ from ..auth.directory import grant_group_roles
 from ..auth.ldap import ldap_signin
 from ..auth.sessions import clear_session_cookies, client_address, end_session, is_https, start_session
 from ..auth.signin import SignInRefused, password_signin, record_failure
-from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, looks_like_token, new_csrf_token
+from ..core.security import CSRF_COOKIE, SESSION_COOKIE, csrf_matches, hash_token, looks_like_token, new_csrf_token
+from ..core.throttle import TooManyAttempts, check_token_attempt, token_failed
 from ..models import User
 
 HERE = Path(__file__).resolve().parent
@@ -145,8 +146,14 @@ def _token_login(request: Request, session, settings, token: str, next: str, res
     if not looks_like_token(token):
         return _login_page(request, settings, status=401, next=next,
                            error="That is not an API token: tokens start with 'rpl_'. Paste the whole token.")
+    try:
+        check_token_attempt(request, settings, hash_token(token))
+    except TooManyAttempts as refused:
+        return _login_page(request, settings, status=429, next=next, error=refused.detail,
+                           headers=refused.headers)
     user = authenticate(session, settings, token)
     if user is None:
+        token_failed(request, settings, hash_token(token))
         record_failure(session, user=None, method="token", address=client_address(request),
                        reason="unknown or revoked API token")
         return _login_page(request, settings, status=401, next=next,
