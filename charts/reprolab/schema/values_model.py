@@ -63,6 +63,8 @@ class Nats(Strict):
     url: str = Field("", description="NATS URL (JetStream R3 with sync_interval: always). Required.")
     tls: NatsTls = Field(default_factory=NatsTls, description="TLS to NATS.")
     auth: NatsAuth = Field(default_factory=NatsAuth, description="One credential Secret per service.")
+    streamReplicas: int = Field(3, ge=1, le=5, description="Replicas of each JetStream stream Reprolab creates "
+                                "(JOBS, EVENTS, LOGS): 3 on a three-node JetStream cluster, 1 on a single server.")
 
 
 class ObjectStore(Strict):

@@ -134,6 +134,8 @@ seccompProfile:
     secretKeyRef:
       name: {{ include "reprolab.natsSecretName" . }}
       key: nats-password
+- name: REPROLAB_NATS_STREAM_REPLICAS
+  value: {{ .root.Values.nats.streamReplicas | quote }}
 {{- if .root.Values.nats.tls.enabled }}
 - name: REPROLAB_NATS_TLS_CA_FILE
   value: /etc/reprolab/nats-ca/{{ .root.Values.nats.tls.caKey }}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import uuid
@@ -127,10 +128,11 @@ async def connect(url: str, name: str, initial_timeout: float = 120.0, *, user: 
             delay = min(delay * 2, 5.0)
 
 
-async def ensure_streams(js: JetStreamContext, streams: list[Stream] | None = None) -> None:
-    """Create or update the streams; safe to call from every service at every start."""
+async def ensure_streams(js: JetStreamContext, streams: list[Stream] | None = None, *, replicas: int = 1) -> None:
+    """Create or update the streams (``replicas`` copies of each: 3 on a JetStream cluster); safe to call
+    from every service at every start."""
     for stream in streams or list(STREAMS):
-        cfg = STREAMS[stream]
+        cfg = dataclasses.replace(STREAMS[stream], num_replicas=replicas)
         try:
             await js.stream_info(cfg.name)
             await js.update_stream(cfg)

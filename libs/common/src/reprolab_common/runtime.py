@@ -49,7 +49,7 @@ class ServiceContext:
 async def start(name: str, common: CommonSettings, description: str) -> ServiceContext:
     nc = await connect(common.nats_url, name, **credentials(common))
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, replicas=common.nats_stream_replicas)
     micro = await add_service(nc, name=name, version=VERSION, description=description)
     ctx = ServiceContext(name=name, nc=nc, js=js, micro=micro)
     ctx.watchdog = asyncio.create_task(watch_nats(name, nc, common.nats_give_up_seconds), name="nats-watchdog")

@@ -28,6 +28,10 @@ class CommonSettings(BaseSettings):
     nats_tls_ca_file: Path | None = Field(
         default=None, description="CA bundle to verify the NATS server's TLS certificate; set: TLS is required.",
     )
+    nats_stream_replicas: int = Field(
+        default=1, ge=1, le=5,
+        description="Replicas of each JetStream stream (JOBS, EVENTS, LOGS): 3 on a three-node JetStream cluster.",
+    )
     database_url: str | None = Field(
         default=None,
         description=(
