@@ -13,8 +13,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from nats.js import JetStreamContext
+from reprolab_common.hostpaths import HostPaths
 from reprolab_common.nats import LOG_END_HEADER
 from reprolab_common.objectstore import ObjectStore
 
@@ -25,14 +27,6 @@ log = logging.getLogger(__name__)
 END_HEADER = LOG_END_HEADER
 # Credentials in URLs (https://user:token@host) never reach a log.
 _SECRET_URL = re.compile(r"(\w+://)[^/\s:@]+:[^/\s@]+@")
-
-
-# Host places no reader needs to see: container storage, and the temporary directories tools make.
-_HOST_PATHS = (
-    (re.compile(r"(?:/var/lib|/run|/home/[^/\s]+/\.local/share|/root/\.local/share)/containers(?:/[^\s'\":]*)?"),
-     "<containers>"),
-    (re.compile(r"/(?:var/)?tmp/(?:reprolab-(?!agent)|tmp|pytest-of-|buildah|podman)[^\s'\":]*"), "<tmp>"),
-)
 
 
 def redact(line: str) -> str:
@@ -46,34 +40,23 @@ class Scrubber:
     the workspace and environment the build was first requested for. A build an identical lock shares
     is read from other workspaces, so its log names neither; its image is ``<image>``."""
 
-    replacements: tuple[tuple[str, str], ...] = ()
+    paths: HostPaths = HostPaths()
 
     @classmethod
     def for_host(cls, settings: BuilderSettings) -> Scrubber:
-        places = {settings.cache_root(): "<builder-cache>", settings.common.data_dir: "<data>"}
+        places: dict[Path | None, str] = {settings.cache_root(): "<builder-cache>", settings.common.data_dir: "<data>"}
         for path in (settings.registry_auth_file, settings.pip_cert):
             if path is not None:
                 places[path] = f"<{path.name}>"
-        pairs: dict[str, str] = {}
-        for path, name in places.items():
-            for form in {str(path), str(path.resolve())}:
-                if form.startswith("/") and len(form) > 1:  # a relative form would match inside other paths
-                    pairs.setdefault(form.rstrip("/"), name)
-        return cls(tuple(sorted(pairs.items(), key=lambda kv: -len(kv[0]))))
+        return cls(HostPaths.of(places))
 
     def naming(self, image_ref: str, workspace: str) -> Scrubber:
         """This scrubber, also hiding the image repository and workspace of one build."""
         repository = image_ref.rsplit(":", 1)[0] if image_ref.rfind(":") > image_ref.rfind("/") else image_ref
-        more = ((repository, "<image>"), (f"workspaces/{workspace}/", "workspaces/<workspace>/"))
-        return Scrubber(tuple(sorted(self.replacements + more, key=lambda kv: -len(kv[0]))))
+        return Scrubber(self.paths.plus({repository: "<image>", f"workspaces/{workspace}/": "workspaces/<workspace>/"}))
 
     def __call__(self, text: str) -> str:
-        text = redact(text)
-        for found, name in self.replacements:
-            text = text.replace(found, name)
-        for pattern, name in _HOST_PATHS:
-            text = pattern.sub(name, text)
-        return text
+        return self.paths(redact(text))
 
 
 class LogStream:

@@ -32,6 +32,7 @@ from reprolab.v1 import jobs_pb2, registry_pb2, runner_pb2
 from reprolab_common.canonical import canonical_json
 from reprolab_common.db import in_transaction, transact
 from reprolab_common.errors import ProblemError, ServiceUnavailable
+from reprolab_common.hostpaths import HostPaths
 from reprolab_common.nats import (
     LOG_END_HEADER,
     SCHEMA_VERSION,
@@ -115,6 +116,8 @@ class Worker:
         self.store = store
         self.wake_outbox = wake_outbox
         self.slots = asyncio.Semaphore(settings.concurrency)
+        self.host_paths = HostPaths.of({settings.work_root(): "<runner-work>",
+                                        settings.common.objects_dir(): "<objects>", settings.common.data_dir: "<data>"})
         self.tasks: set[asyncio.Task] = set()
         self._k8s_api: Any = None
         self._status_errors: dict[str, float] = {}
@@ -513,7 +516,7 @@ class Worker:
             metrics, outputs, problem = await asyncio.to_thread(self._collect, run, target, handle)
         if problem:
             error = f"{error}; {problem}" if error else problem
-        error = redact(error, getattr(target, "secrets", ()))
+        error = self.host_paths(redact(error, getattr(target, "secrets", ())))  # students read it
         prov = provenance(run)
 
         def _store(s: Any) -> None:
@@ -656,7 +659,7 @@ class Worker:
         if score:
             problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC))
             error = problem
-        error = redact(error, getattr(target, "secrets", ()))
+        error = self.host_paths(redact(error, getattr(target, "secrets", ())))  # students read it
         await transact(self.sessions, lambda s: service.scored(session=s, run_id=run.id, score=score,
                                                                    error=error))
         self.wake_outbox()
