@@ -88,6 +88,8 @@ class FakeLms:
     client_id: str = "reprolab-fake-client"
     deployment_id: str = "dep-1"
     port: int = field(default_factory=free_port)
+    # the name the LMS is reached by ("localhost" makes it another site than the gateway at 127.0.0.1)
+    host: str = "127.0.0.1"
     page_size: int = 2
     # a score post answers 503 this many times first (retries)
     fail_scores: int = 0
@@ -114,7 +116,7 @@ class FakeLms:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def issuer(self) -> str:

@@ -15,7 +15,7 @@ from .conftest import LtiLab
 def test_registration_api_validates_and_is_for_platform_admins(lti_lab: LtiLab) -> None:
     admin = lti_lab.admin
     listed = admin.get("/lti/platforms")["items"]
-    assert [p["issuer"] for p in listed] == [lti_lab.lms.issuer]
+    assert lti_lab.lms.issuer in [p["issuer"] for p in listed]
     # a second registration of the same issuer and client id is a conflict, a broken one a 422 saying what to fix
     try:
         admin.post("/lti/platforms", json=lti_lab.lms.registration())
