@@ -87,6 +87,9 @@ def test_an_invite_registers_a_new_person_and_signs_in_an_existing_one(accounts)
     assert all(secret not in e["canonical_json"] for e in accepted + created)
     registered = accounts.activity(type="account.registered", match=lambda e: e["actor_name"] == newcomer)
     assert registered[0]["event"]["details"]["method"] == "invite"
+    # the link's secret travels in request paths; the gateway's access log does not keep it
+    log = (accounts.platform.log_dir / "gateway.log").read_text()
+    assert "/invite/rin_[redacted]" in log and secret not in log
 
 
 def test_invites_are_refused_when_expired_revoked_unknown_or_not_allowed(accounts) -> None:
@@ -161,3 +164,5 @@ def test_a_reset_link_sets_a_new_password_once_and_ends_other_sessions(accounts)
     used = accounts.activity(type="account.reset_used", match=lambda e: e["actor_name"] == name)
     assert issued[0]["actor_name"] == "admin" and used
     assert all(secret not in e["canonical_json"] for e in issued + used)
+    log = (accounts.platform.log_dir / "gateway.log").read_text()
+    assert "/reset/rrs_[redacted]" in log and secret not in log

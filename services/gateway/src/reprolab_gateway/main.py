@@ -17,6 +17,7 @@ from reprolab_common.objectstore import make_object_store
 
 from .api.main import api_router
 from .api.routes import health
+from .auth.accounts import redact_link_secrets_in_logs
 from .auth.signin import AddressThrottle
 from .bootstrap import bootstrap_admin
 from .core.config import GatewaySettings, get_settings
@@ -38,6 +39,7 @@ VERSION = "0.1.0"
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    redact_link_secrets_in_logs()  # invite and reset links carry their secret in the path
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ Each change is recorded in the accounts log (``account.password_set``, ``account
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,27 @@ from .passwords import hash_password, password_problems, verify_password
 from .sessions import client_address
 
 RESET_PREFIX = "rrs_"
+# secrets that travel in URL paths (invite and reset links): cut from every log line
+_LINK_SECRET = re.compile(r"\b(rin_|rrs_)[A-Za-z0-9_-]{8,}")
+
+
+class RedactLinkSecrets(logging.Filter):
+    """Replaces invite and reset link secrets in a record (uvicorn's access log prints request paths)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(_LINK_SECRET.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _LINK_SECRET.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_link_secrets_in_logs() -> None:
+    """Install the filter on uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkSecrets) for f in access.filters):
+        access.addFilter(RedactLinkSecrets())
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,38}$")
 
 

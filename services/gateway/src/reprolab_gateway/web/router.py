@@ -208,6 +208,13 @@ def credentials_page(request: Request, user: PortalUser) -> Response:
     return _page(request, "credentials.html", user, page="credentials", ws=ws if _SLUG.match(ws) else "")
 
 
+@router.get("/me/account", response_class=HTMLResponse)
+def account_page(request: Request, user: PortalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    return _page(request, "account.html", user, page="account")
+
+
 # the account pages (invites, registration, reset links) live in their own module
 from .accounts import router as _accounts_router  # noqa: E402
 

@@ -310,6 +310,13 @@ pages.workspace = async () => {
     form.reset();
     await pages.workspaceRefresh();
   });
+  onSubmit($("#make-invite"), async (data) => {
+    const made = await api("POST", `/workspaces/${WS}/invites`, { json: { role: data.get("role"),
+      expires_in_days: Number(data.get("days")), max_uses: Number(data.get("uses")) } });
+    $("#invite-link-value").textContent = made.url;
+    $("#invite-link").hidden = false;
+    flash(`Invite link made: ${made.role}, up to ${made.max_uses} people, until ${when(made.expires_at)}.`);
+  });
   onSubmit($("#create-assignment"), async (data) => {
     const code = await uploadCode($("#a-code").files[0]);
     const made = await api("POST", `/workspaces/${WS}/assignments`, { json: {
@@ -915,6 +922,47 @@ pages.credentials = async () => {
     flash(`Saved ${vendor.value} credentials for ${ws}. They cannot be shown again; save again to replace them.`);
     await list();
   });
+};
+
+// --- account: password, browser sessions, API tokens -------------------------------------------------
+
+pages.account = async () => {
+  const sessions = async () => {
+    const list = await api("GET", "/me/sessions");
+    fill("#sessions", list.items.map((s) => [when(s.created_at), s.method, s.address || "—", when(s.last_seen_at),
+      s.current ? "this browser" : el("button", { type: "button", class: "danger small", "data-session": s.id,
+        "aria-label": `Sign out the ${s.method} session from ${when(s.created_at)}` }, "Sign out")]), "None.");
+  };
+  const tokens = async () => {
+    const list = await api("GET", "/me/tokens");
+    fill("#tokens", list.items.map((t) => [t.name, when(t.created_at), when(t.last_used_at) || "never",
+      t.revoked ? "revoked" : "active",
+      t.revoked ? "" : el("button", { type: "button", class: "danger small", "data-token": t.id,
+        "aria-label": `Revoke token ${t.name}` }, "Revoke")]), "None yet.");
+  };
+  $("#sessions").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-session]");
+    if (target) busy(target, async () => { await api("DELETE", `/me/sessions/${target.dataset.session}`); await sessions(); });
+  });
+  $("#tokens").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-token]");
+    if (target) busy(target, async () => { await api("DELETE", `/me/tokens/${target.dataset.token}`); await tokens(); });
+  });
+  onSubmit($("#password-form"), async (data, form) => {
+    await api("PUT", "/me/password", { json: { current_password: data.get("current_password"),
+      new_password: data.get("new_password") } });
+    form.reset();
+    flash("Password changed; your other browsers are signed out.");
+    await sessions();
+  });
+  onSubmit($("#token-form"), async (data, form) => {
+    const made = await api("POST", "/me/tokens", { json: { name: data.get("name") } });
+    form.reset();
+    $("#new-token-value").textContent = made.token;
+    $("#new-token").hidden = false;
+    await tokens();
+  });
+  await Promise.all([sessions(), tokens()]);
 };
 
 // --- start --------------------------------------------------------------------------------------------
