@@ -221,10 +221,11 @@ def _values(w: World, method: str, path: str) -> dict[str, str]:
             "platform_id": w.platform_id, "assignment": "hw"}
 
 
-def _ghosts() -> dict[str, str]:
-    """Values of private parameters that name nothing: a refusal must read the same for them."""
-    return {"env": f"ghost-{uuid.uuid4().hex[:8]}", "build_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
-            "token_id": str(uuid.uuid4()), "vendor": "openstack", "session_id": str(uuid.uuid4())}
+def _ghosts(*, workspace: bool) -> dict[str, str]:
+    """Values of private parameters (and the workspace) that name nothing: a refusal must read the same."""
+    ghosts = {"env": f"ghost-{uuid.uuid4().hex[:8]}", "build_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
+              "token_id": str(uuid.uuid4()), "vendor": "openstack", "session_id": str(uuid.uuid4())}
+    return ghosts | ({"ws": f"ghost-{uuid.uuid4().hex[:8]}"} if workspace else {})
 
 
 def agent_entry() -> dict[str, Any]:
@@ -340,8 +341,7 @@ def test_every_id_route_is_swept(running, world: World) -> None:
         if (method, template) in NOT_SWEPT:
             continue
         values = {k: v for k, v in _values(world, method, template).items() if k in params}
-        ghosts = {k: v for k, v in {**values, **_ghosts()}.items() if k in params}
-        path, ghost_path = template.format(**values), template.format(**ghosts)
+        path = template.format(**values)
         kw = bodies.get((method, template), dict)
         private, admin = bool(params & PRIVATE), bool(params & ADMIN)
         owner = "admin" if admin else "A" if private else "I"
@@ -357,9 +357,13 @@ def test_every_id_route_is_swept(running, world: World) -> None:
             if not ok:
                 failures.append(f"{method} {path} as {persona or 'anonymous'}: {r.status_code} (want "
                                 f"{'2xx' if want == 200 else want}) {r.text[:200]}")
-            elif want == 404 and ghosts != values:
-                # refused as if it did not exist: the answer for an ID that names nothing reads the same
-                ghost = world.call(persona, method, ghost_path, **kw())
+            elif want == 404:
+                # refused as if it did not exist: the answer for names that name nothing reads the same (for
+                # another workspace's user, the workspace too)
+                ghosts = {k: v for k, v in {**values, **_ghosts(workspace=persona == "X")}.items() if k in params}
+                if ghosts == values:
+                    continue
+                ghost = world.call(persona, method, template.format(**ghosts), **kw())
                 if _detail(r, values) != _detail(ghost, ghosts):
                     failures.append(f"{method} {path} as {persona}: {_detail(r, values)!r} differs from the answer "
                                     f"for nothing, {_detail(ghost, ghosts)!r}")
@@ -401,3 +405,20 @@ def test_a_shared_build_shows_each_workspace_only_itself(running, world: World) 
     assert not host_tmp, host_tmp[:5]
     # the log that names nothing is still a real build's: the steps and the push are in it
     assert "STEP" in log or "already" in log, log[:2000]
+
+
+def test_hidden_and_private_objects_read_as_absent(running, world: World) -> None:
+    """What the routes above cannot show by their parameters: a hidden dataset is absent to a student, a
+    private fork and its run are missing from the other student's listings, and the instructor (who
+    may see every fork) sees the fork's build under the fork's own names."""
+    w = world
+    for suffix in ("", "/content"):
+        seen = w.call("B", "GET", f"/api/v1/workspaces/{w.ws}/datasets/{w.labels}{suffix}")
+        nothing = w.call("B", "GET", f"/api/v1/workspaces/{w.ws}/datasets/sha256:{'0' * 64}{suffix}")
+        assert seen.status_code == nothing.status_code == 404, (seen.text, nothing.text)
+        assert _detail(seen, {"d": w.labels}) == _detail(nothing, {"d": f"sha256:{'0' * 64}"})
+    assert w.fork not in {e["name"] for e in w.ok("B", "GET", f"/workspaces/{w.ws}/environments")["items"]}
+    assert w.fork in {e["name"] for e in w.ok("I", "GET", f"/workspaces/{w.ws}/environments")["items"]}
+    assert w.run_id not in {r["id"] for r in w.ok("B", "GET", f"/workspaces/{w.ws}/runs")["items"]}
+    seen = w.ok("I", "GET", f"/builds/{w.build_id}")
+    assert (seen["workspace"], seen["environment"], seen["requested_by"]) == (w.ws, w.fork, w.names["A"])
