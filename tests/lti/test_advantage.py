@@ -138,6 +138,12 @@ def test_deep_link_grades_and_roster(lti_lab: LtiLab) -> None:
     assert down["failed"] == 2 and all("503" in g["last_error"] and g["attempts"] == 3 for g in down["items"])
     listed = t.api("GET", f"/lti/courses/{ws}/grades", params={"assignment": "iris"}).json()
     assert listed["failed"] == 2 and {g["status"] for g in listed["items"]} == {"failed"}
+    # the fallback: a CSV to import by hand, by the LMS's user ids
+    exported = t.api("GET", f"/lti/courses/{ws}/grades.csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = {r.split(",")[3]: r.split(",") for r in exported.text.splitlines()[1:]}
+    assert rows[ann][0] == "iris" and rows[ann][4] == "0.9" and rows[ann][5] == "failed"
+    assert rows[bob][4] == "0.5" and set(rows) == {ann, bob}
     # a student may not send grades
     student = LmsBrowser(lti_lab)
     launched(student.launch(lms.prepare(c, bob))[0])

@@ -7,6 +7,8 @@ and recorded as ``lti.grade_posted`` or ``lti.grade_failed``.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -124,3 +126,25 @@ def list_grades(db: Session, context: LtiContext, assignment: str = "") -> list[
     if assignment:
         query = query.where(LtiGrade.assignment == assignment)
     return list(db.scalars(query.order_by(LtiGrade.assignment, LtiGrade.username)))
+
+
+async def grades_csv(db: Session, app: FastAPI, context: LtiContext) -> str:
+    """The fallback when the LMS takes no grades from tools: every assignment's best scores, one row per LMS
+    student, with the LMS's user id to import by and what was sent."""
+    registry = RegistryClient(app.state.nats, audit.SERVICE_ACTOR, app.state.settings.nats_timeout_seconds)
+    members = {m.user_id: m for m in db.scalars(select(LtiMember).where(LtiMember.context_pk == context.id))}
+    users = {u.username: u for u in db.scalars(select(User).where(User.id.in_(list(members))))}
+    sent = {(g.assignment, g.user_id): g for g in list_grades(db, context)}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["assignment", "username", "name", "lms_user_id", "best_score", "lms_status"])
+    for assignment in (await registry.list_assignments(context.workspace)).items:
+        board = await registry.leaderboard(context.workspace, assignment.name)
+        for row in board.rows:
+            user = users.get(row.username)
+            if user is None:
+                continue
+            grade = sent.get((assignment.name, user.id))
+            writer.writerow([assignment.name, user.username, user.display_name, members[user.id].subject, row.score,
+                             grade.status if grade is not None else "not sent"])
+    return out.getvalue()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from reprolab.v1 import common_pb2
 from reprolab_common.errors import Forbidden, NotFound, ServiceUnavailable
@@ -173,6 +174,18 @@ async def list_grades(ws: str, registry: RegistryDep, db: SessionDep,
     rows = grades.list_grades(db, context, assignment)
     return GradeList(items=[Grade.of(g) for g in rows], sent=sum(g.status == grades.SENT for g in rows),
                      failed=sum(g.status == grades.FAILED for g in rows))
+
+
+@router.get("/courses/{ws}/grades.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "assignment, username, name, lms_user_id, "
+                                                                          "best_score, lms_status"}})
+async def grades_csv(ws: str, request: Request, registry: RegistryDep, db: SessionDep) -> PlainTextResponse:
+    """Every LMS student's best score per assignment as CSV, to import by hand where the LMS takes no grades
+    from tools (``lms_user_id`` is the LMS's id of the person)."""
+    context = await _course(ws, registry, db)
+    text = await grades.grades_csv(db, request.app, context)
+    return PlainTextResponse(text, media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{ws}-grades.csv"'})
 
 
 @router.post("/courses/{ws}/grades/{assignment}/send", response_model=GradeList)
