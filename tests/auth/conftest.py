@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,10 +22,12 @@ from .slapd import READER_DN, READER_PASSWORD, SUFFIX, Slapd
 @pytest.fixture(scope="session")
 def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """oidc-provider-mock (PyPI) as its own process over HTTP: discovery, JWKS, RS256 ID tokens, the
-    authorization and token endpoints of Authlib's server. Its issuer is the URL it is reached by."""
+    authorization and token endpoints of Authlib's server, with PKCE enforced (oidc_provider_pkce.py).
+    Its issuer is the URL it is reached by."""
     port = free_port()
     log = (tmp_path_factory.mktemp("oidc") / "provider.log").open("wb")
-    args = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
+    script = Path(__file__).with_name("oidc_provider_pkce.py")
+    args = [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)]
     for claims in OIDC_USERS:
         args += ["--user-claims", json.dumps(claims)]
     proc = subprocess.Popen(args, stdout=log, stderr=log)

@@ -2,12 +2,9 @@
 discovery), the code flow driven by httpx as a browser would follow it: our login leg sends state, nonce
 and an S256 PKCE challenge; the provider's form signs a person in and redirects back; the callback makes
 (or finds, by issuer + subject) the account, maps groups to workspace roles and starts a session.
-Refusals: a state from another browser, an ID token for another nonce, another issuer or audience, a
-forged signature, a username that belongs to a local account.
-
-Named limit: this provider does not enforce PKCE (it ignores code_challenge), so the test checks what the
-gateway sends (S256, a challenge of the verifier derived from the browser's cookie), not the provider's
-verification of it."""
+Refusals: a state from another browser, an ID token for another nonce, a code whose PKCE challenge was
+altered (the provider, made to enforce RFC 7636 by oidc_provider_pkce.py, refuses the verifier), another
+issuer or audience, a forged signature, a username that belongs to a local account."""
 
 from __future__ import annotations
 
@@ -119,13 +116,20 @@ def test_a_callback_from_another_browser_or_for_another_nonce_is_refused(account
         # the authorization request altered on its way (another nonce): the ID token does not match
         r = _authorize(browser, _with(url, nonce="a-nonce-of-someone-else"), "a9e8d7c6-bob")
         assert r.status_code == 401 and "nonce mismatch" in r.text and "reprolab_session" not in browser.cookies
+    with accounts.browser() as browser:
+        url, _ = _start(browser)
+        # the challenge altered on its way: the gateway's verifier does not match it at the token endpoint
+        other_challenge = derive("someone-elses-key", "pkce-challenge")
+        r = _authorize(browser, _with(url, code_challenge=other_challenge), "a9e8d7c6-bob")
+        assert r.status_code == 401 and "refused the sign-in code" in r.text
+        assert "reprolab_session" not in browser.cookies
     with accounts.browser() as browser:  # no login leg in this browser at all
         r = browser.get("/auth/oidc/callback", params={"code": "x", "state": "y"})
         assert r.status_code == 400 and "did not start a sign-in" in r.text
-    failures = accounts.activity(type="account.signin_failed", want=2,
+    failures = accounts.activity(type="account.signin_failed", want=3,
                                  match=lambda e: e["event"]["details"].get("method") == "oidc")
     reasons = " ".join(e["event"]["details"]["reason"] for e in failures)
-    assert "state mismatch" in reasons and "nonce mismatch" in reasons
+    assert "state mismatch" in reasons and "nonce mismatch" in reasons and "refused the sign-in code" in reasons
 
 
 def test_a_username_of_a_local_account_is_not_taken_over(accounts) -> None:
