@@ -308,6 +308,12 @@ async def test_unknown_route_and_wrong_method_are_problems(gateway):
     r = await gateway.client.put("/api/v1/me", headers=gateway.auth())
     body = problem(r, 405)
     assert "GET" in r.headers["allow"] and "PUT" in body["detail"]
+    # every method of the path, not only the first route's (GET and POST are two routes here)
+    for path, allowed in (("/api/v1/users", "GET, POST"), ("/api/v1/workspaces/cs1/members", "GET, POST"),
+                          ("/api/v1/me/credentials/aws", "DELETE, GET, PUT")):
+        r = await gateway.client.patch(path, headers=gateway.auth())
+        problem(r, 405)
+        assert r.headers["allow"] == allowed, path
 
 
 async def test_validation_errors_name_the_field(gateway):
@@ -318,6 +324,12 @@ async def test_validation_errors_name_the_field(gateway):
     locs = {e["loc"] for e in body["errors"]}
     assert locs == {"body.title", "body.tilte"}
     assert "body.title" in body["detail"] and "body.tilte" in body["detail"]
+    # a pattern the document declares is refused in words, not as the regex
+    r = await gateway.client.post("/api/v1/workspaces", json={"slug": "CS 101", "title": "x"}, headers=gateway.auth())
+    assert problem(r, 422)["errors"] == [{"loc": "body.slug", "msg": "use 1-63 lower-case letters, digits and '-', "
+                                                                    "starting with a letter or digit"}]
+    body = problem(await gateway.client.get("/api/v1/workspaces/CS_101/members", headers=gateway.auth()), 422)
+    assert body["errors"][0]["loc"] == "path.ws" and "^" not in body["detail"]
 
 
 async def test_malformed_json_names_line_and_column(gateway):

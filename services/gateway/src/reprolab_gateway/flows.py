@@ -15,7 +15,7 @@ from reprolab_common.objectstore import ObjectStore, check_key
 
 from .clients import AuditClient, RegistryClient
 from .core.config import GatewaySettings
-from .core.uploads import check_declared_length, spool
+from .core.uploads import Spooled, check_declared_length, spool
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ def dataset_key(workspace: str, sha256_hex: str) -> str:
         ) from exc
 
 
+def refuse_empty(spooled: Spooled, what: str) -> None:
+    """An upload of zero bytes is a mistake (a wrong file name in ``curl --data-binary @file`` sends
+    nothing), not an empty dataset or bundle: 422 rather than storing or verifying nothing."""
+    if spooled.size == 0:
+        raise Invalid(f"the request body is empty; send {what} as the body", errors=[("body", "empty")])
+
+
 async def upload_dataset(
     request: Request,
     *,
@@ -66,6 +73,7 @@ async def upload_dataset(
 
     spooled = await spool(request.stream(), settings.upload_dir(), limit)
     try:
+        refuse_empty(spooled, "the dataset's bytes")
         key = dataset_key(workspace, spooled.sha256)
         existed = await asyncio.to_thread(store.exists, key)
         if not existed:
@@ -121,6 +129,7 @@ async def verify_bundle(
     spooled = await spool(request.stream(), settings.upload_dir(), settings.max_upload_bytes)
     key = f"uploads/verify/{uuid.uuid4()}.jsonl"
     try:
+        refuse_empty(spooled, "the export bundle (reprolab activity export writes one)")
         await asyncio.to_thread(store.put_file, key, spooled.path)
     finally:
         spooled.remove()

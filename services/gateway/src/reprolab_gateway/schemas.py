@@ -10,19 +10,41 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
 
 from . import models
+from .core.problems import pattern
 
-USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,38}$"
-DATASET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+USERNAME_PATTERN = pattern(r"^[a-z0-9][a-z0-9._-]{1,38}$",
+                           "use 2-39 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit")
+DATASET_NAME_PATTERN = pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                               "use 1-128 letters, digits, '.', '_' and '-', starting with a letter or digit")
+DIGEST_PATTERN = pattern(r"^sha256:[0-9a-f]{64}$", "is not a digest 'sha256:<64 lower-case hex digits>'")
+# Workspace slugs, environment and assignment names: the registry's ``check_name``.
+_NAME_HINT = "use 1-63 lower-case letters, digits and '-', starting with a letter or digit"
+NAME_PATTERN = pattern(r"^[a-z0-9][a-z0-9-]{0,62}$", _NAME_HINT)
+OPTIONAL_NAME_PATTERN = pattern(r"^$|^[a-z0-9][a-z0-9-]{0,62}$", f"leave it empty or {_NAME_HINT}")
+# Titles, descriptions, notes: the registry refuses control characters other than tab and newline.
+TEXT_PATTERN = pattern(r"^[^\x00-\x08\x0b-\x1f]*$", "contains control characters (only tab and newline may be used)")
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+
+# RFC 3339, what the document's `format: date-time` means: pydantic alone also takes numbers (seconds since
+# the epoch) and times without a zone, which the document does not allow.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("expected a time with its zone (RFC 3339), e.g. 2026-12-04T15:00:00Z")
+
+
+ZonedTime = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 RoleName = Literal["admin", "instructor", "student"]
 ROLE_NAMES: dict[int, RoleName] = {
@@ -141,8 +163,9 @@ class TokenCreated(Token):
 
 
 class WorkspaceCreate(_In):
-    slug: str = Field(min_length=1, max_length=64, description="Short URL name, e.g. cs505.")
-    title: str = Field(min_length=1, max_length=200)
+    slug: str = Field(pattern=NAME_PATTERN, description="Short URL name, e.g. cs505: 1-63 lower-case letters, "
+                      "digits and '-'.")
+    title: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
 
 
 class Workspace(BaseModel):
@@ -168,7 +191,7 @@ class WorkspaceList(BaseModel):
 
 
 class MemberAdd(_In):
-    username: str = Field(min_length=1, max_length=39)
+    username: str = Field(pattern=USERNAME_PATTERN, description="An existing user's login name.")
     role: RoleName
 
 
@@ -191,17 +214,24 @@ class MemberList(BaseModel):
 
 
 class EnvironmentCreate(_In):
-    name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=2000)
-    spec: dict[str, Any] = Field(description="The environment spec (base, apt, python, r, datasets, ...).")
+    name: str = Field(pattern=NAME_PATTERN, description="1-63 lower-case letters, digits and '-'.")
+    description: str = Field(default="", max_length=2000, pattern=TEXT_PATTERN)
+    spec: dict[str, Any] = Field(description="The environment spec (base, apt, python, r, datasets, ...); the "
+                                 "registry validates it and answers 422 naming each bad field.")
 
 
 class VersionCreate(_In):
+    # "exactly one of": spelled out for the OpenAPI document, as the validator below enforces it
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["spec"], "properties": {"spec": {"type": "object"}}},
+        {"required": ["rollback_to"], "properties": {"rollback_to": {"type": "integer"}}},
+    ]})
+
     spec: dict[str, Any] | None = Field(default=None, description="A new spec; or give rollback_to.")
     rollback_to: int | None = Field(
         default=None, ge=1, le=INT32_MAX, description="Make a new version equal to version n."
     )
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000, pattern=TEXT_PATTERN)
 
     @model_validator(mode="after")
     def _one_source(self) -> VersionCreate:
@@ -214,9 +244,9 @@ class ForkRequest(_In):
     version: int | None = Field(
         default=None, ge=1, le=INT32_MAX, description="Version to fork; default the latest."
     )
-    name: str | None = Field(default=None, min_length=1, max_length=128, description="Name of the fork.")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="Name of the fork.")
     workspace: str | None = Field(
-        default=None, min_length=1, max_length=64, description="Workspace to fork into; default the same one."
+        default=None, pattern=NAME_PATTERN, description="Workspace to fork into; default the same one."
     )
 
 
@@ -490,10 +520,12 @@ class CodeUpload(BaseModel):
 
 
 class RunResourcesIn(_In):
-    cpu: str | None = Field(default=None, pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
+    cpu: str | None = Field(default=None, pattern=pattern(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$",
+                                                          "is not a CPU quantity like '2', '0.5' or '500m'"),
                             description='CPUs: "2", "0.5" or "500m". Default: the environment spec\'s '
                                         '`resources.cpu`, else 1.')
-    memory: str | None = Field(default=None, pattern=r"^[0-9]+(Ki|Mi|Gi)$",
+    memory: str | None = Field(default=None, pattern=pattern(r"^[0-9]+(Ki|Mi|Gi)$",
+                                                             "is not a memory quantity like '512Mi' or '2Gi'"),
                                description='e.g. "512Mi", "2Gi". Default: the environment spec\'s '
                                            '`resources.memory`, else 1Gi.')
     pids: int = Field(default=256, ge=16, le=65536)
@@ -527,8 +559,14 @@ def memory_bytes(quantity: str) -> int:
 
 
 class RunCreate(_In):
-    environment: str = Field(default="", description="Required unless the run is for an assignment, whose "
-                             "environment (and version) it then uses.")
+    # "environment unless assignment": spelled out for the OpenAPI document, as submit_run enforces it
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["environment"], "properties": {"environment": {"minLength": 1}}},
+        {"required": ["assignment"], "properties": {"assignment": {"minLength": 1}}},
+    ]})
+
+    environment: str = Field(default="", pattern=OPTIONAL_NAME_PATTERN, description="Required unless the run is "
+                             "for an assignment, whose environment (and version) it then uses.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version.")
     code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code.")
     command: list[str] = Field(min_length=1, max_length=256)
@@ -537,8 +575,8 @@ class RunCreate(_In):
     target: str = Field(default="local", description="local, kubernetes, aws, azure or openstack.")
     resources: RunResourcesIn = Field(default_factory=RunResourcesIn)
     network: bool = Field(default=False, description="Give the run network access (off by default).")
-    assignment: str = Field(default="", description="Score the run for this assignment: the run must write the "
-                            "assignment's predictions file under /outputs.")
+    assignment: str = Field(default="", pattern=OPTIONAL_NAME_PATTERN, description="Score the run for this "
+                            "assignment: the run must write the assignment's predictions file under /outputs.")
 
 
 class Run(BaseModel):
@@ -606,16 +644,16 @@ class RunOutputs(BaseModel):
 
 
 class AssignmentCreate(_In):
-    name: str = Field(description="Lower-case letters, digits and '-'.")
-    title: str = ""
-    environment: str = Field(description="The environment whose image the evaluation runs in.")
+    name: str = Field(pattern=NAME_PATTERN, description="1-63 lower-case letters, digits and '-'.")
+    title: str = Field(default="", max_length=200, pattern=TEXT_PATTERN)
+    environment: str = Field(pattern=NAME_PATTERN, description="The environment whose image the evaluation runs in.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version now.")
     evaluation_code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code; "
                                  "its command runs in /work.")
     labels: str = Field(description="Digest or name of a hidden dataset; the evaluation reads it at /data/labels.")
     predictions: str = Field(default="predictions.csv", description="The file a student's run writes under "
                              "/outputs; the evaluation reads it at /inputs/<predictions>.")
-    metric: str = "score"
+    metric: str = Field(default="score", max_length=63, pattern=TEXT_PATTERN)
     higher_is_better: bool = True
     command: list[str] = Field(default_factory=lambda: ["python3", "evaluate.py"], min_length=1, max_length=64,
                                description="Runs the evaluation; it writes /outputs/score.json {\"score\": n}.")

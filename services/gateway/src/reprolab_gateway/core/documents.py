@@ -156,12 +156,13 @@ def to_json_text(value: Any, loc: str) -> str:
         raise Invalid(f"{loc} is nested too deeply", errors=[(loc, "nested too deeply")]) from exc
 
 
-def openapi_document_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` describing a body read by ``read_document``: one schema, JSON or YAML."""
+def openapi_document_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` describing a body read by ``read_document``: one schema, JSON or YAML (an empty
+    body reads as ``{}``, so it is optional where ``{}`` is valid)."""
     schema = model.model_json_schema()
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {
                 "application/json": {"schema": schema},
                 "application/yaml": {"schema": schema},

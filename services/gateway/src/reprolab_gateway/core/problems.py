@@ -8,6 +8,7 @@ unknown routes, wrong methods) and anything unexpected are mapped here, in one p
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -109,12 +110,28 @@ _MESSAGES = {
 }
 
 
+# Regex → what it asks for in words: a pattern mismatch otherwise reads "String should match pattern '^...$'".
+_PATTERN_HINTS: dict[str, str] = {}
+
+
+def pattern(regex: str, hint: str) -> str:
+    """Declare a field's pattern with the words a 422 uses when a value does not match it."""
+    _PATTERN_HINTS[regex] = hint
+    return regex
+
+
+def _message(e: Any) -> str:
+    kind = e.get("type", "")
+    if kind == "string_pattern_mismatch":
+        hint = _PATTERN_HINTS.get((e.get("ctx") or {}).get("pattern", ""))
+        if hint:
+            return hint
+    return _MESSAGES.get(kind, e.get("msg", "invalid"))
+
+
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     # Input values are deliberately not echoed: they may be large, or secret.
-    return [
-        {"loc": join_loc(e.get("loc", ())), "msg": _MESSAGES.get(e.get("type", ""), e.get("msg", "invalid"))}
-        for e in errors
-    ]
+    return [{"loc": join_loc(e.get("loc", ())), "msg": _message(e)} for e in errors]
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -169,11 +186,41 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
             f"there is no endpoint {request.method} {request.url.path}; the API is described at /api/v1/docs"
         )
     elif exc.status_code == 405:
-        allowed = headers.get("allow") or headers.get("Allow") or ""
+        allowed = _allowed_methods(request) or headers.get("Allow", "")
+        headers = {k: v for k, v in headers.items() if k.lower() != "allow"} | ({"Allow": allowed} if allowed else {})
         detail = f"{request.method} is not allowed on {request.url.path}" + (
             f"; use {allowed}" if allowed else ""
         )
     return problem_response(exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents at this path (RFC 9110: a 405 lists them all in ``Allow``).
+    Starlette names only the first route whose path matched, so a path with a GET and a POST route
+    answered a DELETE with ``Allow: POST``. Read from the OpenAPI document, so ``Allow`` and the
+    document cannot disagree; when several templates match, the most literal one is the route served
+    (``.../environments/import`` rather than ``.../environments/{env}``). "" outside the API."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = request.app.state.allow_table = _allow_table(request.app.openapi())
+    path = request.url.path
+    best = max((t for t in table if t[0].fullmatch(path)), key=lambda t: t[1], default=None)
+    return best[2] if best else ""
+
+
+def _allow_table(schema: dict[str, Any]) -> list[tuple[re.Pattern[str], int, str]]:
+    """(path regex, number of literal segments, "GET, POST") per documented path."""
+    table = []
+    for template, operations in schema.get("paths", {}).items():
+        parts = template.strip("/").split("/")
+        regex = "/" + "/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        literal = sum(not p.startswith("{") for p in parts)
+        methods = ", ".join(sorted(m.upper() for m in operations if m.upper() in _HTTP_METHODS))
+        table.append((re.compile(regex), literal, methods))
+    return table
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:

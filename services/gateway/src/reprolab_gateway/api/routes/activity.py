@@ -10,14 +10,22 @@ member may fetch them.
 import asyncio
 import logging
 import re
-from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from ...flows import activity_scope, verify_bundle
-from ...schemas import INT64_MAX, ActivityEntry, ActivityPage, ConsistencyProof, InclusionProof, VerifyResult
+from ...schemas import (
+    INT64_MAX,
+    ActivityEntry,
+    ActivityPage,
+    ConsistencyProof,
+    InclusionProof,
+    VerifyResult,
+    ZonedTime,
+)
 from ..deps import AuditDep, RegistryDep, SettingsDep, StoreDep
+from ..params import WsPath
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,7 @@ router = APIRouter(prefix="/workspaces/{ws}/activity", tags=["activity"])
 
 @router.get("", response_model=ActivityPage)
 async def list_activity(
-    ws: str,
+    ws: WsPath,
     registry: RegistryDep,
     audit: AuditDep,
     actor: str = Query(default="", max_length=64, description="Only entries by this username."),
@@ -36,10 +44,10 @@ async def list_activity(
     type: str = Query(
         default="", max_length=128, description="Only entries of this type, e.g. build.succeeded."
     ),
-    since: datetime | None = Query(
+    since: ZonedTime | None = Query(
         default=None, description="Only entries at or after this time (ISO 8601)."
     ),
-    until: datetime | None = Query(default=None, description="Only entries before this time (ISO 8601)."),
+    until: ZonedTime | None = Query(default=None, description="Only entries before this time (ISO 8601)."),
     after: int = Query(
         default=0, ge=0, le=INT64_MAX, description="Only entries with a greater seq (paging)."
     ),
@@ -71,7 +79,7 @@ async def list_activity(
     },
 )
 async def export_activity(
-    ws: str, registry: RegistryDep, audit: AuditDep, store: StoreDep
+    ws: WsPath, registry: RegistryDep, audit: AuditDep, store: StoreDep
 ) -> StreamingResponse:
     """Download a verifiable bundle (``reprolab-audit/2``): entries, signed checkpoints and the verifier
     keys, as JSON lines (``reprolab audit verify FILE [--against OLD.note]`` checks it offline)."""
@@ -90,7 +98,7 @@ async def export_activity(
 
 
 @router.post("/verify", response_model=VerifyResult)
-async def verify_current_log(ws: str, registry: RegistryDep, audit: AuditDep, store: StoreDep) -> VerifyResult:
+async def verify_current_log(ws: WsPath, registry: RegistryDep, audit: AuditDep, store: StoreDep) -> VerifyResult:
     """Verify the workspace's log as it stands (what you may see of it), without downloading it: the same
     checks as verifying an export. Not recorded as an export, so checking the log does not add to it."""
     scope = await activity_scope(registry, ws)
@@ -109,7 +117,7 @@ async def verify_current_log(ws: str, registry: RegistryDep, audit: AuditDep, st
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}, "description": "A C2SP signed note (tlog-checkpoint)"}},
 )
-async def get_checkpoint(ws: str, registry: RegistryDep, audit: AuditDep) -> PlainTextResponse:
+async def get_checkpoint(ws: WsPath, registry: RegistryDep, audit: AuditDep) -> PlainTextResponse:
     """The log's newest signed checkpoint, covering every entry: keep it, and later check that the
     log only grew (``reprolab audit verify BUNDLE --against it`` or the consistency proof)."""
     await activity_scope(registry, ws)
@@ -119,9 +127,10 @@ async def get_checkpoint(ws: str, registry: RegistryDep, audit: AuditDep) -> Pla
     return PlainTextResponse(cp.note, media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@router.get("/proof/inclusion", response_model=InclusionProof)
+@router.get("/proof/inclusion", response_model=InclusionProof,
+            responses={422: {"description": "The index or size is beyond the log's tree (the detail says its size)."}})
 async def inclusion_proof(
-    ws: str,
+    ws: WsPath,
     registry: RegistryDep,
     audit: AuditDep,
     index: int = Query(ge=0, le=INT64_MAX, description="0-based leaf index: the entry's seq - 1."),
@@ -132,9 +141,10 @@ async def inclusion_proof(
     return InclusionProof.of(await audit.inclusion_proof(ws, index, size))
 
 
-@router.get("/proof/consistency", response_model=ConsistencyProof)
+@router.get("/proof/consistency", response_model=ConsistencyProof,
+            responses={422: {"description": "A size is beyond the log's tree, or old is greater than new."}})
 async def consistency_proof(
-    ws: str,
+    ws: WsPath,
     registry: RegistryDep,
     audit: AuditDep,
     old: int = Query(ge=0, le=INT64_MAX, description="Size of the older tree (e.g. of a checkpoint you kept)."),
@@ -154,9 +164,12 @@ verify_router = APIRouter(prefix="/activity", tags=["activity"])
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/x-ndjson": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {"application/x-ndjson": {"schema": {"type": "string", "format": "binary",
+                                                             "minLength": 1}}},
         }
     },
+    responses={413: {"description": "The bundle is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
+               422: {"description": "The body is empty, or 'against' is not a signed checkpoint."}},
 )
 async def verify_activity(
     request: Request,

@@ -14,15 +14,35 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from reprolab_common import agentchain
 from reprolab_common.agentchain import ChainError, check_shape, to_events, verify
 from reprolab_common.errors import Invalid, ServiceUnavailable
 from reprolab_common.nats import publish_event
 
 from ..deps import ActorDep, NatsDep, RegistryDep
+from ..params import WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/activity", tags=["activity"])
 
 MAX_BODY_BYTES = 8 << 20
+
+# What ``agentchain.check_shape`` enforces, for the OpenAPI document; that each entry links to the one
+# before (``verify``) no schema can say: a chain that does not verify is a 422 naming the entry.
+_HEX64 = {"type": "string", "pattern": agentchain._HEX64.pattern}
+ENTRY_SCHEMA = {
+    "type": "object",
+    "required": [*agentchain.BODY_KEYS, "prev", "hash"],
+    "additionalProperties": False,
+    "properties": {
+        "chain": {"type": "string", "pattern": agentchain._CHAIN.pattern},
+        "seq": {"type": "integer", "minimum": 1},
+        "time": {"type": "string", "maxLength": 40},
+        "kind": {"type": "string", "pattern": agentchain._KIND.pattern},
+        "details": {"type": "object"},
+        "prev": _HEX64,
+        "hash": _HEX64,
+    },
+}
 
 
 class AgentSyncResult(BaseModel):
@@ -39,13 +59,16 @@ class AgentSyncResult(BaseModel):
             "required": True,
             "content": {"application/json": {"schema": {
                 "type": "object",
-                "properties": {"entries": {"type": "array", "items": {"type": "object"}},
+                "properties": {"entries": {"type": "array", "minItems": 1, "maxItems": agentchain.MAX_ENTRIES,
+                                           "items": ENTRY_SCHEMA},
                                "image": {"type": "object"}},
                 "required": ["entries"]}}},
         }
     },
+    responses={422: {"description": "The body is not an agent chain, or the chain does not verify (the first "
+                                    "broken entry is named)."}},
 )
-async def sync_agent_chain(ws: str, request: Request, registry: RegistryDep, actor: ActorDep,
+async def sync_agent_chain(ws: WsPath, request: Request, registry: RegistryDep, actor: ActorDep,
                            link: NatsDep) -> AgentSyncResult:
     """Record a container's activity chain (``reprolab activity sync`` inside an image) in the
     workspace's activity log, attributed to you. The whole chain is sent, from its first entry."""

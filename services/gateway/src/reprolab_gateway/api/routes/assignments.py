@@ -7,13 +7,16 @@ from reprolab.v1 import registry_pb2
 
 from ...schemas import Assignment, AssignmentCreate, AssignmentList, Leaderboard
 from ..deps import RegistryDep, StoreDep
+from ..params import AssignmentPath, WsPath
 from .runs import find_code
 
 router = APIRouter(prefix="/workspaces/{ws}/assignments", tags=["assignments"])
 
 
-@router.post("", status_code=201, response_model=Assignment)
-async def create_assignment(ws: str, body: AssignmentCreate, registry: RegistryDep, store: StoreDep) -> Assignment:
+@router.post("", status_code=201, response_model=Assignment,
+             responses={422: {"description": "The evaluation code, environment version or labels dataset does not "
+                                             "exist, the labels are public, or the body is invalid."}})
+async def create_assignment(ws: WsPath, body: AssignmentCreate, registry: RegistryDep, store: StoreDep) -> Assignment:
     """Instructors and admins. ``evaluation_code`` is an archive uploaded to .../code whose ``command``
     reads the student's predictions at /inputs/<predictions> and the hidden ``labels`` at /data/labels,
     and writes /outputs/score.json ``{"score": <number>}``; it runs without network in the image of
@@ -29,17 +32,17 @@ async def create_assignment(ws: str, body: AssignmentCreate, registry: RegistryD
 
 
 @router.get("", response_model=AssignmentList)
-async def list_assignments(ws: str, registry: RegistryDep) -> AssignmentList:
+async def list_assignments(ws: WsPath, registry: RegistryDep) -> AssignmentList:
     return AssignmentList(items=[Assignment.of(a) for a in (await registry.list_assignments(ws)).items])
 
 
 @router.get("/{name}", response_model=Assignment)
-async def get_assignment(ws: str, name: str, registry: RegistryDep) -> Assignment:
+async def get_assignment(ws: WsPath, name: AssignmentPath, registry: RegistryDep) -> Assignment:
     """Students see what to write (``predictions``) and how it is ranked, never the labels."""
     return Assignment.of(await registry.get_assignment(ws, name))
 
 
 @router.get("/{name}/leaderboard", response_model=Leaderboard)
-async def leaderboard(ws: str, name: str, registry: RegistryDep) -> Leaderboard:
+async def leaderboard(ws: WsPath, name: AssignmentPath, registry: RegistryDep) -> Leaderboard:
     """Each member's best score (by the metric's direction), best first; equal scores rank earlier first."""
     return Leaderboard.of(await registry.leaderboard(ws, name))

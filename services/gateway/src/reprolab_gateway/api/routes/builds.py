@@ -11,6 +11,7 @@ from ...buildview import sbom_naming, seen_from
 from ...core.sse import log_events
 from ...schemas import INT32_MAX, Build, BuildList
 from ..deps import BuilderDep, NatsDep, RegistryDep
+from ..params import EnvPath, WsPath
 
 router = APIRouter(tags=["builds"])
 
@@ -28,7 +29,7 @@ def _parse_ref(ref: str) -> tuple[str, str, int] | None:
 @router.post("/workspaces/{ws}/environments/{env}/versions/{n}/builds", status_code=202, response_model=Build,
              responses={422: {"description": "The spec could not be locked (a package that does not exist, "
                                              "conflicting pins, an unknown R package, a missing base image)."}})
-async def request_build(ws: str, env: str, registry: RegistryDep, builder: BuilderDep,
+async def request_build(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep,
                         n: int = Path(ge=1, le=INT32_MAX)) -> Response:
     """Lock version n's spec and build it into an image (identical locks join one build). Derived
     versions build FROM their parent's image when the parent was built."""
@@ -55,7 +56,7 @@ async def request_build(ws: str, env: str, registry: RegistryDep, builder: Build
 
 
 @router.get("/workspaces/{ws}/environments/{env}/builds", response_model=BuildList)
-async def list_builds(ws: str, env: str, registry: RegistryDep, builder: BuilderDep,
+async def list_builds(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep,
                       version: int = Query(default=0, ge=0, le=INT32_MAX, description="Only this version's; 0: all."),
                       limit: int = Query(default=100, ge=1, le=500)) -> BuildList:
     """The environment's build history, newest first: every build of its versions (failed ones too, with why),

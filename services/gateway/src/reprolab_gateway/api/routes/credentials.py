@@ -22,30 +22,40 @@ from reprolab.v1 import runner_pb2
 from reprolab_common.errors import Invalid
 
 from ...core.bodylimit import BodyLimitedRoute
-from ...schemas import ts
+from ...core.problems import pattern
+from ...schemas import NAME_PATTERN, ts
 from ..deps import RegistryDep, RunnerDep
+from ..params import VENDORS
 
 router = APIRouter(prefix="/me/credentials", tags=["credentials"], route_class=BodyLimitedRoute)
 
-VENDOR_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
-VendorPath = Annotated[str, Path(pattern=VENDOR_PATTERN, description="aws, azure or openstack")]
-WorkspaceQuery = Annotated[str, Query(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$",
+VENDOR_PATTERN = pattern(r"^[a-z][a-z0-9-]{0,31}$", "use one of aws, azure, openstack")
+# The runner refuses other vendors with a 422 that names the known ones; the document lists them.
+VendorPath = Annotated[str, Path(pattern=VENDOR_PATTERN, description="aws, azure or openstack",
+                                 json_schema_extra={"enum": list(VENDORS)})]
+WorkspaceQuery = Annotated[str, Query(min_length=1, max_length=63, pattern=NAME_PATTERN,
                                       description="Slug of the workspace the credentials are for (you must be a "
                                                   "member).")]
+
+
+_SECRET_VALUE = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\x00]*$"}
+_OPTION_VALUE = {"type": "string", "maxLength": 4096, "pattern": "^[^\\x00-\\x1f]*$"}
 
 
 class CredentialPut(BaseModel):
     # Values are typed Any and unknown top-level fields allowed, both checked below: pydantic's own
     # errors would name a bad value's key, and a key is where a pasted secret sometimes lands.
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+    # The document says what the checks below and the runner enforce: no other fields, string values.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False, "examples": [{
         "secret": {"access_key_id": "AKIA...", "secret_access_key": "..."},
         "options": {"region": "us-east-1", "image_id": "ami-0123456789abcdef0"}}]})
 
-    secret: dict[str, Any] = Field(description=(
+    secret: dict[str, Any] = Field(json_schema_extra={"additionalProperties": _SECRET_VALUE}, description=(
         "Secret fields, encrypted at rest and never shown again. aws: access_key_id, secret_access_key; azure: "
         "client_id, client_secret; openstack: username + password, or application_credential_id + "
         "application_credential_secret."))
-    options: dict[str, Any] = Field(default_factory=dict, description=(
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"additionalProperties": _OPTION_VALUE},
+                                    description=(
         "Non-secret settings, shown back. aws: region (required), endpoint_url, image_id, instance_type, subnet_id, "
         "security_group_ids (comma-separated), key_name; azure: tenant_id, subscription_id, resource_group, location "
         "(required), subnet_id, vm_size, image (publisher:offer:sku:version), ssh_public_key, authority_host, "

@@ -12,6 +12,7 @@ from reprolab_common.objectstore import ObjectNotFound
 from ... import flows
 from ...schemas import DATASET_NAME_PATTERN, DIGEST_PATTERN, Dataset, DatasetList
 from ..deps import RegistryDep, SettingsDep, StoreDep
+from ..params import WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/datasets", tags=["datasets"])
 
@@ -26,13 +27,15 @@ _SAFE_FILENAME = re.compile(DATASET_NAME_PATTERN)
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                                "minLength": 1}}},
         }
     },
-    responses={413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"}},
+    responses={413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
+               422: {"description": "The body is empty, or a query parameter is invalid."}},
 )
 async def upload_dataset(
-    ws: str,
+    ws: WsPath,
     request: Request,
     registry: RegistryDep,
     store: StoreDep,
@@ -59,14 +62,14 @@ async def upload_dataset(
 
 
 @router.get("", response_model=DatasetList)
-async def list_datasets(ws: str, registry: RegistryDep) -> DatasetList:
+async def list_datasets(ws: WsPath, registry: RegistryDep) -> DatasetList:
     """Datasets the caller may see (students: public ones)."""
     reply = await registry.list_datasets(ws)
     return DatasetList(items=[Dataset.of(d) for d in reply.items])
 
 
 @router.get("/{digest}", response_model=Dataset)
-async def get_dataset(ws: str, registry: RegistryDep, digest: str = DigestPath) -> Dataset:
+async def get_dataset(ws: WsPath, registry: RegistryDep, digest: str = DigestPath) -> Dataset:
     return Dataset.of(await registry.get_dataset(ws, digest))
 
 
@@ -79,7 +82,7 @@ async def get_dataset(ws: str, registry: RegistryDep, digest: str = DigestPath) 
     },
 )
 async def download_dataset(
-    ws: str, request: Request, registry: RegistryDep, store: StoreDep, digest: str = DigestPath
+    ws: WsPath, request: Request, registry: RegistryDep, store: StoreDep, digest: str = DigestPath
 ) -> Response:
     """The dataset's bytes, streamed. The ETag is the digest, so caches never need to revalidate twice."""
     dataset = await registry.get_dataset(ws, digest, for_download=True)

@@ -14,15 +14,17 @@ from ...schemas import (
     VersionList,
 )
 from ..deps import RegistryDep, SettingsDep
+from ..params import EnvPath, WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/environments", tags=["environments"])
 
 
 @router.post(
-    "", status_code=201, response_model=Environment, openapi_extra=openapi_document_body(EnvironmentCreate)
+    "", status_code=201, response_model=Environment, openapi_extra=openapi_document_body(EnvironmentCreate),
+    responses={422: {"description": "The spec is invalid (each bad field named), or the body is."}},
 )
 async def create_environment(
-    ws: str, request: Request, registry: RegistryDep, settings: SettingsDep
+    ws: WsPath, request: Request, registry: RegistryDep, settings: SettingsDep
 ) -> Environment:
     """Create an environment with its first version. The registry validates the spec."""
     body = await read_document(request, EnvironmentCreate, settings.max_document_bytes)
@@ -33,13 +35,13 @@ async def create_environment(
 
 
 @router.get("", response_model=EnvironmentList)
-async def list_environments(ws: str, registry: RegistryDep) -> EnvironmentList:
+async def list_environments(ws: WsPath, registry: RegistryDep) -> EnvironmentList:
     reply = await registry.list_environments(ws)
     return EnvironmentList(items=[Environment.of(e) for e in reply.items])
 
 
 @router.get("/{env}", response_model=Environment)
-async def get_environment(ws: str, env: str, registry: RegistryDep) -> Environment:
+async def get_environment(ws: WsPath, env: EnvPath, registry: RegistryDep) -> Environment:
     return Environment.of(await registry.get_environment(ws, env))
 
 
@@ -48,9 +50,11 @@ async def get_environment(ws: str, env: str, registry: RegistryDep) -> Environme
     status_code=201,
     response_model=Version,
     openapi_extra=openapi_document_body(VersionCreate),
+    responses={422: {"description": "The spec is invalid (each bad field named), rollback_to names no version, "
+                                    "or the body is invalid."}},
 )
 async def create_version(
-    ws: str, env: str, request: Request, registry: RegistryDep, settings: SettingsDep
+    ws: WsPath, env: EnvPath, request: Request, registry: RegistryDep, settings: SettingsDep
 ) -> Version:
     """A new version from a spec, or ``{"rollback_to": n}`` to make one equal to version n."""
     body = await read_document(request, VersionCreate, settings.max_document_bytes)
@@ -64,14 +68,14 @@ async def create_version(
 
 
 @router.get("/{env}/versions", response_model=VersionList)
-async def list_versions(ws: str, env: str, registry: RegistryDep) -> VersionList:
+async def list_versions(ws: WsPath, env: EnvPath, registry: RegistryDep) -> VersionList:
     reply = await registry.list_versions(ws, env)
     return VersionList(items=[Version.of(v) for v in reply.items])
 
 
 @router.get("/{env}/versions/{n}", response_model=Version)
 async def get_version(
-    ws: str, env: str, registry: RegistryDep, n: int = Path(ge=1, le=INT32_MAX, description="Version number")
+    ws: WsPath, env: EnvPath, registry: RegistryDep, n: int = Path(ge=1, le=INT32_MAX, description="Version number")
 ) -> Version:
     return Version.of(await registry.get_version(ws, env, n))
 
@@ -80,10 +84,10 @@ async def get_version(
     "/{env}/fork",
     status_code=201,
     response_model=Environment,
-    openapi_extra=openapi_document_body(ForkRequest),
+    openapi_extra=openapi_document_body(ForkRequest, required=False),
 )
 async def fork_environment(
-    ws: str, env: str, request: Request, registry: RegistryDep, settings: SettingsDep
+    ws: WsPath, env: EnvPath, request: Request, registry: RegistryDep, settings: SettingsDep
 ) -> Environment:
     """Fork into a new environment whose first version's parent is the forked version. The body
     may be empty (latest version, default name, same workspace)."""

@@ -16,6 +16,7 @@ from ...importer.binder_export import binder_folder, zip_folder
 from ...importer.tree import RepoTree
 from ...schemas import INT32_MAX
 from ..deps import BuilderDep, RegistryDep, StoreDep
+from ..params import EnvPath, WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/environments/{env}/versions/{n}", tags=["environments"])
 
@@ -35,7 +36,7 @@ def _repository(data: bytes) -> RepoTree:
 
 @router.get("/binder", response_class=Response,
             responses={200: {"content": {"application/zip": {}}, "description": "A Binder-ready folder as a zip"}})
-async def export_binder(ws: str, env: str, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
+async def export_binder(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
                         n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> Response:
     """requirements.txt with hashes, apt.txt and runtime.txt from the version's lock (plus postBuild
     for its build steps and the imported repository's files): repo2docker builds the same packages."""
@@ -61,7 +62,7 @@ async def export_binder(ws: str, env: str, registry: RegistryDep, builder: Build
 @router.get("/image.tar", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-tar": {}},
                              "description": "The image as an OCI archive: `podman load -i` / `docker load -i`"}})
-async def export_oci_archive(ws: str, env: str, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
+async def export_oci_archive(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep, store: StoreDep,
                              n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> Response:
     """Version n's image as an OCI archive for offline classrooms (same manifest digest as the
     platform's image). Made once per image by the builder, then streamed from the object store."""

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from reprolab_common.errors import Invalid
 
+from ...core.problems import pattern
 from ...core.uploads import check_declared_length, spool
 from ...importer.archive import read_archive
 from ...importer.flow import check_importer, download_archive, import_tree, tree_from_path
 from ...schemas import Environment
 from ..deps import RegistryDep, SettingsDep, StoreDep
+from ..params import WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/environments", tags=["environments"])
 
@@ -45,20 +47,25 @@ class ImportResult(BaseModel):
             "content": {
                 "application/gzip": {"schema": {"type": "string", "format": "binary"}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                "application/json": {"schema": {"type": "object", "properties": {"source": {
-                    "type": "string", "description": "An absolute path under REPROLAB_GATEWAY_IMPORT_ROOTS or an "
+                "application/json": {"schema": {"type": "object", "required": ["source"], "properties": {"source": {
+                    "type": "string", "minLength": 1,
+                    "description": "An absolute path under REPROLAB_GATEWAY_IMPORT_ROOTS or an "
                     "http(s) URL of a .tar.gz/.zip on a host in REPROLAB_GATEWAY_IMPORT_URL_HOSTS"}}}},
             },
         }
     },
+    responses={413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
+               422: {"description": "The archive or source cannot be read, or the repository's configuration "
+                                    "cannot be mapped to a spec (what and where is named)."}},
 )
 async def import_environment(
-    ws: str,
+    ws: WsPath,
     request: Request,
     registry: RegistryDep,
     store: StoreDep,
     settings: SettingsDep,
-    name: str = Query(pattern=r"^[a-z0-9][a-z0-9-]{0,53}$", description="The new environment's name."),
+    name: str = Query(pattern=pattern(r"^[a-z0-9][a-z0-9-]{0,53}$", "use 1-54 lower-case letters, digits and '-', "
+                                      "starting with a letter or digit"), description="The new environment's name."),
     base: str = Query(default="", description="Base image; default REPROLAB_GATEWAY_IMPORT_BASE."),
     description: str = Query(default="", max_length=1000),
     strict: bool = Query(default=False, description="Refuse (422) anything mapped only approximately too."),

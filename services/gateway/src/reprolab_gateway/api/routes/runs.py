@@ -15,6 +15,7 @@ from ...core.sse import log_events
 from ...core.uploads import check_declared_length, spool
 from ...schemas import TERMINAL_RUN, CodeUpload, OutputFile, Run, RunCreate, RunList, RunOutputs, _json_object
 from ..deps import NatsDep, RegistryDep, RunnerDep, SettingsDep, StoreDep
+from ..params import WsPath
 
 router = APIRouter(tags=["runs"])
 
@@ -26,8 +27,15 @@ def code_key(workspace: str, sha256_hex: str, fmt: str) -> str:
     return f"workspaces/{workspace}/code/sha256/{sha256_hex}.{fmt}"
 
 
-@router.post("/workspaces/{ws}/code", status_code=201, response_model=CodeUpload)
-async def upload_code(ws: str, request: Request, registry: RegistryDep, store: StoreDep,
+@router.post("/workspaces/{ws}/code", status_code=201, response_model=CodeUpload,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/gzip": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
+                 "application/zip": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}}}},
+             responses={413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
+                        422: {"description": "The body is not a .tar.gz or .zip, or breaks a limit (entries, "
+                                             "unpacked size, ratio, links, paths)."}})
+async def upload_code(ws: WsPath, request: Request, registry: RegistryDep, store: StoreDep,
                       settings: SettingsDep) -> CodeUpload:
     """A .tar.gz or .zip of the code to run (raw body). Checked before it is kept: entry count, unpacked
     size, compression ratio; only regular files and directories at relative paths without '..'."""
@@ -83,8 +91,11 @@ async def _evaluation(registry: RegistryDep, ws: str, name: str) -> tuple[regist
         command=a.command, metric=a.metric)
 
 
-@router.post("/workspaces/{ws}/runs", status_code=202, response_model=Run)
-async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: RunnerDep, store: StoreDep) -> Run:
+@router.post("/workspaces/{ws}/runs", status_code=202, response_model=Run,
+             responses={409: {"description": "The version has no image yet: build it first."},
+                        422: {"description": "The code, a dataset, the environment version or the assignment does "
+                                             "not exist, the target is not enabled, or the body is invalid."}})
+async def submit_run(ws: WsPath, body: RunCreate, registry: RegistryDep, runner: RunnerDep, store: StoreDep) -> Run:
     """Run ``command`` in a built version's image with the uploaded code in /work and datasets read-only
     under /data, on a target (``local`` by default): no network unless asked, non-root, limited.
     With ``assignment``, a succeeded run is then scored: the assignment's evaluation reads the file the
@@ -125,7 +136,7 @@ async def submit_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Ru
 
 
 @router.get("/workspaces/{ws}/runs", response_model=RunList)
-async def list_runs(ws: str, registry: RegistryDep, runner: RunnerDep) -> RunList:
+async def list_runs(ws: WsPath, registry: RegistryDep, runner: RunnerDep) -> RunList:
     """Students see their own runs; instructors and admins every run of the workspace."""
     workspace = await registry.get_workspace(ws)
     runs = await runner.list(ws, own_only=workspace.caller_role not in MANAGERS)
@@ -166,7 +177,8 @@ async def run_outputs(run_id: str, runner: RunnerDep, registry: RegistryDep) -> 
                       metrics=_json_object(out.metrics_json) if out.metrics_json else None)
 
 
-@router.get("/runs/{run_id}/outputs/{name:path}")
+@router.get("/runs/{run_id}/outputs/{name:path}", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}})
 async def run_output_file(run_id: str, name: str, runner: RunnerDep, registry: RegistryDep,
                           store: StoreDep) -> StreamingResponse:
     await _visible_run(run_id, runner, registry)

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from ...core.bodylimit import BodyLimitedRoute
 from ...schemas import Workspace, WorkspaceCreate, WorkspaceList
 from ..deps import RegistryDep
+from ..params import WsPath
 
 router = APIRouter(prefix="/workspaces", tags=["workspaces"], route_class=BodyLimitedRoute)
 
@@ -23,5 +24,5 @@ async def list_workspaces(registry: RegistryDep) -> WorkspaceList:
 
 
 @router.get("/{ws}", response_model=Workspace)
-async def get_workspace(ws: str, registry: RegistryDep) -> Workspace:
+async def get_workspace(ws: WsPath, registry: RegistryDep) -> Workspace:
     return Workspace.of(await registry.get_workspace(ws))

@@ -1,0 +1,15 @@
+"""Path parameters declared once, with the patterns the services enforce, so the OpenAPI document
+says what is refused (and FastAPI refuses it with a 422 naming the parameter before any service call)."""
+
+from typing import Annotated
+
+from fastapi import Path
+
+from ..schemas import NAME_PATTERN
+
+_NAME = "1-63 lower-case letters, digits and '-', starting with a letter or digit."
+WsPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Workspace slug: {_NAME}")]
+EnvPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Environment name: {_NAME}")]
+AssignmentPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Assignment name: {_NAME}")]
+# The vendors the runner keeps credentials for (reprolab_runner.credstore.VENDORS).
+VENDORS = ("aws", "azure", "openstack")
