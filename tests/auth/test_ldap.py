@@ -59,6 +59,11 @@ def test_wrong_password_unknown_person_and_tricks_are_refused(accounts) -> None:
         assert r.status_code == 401 and "wrong username or password" in r.text
         for name in ("*", "dav*", "dave)(uid=*"):  # escaped: no wildcard, no injected filter
             assert sign_in(browser, name, PEOPLE["dave"][1]).status_code == 401
+        # per directory account: after 5 failures even the right password waits
+        for _ in range(5):
+            assert sign_in(browser, "erin", "guessing erin").status_code == 401
+        r = sign_in(browser, "erin", PEOPLE["erin"][1])
+        assert r.status_code == 429 and "try again in" in r.text
         # an empty password would be an unauthenticated bind, which LDAP servers accept: refused first
         r = browser.post("/login", data={"username": "dave", "password": "", "csrf": csrf_of(browser)})
         assert r.status_code == 401 and "reprolab_session" not in browser.cookies

@@ -28,6 +28,7 @@ from .sessions import client_address
 from .signin import SignInRefused, check_address, record_failure
 
 UUID_ATTRS = ("entryUUID", "objectGUID")
+ACCOUNT_KEY = "ldap-account:"  # failures per directory account, in the sign-in throttle's counters
 
 
 class DirectoryUnavailable(Exception):
@@ -123,6 +124,15 @@ def ldap_signin(request: Request, db: Session, settings: GatewaySettings, *, use
     address = client_address(request)
     check_address(throttle, settings, address)
     username = username.strip()
+    # per account too: the directory's own lockout may be off, and a bind per guess is what it costs
+    account = ACCOUNT_KEY + username.lower()
+    wait = throttle.wait_seconds(account, limit=settings.signin_account_failures, window=settings.signin_lock_seconds)
+    if wait > 0:
+        throttle.failed(address, window=settings.signin_window_seconds)
+        record_failure(db, user=None, method="ldap", address=address, reason="account locked",
+                       issuer=issuer_of(settings))
+        raise SignInRefused(f"too many failed sign-ins for this account; try again in {math.ceil(wait)} s",
+                            status=429, retry_after=math.ceil(wait))
     if not username or not password:
         throttle.failed(address, window=settings.signin_window_seconds)
         raise SignInRefused("wrong username or password")
@@ -135,6 +145,7 @@ def ldap_signin(request: Request, db: Session, settings: GatewaySettings, *, use
                             status=503) from exc
     if person is None:
         throttle.failed(address, window=settings.signin_window_seconds)
+        throttle.failed(account, window=settings.signin_lock_seconds)
         record_failure(db, user=None, method="ldap", address=address, reason="wrong username or password",
                        issuer=issuer_of(settings))
         raise SignInRefused("wrong username or password")
