@@ -50,6 +50,7 @@ OWNER_NOT_SWEPT = {
     ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"):
         "pushes to an external registry with stored credentials: tests/integration/test_publish.py",
     ("GET", "/api/v1/lti/courses/{ws}/grades"): _LTI,
+    ("GET", "/api/v1/lti/courses/{ws}/grades.csv"): _LTI,
     ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): _LTI,
     ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): _LTI,
 }
@@ -79,6 +80,7 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/lti/courses/{ws}/grades"): 403,
+    ("GET", "/api/v1/lti/courses/{ws}/grades.csv"): 403,
     ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): 403,
     ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): 403,
     # managers only, checked before the environment: the same 403 for any name, so nothing is revealed
