@@ -288,6 +288,37 @@ def user_list(url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_
     _show(c.get("/users"), as_json, ("username", "display_name", "platform_admin", "created_at"))
 
 
+@user_app.command("set-password")
+def user_set_password(username: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                      password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                                            envvar="REPROLAB_NEW_PASSWORD",
+                                                            help="The new password (asked when not given).")] = "",
+                      ) -> None:
+    """Set a user's password for the portal's sign-in (platform admins)."""
+    c = _client(url, token)
+    c.request("PUT", f"/users/{username}/password", json={"password": password}, expect=(204,))
+    console.print(f"password of [bold]{escape(username)}[/bold] set")
+
+
+@user_app.command("reset-link")
+def user_reset_link(username: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                    as_json: JsonOpt = False) -> None:
+    """A one-time link with which the user sets a new password (platform admins); hand it over privately."""
+    data = _client(url, token).post(f"/users/{username}/password-reset")
+    if as_json:
+        _print_json(data)
+        return
+    console.print(f"reset link for [bold]{escape(username)}[/bold], valid until {data['expires_at']} (shown only now):")
+    print(data["url"])
+
+
+@user_app.command("end-sessions")
+def user_end_sessions(username: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Sign a user out of every browser (platform admins); their API tokens keep working."""
+    data = _client(url, token).request("DELETE", f"/users/{username}/sessions")
+    console.print(f"ended {data['ended']} session(s) of [bold]{escape(username)}[/bold]")
+
+
 # --- workspaces -----------------------------------------------------------------------------
 
 @workspace_app.command("create")
