@@ -32,7 +32,7 @@ class Lab:
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest) -> Iterator[Lab]:
-    extra: dict[str, str] = {}
+    extra = {"REPROLAB_AUDIT_EXPORT_SWEEP_SECONDS": "1"}  # left-over activity exports are looked for every second
     prefix = drop = None
     if backend == "postgres":
         drop = request.getfixturevalue("drop_pg_schemas")

@@ -11,13 +11,17 @@ import io
 import os
 import re
 import stat
+import time
+import uuid
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from reprolab_audit.exports import sweep_exports
 from reprolab_cli.client import ApiError
 from reprolab_common.db import make_engine
+from reprolab_common.objectstore import LocalObjectStore
 from reprolab_common.settings import CommonSettings
 from reprolab_gateway.core.config import GatewaySettings
 from reprolab_gateway.main import create_app
@@ -274,3 +278,51 @@ async def test_failed_token_sign_ins_are_throttled_per_token_and_per_address(tmp
         page = await c.post("/login", data={"token": other_bad, "csrf": csrf})
         assert "Retry-After" in page.headers and "try again in" in page.text
         assert (await c.post("/login", data={"token": fresh, "csrf": csrf})).status_code == 303
+
+
+# --- activity exports do not pile up ----------------------------------------------------------------
+
+def _wait_for(check, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_activity_exports_are_removed_and_bounded_per_person(gaps) -> None:
+    _, _, student = gaps.user("exp")
+    ws = gaps.workspace(student)
+    folder = gaps.platform.data_dir / "objects" / "exports" / ws
+    for n in range(10):
+        r = student.response("GET", f"/workspaces/{ws}/activity/export", expect=(200,))
+        assert r.headers["content-type"].startswith("application/x-ndjson") and r.content.count(b"\n") >= 2
+        if n == 0:  # once sent, the stored copy is gone
+            _wait_for(lambda: not any(folder.glob("*")))
+    with pytest.raises(ApiError) as info:
+        student.response("GET", f"/workspaces/{ws}/activity/export", expect=(200,))
+    assert info.value.status == 429 and "at most 10 activity exports" in info.value.problem["detail"]
+    _wait_for(lambda: not any(folder.glob("*")))
+    # what a cut-off download left behind goes once expired (the audit service sweeps every second here)
+    stale, fresh = folder / f"{uuid.uuid4()}.jsonl", folder / f"{uuid.uuid4()}.jsonl"
+    for path in (stale, fresh):
+        path.write_text("{}\n")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    _wait_for(lambda: not stale.exists())
+    assert fresh.exists()
+    fresh.unlink()
+
+
+def test_the_sweep_keeps_exports_under_their_total_size(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    now = time.time()
+    for age, name in ((30, "a"), (20, "b"), (10, "c")):
+        store.put_bytes(f"exports/ws/{name}.jsonl", b"x" * 100)
+        os.utime(tmp_path / "objects" / "exports" / "ws" / f"{name}.jsonl", (now - age, now - age))
+    store.put_bytes("datasets/keep.csv", b"y" * 1000)  # not an export: never touched
+    assert sweep_exports(store, max_age=3600, max_total_bytes=1000, now=now) == 0
+    assert sweep_exports(store, max_age=3600, max_total_bytes=250, now=now) == 1  # the oldest goes
+    assert sorted(e.key for e in store.list_objects("exports/")) == ["exports/ws/b.jsonl", "exports/ws/c.jsonl"]
+    assert sweep_exports(store, max_age=15, max_total_bytes=10_000, now=now) == 1  # b is older than 15 s
+    assert [e.key for e in store.list_objects("exports/")] == ["exports/ws/c.jsonl"]
+    assert store.exists("datasets/keep.csv")

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .settings import CommonSettings
@@ -22,6 +23,15 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$
 
 class ObjectNotFound(KeyError):
     pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing shows it; ``modified`` is seconds since the epoch."""
+
+    key: str
+    size: int
+    modified: float
 
 
 class ObjectStoreUnsupported(RuntimeError):
@@ -67,6 +77,11 @@ class ObjectStore(ABC):
     def presigned_put_url(self, key: str, expires: int) -> str:
         """A URL anyone holding it can PUT this one object to for ``expires`` seconds (no credentials).
         One per key: S3 signs each key separately. Remote run targets upload outputs through these."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (a folder such as ``exports/``), in no order;
+        for clean-ups that must find what nobody remembers (e.g. activity exports never downloaded)."""
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
@@ -121,6 +136,18 @@ class LocalObjectStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        top = self._path(prefix.rstrip("/"))
+        if not top.is_dir():
+            return
+        for path in top.rglob("*"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if path.is_file():
+                yield ObjectInfo(path.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
 
     def presigned_get_url(self, key: str, expires: int) -> str:
         raise ObjectStoreUnsupported(
@@ -178,6 +205,12 @@ class S3ObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         # S3 answers 204 for a missing key too, which is the idempotence we want.
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], int(item["Size"]), item["LastModified"].timestamp())
 
     def presigned_get_url(self, key: str, expires: int) -> str:
         return self.client.generate_presigned_url(

@@ -25,6 +25,7 @@ from reprolab_common.subjects import ServiceName
 from .api import AuditApi
 from .config import AuditSettings, get_settings
 from .consumer import EventConsumer, run_checkpointer
+from .exports import run_export_sweeper
 from .models import Outbox
 from .store import AuditStore
 
@@ -96,6 +97,10 @@ async def main(stop: asyncio.Event) -> None:
                                              before=lambda: follow_key_file(store, settings)),
                             name="checkpointer"),
         asyncio.create_task(publisher.run(ctx.stop), name="outbox"),
+        asyncio.create_task(run_export_sweeper(objects, ctx.stop, every=settings.export_sweep_seconds,
+                                               max_age=settings.export_ttl_seconds,
+                                               max_total_bytes=settings.export_max_total_bytes),
+                            name="export-sweeper"),
     ]
     log.info("audit ready: consumer %s on events.>, signing key %s", settings.durable, signer.key_id)
 

@@ -48,6 +48,18 @@ class AuditSettings(BaseSettings):
         default=30.0, gt=0, description="How long JetStream waits for an ack before redelivering an event."
     )
 
+    export_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="An activity export still stored after this long is removed (the "
+        "gateway removes each one once downloaded; this catches downloads that never finished)."
+    )
+    export_max_total_bytes: int = Field(
+        default=1024 ** 3, ge=0, description="At most this many bytes of activity exports are kept; the oldest "
+        "go first."
+    )
+    export_sweep_seconds: float = Field(
+        default=300.0, gt=0, description="How often left-over activity exports are looked for (and at start)."
+    )
+
     def signing_key_path(self) -> Path:
         return self.signing_key_file or self.common.data_dir / "audit-signing-key"
 

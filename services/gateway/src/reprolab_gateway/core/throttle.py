@@ -70,3 +70,25 @@ def token_failed(request: Request, settings: GatewaySettings, token_hash: str) -
     throttle.failed(client_address(request), window=settings.signin_window_seconds)
     if settings.signin_lock_seconds:
         throttle.failed(TOKEN_KEY + token_hash, window=settings.signin_lock_seconds)
+
+
+def _quota(request: Request, name: str) -> AddressThrottle:
+    quotas = getattr(request.app.state, "quotas", None)
+    if quotas is None:
+        quotas = request.app.state.quotas = {}
+    return quotas.setdefault(name, AddressThrottle())
+
+
+def check_quota(request: Request, name: str, key: str, *, limit: int, window: float, what: str) -> None:
+    """A quota of ``limit`` uses of ``name`` per ``key`` (e.g. a user id) in a sliding ``window``: raise
+    ``TooManyAttempts`` (429, Retry-After) when it is spent. Uses count once done (``spend_quota``), so a
+    refused or failed attempt costs nothing. Kept in this process (each gateway replica counts its own)."""
+    wait = _quota(request, name).wait_seconds(key, limit=limit, window=window)
+    if wait > 0:
+        raise TooManyAttempts(f"you may make at most {limit} {what} every {window / 60:g} minutes; try again in "
+                              f"{math.ceil(wait)} s", math.ceil(wait))
+
+
+def spend_quota(request: Request, name: str, key: str, *, window: float) -> None:
+    """Count one use against ``check_quota``'s quota."""
+    _quota(request, name).failed(key, window=window)

@@ -10,10 +10,13 @@ member may fetch them.
 import asyncio
 import logging
 import re
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from reprolab_common.objectstore import ObjectStore
 
+from ...core.throttle import check_quota, spend_quota
 from ...flows import activity_scope, verify_bundle
 from ...schemas import (
     INT64_MAX,
@@ -24,12 +27,16 @@ from ...schemas import (
     VerifyResult,
     ZonedTime,
 )
-from ..deps import AuditDep, RegistryDep, SettingsDep, StoreDep
+from ..deps import AuditDep, CurrentUser, RegistryDep, SettingsDep, StoreDep
 from ..params import WsPath
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/workspaces/{ws}/activity", tags=["activity"])
+
+# Each export is a file until it is downloaded: a person may ask for this many per window.
+EXPORTS_PER_WINDOW = 10
+EXPORT_WINDOW_SECONDS = 600.0
 
 
 @router.get("", response_model=ActivityPage)
@@ -75,18 +82,27 @@ async def list_activity(
     "/export",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/x-ndjson": {}}, "description": "The export bundle (JSON lines)"}
+        200: {"content": {"application/x-ndjson": {}}, "description": "The export bundle (JSON lines)"},
+        429: {"description": "Too many exports lately; the Retry-After header says when to ask again"},
     },
 )
 async def export_activity(
-    ws: WsPath, registry: RegistryDep, audit: AuditDep, store: StoreDep
+    ws: WsPath, request: Request, user: CurrentUser, registry: RegistryDep, audit: AuditDep, store: StoreDep
 ) -> StreamingResponse:
     """Download a verifiable bundle (``reprolab-audit/2``): entries, signed checkpoints and the verifier
-    keys, as JSON lines (``reprolab audit verify FILE [--against OLD.note]`` checks it offline)."""
+    keys, as JSON lines (``reprolab audit verify FILE [--against OLD.note]`` checks it offline). At most
+    10 exports per person every 10 minutes (429 with Retry-After); the stored copy is removed once sent."""
     scope = await activity_scope(registry, ws)
+    check_quota(request, "activity-export", user.id, limit=EXPORTS_PER_WINDOW, window=EXPORT_WINDOW_SECONDS,
+                what="activity exports")
     reply = await audit.export(ws, scope=scope)
-    size = await asyncio.to_thread(store.size, reply.object_key)
-    chunks = await asyncio.to_thread(store.open_chunks, reply.object_key)
+    spend_quota(request, "activity-export", user.id, window=EXPORT_WINDOW_SECONDS)
+    try:
+        size = await asyncio.to_thread(store.size, reply.object_key)
+        chunks = _then_delete(await asyncio.to_thread(store.open_chunks, reply.object_key), store, reply.object_key)
+    except BaseException:
+        await asyncio.to_thread(_delete, store, reply.object_key)
+        raise
     headers = {
         "Content-Disposition": f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", ws)}-activity.jsonl"',
         "Content-Length": str(size),
@@ -95,6 +111,21 @@ async def export_activity(
     if reply.sha256:
         headers["X-Reprolab-Sha256"] = reply.sha256
     return StreamingResponse(chunks, media_type="application/x-ndjson", headers=headers)
+
+
+def _delete(store: ObjectStore, key: str) -> None:
+    try:
+        store.delete(key)
+    except Exception:
+        log.exception("could not remove activity export %s (the audit service's sweep will)", key)
+
+
+def _then_delete(chunks: Iterator[bytes], store: ObjectStore, key: str) -> Iterator[bytes]:
+    """The export's bytes, then its removal: when the download ends, or is cut off and the generator closed."""
+    try:
+        yield from chunks
+    finally:
+        _delete(store, key)
 
 
 @router.post("/verify", response_model=VerifyResult)
