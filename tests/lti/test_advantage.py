@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
+import time
+import uuid
 from datetime import UTC, datetime
 
 import httpx
 import nats
-from reprolab.v1 import registry_pb2
+from reprolab.v1 import registry_pb2, runner_pb2
 from reprolab_common.buspermissions import inbox_prefix
-from reprolab_common.nats import call
+from reprolab_common.nats import call, new_event, publish_event
 from reprolab_common.subjects import Registry
 
 from .conftest import LmsBrowser, LtiLab
@@ -48,22 +50,30 @@ def make_assignment(lab: LtiLab, ws: str, name: str) -> None:
         "labels": "labels.csv", "predictions": "predictions.csv", "metric": "accuracy", "higher_is_better": True})
 
 
-def record_scores(lab: LtiLab, ws: str, assignment: str, scores: list[tuple[dict, str]]) -> None:
-    """What the runner does once an evaluation has scored a run: RecordScore on the registry, over the real
-    bus with the runner's own identity (the tests do not build images and run evaluations here)."""
+def record_scores(lab: LtiLab, ws: str, assignment: str, scores: list[tuple[dict, str]], *,
+                  announce: bool = False) -> None:
+    """What the runner does once an evaluation has scored a run: RecordScore on the registry, then (with
+    ``announce``) the ``run.scored`` event, over the real bus with the runner's own identity (the tests do not
+    build images and run evaluations here)."""
 
     async def go() -> None:
         password = lab.platform.nats_credentials()["runner"]
         nc = await nats.connect(lab.platform.nats.url, user="runner", password=password,
                                 inbox_prefix=inbox_prefix("runner"))
         try:
-            for i, (member, score) in enumerate(scores):
+            for member, score in scores:
                 request = registry_pb2.RecordScoreRequest(
-                    workspace=ws, assignment=assignment, run_id=f"run-{ws}-{i}", user_id=member["user_id"],
+                    workspace=ws, assignment=assignment, run_id=f"run-{uuid.uuid4()}", user_id=member["user_id"],
                     username=member["username"], score=score)
                 request.actor.user_id, request.actor.username = member["user_id"], member["username"]
                 request.scored_at.FromDatetime(datetime.now(UTC))
                 await call(nc, Registry.ASSIGNMENT_RECORD_SCORE.value, request, registry_pb2.Score)
+                if announce:
+                    event = new_event(type="run.scored", actor=request.actor, workspace=ws,
+                                      subject=f"runs/{request.run_id}",
+                                      run=runner_pb2.RunEvent(run_id=request.run_id, assignment=assignment,
+                                                              score=score))
+                    await publish_event(nc.jetstream(), event)
         finally:
             await nc.close()
 
@@ -148,6 +158,16 @@ def test_deep_link_grades_and_roster(lti_lab: LtiLab) -> None:
     student = LmsBrowser(lti_lab)
     launched(student.launch(lms.prepare(c, bob))[0])
     assert student.api("POST", f"/lti/courses/{ws}/grades/iris/send").status_code == 403
+
+    # a new best score is sent when the run is scored (the gateway follows run.scored)
+    record_scores(lti_lab, ws, "iris", [(people[bob], "0.4"), (people[bob], "0.7")], announce=True)
+    deadline = time.monotonic() + 15
+    while not any(s["userId"] == bob and s["scoreGiven"] == 0.7 for item, s in lms.scores if item == item_id):
+        assert time.monotonic() < deadline, lms.scores
+        time.sleep(0.2)
+    assert not any(s["userId"] == bob and s["scoreGiven"] == 0.4 for item, s in lms.scores)  # best, not latest
+    assert {g["username"]: g["status"] for g in t.api("GET", f"/lti/courses/{ws}/grades").json()["items"]}[
+        people[bob]["username"]] == "sent"
 
     # --- roster: every page of the memberships, into the workspace
     pages = lms.roster_pages

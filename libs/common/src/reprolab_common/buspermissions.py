@@ -129,7 +129,9 @@ def permissions() -> dict[str, Permissions]:
     """The table: identity name -> its permissions."""
     table = {
         GATEWAY: _base(GATEWAY).add(_calls(*_gateway_calls(), "$SRV.PING.*"))
-                                .add(_consume(Stream.LOGS)),
+                                .add(_consume(Stream.LOGS))
+                                # LTI: a scored run's grade is sent to the LMS (lti/listener.py)
+                                .add(_consume(Stream.EVENTS, "events.*.run.scored")),
         REGISTRY: _base(REGISTRY),
         AUDIT: _base(AUDIT).add(_consume(Stream.EVENTS, "events.>")),
         BUILDER: _base(BUILDER).add(_calls(JobSubject.BUILD, "logs.build.>"))

@@ -27,6 +27,7 @@ from .core.natslink import NatsLink
 from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
 from .core.uploads import sweep_orphans
+from .lti.listener import GradeListener
 from .lti.web import router as lti_router
 from .web.router import STATIC_DIR
 from .web.router import router as web_router
@@ -57,9 +58,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.nats = link
         app.state.outbox = outbox
         app.state.signin_throttle = AddressThrottle()
+        grades = GradeListener(app, link)  # LTI: a scored run's grade goes to the LMS
+        grades.start()
         try:
             yield
         finally:
+            await grades.close()
             await outbox.close()
             await link.close()
             engine.dispose()
