@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,16 @@ def test_put_get_size_exists_delete(store, tmp_path: Path) -> None:
     assert not store.exists("exports/cs/x.jsonl")
     with pytest.raises(ObjectNotFound):
         list(store.open_chunks("exports/cs/x.jsonl"))
+
+
+def test_list_objects_under_a_prefix(store) -> None:
+    before = time.time() - 5
+    for key in ("exports/a/1.jsonl", "exports/b/2.jsonl", "exportsx/3.jsonl", "datasets/4.csv"):
+        store.put_bytes(key, key.encode())
+    listed = sorted(store.list_objects("exports/"), key=lambda o: o.key)
+    assert [(o.key, o.size) for o in listed] == [("exports/a/1.jsonl", 17), ("exports/b/2.jsonl", 17)]
+    assert all(before < o.modified < time.time() + 5 for o in listed)
+    assert list(store.list_objects("nothing-here/")) == []
 
 
 @pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/../b", "", "a/./b", ".hidden/x"])
