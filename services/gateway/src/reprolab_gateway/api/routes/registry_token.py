@@ -78,7 +78,8 @@ async def registry_token(
     request: Request,
     settings: SettingsDep,
     link: NatsDep,
-    service: Annotated[str, Query(max_length=200, description=f"The registry's service name ({SERVICE}).")],
+    service: Annotated[str, Query(max_length=200, description=f"The registry's service name ({SERVICE}).",
+                                  json_schema_extra={"enum": [SERVICE]})],
     scope: Annotated[list[str], Query(max_length=20, description="Scopes as in repository:<ws>/<env>:pull.")] = [],  # noqa: B006
     account: Annotated[str | None, Query(max_length=200, description="Ignored (sent by some clients).")] = None,
 ) -> RegistryToken:
