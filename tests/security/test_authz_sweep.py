@@ -34,7 +34,7 @@ import pytest
 BASE = "localhost/reprolab/bookworm-python:latest"
 SPEC = {"base": BASE, "python": {"version": "3.11", "requirements": ["six==1.16.0"]}}
 
-pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
+on_sqlite = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
 # Path parameters that name an object private to one user: student A's fork (env, and so its versions),
 # its build and run, A's own API token, cloud credential and browser session.
@@ -253,7 +253,7 @@ def _detail(r: httpx.Response, values: dict[str, str]) -> str:
     return f"{r.status_code} {text}"
 
 
-def _bodies(w: World) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
+def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
     """Request keyword arguments of the routes that need more than their path (a body, a query)."""
     repo = tar_gz({"requirements.txt": "six==1.16.0\n"})
     return {
@@ -326,16 +326,35 @@ def _order(route: tuple[str, str, frozenset[str]]) -> int:
     return 1 if route[0] == "DELETE" else 0
 
 
-def test_every_id_route_is_swept(running, world: World) -> None:
-    doc = world.call(None, "GET", "/api/v1/openapi.json").json()
-    routes = sorted(id_routes(doc), key=_order)
-    bodies = _bodies(world)
+def _check_coverage(routes: list[tuple[str, str, frozenset[str]]], bodies: dict) -> None:
     unknown = sorted({p for _m, _p, params in routes for p in params} - KNOWN)
     assert not unknown, f"path parameters the sweep cannot fill: {unknown}; add them to KNOWN/PRIVATE and _values"
     unswept = [(m, p) for m, p, _ in routes if m != "GET" and (m, p) not in bodies and (m, p) not in NOT_SWEPT]
     assert not unswept, f"routes that change state with no request in _bodies nor a reason in NOT_SWEPT: {unswept}"
-    stale = [k for k in (*NOT_SWEPT, *OWNER_NOT_SWEPT, *STUDENT, *bodies) if k not in {(m, p) for m, p, _ in routes}]
+    stale = [k for k in (*NOT_SWEPT, *OWNER_NOT_SWEPT, *STUDENT_NOT_SWEPT, *STUDENT, *bodies)
+             if k not in {(m, p) for m, p, _ in routes}]
     assert not stale, f"entries for routes the API no longer has: {stale}"
+
+
+def test_the_sweep_knows_every_id_route(tmp_path) -> None:
+    """The same coverage check on the gateway's document in-process, without the platform: a route added
+    without teaching the sweep fails here in a second."""
+    from reprolab_common.settings import CommonSettings
+    from reprolab_gateway.core.config import GatewaySettings
+    from reprolab_gateway.main import create_app
+
+    doc = create_app(GatewaySettings(common=CommonSettings(data_dir=tmp_path))).openapi()
+    routes = id_routes(doc)
+    assert len(routes) > 50, len(routes)
+    _check_coverage(routes, _bodies(None))
+
+
+@on_sqlite
+def test_every_id_route_is_swept(running, world: World) -> None:
+    doc = world.call(None, "GET", "/api/v1/openapi.json").json()
+    routes = sorted(id_routes(doc), key=_order)
+    bodies = _bodies(world)
+    _check_coverage(routes, bodies)
 
     failures: list[str] = []
     swept: list[str] = []
@@ -379,6 +398,7 @@ def test_every_id_route_is_swept(running, world: World) -> None:
     print(f"{len(swept)} ID routes swept:\n" + "\n".join(swept))
 
 
+@on_sqlite
 def test_a_shared_build_shows_each_workspace_only_itself(running, world: World) -> None:
     """A's fork and O's environment share one build (identical locks). Each sees its own names and
     requester, neither the other's; the log names no workspace, environment, user or host path."""
@@ -409,6 +429,7 @@ def test_a_shared_build_shows_each_workspace_only_itself(running, world: World) 
     assert "STEP" in log or "already" in log, log[:2000]
 
 
+@on_sqlite
 def test_hidden_and_private_objects_read_as_absent(running, world: World) -> None:
     """What the routes above cannot show by their parameters: a hidden dataset is absent to a student, a
     private fork and its run are missing from the other student's listings, and the instructor (who
