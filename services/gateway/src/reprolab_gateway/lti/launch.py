@@ -34,7 +34,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from .config import LtiSettings
-from .models import LtiLogin, LtiPlatform
+from .models import LtiDeepLink, LtiLogin, LtiPlatform
 from .platform_keys import KeysUnavailable, PlatformKeys
 from .platforms import deployments, find
 
@@ -140,6 +140,7 @@ def start_login(db: Session, settings: LtiSettings, *, base: str, params: dict[s
     if not target_allowed(settings, base, target):
         raise LaunchRefused("target_link_uri", f"{target!r} is not a launch URL of this tool", status=403,
                             platform=platform)
+    purge_expired(db)  # logins no launch came back for (anyone can start one) do not pile up
     new_cookie = None
     if not browser_cookie:
         browser_cookie = new_cookie = secrets.token_urlsafe(32)
@@ -291,7 +292,9 @@ async def validate_launch(db: Session, settings: LtiSettings, keys: PlatformKeys
 
 
 def purge_expired(db: Session) -> None:
-    """Drop logins expired an hour ago (a used or expired login refuses its launch either way; the rows
-    are only kept so a late replay is told it was replayed)."""
-    db.execute(delete(LtiLogin).where(LtiLogin.expires_at < datetime.now(UTC) - timedelta(hours=1)))
+    """Drop logins and deep-linking choices expired an hour ago (an expired one is refused either way; the
+    rows are kept that long so a late replay is told it was replayed)."""
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    db.execute(delete(LtiLogin).where(LtiLogin.expires_at < cutoff))
+    db.execute(delete(LtiDeepLink).where(LtiDeepLink.expires_at < cutoff))
     db.commit()
