@@ -11,6 +11,8 @@ import io
 import os
 import re
 import stat
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -326,3 +328,18 @@ def test_the_sweep_keeps_exports_under_their_total_size(tmp_path: Path) -> None:
     assert sweep_exports(store, max_age=15, max_total_bytes=10_000, now=now) == 1  # b is older than 15 s
     assert [e.key for e in store.list_objects("exports/")] == ["exports/ws/c.jsonl"]
     assert store.exists("datasets/keep.csv")
+
+
+def test_an_operator_on_the_host_can_mint_a_new_admin_token(gaps) -> None:
+    env = {**os.environ, "REPROLAB_DATA_DIR": str(gaps.platform.data_dir)}
+    run = subprocess.run([sys.executable, "-m", "reprolab_gateway", "admin-token"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    token = run.stdout.strip()
+    recovered = gaps.admin.as_user(token)
+    assert recovered.get("/me")["platform_admin"] is True
+    assert "recovery" in [t["name"] for t in recovered.get("/me/tokens")["items"]]
+    name, _, _ = gaps.user("plain")
+    refused = subprocess.run([sys.executable, "-m", "reprolab_gateway", "admin-token", name], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "is not a platform admin" in refused.stderr and "admin" in refused.stderr

@@ -1,4 +1,8 @@
-"""``python -m reprolab_gateway``: serve the REST API with uvicorn."""
+"""``python -m reprolab_gateway``: serve the REST API with uvicorn.
+``python -m reprolab_gateway admin-token [USERNAME]``: print a new API token for a platform admin
+(default ``admin``), for an operator who lost theirs (see ``recovery.py``)."""
+
+import sys
 
 import uvicorn
 from reprolab_common import lifeline
@@ -23,4 +27,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["admin-token"] and len(sys.argv) <= 3:
+        from .recovery import RecoveryError, mint_admin_token
+
+        try:
+            print(mint_admin_token(get_settings().common, *sys.argv[2:3]))
+        except RecoveryError as exc:
+            raise SystemExit(f"no token minted: {exc}") from None
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python -m reprolab_gateway [admin-token [USERNAME]]")
+    else:
+        main()
