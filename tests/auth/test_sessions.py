@@ -40,6 +40,18 @@ def test_password_sign_in_starts_a_session_the_api_and_pages_accept(accounts) ->
     assert value not in dump and PASSWORD not in dump and "$argon2id$" in dump
 
 
+def test_signing_in_again_in_a_browser_ends_its_previous_session(accounts) -> None:
+    first, _ = accounts.user("again")
+    second, _ = accounts.user("other")
+    with accounts.browser() as browser:
+        sign_in(browser, first)
+        before = browser.cookies["reprolab_session"]
+        sign_in(browser, second)
+        assert browser.get("/api/v1/me").json()["username"] == second
+    r = httpx.get(f"{accounts.url}/api/v1/me", cookies={"reprolab_session": before})
+    assert r.status_code == 401
+
+
 def test_sign_out_revokes_the_session_server_side(accounts) -> None:
     name, _ = accounts.user("out")
     with accounts.browser() as browser:

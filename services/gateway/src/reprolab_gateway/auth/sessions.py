@@ -84,6 +84,15 @@ def start_session(db: Session, user: User, response: Response, request: Request,
     settings: GatewaySettings = request.app.state.settings
     session_id = new_session_id()
     now = datetime.now(UTC)
+    # the browser's previous session (another account, or the same one again) ends: one live session per
+    # browser, and a session id planted before sign-in is never the one signed in (no fixation)
+    previous = request.cookies.get(SESSION_COOKIE, "")
+    if looks_like_session_id(previous):
+        ended = db.execute(update(BrowserSession).where(BrowserSession.id_hash == hash_session_id(previous),
+                                                        BrowserSession.revoked_at.is_(None))
+                           .values(revoked_at=now)).rowcount
+        if ended:
+            forget_tokens()
     row = BrowserSession(user_id=user.id, id_hash=hash_session_id(session_id), method=method[:20],
                          address=client_address(request), created_at=now, last_seen_at=now,
                          expires_at=now + timedelta(hours=settings.session_hours))
