@@ -111,7 +111,7 @@ def lti_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LtiLab]:
     platform.extra_env = {"REPROLAB_AUDIT_CHECKPOINT_EVERY": "10", "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
                           "REPROLAB_GATEWAY_LTI_PUBLIC_URL": platform.url,
                           "REPROLAB_GATEWAY_LTI_JWKS_REFETCH_SECONDS": "0",
-                          "REPROLAB_GATEWAY_LTI_HTTP_TIMEOUT_SECONDS": "5"}
+                          "REPROLAB_GATEWAY_LTI_HTTP_TIMEOUT_SECONDS": "3"}
     try:
         platform.start(timeout=90)
     except Exception:

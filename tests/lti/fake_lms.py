@@ -14,6 +14,7 @@ another ``kid``), so the negative tests send exactly one thing wrong.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import itertools
 import json
@@ -93,6 +94,8 @@ class FakeLms:
     page_size: int = 2
     # a score post answers 503 this many times first (retries)
     fail_scores: int = 0
+    # the JWKS answers only after this many seconds (timeouts)
+    slow_jwks: float = 0.0
 
     def __post_init__(self) -> None:
         self.keys = {"lms-1": _key()}
@@ -201,6 +204,8 @@ class FakeLms:
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_requests += 1
+        if self.slow_jwks:
+            await asyncio.sleep(self.slow_jwks)
         return JSONResponse({"keys": [_jwk(self.keys[k], k) for k in sorted(self.published)]})
 
     async def auth(self, request: Request) -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -195,6 +196,33 @@ def test_rotated_keys_are_refetched_once(lti_lab: LtiLab, taught) -> None:
     assert lms.jwks_requests == before + 1
     refused, _ = LmsBrowser(lti_lab).launch(lms.prepare(taught, who, kid="never-published", key="rogue"))
     assert refusal(refused) == "kid" and lms.jwks_requests == before + 2
+
+
+def test_an_lms_whose_keys_do_not_answer_is_a_clear_page_not_a_hang(lti_lab: LtiLab, taught) -> None:
+    """The JWKS refetch has a timeout (REPROLAB_GATEWAY_LTI_HTTP_TIMEOUT_SECONDS, 3 s here)."""
+    lms = lti_lab.lms
+    who = sub()
+    lms.enrol(taught, who, "Slow", [LEARNER])
+    kid = lms.rotate()  # a new key: the gateway must fetch the keys again
+    lms.slow_jwks = 6
+    try:
+        started = time.monotonic()
+        response, _ = LmsBrowser(lti_lab).launch(lms.prepare(taught, who, kid=kid))
+        took = time.monotonic() - started
+    finally:
+        lms.slow_jwks = 0
+    assert response.status_code == 502 and refusal(response) == "jwks" and "could not be fetched" in response.text
+    assert took < 6, took
+
+
+def test_two_posts_of_one_launch_racing_sign_in_once(lti_lab: LtiLab, taught) -> None:
+    who = sub()
+    lti_lab.lms.enrol(taught, who, "Racer", [LEARNER])
+    b = LmsBrowser(lti_lab)
+    action, fields = b.authorize(b.login(lti_lab.lms.prepare(taught, who)))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: b.post_launch(action, fields), range(4)))
+    assert sorted(r.status_code for r in results) == [200, 403, 403, 403]
 
 
 def test_login_initiation_refusals(lti_lab: LtiLab) -> None:
