@@ -114,6 +114,15 @@ def test_deep_link_grades_and_roster(lti_lab: LtiLab) -> None:
     # the same page cannot place a second link
     again = t.send("POST", f"{lti_lab.url}/lti/deep-link", data={"dl": fields["dl"], "choice": "assignment:iris"})
     assert again.status_code == 400
+    # an environment can be placed too (no gradebook column)
+    picker, _ = t.launch(lms.prepare(c, teacher, message_type="LtiDeepLinkingRequest"))
+    _, fields = form_fields(picker.text)
+    back = t.send("POST", f"{lti_lab.url}/lti/deep-link", data={"dl": fields["dl"], "choice": "environment:py"})
+    action, answer = form_fields(back.text)
+    assert httpx.post(action, data=answer).status_code == 200
+    assert lms.deep_links[-1]["custom"] == {"reprolab_environment": "py"} and "lineItem" not in lms.deep_links[-1]
+    env_page = LmsBrowser(lti_lab).launch(lms.prepare(c, ann, custom={"reprolab_environment": "py"}))[0]
+    assert f'href="/w/{ws}/env/py"' in env_page.text
     # a student cannot open the picker
     student_picker, _ = LmsBrowser(lti_lab).launch(lms.prepare(c, ann, message_type="LtiDeepLinkingRequest"))
     assert student_picker.status_code == 403

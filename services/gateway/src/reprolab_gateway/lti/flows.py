@@ -10,7 +10,6 @@ who becomes its admin.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -216,14 +215,6 @@ async def keep_member(db: Session, app: FastAPI, context: LtiContext, user: User
 
 def context_of(db: Session, workspace: str) -> LtiContext | None:
     return db.scalar(select(LtiContext).where(LtiContext.workspace == workspace))
-
-
-def scopes(context: LtiContext) -> list[str]:
-    return context.ags_scopes.split()
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 async def sync_roster(db: Session, app: FastAPI, context: LtiContext, *, timeout: float) -> dict[str, int]:
