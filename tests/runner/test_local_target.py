@@ -286,6 +286,24 @@ def test_cleanup_removes_everything(target: LocalTarget, tmp_path: Path) -> None
     target.cleanup(handle)  # idempotent
 
 
+def test_another_replica_resumes_a_run_with_its_outputs(target: LocalTarget, podman_socket: str,
+                                                        tmp_path: Path) -> None:
+    """A runner replica with its own work root resumes a run the killed one started: the run's directory is
+    found through its container's /outputs mount, so the outputs are collected, the kill reason kept and
+    the directory removed with the container."""
+    handle = target.submit(request(tmp_path, "import time; open('/outputs/x', 'w').write('x'); time.sleep(120)"))
+    other = LocalTarget(SimpleNamespace(work_dir=tmp_path / "other-runs"), docker_url=podman_socket)
+    time.sleep(1)
+    other.cancel(handle)
+    status = other.status(handle)
+    assert status.state == State.EXITED and status.reason == "cancelled", status
+    other.collect(handle, tmp_path / "got")
+    assert (tmp_path / "got" / "x").read_text() == "x"
+    other.cleanup(handle)
+    assert not (target.work_root / handle).exists()
+    assert other.status(handle).state == State.GONE
+
+
 def test_collect_caps_size_and_never_follows_symlinks(target: LocalTarget, tmp_path: Path) -> None:
     script = """
         import os

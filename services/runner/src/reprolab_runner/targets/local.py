@@ -202,6 +202,7 @@ class LocalTarget(Target):
         self._client_is_ours = client is None
         self._podman: bool | None = None
         self._watchdogs: dict[str, threading.Timer] = {}
+        self._found: dict[str, Path] = {}  # run directories other replicas made (_found_run_dir)
         self._lock = threading.Lock()
 
     @property
@@ -221,6 +222,29 @@ class LocalTarget(Target):
         if not _HANDLE.match(handle) or ".." in handle:
             raise TargetError(f"not a local run handle: {handle!r}")
         return self.work_root / handle
+
+    def _found_run_dir(self, handle: str) -> Path:
+        """The directory of a run that may have been started by another runner replica on this machine
+        (one killed while driving it): each replica may have its own work root, and the run's container
+        is the record of where its files are, in the host path of its ``/outputs`` bind mount. Without
+        this, the replica that resumes the run collects no outputs, loses the ``killed`` marker and
+        leaves the directory behind. Only a path ending in ``<handle>/outputs`` is accepted."""
+        own = self._run_dir(handle)
+        if own.exists() or own.is_symlink():
+            return own
+        if (found := self._found.get(handle)) is not None:
+            return found
+        try:
+            mounts = self.client.api.inspect_container(handle).get("Mounts") or []
+        except (docker.errors.DockerException, requests.RequestException, TargetError):
+            return own
+        for mount in mounts:
+            source = Path(mount.get("Source") or "")
+            if (mount.get("Destination") == OUTPUTS and source.is_absolute() and ".." not in source.parts
+                    and source.name == "outputs" and source.parent.name == handle):
+                self._found[handle] = source.parent
+                return source.parent
+        return own
 
     def _container(self, handle: str) -> Any | None:
         self._run_dir(handle)
@@ -327,7 +351,7 @@ class LocalTarget(Target):
             log.exception("timeout watchdog of %s failed", handle)
 
     def _mark_killed(self, handle: str, why: str) -> None:
-        run_dir = self._run_dir(handle)
+        run_dir = self._found_run_dir(handle)
         if run_dir.is_dir():
             marker = run_dir / "killed"
             if not marker.exists():
@@ -335,7 +359,7 @@ class LocalTarget(Target):
 
     def _killed(self, handle: str) -> str:
         try:
-            return (self._run_dir(handle) / "killed").read_text().strip()
+            return (self._found_run_dir(handle) / "killed").read_text().strip()
         except OSError:
             return ""
 
@@ -505,7 +529,7 @@ class LocalTarget(Target):
         """Copy regular files and directories of ``/outputs`` into ``dest``; symlinks, devices and
         FIFOs are skipped and nothing is ever followed out of the outputs directory."""
         limit = self.max_output_bytes if max_bytes is None else max_bytes
-        source = self._run_dir(handle) / "outputs"
+        source = self._found_run_dir(handle) / "outputs"
         if not source.is_dir() or source.is_symlink():
             raise TargetError(f"run {handle} has no outputs directory (already cleaned up?)")
         dest = Path(dest)
@@ -535,7 +559,7 @@ class LocalTarget(Target):
 
     def cleanup(self, handle: str) -> None:
         self._stop_watchdog(handle)
-        run_dir = self._run_dir(handle)
+        run_dir = self._found_run_dir(handle)  # before the container that names it is removed
         try:
             self.client.containers.get(handle).remove(force=True, v=True)
         except docker.errors.NotFound:
@@ -546,6 +570,7 @@ class LocalTarget(Target):
             run_dir.unlink()
         elif run_dir.exists():
             shutil.rmtree(run_dir)
+        self._found.pop(handle, None)
 
     def owned(self) -> list[Owned]:
         try:
