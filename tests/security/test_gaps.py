@@ -230,9 +230,14 @@ async def _gateway(tmp_path: Path, nats_url: str):
     settings = GatewaySettings(common=CommonSettings(nats_url=nats_url, data_dir=tmp_path / "data"),
                                bootstrap_token_file=tmp_path / "admin-token", nats_connect_wait_seconds=5)
     app = create_app(settings)
+
+    @app.get("/test-only/boom")
+    async def boom() -> None:
+        raise RuntimeError("an unexpected failure")
+
     async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as stack:
         def client(address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            transport = httpx.ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
             return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
 
         async def open_client(address: str) -> httpx.AsyncClient:
@@ -343,3 +348,11 @@ def test_an_operator_on_the_host_can_mint_a_new_admin_token(gaps) -> None:
     refused = subprocess.run([sys.executable, "-m", "reprolab_gateway", "admin-token", name], env=env,
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "is not a platform admin" in refused.stderr and "admin" in refused.stderr
+
+
+async def test_an_unexpected_error_carries_the_security_headers_too(tmp_path, nats_server) -> None:
+    async with _gateway(tmp_path, nats_server.url) as (_, _, client):
+        r = await (await client("10.0.0.5")).get("/test-only/boom")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
