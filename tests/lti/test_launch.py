@@ -88,6 +88,11 @@ def test_instructor_launch_creates_the_workspace_and_students_join_it(lti_lab: L
     signins = lti_lab.activity("/accounts/activity", type="account.signed_in", want=1,
                                match=lambda e: e["event"]["details"].get("username") == first["username"])
     assert signins and signins[0]["event"]["details"]["method"] == "lti"
+    linked = lti_lab.activity("/accounts/activity", type="lti.account_linked", want=1,
+                              match=lambda e: e["event"]["details"].get("lms_subject") == teacher)
+    assert len(linked) == 1 and linked[0]["event"]["details"]["issuer"] == lms.issuer  # linked once, reused after
+    made = lti_lab.activity(f"/workspaces/{ws}/activity", type="lti.course_linked", want=1)
+    assert made[0]["event"]["details"]["context_id"] == c.id and made[0]["actor_name"] == first["username"]
 
 
 def launched_name(lab: LtiLab, c, person: str) -> str:
