@@ -53,7 +53,7 @@ def test_manifests_validate_against_the_openapi_schema(manifest: dict[str, Any])
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
-def test_job_is_restricted_and_single_shot() -> None:
+def test_job_is_single_shot_fetches_restricted_and_builds_at_baseline() -> None:
     spec = job()["spec"]
     pod = spec["template"]["spec"]
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 1800
@@ -61,13 +61,21 @@ def test_job_is_restricted_and_single_shot() -> None:
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
+    (fetch,) = pod["initContainers"]
+    assert fetch["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    # The build needs a user namespace (tests/kube/test_build_pod.py runs it): three baseline
+    # capabilities, escalation for newuidmap's file capabilities, the chart's Localhost seccomp profile.
+    (build,) = pod["containers"]
+    assert build["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "allowPrivilegeEscalation": True,
+        "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SYS_CHROOT"]},
+        "seccompProfile": {"type": "Localhost", "localhostProfile": "reprolab-build.json"}}
+    other = job(seccomp_profile="profiles/build.json")["spec"]["template"]["spec"]["containers"][0]
+    assert other["securityContext"]["seccompProfile"]["localhostProfile"] == "profiles/build.json"
     for container in pod["initContainers"] + pod["containers"]:
-        sc = container["securityContext"]
-        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000
-        assert sc["allowPrivilegeEscalation"] is False
-        assert sc["capabilities"] == {"drop": ["ALL"]}
-        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert "privileged" not in sc
+        assert "privileged" not in container["securityContext"]
     assert not any("hostPath" in v for v in pod["volumes"])
 
 

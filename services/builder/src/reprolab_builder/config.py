@@ -52,6 +52,11 @@ class BuilderSettings(BaseSettings):
         description="Secret in the build namespace whose auth.json key (containers-auth.json) build pods push with; "
         "the Helm chart creates it (or names the operator's existingSecret).",
     )
+    kubernetes_seccomp_profile: str = Field(
+        default="reprolab-build.json",
+        description="Localhost seccomp profile of the build container, relative to the kubelet's seccomp "
+        "directory on every node that runs builds (the chart ships it: files/seccomp/reprolab-build.json).",
+    )
 
     def cache_root(self) -> Path:
         return self.cache_dir or self.common.data_dir / "builder"

@@ -15,6 +15,7 @@ COMPONENT = "image-build"
 BUILD_ID_LABEL = "reprolab.org/build-id"
 WORKSPACE = "/workspace"
 AUTH_DIR = "/var/run/reprolab/registry"
+STORAGE = "/var/lib/reprolab-build"
 TTL_SECONDS_AFTER_FINISHED = 600
 RUN_AS_USER = 1000
 
@@ -30,9 +31,14 @@ def build_labels(build_id: str, extra: dict[str, str] | None = None) -> dict[str
     }
 
 
+SECCOMP_PROFILE = "reprolab-build.json"
+# What rootless buildah needs beyond "restricted": SETUID/SETGID are the file capabilities of
+# newuidmap/newgidmap (so escalation must be allowed for them), SYS_CHROOT the chroot isolation.
+BUILD_CAPABILITIES = ["SETUID", "SETGID", "SYS_CHROOT"]
+
+
 def _restricted_security_context() -> dict[str, Any]:
-    # The "restricted" Pod Security Standard: the build runs rootless buildah in chroot isolation
-    # with the vfs driver, so it needs no privilege, no extra capability and no user namespaces.
+    # The "restricted" Pod Security Standard: what the fetch init container runs under.
     return {
         "runAsNonRoot": True,
         "runAsUser": RUN_AS_USER,
@@ -40,6 +46,30 @@ def _restricted_security_context() -> dict[str, Any]:
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def build_security_context(seccomp_profile: str = SECCOMP_PROFILE) -> dict[str, Any]:
+    """The build container's context: Pod Security "baseline", not "restricted".
+
+    Rootless buildah unpacks images whose files belong to many users (``0:42`` for /etc/shadow), so
+    it makes a user namespace mapping the subordinate ids of /etc/subuid (newuidmap, newgidmap) and
+    chroots into each layer. Under "restricted" (no capabilities, no escalation, the runtime's
+    default seccomp) ``unshare(CLONE_NEWUSER)`` is refused and buildah falls back to one mapped id,
+    which cannot unpack a Debian base. This context adds only SETUID, SETGID and SYS_CHROOT (all
+    allowed by "baseline"), lets the two helpers' file capabilities apply, and runs under the
+    ``Localhost`` seccomp profile the chart ships (charts/reprolab/files/seccomp): containerd's
+    default plus unshare/clone/mount inside the new namespace. The process still runs as uid 1000
+    and every id in the namespace maps to unprivileged subordinate ids on the node.
+    ``docs/architecture.md`` ("Builds in a cluster") weighs this against ``hostUsers: false``.
+    """
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": True,
+        "capabilities": {"drop": ["ALL"], "add": list(BUILD_CAPABILITIES)},
+        "seccompProfile": {"type": "Localhost", "localhostProfile": seccomp_profile},
     }
 
 
@@ -78,21 +108,26 @@ def make_build_job(
     resources: dict[str, Any],
     active_deadline_seconds: int,
     insecure_registry: bool,
+    seccomp_profile: str = SECCOMP_PROFILE,
 ) -> dict[str, Any]:
     """A batch/v1 Job that fetches a build context and builds and pushes it with rootless buildah.
 
-    ``builder_image`` needs buildah, curl and tar, and a user 1000 (quay.io/buildah/stable has them).
+    ``builder_image`` needs buildah, curl and tar, a user 1000 with subordinate ids and newuidmap /
+    newgidmap with file capabilities (``make images`` builds localhost/reprolab/build-job so).
+    ``seccomp_profile`` names the Localhost profile on the nodes (see :func:`build_security_context`).
 
     ``context_url`` is a presigned GET URL of the context tarball; ``registry_secret`` names a
     Secret whose ``auth.json`` key is a containers-auth.json for the registry. The pushed digest is
     written to the build container's termination log, so it comes back in
     ``status.containerStatuses[].state.terminated.message``.
     """
-    security = _restricted_security_context()
+    restricted = _restricted_security_context()
     env_storage = [
         {"name": "BUILDAH_ISOLATION", "value": "chroot"},
         {"name": "STORAGE_DRIVER", "value": "vfs"},
         {"name": "HOME", "value": f"{WORKSPACE}/home"},
+        # Image storage in its own emptyDir; not under HOME, whose parent the runtime would create as root.
+        {"name": "XDG_DATA_HOME", "value": STORAGE},
         {"name": "REGISTRY_AUTH_FILE", "value": f"{AUTH_DIR}/auth.json"},
     ]
     return {
@@ -121,7 +156,7 @@ def make_build_job(
                         "image": builder_image,
                         "command": ["/bin/sh", "-c", fetch_script()],
                         "env": [{"name": "CONTEXT_URL", "value": context_url}],
-                        "securityContext": security,
+                        "securityContext": restricted,
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                       "limits": {"memory": "256Mi"}},
                         "volumeMounts": [{"name": "workspace", "mountPath": WORKSPACE}],
@@ -131,7 +166,7 @@ def make_build_job(
                         "image": builder_image,
                         "command": ["/bin/sh", "-c", build_script(image_ref, insecure_registry=insecure_registry)],
                         "env": env_storage,
-                        "securityContext": security,
+                        "securityContext": build_security_context(seccomp_profile),
                         "resources": resources,
                         "terminationMessagePath": "/dev/termination-log",
                         # On success the file holds the digest; on failure it is empty and the
@@ -139,7 +174,7 @@ def make_build_job(
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                         "volumeMounts": [
                             {"name": "workspace", "mountPath": WORKSPACE},
-                            {"name": "containers", "mountPath": f"{WORKSPACE}/home/.local/share/containers"},
+                            {"name": "containers", "mountPath": STORAGE},
                             {"name": "registry-auth", "mountPath": AUTH_DIR, "readOnly": True},
                         ],
                     }],

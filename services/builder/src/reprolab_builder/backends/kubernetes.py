@@ -124,6 +124,7 @@ class KubernetesBackend(BuildBackend):
                 labels=manifests.build_labels(build_id), resources=self.resources,
                 active_deadline_seconds=self.deadline_seconds,
                 insecure_registry=not self.settings.registry_tls_verify,
+                seccomp_profile=self.settings.kubernetes_seccomp_profile,
             )
             batch = kubernetes.client.BatchV1Api(self.api_client)
             core = kubernetes.client.CoreV1Api(self.api_client)
