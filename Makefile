@@ -40,6 +40,11 @@ container-deps: ## Install and configure podman, buildah, runc, skopeo, docker-r
 base-image: container-deps ## Build the offline Debian bookworm + python3 base image with mmdebstrap
 	bash scripts/base-image.sh
 
+.PHONY: images
+images: install container-deps base-image ## Build the platform images (services, build-job, fetcher) reproducibly; CHECK=1 builds each twice and compares digests
+	bash scripts/images.sh
+	@if [ "$(CHECK)" = 1 ]; then bash scripts/images-check.sh; fi
+
 .PHONY: test-deps
 test-deps: container-deps base-image ## Install what the tests need beyond Python (PostgreSQL, containers; root)
 	bash scripts/test-deps.sh
