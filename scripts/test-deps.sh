@@ -32,6 +32,9 @@ if ! [ -x /usr/sbin/slapd ] || ! [ -x /usr/sbin/slapadd ]; then
 fi
 echo "test-deps: $(/usr/sbin/slapd -VV 2>&1 | head -n1)"
 
+# checkov (tests/chart/test_checkov.py) in its own virtualenv: its pins conflict with uv.lock.
+bash "$(dirname "$0")/checkov-venv.sh"
+
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 
 if pg_up; then
