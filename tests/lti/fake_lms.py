@@ -153,7 +153,7 @@ class FakeLms:
                 custom: dict | None = None, kid: str = "lms-1", tamper: dict[str, Any] | None = None,
                 key: str = "") -> str:
         """Script the next launch of ``sub``; returns its lti_message_hint. ``tamper``: claims to replace (or
-        REMOVE); ``key``: "rogue" signs with a key the JWKS does not hold (under ``kid``)."""
+        REMOVE); ``key``: "rogue" signs with a key the JWKS does not hold (under ``kid``), "hs256" with HMAC."""
         hint = secrets.token_urlsafe(8)
         self.launches[hint] = {"sub": sub, "course": course.id, "message_type": message_type,
                                "custom": custom or {}, "kid": kid, "tamper": tamper or {}, "key": key}
@@ -196,6 +196,8 @@ class FakeLms:
                 claims.pop(name, None)
             else:
                 claims[name] = value
+        if launch["key"] == "hs256":  # the "alg confusion" attack: HMAC keyed with something public
+            return jwt.encode(claims, self.client_id * 4, algorithm="HS256", headers={"kid": launch["kid"]})
         key = self.rogue if launch["key"] == "rogue" else self.keys[launch["kid"] if launch["kid"] in self.keys
                                                                      else "lms-1"]
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": launch["kid"]})
