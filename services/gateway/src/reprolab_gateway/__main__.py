@@ -4,15 +4,17 @@
 
 import sys
 
-import uvicorn
-from reprolab_common import lifeline
-from reprolab_common.runtime import setup_logging
-
 from .core.config import get_settings
-from .main import create_app
 
 
 def main() -> None:
+    # imported here: admin-token needs neither the web app nor the server
+    import uvicorn
+    from reprolab_common import lifeline
+    from reprolab_common.runtime import setup_logging
+
+    from .main import create_app
+
     settings = get_settings()
     setup_logging("gateway", settings.common.log_level)
     lifeline.watch()  # uvicorn's own SIGTERM handling then stops the server cleanly
