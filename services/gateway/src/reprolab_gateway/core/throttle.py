@@ -9,12 +9,16 @@ Two keys, each a sliding window:
 * the token itself (its sha256, never the token): ``signin_account_failures`` failures within
   ``signin_lock_seconds``, so a script looping on a revoked token is told to stop even from many addresses.
 
-Past either limit the request is answered 429 with ``Retry-After`` before the database is asked, so
-the right token does not help either (no guessing through the lock). A valid token costs nothing
-extra: a token checked recently is served from the token cache before any of this, and one from an
-address under its limit is looked up as before. Only well-formed tokens count (a malformed one is
-refused without a lookup), and only on the Authorization header: an expired portal cookie is a
-normal end of a session, not an attack.
+Past the token's limit that token is answered 429 with ``Retry-After`` before the database is asked.
+Past the address's limit every *failed* token from that address is answered 429 (not 401) with
+``Retry-After``, while a valid one is still let in: API tokens are 256 random bits, so refusing the
+right one would buy no protection against guessing, and many people share one address (a classroom
+behind NAT, every client behind a proxy that does not forward addresses), where one broken script must
+not lock everyone out. (Passwords are guessable, so ``auth.signin`` refuses every password from a
+locked address.) A valid token costs nothing extra: one checked recently is served from the token
+cache before any of this. Only well-formed tokens count (a malformed one is refused without a lookup),
+and only on the Authorization header or the sign-in form: an expired portal cookie is a normal end of
+a session, not an attack.
 """
 
 from __future__ import annotations
@@ -51,25 +55,29 @@ def _throttle(request: Request) -> AddressThrottle:
 
 
 def check_token_attempt(request: Request, settings: GatewaySettings, token_hash: str) -> None:
-    """Raise ``TooManyAttempts`` when this address or this token has failed too often lately."""
-    throttle = _throttle(request)
-    by_address = throttle.wait_seconds(client_address(request), limit=settings.signin_address_failures,
-                                       window=settings.signin_window_seconds)
-    by_token = throttle.wait_seconds(TOKEN_KEY + token_hash, limit=settings.signin_account_failures,
-                                     window=settings.signin_lock_seconds) if settings.signin_lock_seconds else 0.0
-    wait = max(by_address, by_token)
+    """Raise ``TooManyAttempts`` when this token has failed too often lately (before any lookup)."""
+    if not settings.signin_lock_seconds:
+        return
+    wait = _throttle(request).wait_seconds(TOKEN_KEY + token_hash, limit=settings.signin_account_failures,
+                                           window=settings.signin_lock_seconds)
     if wait > 0:
-        who = "your address" if by_address >= by_token else "this token"
-        raise TooManyAttempts(f"too many failed sign-ins with an unknown or revoked API token from {who}; "
-                              f"try again in {math.ceil(wait)} s with a valid token", math.ceil(wait))
+        raise TooManyAttempts(f"this API token was refused too often lately (unknown or revoked); stop using it "
+                              f"and try again in {math.ceil(wait)} s with a valid token", math.ceil(wait))
 
 
 def token_failed(request: Request, settings: GatewaySettings, token_hash: str) -> None:
-    """Count a refused token against the client's address and against the token."""
+    """Count a refused token against the client's address and against the token; raise ``TooManyAttempts``
+    (instead of the caller's 401) when the address has failed too often lately."""
     throttle = _throttle(request)
-    throttle.failed(client_address(request), window=settings.signin_window_seconds)
+    address = client_address(request)
+    throttle.failed(address, window=settings.signin_window_seconds)
     if settings.signin_lock_seconds:
         throttle.failed(TOKEN_KEY + token_hash, window=settings.signin_lock_seconds)
+    wait = throttle.wait_seconds(address, limit=settings.signin_address_failures + 1,
+                                 window=settings.signin_window_seconds)
+    if wait > 0:
+        raise TooManyAttempts(f"too many failed sign-ins with unknown or revoked API tokens from your address; "
+                              f"try again in {math.ceil(wait)} s with a valid token", math.ceil(wait))
 
 
 def _quota(request: Request, name: str) -> AddressThrottle:

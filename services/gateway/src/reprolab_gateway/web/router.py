@@ -153,9 +153,13 @@ def _token_login(request: Request, session, settings, token: str, next: str, res
                            headers=refused.headers)
     user = authenticate(session, settings, token)
     if user is None:
-        token_failed(request, settings, hash_token(token))
         record_failure(session, user=None, method="token", address=client_address(request),
                        reason="unknown or revoked API token")
+        try:
+            token_failed(request, settings, hash_token(token))
+        except TooManyAttempts as refused:
+            return _login_page(request, settings, status=429, next=next, error=refused.detail,
+                               headers=refused.headers)
         return _login_page(request, settings, status=401, next=next,
                            error="This API token is unknown or has been revoked. Ask an admin for a new one.")
     start_session(session, user, response, request, method="token")
