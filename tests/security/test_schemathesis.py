@@ -73,6 +73,7 @@ class Outcome:
     errors: list[str]
     requests: int
     operations: int
+    links: set[str]
     phases: dict[str, str]
     seconds: float
 
@@ -128,7 +129,7 @@ def config(url: str, token: str, objects: Objects, *, max_examples: int, statefu
     })
 
 
-def run_conformance(url: str, token: str, objects: Objects, *, max_examples: int = 3, stateful_examples: int = 12,
+def run_conformance(url: str, token: str, objects: Objects, *, max_examples: int = 3, stateful_examples: int = 16,
                     seed: int = 11) -> Outcome:
     """Run schemathesis's engine (what ``st run`` runs) and collect every failure and error."""
     started = time.monotonic()
@@ -141,12 +142,16 @@ def run_conformance(url: str, token: str, objects: Objects, *, max_examples: int
     errors: list[str] = []
     requests = 0
     operations: set[str] = set()
+    links: set[str] = set()  # stateful transitions taken: "source -> target" with the source's real answer
     phases: dict[str, str] = {}
     phase_started = started
     for event in engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             requests += len(event.recorder.interactions)
             operations.add(event.recorder.label)
+            for node in event.recorder.cases.values():
+                if node.transition is not None and node.is_transition_applied:
+                    links.add(node.transition.id)
             for checks in event.recorder.checks.values():
                 for check in checks:
                     if check.failure_info is not None:
@@ -161,7 +166,8 @@ def run_conformance(url: str, token: str, objects: Objects, *, max_examples: int
             phase_started = time.monotonic()
         elif isinstance(event, events.PhaseFinished):
             phases[event.phase.name.value] = f"{event.status.value} {time.monotonic() - phase_started:.0f}s"
-    return Outcome(sorted(set(failures)), errors, requests, len(operations), phases, time.monotonic() - started)
+    return Outcome(sorted(set(failures)), errors, requests, len(operations), links, phases,
+                   time.monotonic() - started)
 
 
 def seed_objects(admin: Any, base_image: str) -> tuple[str, Objects]:
@@ -195,14 +201,16 @@ def seed_objects(admin: Any, base_image: str) -> tuple[str, Objects]:
 def test_openapi_document_and_gateway_agree(gaps, base_image) -> None:
     token, objects = seed_objects(gaps.admin, base_image)
     outcome = run_conformance(gaps.platform.url, token, objects)
-    print(f"schemathesis: {outcome.requests} requests, {outcome.operations} operations, {outcome.phases}, "
-          f"{outcome.seconds:.0f} s")
+    print(f"schemathesis: {outcome.requests} requests, {outcome.operations} operations, {len(outcome.links)} "
+          f"links followed ({sorted(outcome.links)}), {outcome.phases}, {outcome.seconds:.0f} s")
     report = "\n".join(outcome.failures + outcome.errors)
     assert not outcome.failures and not outcome.errors, f"{len(outcome.failures)} failures, " \
         f"{len(outcome.errors)} errors:\n{report}"
     # it really ran: every operation, every phase, a fair number of requests
     assert outcome.operations >= 60 and outcome.requests > 1000, outcome
     assert {"examples", "coverage", "fuzzing", "stateful"} <= set(outcome.phases), outcome.phases
+    # the stateful phase followed links with real answers (e.g. a build's id into GET /builds/{build_id})
+    assert len(outcome.links) >= 3, outcome.links
 
 
 def test_empty_uploads_are_refused_and_405_lists_every_method(gaps) -> None:
