@@ -56,3 +56,14 @@ def test_registration_off_or_by_invitation_refuses_the_open_form(tmp_path, nats_
         r = client.post("/register", data={"username": "walkin", "password": "a long passphrase",
                                            "csrf": client.cookies.get("reprolab_csrf", "")})
         assert r.status_code == 403 and "reprolab_session" not in client.cookies
+
+
+def test_get_login_leads_to_the_sign_in_form(tmp_path, nats_server) -> None:
+    """People type /login: they land on the sign-in form at /, keeping a local next page (never another site)."""
+    with _client(tmp_path, nats_server.url, "off") as client:
+        r = client.get("/login", params={"next": "/workspaces/cs101"})
+        assert r.status_code == 303 and r.headers["location"] == "/?next=%2Fworkspaces%2Fcs101"
+        for elsewhere in ("//evil.example/", "https://evil.example/"):
+            assert client.get("/login", params={"next": elsewhere}).headers["location"] == "/"
+        page = client.get("/login", follow_redirects=True)
+        assert page.status_code == 200 and 'name="password"' in page.text

@@ -18,7 +18,7 @@ import re
 from functools import partial
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from anyio import from_thread
 from fastapi import APIRouter, Depends, Form, Request
@@ -99,6 +99,13 @@ def home(request: Request, user: PortalUser, settings: SettingsDep, next: str = 
     if user is None:
         return _login_page(request, settings, next=next)
     return _page(request, "dashboard.html", user, page="dashboard")
+
+
+@router.get("/login", include_in_schema=False)
+def login_page(next: str = "") -> Response:
+    """People type /login: the sign-in form lives at / (it shows the portal once signed in)."""
+    target = "/" + (f"?{urlencode({'next': next})}" if next.startswith("/") and not next.startswith("//") else "")
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/login", response_class=HTMLResponse)
