@@ -168,12 +168,16 @@ def test_everything_on_adds_ingress_route_hpa_and_drops_inline_secrets(full_docs
     assert env["REPROLAB_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "reprolab-db", "key": "dsn"}
     assert env["REPROLAB_NATS_TLS_CA_FILE"]["value"] == "/etc/reprolab/nats-ca/ca.pem"
     assert env["REPROLAB_LOG_LEVEL"]["value"] == "DEBUG"
+    # Behind the Ingress, X-Forwarded-For is believed from the ingress controller only (uvicorn's setting).
+    assert env["FORWARDED_ALLOW_IPS"]["value"] == "10.42.0.0/16,10.43.0.10"
     (route,) = [d for d in full_docs if d["kind"] == "HTTPRoute"]
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "rl-reprolab-gateway", "port": 80}]
 
 
 def test_each_service_has_its_own_bus_identity(default_docs: list[dict[str, Any]]) -> None:
+    (gateway,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("gateway")]
+    assert "FORWARDED_ALLOW_IPS" not in {e["name"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
     for service in SERVICES:
         (dep,) = [d for d in default_docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(service)]
         env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}

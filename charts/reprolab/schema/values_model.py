@@ -158,6 +158,11 @@ class Gateway(Component):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="HPA.")
     ingressFrom: list[dict[str, Any]] = Field(
         default_factory=list, description="NetworkPolicy peers allowed to reach the gateway (ingress controller).")
+    trustedProxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of the ingress controller / load balancer whose X-Forwarded-For the gateway "
+        "believes (uvicorn's FORWARDED_ALLOW_IPS). Set it behind an Ingress or HTTPRoute: otherwise every person "
+        "appears as the proxy's address and the per-address sign-in throttle counts them all as one.")
 
 
 class Builder(Component):
