@@ -122,6 +122,8 @@ build_services() {
       sed -i "/uv_cache.json,/d" /opt/reprolab/lib/python3*/site-packages/reprolab_*.dist-info/RECORD
       find /opt/reprolab -name __pycache__ -prune -exec rm -rf {} +
       rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /root/.cache'
+  # buildah run leaves the mount points of its bind mounts behind (empty): remove them.
+  mnt=$(buildah mount "$ctr"); rm -rf "$mnt/run/build"; buildah umount "$ctr" >/dev/null
   buildah config --env PATH=/opt/reprolab/bin:$PATH_ENV --env LANG=C.UTF-8 --env PYTHONDONTWRITEBYTECODE=1 \
     --env PYTHONUNBUFFERED=1 --user 10001:10001 --workingdir / --cmd '["python", "-m", "reprolab_gateway"]' \
     --label org.opencontainers.image.title=reprolab-services \
