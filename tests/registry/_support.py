@@ -29,6 +29,8 @@ API: dict[Registry, tuple[type[Message], type[Message]]] = {
     Registry.WORKSPACE_GET: (R.GetWorkspaceRequest, R.Workspace),
     Registry.MEMBER_ADD: (R.AddMemberRequest, R.Member),
     Registry.MEMBER_LIST: (R.ListMembersRequest, R.MemberList),
+    Registry.MEMBER_UPDATE: (R.UpdateMemberRequest, R.Member),
+    Registry.MEMBER_REMOVE: (R.RemoveMemberRequest, R.Member),
     Registry.ENV_CREATE: (R.CreateEnvironmentRequest, R.Environment),
     Registry.ENV_LIST: (R.ListEnvironmentsRequest, R.EnvironmentList),
     Registry.ENV_GET: (R.GetEnvironmentRequest, R.Environment),

@@ -150,6 +150,56 @@ async def test_workspaces_and_members(users: dict[str, User], ws: str, nc: Clien
     assert events[2].subject == "members/id-carol" and events[4].actor.platform_admin
 
 
+async def test_member_roles_change_and_members_leave(users: dict[str, User], ws: str, nc: Client) -> None:
+    """Managers change roles and remove members; only an admin touches an admin; the last admin stays."""
+    alice, bob, carol, dave = (users[n] for n in ("alice", "bob", "carol", "dave"))
+    await setup_course(users, ws)
+
+    changed = await carol(Registry.MEMBER_UPDATE, workspace=ws, user_id="id-dave", role=ROLE.ROLE_INSTRUCTOR)
+    assert (changed.username, changed.role) == ("dave", ROLE.ROLE_INSTRUCTOR)
+    same = await carol(Registry.MEMBER_UPDATE, workspace=ws, user_id="id-dave", role=ROLE.ROLE_INSTRUCTOR)
+    assert same.role == ROLE.ROLE_INSTRUCTOR  # no change, no event
+    await carol.fails(403, Registry.MEMBER_UPDATE, "only an admin", workspace=ws, user_id="id-dave",
+                      role=ROLE.ROLE_ADMIN)
+    await carol.fails(403, Registry.MEMBER_UPDATE, "only an admin", workspace=ws, user_id="id-alice",
+                      role=ROLE.ROLE_STUDENT)
+    await carol.fails(403, Registry.MEMBER_REMOVE, "only an admin", workspace=ws, user_id="id-alice")
+    await users["erin"].fails(403, Registry.MEMBER_UPDATE, "requires the instructor or admin role",
+                              workspace=ws, user_id="id-dave", role=ROLE.ROLE_STUDENT)
+    await users["erin"].fails(403, Registry.MEMBER_REMOVE, "requires the instructor or admin role",
+                              workspace=ws, user_id="id-dave")
+    await bob.fails(404, Registry.MEMBER_REMOVE, f"workspace '{ws}' not found", workspace=ws, user_id="id-dave")
+    await carol.fails(404, Registry.MEMBER_REMOVE, "no member 'id-bob'", workspace=ws, user_id="id-bob")
+    missing = await carol.fails(422, Registry.MEMBER_UPDATE, "role", workspace=ws, user_id="id-dave")
+    assert missing.errors[0][0] == "role"
+    # the last admin can be neither demoted nor removed, by anyone
+    await alice.fails(409, Registry.MEMBER_UPDATE, "last admin", workspace=ws, user_id="id-alice",
+                      role=ROLE.ROLE_INSTRUCTOR)
+    await users["root"].fails(409, Registry.MEMBER_REMOVE, "last admin", workspace=ws, user_id="id-alice")
+    # with a second admin, the first may step down
+    await alice(Registry.MEMBER_UPDATE, workspace=ws, user_id="id-carol", role=ROLE.ROLE_ADMIN)
+    stepped = await carol(Registry.MEMBER_UPDATE, workspace=ws, user_id="id-alice", role=ROLE.ROLE_STUDENT)
+    assert stepped.role == ROLE.ROLE_STUDENT
+    removed = await carol(Registry.MEMBER_REMOVE, workspace=ws, user_id="id-erin")
+    assert (removed.username, removed.role) == ("erin", ROLE.ROLE_STUDENT)
+    await users["erin"].fails(404, Registry.WORKSPACE_GET, f"workspace '{ws}' not found", workspace=ws)
+    await carol.fails(404, Registry.MEMBER_REMOVE, "no member 'id-erin'", workspace=ws, user_id="id-erin")
+    listed = await carol(Registry.MEMBER_LIST, workspace=ws)
+    assert [(m.username, m.role) for m in listed.items] == [
+        ("alice", ROLE.ROLE_STUDENT), ("carol", ROLE.ROLE_ADMIN), ("dave", ROLE.ROLE_INSTRUCTOR)]
+
+    events = check_events(
+        await collect_events(nc, ws, 9),
+        ["workspace.created", *["member.added"] * 4, *["member.role_changed"] * 3, "member.removed"],
+    )
+    assert [(e.member_role_changed.username, e.member_role_changed.previous_role, e.member_role_changed.role)
+            for e in events[5:8]] == [("dave", ROLE.ROLE_STUDENT, ROLE.ROLE_INSTRUCTOR),
+                                      ("carol", ROLE.ROLE_INSTRUCTOR, ROLE.ROLE_ADMIN),
+                                      ("alice", ROLE.ROLE_ADMIN, ROLE.ROLE_STUDENT)]
+    assert events[8].subject == "members/id-erin" and events[8].actor.username == "carol"
+    assert (events[8].member_removed.username, events[8].member_removed.role) == ("erin", ROLE.ROLE_STUDENT)
+
+
 async def test_environments_versions_and_rollback(users: dict[str, User], ws: str, nc: Client) -> None:
     alice, bob, carol, dave = (users[n] for n in ("alice", "bob", "carol", "dave"))
     await setup_course(users, ws)

@@ -18,6 +18,8 @@ class Registry(StrEnum):
     WORKSPACE_GET = "registry.workspace.get"
     MEMBER_ADD = "registry.member.add"
     MEMBER_LIST = "registry.member.list"
+    MEMBER_UPDATE = "registry.member.update"
+    MEMBER_REMOVE = "registry.member.remove"
     ENV_CREATE = "registry.env.create"
     ENV_LIST = "registry.env.list"
     ENV_GET = "registry.env.get"

@@ -220,6 +220,21 @@ class Handlers:
         )
         return member_proto(member)
 
+    async def member_update(self, r: registry_pb2.UpdateMemberRequest) -> registry_pb2.Member:
+        role = service.ROLE_FROM_PROTO.get(r.role)
+        member = await self.db.write(
+            lambda s: service.update_member(
+                session=s, actor=r.actor, workspace=r.workspace, user_id=r.user_id, role=role
+            )
+        )
+        return member_proto(member)
+
+    async def member_remove(self, r: registry_pb2.RemoveMemberRequest) -> registry_pb2.Member:
+        member = await self.db.write(
+            lambda s: service.remove_member(session=s, actor=r.actor, workspace=r.workspace, user_id=r.user_id)
+        )
+        return member_proto(member)
+
     async def member_list(self, r: registry_pb2.ListMembersRequest) -> registry_pb2.MemberList:
         members = await self.db.read(
             lambda s: service.list_members(session=s, actor=r.actor, workspace=r.workspace)
@@ -388,6 +403,8 @@ class Handlers:
             Registry.WORKSPACE_GET: (registry_pb2.GetWorkspaceRequest, self.workspace_get),
             Registry.MEMBER_ADD: (registry_pb2.AddMemberRequest, self.member_add),
             Registry.MEMBER_LIST: (registry_pb2.ListMembersRequest, self.member_list),
+            Registry.MEMBER_UPDATE: (registry_pb2.UpdateMemberRequest, self.member_update),
+            Registry.MEMBER_REMOVE: (registry_pb2.RemoveMemberRequest, self.member_remove),
             Registry.ENV_CREATE: (registry_pb2.CreateEnvironmentRequest, self.env_create),
             Registry.ENV_LIST: (registry_pb2.ListEnvironmentsRequest, self.env_list),
             Registry.ENV_GET: (registry_pb2.GetEnvironmentRequest, self.env_get),

@@ -268,6 +268,88 @@ def add_member(
     return member
 
 
+def _managed_member(session: Session, acc: Access, workspace: str, user_id: str, verb: str) -> Member:
+    """The member a manager changes or removes (404 when the workspace has no such member)."""
+    if not acc.can_manage:
+        raise Forbidden(f"{verb} members of workspace {workspace!r} requires the instructor or admin role")
+    if not user_id.strip():
+        raise invalid([("user_id", "is required")], "request")
+    member = _member(session, acc.workspace.id, user_id)
+    if member is None:
+        raise NotFound(f"workspace {workspace!r} has no member {user_id!r}")
+    return member
+
+
+def _refuse_losing_last_admin(session: Session, member: Member, workspace: str, what: str) -> None:
+    if member.role != Role.ADMIN:
+        return
+    admins = session.scalars(
+        select(Member.user_id).where(Member.workspace_id == member.workspace_id, Member.role == Role.ADMIN)
+    ).all()
+    if len(admins) <= 1:
+        raise Conflict(
+            f"{member.username!r} is the last admin of workspace {workspace!r}: make another member admin "
+            f"before {what} them"
+        )
+
+
+def update_member(
+    *, session: Session, actor: common_pb2.Actor, workspace: str, user_id: str, role: Role | None
+) -> Member:
+    """Change a member's role (``member.role_changed``). Admins and instructors may; only an admin may make
+    or unmake an admin; the last admin cannot be demoted (409). The same role again changes nothing."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    member = _managed_member(session, acc, workspace, user_id, "changing the roles of")
+    if role is None:
+        raise invalid([("role", "is required: one of admin, instructor, student")], "request")
+    previous = Role(member.role)
+    if role == previous:
+        return member
+    if Role.ADMIN in (role, previous) and acc.role != Role.ADMIN:
+        raise Forbidden(f"only an admin of workspace {workspace!r} can make or unmake an admin")
+    _refuse_losing_last_admin(session, member, workspace, "demoting")
+    member.role = role
+    _emit(
+        session,
+        actor,
+        workspace,
+        "member.role_changed",
+        f"members/{member.user_id}",
+        now(),
+        member_role_changed=events_pb2.MemberRoleChanged(
+            user_id=member.user_id,
+            username=member.username,
+            role=ROLE_TO_PROTO[role],
+            previous_role=ROLE_TO_PROTO[previous],
+        ),
+    )
+    return member
+
+
+def remove_member(*, session: Session, actor: common_pb2.Actor, workspace: str, user_id: str) -> Member:
+    """Remove a member (``member.removed``): admins and instructors may; only an admin may remove an admin;
+    never the last admin (409). Their personal forks, builds and runs stay (the lineage keeps them)."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    member = _managed_member(session, acc, workspace, user_id, "removing")
+    role = Role(member.role)
+    if role == Role.ADMIN and acc.role != Role.ADMIN:
+        raise Forbidden(f"only an admin of workspace {workspace!r} can remove an admin")
+    _refuse_losing_last_admin(session, member, workspace, "removing")
+    session.delete(member)
+    _emit(
+        session,
+        actor,
+        workspace,
+        "member.removed",
+        f"members/{member.user_id}",
+        now(),
+        member_removed=events_pb2.MemberRemoved(
+            user_id=member.user_id, username=member.username, role=ROLE_TO_PROTO[role]
+        ),
+    )
+    return member
+
+
 def list_members(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[Member]:
     acc = access(session=session, actor=actor, workspace=workspace)
     if not acc.can_manage:
