@@ -508,6 +508,19 @@ async def test_member_with_unknown_username_is_422(gateway):
     assert problem(r, 422)["errors"][0]["loc"] == "body.role"
 
 
+async def test_member_change_and_removal_refuse_bad_input_before_the_registry(gateway):
+    base = "/api/v1/workspaces/cs1/members"
+    r = await gateway.client.patch(f"{base}/nobody", json={"role": "student"}, headers=gateway.auth())
+    assert "no member named 'nobody'" in problem(r, 404)["detail"]
+    assert problem(await gateway.client.delete(f"{base}/nobody", headers=gateway.auth()), 404)
+    r = await gateway.client.patch(f"{base}/admin", json={"role": "owner"}, headers=gateway.auth())
+    assert problem(r, 422)["errors"][0]["loc"] == "body.role"
+    r = await gateway.client.patch(f"{base}/admin", json={"role": "student", "extra": 1}, headers=gateway.auth())
+    assert problem(r, 422)["errors"][0]["loc"] == "body.extra"
+    r = await gateway.client.delete(f"{base}/Not%20A%20Name", headers=gateway.auth())
+    assert problem(r, 422)["errors"][0]["loc"] == "path.member"
+
+
 # --- datasets ---------------------------------------------------------------------------------
 
 

@@ -42,7 +42,8 @@ PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id"}
 # Path parameters of platform-admin routes: anyone else gets 403 whatever the name (nothing revealed).
 ADMIN = {"username", "platform_id"}
 # Every path parameter the sweep can fill; a new one fails test_every_id_route_is_swept until added.
-KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token", "assignment"}
+KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token", "assignment",
+                           "member"}
 
 # Routes the sweep does not call as the owner, and why. (The others still get 404/401.)
 _LTI = "needs a workspace linked to an LMS course by an LTI launch: tests/lti"
@@ -76,6 +77,8 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/environments"): 403,
     ("POST", "/api/v1/workspaces/{ws}/environments/import"): 403,
     ("GET", "/api/v1/workspaces/{ws}/members"): 403,
+    ("PATCH", "/api/v1/workspaces/{ws}/members/{member}"): 403,
+    ("DELETE", "/api/v1/workspaces/{ws}/members/{member}"): 403,
     ("DELETE", "/api/v1/workspaces/{ws}/invites/{invite_id}"): 403,
     ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
@@ -118,6 +121,7 @@ class World:
     dataset: str
     labels: str
     spare_user: str
+    member: str                       # M: a student of the course whose role the sweep changes, then removes
     spare_token_id: str
     session_id: str
     invite_id: str
@@ -149,18 +153,18 @@ def world(running, base_image) -> Iterator[World]:
     and a cancelled one; a public and a hidden dataset and an assignment. X owns another workspace;
     O's workspace has an environment with the same spec, so it shares A's build."""
     tokens, names = {}, {}
-    for persona in ("I", "A", "B", "X", "O", "spare"):
+    for persona in ("I", "A", "B", "X", "O", "spare", "M"):
         name = f"az{persona.lower()}-{uuid.uuid4().hex[:6]}"
         tokens[persona] = running.admin.post("/users", json={"username": name})["token"]
         names[persona] = name
     tokens["admin"] = running.platform.admin_token()
     w = World(tokens=tokens, names=names, ws="", other_ws="", shared_ws="", fork="",
               build_id="", run_id="", run2_id="", code="", dataset="", labels="", spare_user=names["spare"],
-              spare_token_id="", session_id="", invite_id="", platform_id="",
+              member=names["M"], spare_token_id="", session_id="", invite_id="", platform_id="",
               http=httpx.Client(base_url=running.platform.url, timeout=120))
     w.ws = f"azc-{uuid.uuid4().hex[:8]}"
     w.ok("I", "POST", "/workspaces", json={"slug": w.ws, "title": "Course"})
-    for persona in ("A", "B"):
+    for persona in ("A", "B", "M"):
         w.ok("I", "POST", f"/workspaces/{w.ws}/members", json={"username": names[persona], "role": "student"})
     w.other_ws = f"azx-{uuid.uuid4().hex[:8]}"
     w.ok("X", "POST", "/workspaces", json={"slug": w.other_ws, "title": "Elsewhere"})
@@ -220,7 +224,7 @@ def _values(w: World, method: str, path: str) -> dict[str, str]:
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
             "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
             "session_id": w.session_id, "invite_id": w.invite_id, "username": w.spare_user,
-            "platform_id": w.platform_id, "assignment": "hw"}
+            "platform_id": w.platform_id, "assignment": "hw", "member": w.member}
 
 
 def _ghosts(*, workspace: bool) -> dict[str, str]:
@@ -259,6 +263,8 @@ def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any
     return {
         ("POST", "/api/v1/workspaces/{ws}/members"): lambda: {
             "json": {"username": w.spare_user, "role": "student"}},
+        ("PATCH", "/api/v1/workspaces/{ws}/members/{member}"): lambda: {"json": {"role": "student"}},
+        ("DELETE", "/api/v1/workspaces/{ws}/members/{member}"): dict,
         ("POST", "/api/v1/workspaces/{ws}/environments"): lambda: {
             "json": {"name": f"e-{uuid.uuid4().hex[:6]}", "spec": SPEC}},
         ("POST", "/api/v1/workspaces/{ws}/environments/import"): lambda: {
@@ -445,3 +451,41 @@ def test_hidden_and_private_objects_read_as_absent(running, world: World) -> Non
     assert w.run_id not in {r["id"] for r in w.ok("B", "GET", f"/workspaces/{w.ws}/runs")["items"]}
     seen = w.ok("I", "GET", f"/builds/{w.build_id}")
     assert (seen["workspace"], seen["environment"], seen["requested_by"]) == (w.ws, w.fork, w.names["A"])
+
+
+@on_sqlite
+def test_members_change_role_and_leave_over_http(running, world: World) -> None:
+    """PATCH and DELETE .../members/{member} against the real registry: the instructor changes a role and
+    removes a member; a student may not; an instructor may not touch the admin; the last admin stays (409)."""
+    w = world
+    name = f"azn-{uuid.uuid4().hex[:6]}"
+    w.tokens["N"] = running.admin.post("/users", json={"username": name})["token"]
+    base = f"/api/v1/workspaces/{w.ws}/members"
+    w.ok("I", "POST", f"/workspaces/{w.ws}/members", json={"username": name, "role": "student"})
+    assert w.call("B", "PATCH", f"{base}/{name}", json={"role": "instructor"}).status_code == 403
+    changed = w.ok("I", "PATCH", f"/workspaces/{w.ws}/members/{name}", json={"role": "instructor"})
+    assert (changed["username"], changed["role"]) == (name, "instructor")
+    roles = {m["username"]: m["role"] for m in w.ok("N", "GET", f"/workspaces/{w.ws}/members")["items"]}
+    assert roles[name] == "instructor" and roles[w.names["I"]] == "admin"
+    # an instructor may not unmake the admin; the admin may not demote nor remove themself (the last admin)
+    r = w.call("N", "PATCH", f"{base}/{w.names['I']}", json={"role": "student"})
+    assert r.status_code == 403 and "only an admin" in r.json()["detail"], r.text
+    r = w.call("I", "PATCH", f"{base}/{w.names['I']}", json={"role": "student"})
+    assert r.status_code == 409 and "last admin" in r.json()["detail"], r.text
+    assert w.call("I", "DELETE", f"{base}/{w.names['I']}").status_code == 409
+    r = w.call("I", "PATCH", f"{base}/{name}", json={"role": "admin"})
+    assert r.is_success and r.json()["role"] == "admin", r.text
+    assert w.call("I", "DELETE", f"{base}/{name}").status_code == 204
+    r = w.call("I", "DELETE", f"{base}/{name}")
+    assert r.status_code == 404 and "no member" in r.json()["detail"], r.text
+    assert w.call("N", "GET", f"/api/v1/workspaces/{w.ws}/members").status_code == 404  # no longer a member
+    deadline = time.monotonic() + 15
+    while True:  # the events reach the activity log through the outbox and the audit service
+        entries = w.ok("I", "GET", f"/workspaces/{w.ws}/activity", params={"limit": 1000})["items"]
+        mine = [e["event"] for e in entries if e["event"].get("subject", "").startswith("members/")
+                and e["event"]["type"] in ("member.role_changed", "member.removed")
+                and e["event"].get("details", {}).get("username") == name]
+        if len(mine) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(e["type"] for e in mine) == ["member.removed", "member.role_changed", "member.role_changed"], mine

@@ -60,6 +60,20 @@ class RegistryClient(_Client):
             registry_pb2.Member,
         )
 
+    async def update_member(self, workspace: str, *, user_id: str, role: int) -> registry_pb2.Member:
+        return await self._call(
+            Registry.MEMBER_UPDATE,
+            registry_pb2.UpdateMemberRequest(actor=self.actor, workspace=workspace, user_id=user_id, role=role),
+            registry_pb2.Member,
+        )
+
+    async def remove_member(self, workspace: str, *, user_id: str) -> registry_pb2.Member:
+        return await self._call(
+            Registry.MEMBER_REMOVE,
+            registry_pb2.RemoveMemberRequest(actor=self.actor, workspace=workspace, user_id=user_id),
+            registry_pb2.Member,
+        )
+
     async def list_members(self, workspace: str) -> registry_pb2.MemberList:
         return await self._call(
             Registry.MEMBER_LIST,

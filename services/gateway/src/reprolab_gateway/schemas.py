@@ -195,6 +195,10 @@ class MemberAdd(_In):
     role: RoleName
 
 
+class MemberUpdate(_In):
+    role: RoleName
+
+
 class Member(BaseModel):
     user_id: str
     username: str

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Path
 
-from ..schemas import NAME_PATTERN
+from ..schemas import NAME_PATTERN, USERNAME_PATTERN
 
 _NAME = "1-63 lower-case letters, digits and '-', starting with a letter or digit."
 WsPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Workspace slug: {_NAME}")]
@@ -13,3 +13,4 @@ EnvPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Environment na
 AssignmentPath = Annotated[str, Path(pattern=NAME_PATTERN, description=f"Assignment name: {_NAME}")]
 # The vendors the runner keeps credentials for (reprolab_runner.credstore.VENDORS).
 VENDORS = ("aws", "azure", "openstack")
+MemberPath = Annotated[str, Path(pattern=USERNAME_PATTERN, description="A member's username.")]
