@@ -182,12 +182,24 @@ def test_deep_link_grades_and_roster(lti_lab: LtiLab) -> None:
     pages = lms.roster_pages
     synced = t.api("POST", f"/lti/courses/{ws}/roster/sync")
     assert synced.status_code == 200, synced.text
-    assert synced.json() == {"members": 4, "added": 1, "role_changes": 0}
+    assert synced.json() == {"members": 4, "added": 1, "role_changes": 0, "removed": 0}
     assert lms.roster_pages == pages + 2  # 4 members, 2 a page: the Link header was followed
     assert members(lti_lab, ws)[cat]["role"] == "student"
-    # the LMS promotes Bob to teaching assistant: the sync notices and records it
+    # a member added by hand (not in the LMS course) is never removed by a sync
+    hand = f"hand-{uuid.uuid4().hex[:6]}"
+    lti_lab.admin.post("/users", json={"username": hand})
+    lti_lab.admin.post(f"/workspaces/{ws}/members", json={"username": hand, "role": "student"})
+    # the LMS promotes Bob to teaching assistant and Cat leaves the course: both are applied to the workspace
     lms.enrol(c, bob, "Bob", [TA])
-    assert t.api("POST", f"/lti/courses/{ws}/roster/sync").json()["role_changes"] == 1
+    del c.roles[cat]
+    assert t.api("POST", f"/lti/courses/{ws}/roster/sync").json() == {
+        "members": 3, "added": 0, "role_changes": 1, "removed": 1}
+    now = members(lti_lab, ws)
+    assert now[bob]["role"] == "instructor" and cat not in now and now[ann]["role"] == "student", now
+    assert hand in {m["username"] for m in lti_lab.admin.get(f"/workspaces/{ws}/members")["items"]}
+    # nothing more to do on the next sync
+    assert t.api("POST", f"/lti/courses/{ws}/roster/sync").json() == {
+        "members": 3, "added": 0, "role_changes": 0, "removed": 0}
 
     # --- the activity log has each of them
     log = f"/workspaces/{ws}/activity"
@@ -198,3 +210,10 @@ def test_deep_link_grades_and_roster(lti_lab: LtiLab) -> None:
     assert lti_lab.activity(log, type="lti.roster_synced", want=2)[0]["event"]["details"]["count"] == 1
     change = lti_lab.activity(log, type="lti.role_changed", want=1)[0]["event"]["details"]
     assert change["previous_role"] == "student" and change["role"] == "instructor"
+    assert change["outcome"] == "applied"
+    applied = lti_lab.activity(log, type="member.role_changed", want=1)[0]["event"]
+    assert applied["details"]["username"] == people[bob]["username"], applied
+    left = lti_lab.activity(log, type="lti.member_left", want=1)[0]["event"]["details"]
+    assert left["outcome"] == "removed" and left["previous_role"] == "student" and left["username"].startswith(cat)
+    gone = lti_lab.activity(log, type="member.removed", want=1)[0]["event"]
+    assert gone["subject"].startswith("members/")

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from reprolab.v1 import common_pb2
-from reprolab_common.errors import Conflict
+from reprolab_common.errors import Conflict, NotFound
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -186,15 +186,22 @@ async def join_course(db: Session, app: FastAPI, launch: Launch, user: User, *, 
 
 async def keep_member(db: Session, app: FastAPI, context: LtiContext, user: User, subject: str, role: str, *,
                       timeout: float, creator: bool = False) -> bool:
-    """Add the user to the workspace with ``role`` (True when added); a role the LMS changed is recorded as
-    ``lti.role_changed``."""
+    """Add the user to the workspace with ``role`` (True when added). A role the LMS changed is applied to the
+    workspace (the registry's ``member.role_changed``) and recorded as ``lti.role_changed``, outcome
+    ``applied`` or ``refused`` (e.g. it would demote the workspace's last admin; the LMS role is still noted)."""
     row = db.scalar(select(LtiMember).where(LtiMember.context_pk == context.id, LtiMember.user_id == user.id))
     if row is not None:
         if row.role != role:
             previous, row.role = row.role, role
+            outcome, reason = "applied", ""
+            registry = RegistryClient(app.state.nats, audit.SERVICE_ACTOR, timeout)
+            try:
+                await registry.update_member(context.workspace, user_id=user.id, role=ROLE_VALUES[role])
+            except (Conflict, NotFound) as exc:  # the last admin; or no longer a member (removed by hand)
+                outcome, reason = "refused", exc.detail
             audit.record(db, app, type="role_changed", subject=f"members/{user.id}", workspace=context.workspace,
                          context_id=context.context_id, username=user.username, role=role,
-                         previous_role=previous)
+                         previous_role=previous, outcome=outcome, reason=reason)
         return False
     added = False
     if not creator:
@@ -213,13 +220,47 @@ async def keep_member(db: Session, app: FastAPI, context: LtiContext, user: User
     return added
 
 
+async def drop_members(db: Session, app: FastAPI, context: LtiContext, platform: LtiPlatform, active: set[str], *,
+                       timeout: float) -> int:
+    """Remove from the workspace the people the LMS course no longer lists as active (``lti.member_left``,
+    and the registry's ``member.removed``); returns how many were removed. Only members the LTI link keeps:
+    a row in ``lti_members`` for this course whose user is an account of this LMS (made by a launch or a
+    roster sync); members added by hand or by invite have no such row and are never touched."""
+    rows = db.scalars(select(LtiMember).where(LtiMember.context_pk == context.id)).all()
+    removed = 0
+    registry = RegistryClient(app.state.nats, audit.SERVICE_ACTOR, timeout)
+    for row in rows:
+        if row.user_id in active:
+            continue
+        linked = db.scalar(select(LtiAccount.id).where(LtiAccount.platform_id == platform.id,
+                                                       LtiAccount.user_id == row.user_id))
+        user = db.get(User, row.user_id)
+        if linked is None or user is None:
+            continue
+        outcome, reason = "removed", ""
+        try:
+            await registry.remove_member(context.workspace, user_id=row.user_id)
+            removed += 1
+        except NotFound:
+            outcome = "removed"  # already gone (removed by hand): forget the link's record of it
+        except Conflict as exc:  # the workspace's last admin stays
+            outcome, reason = "refused", exc.detail
+        if outcome == "removed":
+            db.delete(row)
+        audit.record(db, app, type="member_left", subject=f"members/{row.user_id}", workspace=context.workspace,
+                     context_id=context.context_id, username=user.username, previous_role=row.role,
+                     outcome=outcome, reason=reason)
+    return removed
+
+
 def context_of(db: Session, workspace: str) -> LtiContext | None:
     return db.scalar(select(LtiContext).where(LtiContext.workspace == workspace))
 
 
 async def sync_roster(db: Session, app: FastAPI, context: LtiContext, *, timeout: float) -> dict[str, int]:
     """Names and Role Provisioning: every active member of the LMS course becomes (or stays) a member of the
-    workspace with the mapped role; recorded as ``lti.roster_synced``."""
+    workspace with the mapped role (a changed role is applied); the link's members the course no longer lists
+    as active are removed (``drop_members``); recorded as ``lti.roster_synced``."""
     platform = db.get(LtiPlatform, context.platform_id)
     assert platform is not None
     if not context.memberships_url:
@@ -227,6 +268,7 @@ async def sync_roster(db: Session, app: FastAPI, context: LtiContext, *, timeout
                             "enabled for the tool)")
     members = await services_of(app).memberships(platform, tool_key(db), context.memberships_url)
     added = changes = active = 0
+    seen: set[str] = set()
     for member in members:
         subject = member.get("user_id")
         if not isinstance(subject, str) or not subject or member.get("status", "Active") != "Active":
@@ -234,6 +276,7 @@ async def sync_roster(db: Session, app: FastAPI, context: LtiContext, *, timeout
         active += 1
         roles = [str(r) for r in member.get("roles", []) if isinstance(r, str)]
         user = provision_user(db, app, platform, subject, member)
+        seen.add(user.id)
         role = workspace_role(roles)
         before = db.scalar(select(LtiMember.role).where(LtiMember.context_pk == context.id,
                                                        LtiMember.user_id == user.id))
@@ -241,7 +284,8 @@ async def sync_roster(db: Session, app: FastAPI, context: LtiContext, *, timeout
             added += 1
         if before is not None and before != role:
             changes += 1
+    removed = await drop_members(db, app, context, platform, seen, timeout=timeout)
     audit.record(db, app, type="roster_synced", subject=f"lti/courses/{context.context_id}/members",
                  workspace=context.workspace, context_id=context.context_id, outcome="synced", count=added,
                  issuer=platform.issuer, client_id=platform.client_id)
-    return {"members": active, "added": added, "role_changes": changes}
+    return {"members": active, "added": added, "role_changes": changes, "removed": removed}

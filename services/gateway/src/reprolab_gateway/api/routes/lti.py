@@ -112,7 +112,10 @@ class GradeList(BaseModel):
 class RosterSync(BaseModel):
     members: int = Field(description="Members the LMS listed (active ones).")
     added: int = Field(description="Members added to the workspace now.")
-    role_changes: int
+    role_changes: int = Field(description="Members whose LMS role changed (applied to the workspace unless refused, "
+                                          "e.g. for its last admin; see lti.role_changed).")
+    removed: int = Field(description="Members the LTI link had added who are no longer active in the LMS course, "
+                                     "removed now (members added by hand or by invite are never removed).")
 
 
 @router.post("/platforms", status_code=201, response_model=Platform)
