@@ -10,7 +10,8 @@
 # Every image is tagged with a hash of its inputs (this script, its Containerfile-like steps, uv.lock and
 # the sources for the services image), so an unchanged image is not built again; FORCE=1 rebuilds and
 # TAG=x builds under another tag (the reproducibility test builds twice and compares digests).
-# SOURCE_DATE_EPOCH (default: the last commit's time) is the time of every file and of the image config
+# SOURCE_DATE_EPOCH (default: the time of the last commit that changed the image's inputs) is the time
+# of every file and of the image config
 # (buildah --timestamp), so the same commit gives the same digests. The Debian images come from the
 # mirror as it is that day (mmdebstrap, SOURCE_DATE_EPOCH): equal while Debian's archive is unchanged.
 # Each image carries its CycloneDX SBOM at /usr/share/doc/reprolab/sbom.cdx.json (it names the digest
@@ -24,7 +25,15 @@ OUT=${OUT:-$ROOT/.reprolab/images}
 PREFIX=${PREFIX:-localhost/reprolab}
 BASE=${BASE:-localhost/reprolab/bookworm-python:latest}
 SUITE=bookworm
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 1700000000)}
+FIXED_EPOCH=${SOURCE_DATE_EPOCH:-}
+# SOURCE_DATE_EPOCH of one image: the time of the last commit that changed its inputs (so a commit
+# elsewhere neither changes its digest nor makes the tests build it again), unless set by the caller.
+epoch_of() {
+  if [ -n "$FIXED_EPOCH" ]; then echo "$FIXED_EPOCH"; return; fi
+  local t
+  t=$(git log -1 --format=%ct -- scripts/images.sh scripts/image_sbom.py "$@" 2>/dev/null || true)
+  echo "${t:-1700000000}"
+}
 PY=${PY:-$ROOT/.venv/bin/python}
 UV=${UV:-$(command -v uv || echo "$ROOT/.tools/bin/uv")}
 PATH_ENV=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -93,6 +102,7 @@ from_rootfs() {  # tar -> working container holding it
 
 build_services() {
   local files tag ref ctr
+  export SOURCE_DATE_EPOCH; SOURCE_DATE_EPOCH=$(epoch_of uv.lock pyproject.toml libs services)
   mapfile -t files < <(git ls-files uv.lock pyproject.toml libs services | grep -v '^services/.*/tests/')
   tag=${TAG:-$(inputs_hash services "${files[@]}")}
   ref=$PREFIX/services:$tag
@@ -133,6 +143,7 @@ build_services() {
 
 build_debian() {  # name uid user home entry-cmd packages...
   local name=$1 uid=$2 user=$3 home=$4 cmd=$5 tag ref ctr; shift 5
+  export SOURCE_DATE_EPOCH; SOURCE_DATE_EPOCH=$(epoch_of)
   tag=${TAG:-$(inputs_hash "$name $uid $user $*")}
   ref=$PREFIX/$name:$tag
   if present "$ref"; then echo "images: $ref present"; echo "$ref@$(podman image inspect --format '{{.Digest}}' "$ref")" > "$OUT/$name.digest"; return; fi
