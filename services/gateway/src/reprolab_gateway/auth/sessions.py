@@ -16,6 +16,7 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import Request, Response
 from reprolab.v1 import events_pb2
@@ -59,21 +60,39 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
+def set_cookie(response: Response, key: str, value: str = "", *, partitioned: bool = False, **kw: Any) -> None:
+    """``Response.set_cookie``, plus ``Partitioned`` (CHIPS), which Starlette writes only on Python 3.14+:
+    the attribute is appended to the header Starlette just wrote."""
+    response.set_cookie(key, value, **kw)
+    if partitioned:
+        name, header = response.raw_headers[-1]
+        assert name == b"set-cookie" and header.startswith(key.encode() + b"="), header
+        response.raw_headers[-1] = (name, header + b"; Partitioned")
+
+
 def set_session_cookies(response: Response, request: Request, session_id: str, *, max_age: int,
                         lms: bool = False) -> None:
     """The session cookie (HttpOnly) and a fresh CSRF cookie (readable by the page: double submit).
-    SameSite=Strict normally; inside an LMS iframe ``SameSite=None; Secure`` or the browser drops them."""
+    SameSite=Strict normally; inside an LMS iframe ``SameSite=None; Secure`` or the browser drops them,
+    each twice: unpartitioned (a browser allowing third-party cookies also sends it when the tool opens in
+    its own tab) and ``Partitioned`` (CHIPS: kept under the LMS's site by a browser that blocks
+    third-party cookies, so the frame still works there). Both hold the same value."""
     samesite = "none" if lms else "strict"
     secure = True if lms else is_https(request)
-    response.set_cookie(SESSION_COOKIE, session_id, max_age=max_age, httponly=True, samesite=samesite,
-                        secure=secure, path="/")
-    response.set_cookie(CSRF_COOKIE, new_csrf_token(), max_age=max_age, httponly=False, samesite=samesite,
-                        secure=secure, path="/")
+    csrf = new_csrf_token()
+    for partitioned in (False, True) if lms else (False,):
+        set_cookie(response, SESSION_COOKIE, session_id, max_age=max_age, httponly=True, samesite=samesite,
+                   secure=secure, path="/", partitioned=partitioned)
+        set_cookie(response, CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite=samesite,
+                   secure=secure, path="/", partitioned=partitioned)
 
 
 def clear_session_cookies(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
+    for name in (SESSION_COOKIE, CSRF_COOKIE):  # an LMS frame's partitioned copies (no-ops elsewhere)
+        set_cookie(response, name, "", max_age=0, expires=0, path="/", secure=True, httponly=True, samesite="none",
+                   partitioned=True)
 
 
 def start_session(db: Session, user: User, response: Response, request: Request, *, method: str,

@@ -18,7 +18,7 @@ from reprolab_common.errors import ProblemError
 from sqlalchemy.orm import Session
 
 from ..api.deps import SessionDep, SettingsDep
-from ..auth.sessions import start_session
+from ..auth.sessions import set_cookie, start_session
 from ..clients import RegistryClient
 from ..core.security import csrf_matches
 from ..models import User
@@ -107,6 +107,9 @@ def _refused(request: Request, db: Session, exc: LaunchRefused) -> HTMLResponse:
 
 def _set_browser_cookie(response: Response, value: str) -> None:
     # SameSite=None: the launch is a cross-site POST from the LMS, inside its frame
+    # Partitioned too (CHIPS): a browser that blocks third-party cookies keeps that copy under the LMS's site
+    set_cookie(response, BROWSER_COOKIE, value, max_age=30 * 86400, httponly=True, secure=True, samesite="none",
+               path="/lti/", partitioned=True)
     response.set_cookie(BROWSER_COOKIE, value, max_age=30 * 86400, httponly=True, secure=True, samesite="none",
                         path="/lti/")
 
