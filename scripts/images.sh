@@ -26,12 +26,12 @@ PREFIX=${PREFIX:-localhost/reprolab}
 BASE=${BASE:-localhost/reprolab/bookworm-python:latest}
 SUITE=bookworm
 FIXED_EPOCH=${SOURCE_DATE_EPOCH:-}
-# SOURCE_DATE_EPOCH of one image: the time of the last commit that changed its inputs (so a commit
+# SOURCE_DATE_EPOCH of one image: the author time (kept by rebases) of the last commit that changed its inputs (so a commit
 # elsewhere neither changes its digest nor makes the tests build it again), unless set by the caller.
 epoch_of() {
   if [ -n "$FIXED_EPOCH" ]; then echo "$FIXED_EPOCH"; return; fi
   local t
-  t=$(git log -1 --format=%ct -- scripts/images.sh scripts/image_sbom.py "$@" 2>/dev/null || true)
+  t=$(git log -1 --format=%at -- scripts/images.sh scripts/image_sbom.py "$@" 2>/dev/null || true)
   echo "${t:-1700000000}"
 }
 PY=${PY:-$ROOT/.venv/bin/python}
