@@ -165,7 +165,16 @@ async def test_credential_subject_readable_only_by_the_runner(peers) -> None:
             assert await peers[name].violations("subscription", pattern), (name, pattern, peers[name].errors)
     got: list[bytes] = []
     await _responder(peers[bp.RUNNER], subjects.Runner.CREDENTIAL_PUT, got)
-    reply = await peers[bp.GATEWAY].nc.request(subjects.Runner.CREDENTIAL_PUT, b"canary-secret", timeout=2)
+    # Once in the full suite (load ~15) the request found no responder right after the runner's flushed SUB;
+    # a few tries with a pause, then the same assertions: the secret reached the runner, once, and nobody else.
+    for attempt in range(10):
+        try:
+            reply = await peers[bp.GATEWAY].nc.request(subjects.Runner.CREDENTIAL_PUT, b"canary-secret", timeout=2)
+            break
+        except NoRespondersError:
+            if attempt == 9:
+                raise
+            await asyncio.sleep(0.5)
     assert reply.data == b"ok" and got == [b"canary-secret"]
     await asyncio.sleep(0.2)
     assert all(msgs == [] for msgs in seen.values()), seen
