@@ -78,6 +78,18 @@ finish() {
   echo "images: $ref $final $(podman image inspect --format '{{.Size}}' "$ref" | numfmt --to=si)B"
 }
 
+# An image already built from the same inputs (another checkout, an earlier session): write this
+# checkout's $OUT/<name>.{digest,cdx.json} for it. Its inventory is the stage's (the final image only adds
+# the SBOM file, which is neither a Debian package nor a Python distribution).
+reuse() {  # ref name
+  local ref=$1 name=$2 final
+  final=$(podman image inspect --format '{{.Digest}}' "$ref")
+  "$PY" scripts/image_sbom.py inventory "$ref" > "$work/$name.inv.json"
+  "$PY" scripts/image_sbom.py cyclonedx "$work/$name.inv.json" "$ref" "$final" > "$OUT/$name.cdx.json"
+  echo "$ref@$final" > "$OUT/$name.digest"
+  echo "images: $ref present ($final)"
+}
+
 # A Debian rootfs (mmdebstrap, minbase, no docs/man/locales, no apt lists or caches) with one user.
 debian_rootfs() {  # out.tar uid user home packages...
   local tar=$1 uid=$2 user=$3 home=$4; shift 4
@@ -106,7 +118,7 @@ build_services() {
   mapfile -t files < <(git ls-files uv.lock pyproject.toml libs services | grep -v '^services/.*/tests/')
   tag=${TAG:-$(inputs_hash services "${files[@]}")}
   ref=$PREFIX/services:$tag
-  if present "$ref"; then echo "images: $ref present"; echo "$ref@$(podman image inspect --format '{{.Digest}}' "$ref")" > "$OUT/services.digest"; return; fi
+  if present "$ref"; then reuse "$ref" services; return; fi
   # Third-party wheels pinned with hashes from uv.lock; our own packages as wheels built here.
   "$UV" export --quiet --frozen --no-dev --no-emit-workspace --no-header \
     --package reprolab-gateway --package reprolab-registry --package reprolab-builder \
@@ -146,7 +158,7 @@ build_debian() {  # name uid user home entry-cmd packages...
   export SOURCE_DATE_EPOCH; SOURCE_DATE_EPOCH=$(epoch_of)
   tag=${TAG:-$(inputs_hash "$name $uid $user $*")}
   ref=$PREFIX/$name:$tag
-  if present "$ref"; then echo "images: $ref present"; echo "$ref@$(podman image inspect --format '{{.Digest}}' "$ref")" > "$OUT/$name.digest"; return; fi
+  if present "$ref"; then reuse "$ref" "$name"; return; fi
   debian_rootfs "$work/$name.tar" "$uid" "$user" "$home" "$@"
   ctr=$(from_rootfs "$work/$name.tar")
   rm -f "$work/$name.tar"
