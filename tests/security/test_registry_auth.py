@@ -28,7 +28,7 @@ import pytest
 from reprolab_cli.client import Client
 from reprolab_cli.supervisor import Platform
 from reprolab_common import registrytoken as rt
-from reprolab_common.natsserver import write_private
+from reprolab_common.privatefiles import write_private
 
 pytestmark = pytest.mark.skipif(
     not all(map(__import__("shutil").which, ("docker-registry", "podman", "skopeo"))),

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from reprolab_common.natsserver import write_private
+from reprolab_common.privatefiles import write_private
 from reprolab_common.registrytoken import auth_json
 
 from .client import Client

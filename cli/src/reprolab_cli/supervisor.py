@@ -20,8 +20,8 @@ import httpx
 from reprolab_common import registrytoken
 from reprolab_common.lifeline import Lifeline, die_with_parent
 from reprolab_common.localregistry import LocalRegistry, TokenAuth, registry_binary
-from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child, write_private
-from reprolab_common.privatefiles import private_dir
+from reprolab_common.natsserver import NatsServer, bus_credentials, free_port, stop_child
+from reprolab_common.privatefiles import private_dir, write_private
 
 from .platformlock import PlatformLock, reap_leftovers
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 from .lifeline import die_with_parent
+from .privatefiles import kept_passwords, write_private
 
 
 def nats_server_binary() -> str:
@@ -46,27 +46,12 @@ def stop_child(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
             proc.wait()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (created 0600, never world-readable for an instant)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def bus_credentials(path: Path) -> dict[str, str]:
     """Passwords of every bus identity (``buspermissions.IDENTITIES``), kept in ``path`` (mode 0600):
     read when present so a restarted platform keeps them, a new random one for any missing identity."""
     from .buspermissions import IDENTITIES
 
-    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    if any(name not in creds for name in IDENTITIES) or not path.exists():
-        for name in IDENTITIES:
-            creds.setdefault(name, secrets.token_urlsafe(32))
-        write_private(path, json.dumps(creds, indent=2))
-    os.chmod(path, 0o600)
-    return creds
+    return kept_passwords(path, IDENTITIES)
 
 
 class NatsServer:

@@ -6,8 +6,11 @@ token, the signing and credential keys and the bus passwords; another local user
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -33,3 +36,24 @@ def private_file(db_path: Path) -> None:
                 os.chmod(candidate, 0o600)
         except FileNotFoundError:
             pass
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created 0600, never world-readable for an instant)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def kept_passwords(path: Path, names: Iterable[str]) -> dict[str, str]:
+    """Passwords of ``names``, kept in ``path`` (JSON, mode 0600): read when present so a restarted
+    platform keeps them, a new random one for any name missing."""
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(name not in creds for name in names) or not path.exists():
+        for name in names:
+            creds.setdefault(name, secrets.token_urlsafe(32))
+        write_private(path, json.dumps(creds, indent=2))
+    os.chmod(path, 0o600)
+    return creds

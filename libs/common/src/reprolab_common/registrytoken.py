@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from .natsserver import write_private
+from .privatefiles import kept_passwords, write_private
 
 SERVICE = "reprolab-registry"
 """The registry's ``service`` name: the audience of every token, checked by the registry."""
@@ -113,13 +112,7 @@ def ensure_signing_key(directory: Path) -> tuple[Path, Path]:
 def service_credentials(path: Path) -> dict[str, str]:
     """Passwords of the registry's service identities (builder: push, runner: pull), kept in ``path``
     (mode 0600), a new random one for any missing identity."""
-    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    if any(name not in creds for name in SERVICE_IDENTITIES) or not path.exists():
-        for name in SERVICE_IDENTITIES:
-            creds.setdefault(name, secrets.token_urlsafe(32))
-        write_private(path, json.dumps(creds, indent=2))
-    os.chmod(path, 0o600)
-    return creds
+    return kept_passwords(path, SERVICE_IDENTITIES)
 
 
 def auth_json(host: str, username: str, password: str) -> str:

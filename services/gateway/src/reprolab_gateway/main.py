@@ -18,7 +18,6 @@ from reprolab_common.objectstore import make_object_store
 from .api.main import api_router
 from .api.routes import health
 from .auth.accounts import redact_link_secrets_in_logs
-from .auth.signin import AddressThrottle
 from .bootstrap import bootstrap_admin
 from .core.config import GatewaySettings, get_settings
 from .core.db import open_database
@@ -26,6 +25,7 @@ from .core.headers import docs_csp, install_security_headers
 from .core.natslink import NatsLink
 from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
+from .core.throttle import AddressThrottle
 from .core.uploads import sweep_orphans
 from .lti.listener import GradeListener
 from .lti.web import router as lti_router

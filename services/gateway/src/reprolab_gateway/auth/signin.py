@@ -15,9 +15,6 @@ Every attempt lands in the accounts log: ``account.signed_in`` (by ``start_sessi
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from reprolab.v1 import common_pb2
@@ -26,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..core.config import GatewaySettings
 from ..core.outbox import account_event, actor_of, emit
+from ..core.throttle import AddressThrottle
 from ..models import User
 from .passwords import hash_password, needs_rehash, verify_password
 
@@ -40,35 +38,6 @@ class SignInRefused(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after
-
-
-class AddressThrottle:
-    """Failures per client address in a sliding window (one per app, kept in ``app.state``)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, address: str, window: float, now: float) -> deque[float]:
-        q = self._failures.setdefault(address, deque())
-        while q and q[0] <= now - window:
-            q.popleft()
-        return q
-
-    def wait_seconds(self, address: str, *, limit: int, window: float) -> float:
-        """0 when the address may try; else how long until it may."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._recent(address, window, now)
-            return 0.0 if len(q) < limit else q[len(q) - limit] + window - now
-
-    def failed(self, address: str, *, window: float) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(address, window, now).append(now)
-            if len(self._failures) > 100_000:  # bounded: drop the quiet addresses
-                for key in [k for k, q in self._failures.items() if not q]:
-                    del self._failures[key]
 
 
 def _aware(dt: datetime | None) -> datetime | None:

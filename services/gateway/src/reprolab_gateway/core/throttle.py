@@ -1,7 +1,7 @@
 """Throttling of failed API-token sign-ins: a bad ``Authorization: Bearer`` on the API and a bad token
 pasted into the portal's sign-in form.
 
-The counters are the password sign-in's (``auth.signin.AddressThrottle``, one per app in
+The counters are the password sign-in's (``AddressThrottle`` below, one per app in
 ``app.state.signin_throttle``), so one client address has one budget of failures whatever it tries.
 Two keys, each a sliding window:
 
@@ -24,15 +24,46 @@ a session, not an attack.
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import deque
 
 from reprolab_common.errors import ProblemError
 from starlette.requests import Request
 
 from ..auth.sessions import client_address
-from ..auth.signin import AddressThrottle
 from .config import GatewaySettings
 
 TOKEN_KEY = "token:"
+
+
+class AddressThrottle:
+    """Failures per client address in a sliding window (one per app, kept in ``app.state``)."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, window: float, now: float) -> deque[float]:
+        q = self._failures.setdefault(address, deque())
+        while q and q[0] <= now - window:
+            q.popleft()
+        return q
+
+    def wait_seconds(self, address: str, *, limit: int, window: float) -> float:
+        """0 when the address may try; else how long until it may."""
+        now = time.monotonic()
+        with self._lock:
+            q = self._recent(address, window, now)
+            return 0.0 if len(q) < limit else q[len(q) - limit] + window - now
+
+    def failed(self, address: str, *, window: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent(address, window, now).append(now)
+            if len(self._failures) > 100_000:  # bounded: drop the quiet addresses
+                for key in [k for k, q in self._failures.items() if not q]:
+                    del self._failures[key]
 
 
 class TooManyAttempts(ProblemError):
