@@ -25,6 +25,10 @@ def main() -> None:
         log_config=None,
         proxy_headers=True,
         server_header=False,
+        # named, not "auto": the test environment has uvloop and httptools (evidently's uvicorn[standard]),
+        # the platform images do not, and tests must run the server production runs
+        loop="asyncio",
+        http="h11",
     )
 
 
