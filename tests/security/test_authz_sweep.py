@@ -82,6 +82,8 @@ STUDENT = {
     ("DELETE", "/api/v1/workspaces/{ws}/invites/{invite_id}"): 403,
     ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
+    ("GET", "/api/v1/workspaces/{ws}/people"): 403,
+    ("POST", "/api/v1/workspaces/{ws}/class-list"): 403,
     ("GET", "/api/v1/lti/courses/{ws}/grades"): 403,
     ("GET", "/api/v1/lti/courses/{ws}/grades.csv"): 403,
     ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): 403,
@@ -301,6 +303,10 @@ def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any
         ("PUT", "/api/v1/users/{username}/password"): lambda: {"json": {"password": uuid.uuid4().hex * 2}},
         ("POST", "/api/v1/users/{username}/password-reset"): dict,
         ("DELETE", "/api/v1/users/{username}/sessions"): dict,
+        # a change that changes nothing: the sweep checks who may, not what it does (tests/integration/test_people)
+        ("PATCH", "/api/v1/users/{username}"): lambda: {"json": {"platform_admin": False}},
+        ("POST", "/api/v1/workspaces/{ws}/class-list"): lambda: {
+            "json": {"csv": f"username\n{w.spare_user}\n", "dry_run": True}},
         ("PATCH", "/api/v1/lti/platforms/{platform_id}"): lambda: {"json": {"title": "swept"}},
         ("DELETE", "/api/v1/lti/platforms/{platform_id}"): dict,
         ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): dict,

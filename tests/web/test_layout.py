@@ -90,6 +90,7 @@ def pages(c: Course, role: str) -> list[tuple[str, str]]:
               ("credentials", f"/me/credentials?workspace={ws}")]
     if role == "instructor":
         common.insert(3, ("new-environment", f"/w/{ws}/new-environment"))
+        common.append(("people", f"/w/{ws}/people"))
     return common
 
 

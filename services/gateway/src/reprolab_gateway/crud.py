@@ -94,7 +94,7 @@ def authenticate(session: Session, token: str, *, touch_every: timedelta) -> Use
     if row is None or row.revoked:
         return None
     user = session.get(User, row.user_id)
-    if user is None:
+    if user is None or user.disabled_at is not None:
         return None
     now = datetime.now(UTC)
     last = row.last_used_at

@@ -38,6 +38,8 @@ class User(Base):
     # failed password sign-ins since the last success, and until when the account refuses them
     failed_signins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=None)
+    # set by a platform admin: no sign-in, token or session of the account is accepted until cleared
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=None)
 
 
 class ApiToken(Base):
@@ -117,6 +119,20 @@ class ExternalIdentity(Base):
     user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
     issuer: Mapped[str] = mapped_column(String(500))
     subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MemberOrigin(Base):
+    """How a member came into a workspace when it was not by hand: ``csv`` (a class list), ``invite``.
+    Members an LMS keeps are known from ``lti_members``; anyone else was added by hand."""
+
+    __tablename__ = "member_origins"
+    __table_args__ = (UniqueConstraint("workspace", "user_id", name="uq_member_origins_workspace_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(String(63))
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -17,6 +17,7 @@ from .routes import (
     lti,
     me,
     members,
+    people,
     publish,
     registry_token,
     runs,
@@ -32,6 +33,7 @@ api_router.include_router(auth.router)
 api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
 api_router.include_router(members.router)
+api_router.include_router(people.router)
 api_router.include_router(invites.router)
 api_router.include_router(imports.router)
 api_router.include_router(exports.router)

@@ -169,6 +169,9 @@ async def accept_invite(request: Request, *, token: str, user: User) -> Invite:
                  subject=f"invites/{row.id}", account=account_event(user.username, method="invite", role=row.role,
                                                                    ref=row.id, address=client_address(request)))
             db.commit()
+            from ..people import record_origin  # people imports this module
+
+            record_origin(db, workspace=row.workspace, user_id=user.id, source="invite")
 
     await asyncio.to_thread(record)
     _wake(request)

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from reprolab.v1 import events_pb2
-from reprolab_common.errors import NotFound
+from reprolab_common.errors import Forbidden, NotFound
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -100,6 +100,8 @@ def start_session(db: Session, user: User, response: Response, request: Request,
     """Sign ``user`` in on this browser: store a new session, set its cookies on ``response``, record
     ``account.signed_in`` (with ``method`` and the client's address, plus any AccountEvent fields in
     ``event``, e.g. ``issuer=``) in the accounts log. Commits, and wakes the outbox."""
+    if user.disabled_at is not None:  # every way in (password, SSO, LDAP, LTI, invite) passes here
+        raise Forbidden(f"the account {user.username!r} is disabled; a platform admin can enable it again")
     settings: GatewaySettings = request.app.state.settings
     session_id = new_session_id()
     now = datetime.now(UTC)
@@ -138,7 +140,7 @@ def resolve_session(db: Session, session_id: str, settings: GatewaySettings) -> 
     if _aware(row.expires_at) <= now or now - last > timedelta(hours=settings.session_idle_hours):
         return None
     user = db.get(User, row.user_id)
-    if user is None:
+    if user is None or user.disabled_at is not None:
         return None
     if now - last >= timedelta(seconds=settings.token_touch_seconds):
         row.last_seen_at = now

@@ -87,6 +87,9 @@ def password_signin(db: Session, throttle: AddressThrottle, settings: GatewaySet
         reason = "unknown username" if user is None else "wrong password" if user.password_hash else "no password set"
         record_failure(db, user=user, method="password", address=address, reason=reason)
         raise SignInRefused("wrong username or password")
+    if user.disabled_at is not None:
+        record_failure(db, user=user, method="password", address=address, reason="account disabled")
+        raise SignInRefused("this account is disabled; ask a platform admin to enable it again", status=403)
     user.failed_signins = 0
     user.locked_until = None
     if needs_rehash(user.password_hash or ""):

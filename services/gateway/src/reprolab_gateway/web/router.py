@@ -193,6 +193,8 @@ PAGES = {
     "run": ("/w/{ws}/runs/{run_id}", "run.html"),
     "assignment": ("/w/{ws}/assignments/{name}", "assignment.html"),
     "activity": ("/w/{ws}/activity", "activity.html"),
+    "people": ("/w/{ws}/people", "people.html"),
+    "users": ("/admin/users", "users.html"),
 }
 
 

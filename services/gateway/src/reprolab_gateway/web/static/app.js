@@ -336,6 +336,87 @@ pages.workspaceRefresh = async () => {
   showLabelChoices(datasets);
 };
 
+// --- people: a workspace's members, a class list; the platform's accounts ---------------------------------
+
+// a username with the person's name under it (one column: the tables stay narrow on a phone)
+const who = (username, name) => el("span", {}, username, name ? el("small", { class: "hint person-name" }, name) : "");
+const JOINED = { hand: "added by hand", csv: "class list", invite: "invite link", lms: "LMS course" };
+
+async function showPeople() {
+  const people = await api("GET", `/workspaces/${WS}/people`);
+  fill("#people", people.items.map((p) => {
+    const role = el("select", { "aria-label": `Role of ${p.username}`, "data-member": p.username },
+      ...["student", "instructor", "admin"].map((r) => el("option", { value: r, selected: r === p.role }, r)));
+    role.addEventListener("change", () => busy(role, async () => {
+      try {
+        const m = await api("PATCH", `/workspaces/${WS}/members/${p.username}`, { json: { role: role.value } });
+        flash(`${m.username} is now ${m.role}.`);
+      } finally {
+        await showPeople();
+      }
+    }));
+    const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${p.username}` }, "Remove");
+    remove.addEventListener("click", () => busy(remove, async () => {
+      if (!confirm(`Remove ${p.username} from ${WS}? Their forks and runs stay in the workspace's history.`)) return;
+      await api("DELETE", `/workspaces/${WS}/members/${p.username}`);
+      flash(`${p.username} removed.`);
+      await showPeople();
+    }));
+    return [who(p.username, p.display_name), role, JOINED[p.source] || p.source, when(p.added_at), remove];
+  }), "No members.");
+}
+
+pages.people = async () => {
+  await showPeople();
+  const form = $("#class-list");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const dryRun = !(event.submitter && event.submitter.value === "apply");
+    busy(event.submitter || form, async () => {
+      const file = $("#csv-file").files[0];
+      const report = await api("POST", `/workspaces/${WS}/class-list`, { json: { csv: await file.text(), dry_run: dryRun } });
+      const verb = report.dry_run ? "would be" : "were";
+      $("#csv-summary").textContent = `${report.dry_run ? "Preview: " : ""}${report.added} ${verb} added, `
+        + `${report.invited} ${report.dry_run ? "would get" : "got"} an invite link, ${report.already_members} already members, `
+        + `${report.errors} line(s) with a problem.`;
+      const table = $("#csv-result");
+      table.hidden = false;
+      fill(table.querySelector("tbody"), report.rows.map((r) => [String(r.line), r.who, r.role,
+        r.action === "error" ? el("strong", {}, `problem: ${r.detail}`) : `${r.action}: ${r.detail}`,
+        r.invite_url ? el("code", {}, r.invite_url) : "—"]), "Nothing in the list.");
+      if (!report.dry_run) await showPeople();
+    });
+  });
+};
+
+const SIGN_IN = { password: "password", token: "API token", sso: "single sign-on", ldap: "directory (LDAP)", lms: "LMS" };
+
+async function showUsers() {
+  const users = await api("GET", "/users/accounts");
+  const me = body.dataset.user;
+  fill("#users", users.items.map((u) => {
+    const change = (label, json, done) => {
+      const button = el("button", { type: "button", class: "secondary", "aria-label": `${label} ${u.username}`,
+        disabled: u.username === me }, label);
+      button.addEventListener("click", () => busy(button, async () => {
+        await api("PATCH", `/users/${u.username}`, { json });
+        flash(`${u.username}: ${done}.`);
+        await showUsers();
+      }));
+      return button;
+    };
+    return [who(u.username, u.display_name), u.auth.map((a) => SIGN_IN[a] || a).join(", ") || "none yet",
+      el("span", {}, u.platform_admin ? "yes " : "no ", u.platform_admin
+        ? change("Unmake admin", { platform_admin: false }, "no longer a platform admin")
+        : change("Make admin", { platform_admin: true }, "now a platform admin")),
+      el("span", {}, u.disabled ? badge("disabled") : "enabled ", u.disabled
+        ? change("Enable", { disabled: false }, "enabled")
+        : change("Disable", { disabled: true }, "disabled"))];
+  }), "No users.");
+}
+
+pages.users = showUsers;
+
 // --- the environment editor ------------------------------------------------------------------------
 
 const reqName = (req) => (req.match(/^[A-Za-z0-9][A-Za-z0-9._-]*/) || [""])[0].toLowerCase().replace(/[._]/g, "-");
