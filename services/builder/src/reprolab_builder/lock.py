@@ -296,10 +296,10 @@ _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) ")
 
 
 def _apt_resolve(base: dict[str, Any], apt: list[str], r_map: dict[str, str], *, settings: BuilderSettings,
-                 log: Log) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+                 log: Log, extra: tuple[str, ...] = ()) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Simulate installing ``apt`` then ``apt`` + the R debs (``r_map``: deb → CRAN name);
     return (what apt installs, what apt + R installs)."""
-    r_debs = sorted(r_map)
+    r_debs = sorted(r_map) + sorted(set(extra) - set(r_map))  # extra: r-base-core for CRAN sources
     image = base_from(base)
     key = (base.get("digest") or base["id"]).replace(":", "-")
     lists = settings.cache_root() / "apt-lists" / key
@@ -409,11 +409,17 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
     lock: dict[str, Any] = {"format": LOCK_FORMAT, "platform": PLATFORM, "base": base}
 
     r_names = list((spec.get("r") or {}).get("packages", []))
+    r_source: dict[str, Any] = {"packages": [], "debian": []}
+    if spec.get("r"):
+        from . import rlock  # R beyond Debian: CRAN-like repositories (rlock.py)
+
+        r_names, r_source = rlock.plan(spec["r"], base, settings=settings, log=log)
     apt = list(spec.get("apt", []))
-    if apt or r_names:
+    if apt or r_names or r_source["packages"]:
         r_map = {f"r-cran-{n.lower()}": n for n in r_names}
         log(f"resolving {len(apt)} apt and {len(r_names)} R packages in the base image")
-        apt_pkgs, all_pkgs = _apt_resolve(base, apt, r_map, settings=settings, log=log)
+        apt_pkgs, all_pkgs = _apt_resolve(base, apt, r_map, settings=settings, log=log,
+                                          extra=tuple(r_source.get("extra_debs", ())))
         if apt:
             lock["apt"] = apt_pkgs
         if r_names:
@@ -428,6 +434,11 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
             r_debs_set = {e["deb"] for e in r_entries}
             lock["r"] = sorted(r_entries, key=lambda e: e["name"])
             lock["r_system"] = [p for p in all_pkgs if p["name"] not in in_apt and p["name"] not in r_debs_set]
+        if r_source["packages"]:
+            in_apt = {p["name"] for p in apt_pkgs}
+            lock["r_system"] = [p for p in all_pkgs if p["name"] not in in_apt
+                                and p["name"] not in {f"r-cran-{n.lower()}" for n in r_names}]
+            lock["r_source"] = r_source["packages"]
 
     if requirements:
         prefs = (parent_lock or {}).get("python", {}).get("packages")

@@ -32,7 +32,9 @@ _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 IMAGE_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::{_TAG})?(?:@sha256:[a-f0-9]{{64}})?$")
 
 PY_VERSION_RE = re.compile(r"^\d+\.\d+$")
-CRAN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
+CRAN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9](?:==[0-9]+(?:[.-][0-9]+)+)?$")
+R_VERSION_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
+R_REPOSITORY_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~%+-]+)*/?$")
 APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[0-9][A-Za-z0-9.+~:-]*)?$")
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CPU_RE = re.compile(r"^(?:[0-9]+m|[0-9]+(?:\.[0-9]{1,3})?)$")
@@ -125,9 +127,18 @@ class PythonSection(_Model):
 
 
 class RSection(_Model):
-    packages: list[Annotated[str, _pattern(CRAN_RE, "a CRAN package name")]] = Field(
+    """R packages: Debian's ``r-cran-*`` by default; with ``repository`` (a CRAN-like repository: a
+    CRAN mirror or a Posit Package Manager snapshot URL) any package or exact version it serves.
+    The repository is part of the spec, not a workspace setting, so that the spec alone says where
+    every package comes from (its digest changes when the repository does, exports carry it)."""
+
+    packages: list[Annotated[str, _pattern(CRAN_RE, "a CRAN package name, optionally 'name==version'")]] = Field(
         default=[], max_length=1000
     )
+    repository: Annotated[str, Field(max_length=512), _pattern(
+        R_REPOSITORY_RE, "an http(s) URL of a CRAN-like repository "
+        "(e.g. 'https://packagemanager.posit.co/cran/2024-06-01')")] | None = None
+    version: Annotated[str, _pattern(R_VERSION_RE, "an R version like '4.2' or '4.2.2'")] | None = None
 
 
 class DatasetMount(_Model):
