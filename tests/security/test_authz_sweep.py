@@ -287,6 +287,8 @@ def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any
         ("POST", "/api/v1/workspaces/{ws}/runs"): lambda: {
             "json": {"environment": w.fork, "version": 1, "code": w.code, "command": ["true"]}},
         ("POST", "/api/v1/runs/{run_id}/cancel"): dict,
+        # run again as it was: the owner gets a new run of the same fork, others 404
+        ("POST", "/api/v1/runs/{run_id}/rerun"): lambda: {"json": {}},
         ("POST", "/api/v1/workspaces/{ws}/datasets"): lambda: {
             "params": {"name": f"d-{uuid.uuid4().hex[:6]}.csv"}, "content": b"z\n"},
         ("POST", "/api/v1/workspaces/{ws}/assignments"): lambda: {"json": {
@@ -405,7 +407,8 @@ def test_every_id_route_is_swept(running, world: World) -> None:
     # the global-ID routes are all among them
     for needle in ("/builds/{build_id}", "/builds/{build_id}/lock", "/builds/{build_id}/logs",
                    "/builds/{build_id}/sbom", "/runs/{run_id}", "/runs/{run_id}/outputs/{name}",
-                   "/runs/{run_id}/logs", "/versions/{n}/binder", "/versions/{n}/image.tar"):
+                   "/runs/{run_id}/logs", "/versions/{n}/binder", "/versions/{n}/image.tar",
+                   "/runs/{run_id}/rerun", "/builds/{build_id}/log.txt"):
         assert any(s.endswith(needle) for s in swept), needle
     print(f"{len(swept)} ID routes swept:\n" + "\n".join(swept))
 

@@ -356,9 +356,13 @@ class BuilderClient(_Client):
 
 
 class RunnerClient(_Client):
+    GIT_FETCH_SECONDS = 150.0  # the runner fetches a Git repository before it answers (its git timeout: 60 s a step)
+
     async def submit(self, request: runner_pb2.SubmitRunRequest) -> runner_pb2.Run:
         request.actor.CopyFrom(self.actor)
-        return await self._call(Runner.SUBMIT, request, runner_pb2.Run)
+        fetches = request.source.git_url and not request.code_digest
+        return await self._call(Runner.SUBMIT, request, runner_pb2.Run,
+                                deadline=self.GIT_FETCH_SECONDS if fetches else None)
 
     async def get(self, run_id: str) -> runner_pb2.Run:
         return await self._call(Runner.GET, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id), runner_pb2.Run)

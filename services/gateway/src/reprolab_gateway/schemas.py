@@ -562,18 +562,45 @@ def memory_bytes(quantity: str) -> int:
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
 
 
+class GitSourceIn(_In):
+    url: str = Field(min_length=1, max_length=2000, pattern=pattern(r"^[^\s-][^\s]*$", "is not a URL"),
+                     description="A repository the platform can reach, e.g. https://host/owner/repo.git "
+                                 "(no user name or password in it).")
+    ref: str = Field(default="", max_length=200, pattern=pattern(r"^$|^[A-Za-z0-9._/+][A-Za-z0-9._/+-]*$",
+                                                                 "is not a branch, tag or commit name"),
+                     description="Branch, tag or commit; empty: the default branch. The run is pinned to the "
+                                 "commit it names at submit time.")
+
+
+_CODE_ONE_OF = {"oneOf": [{"required": ["code"], "properties": {"code": {"minLength": 1}}},
+                          {"required": ["git"]}]}
+_PROGRAM_ONE_OF = {"oneOf": [{"required": ["command"], "properties": {"command": {"minItems": 1}}},
+                             {"required": ["notebook"], "properties": {"notebook": {"minLength": 1}}}]}
+NOTEBOOK_PATTERN = pattern(r"^$|^[A-Za-z0-9._ +-][A-Za-z0-9._ /+-]{0,299}\.ipynb$",
+                           "is not a notebook path inside the code like 'analysis.ipynb'")
+
+
 class RunCreate(_In):
-    # "environment unless assignment": spelled out for the OpenAPI document, as submit_run enforces it
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
-        {"required": ["environment"], "properties": {"environment": {"minLength": 1}}},
-        {"required": ["assignment"], "properties": {"assignment": {"minLength": 1}}},
-    ]})
+    # "environment unless assignment", "code or git", "command or notebook": spelled out for the OpenAPI
+    # document, as submit_run and the runner enforce them
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"anyOf": [
+            {"required": ["environment"], "properties": {"environment": {"minLength": 1}}},
+            {"required": ["assignment"], "properties": {"assignment": {"minLength": 1}}},
+        ]}, _CODE_ONE_OF, _PROGRAM_ONE_OF]})
 
     environment: str = Field(default="", pattern=OPTIONAL_NAME_PATTERN, description="Required unless the run is "
                              "for an assignment, whose environment (and version) it then uses.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version.")
-    code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code.")
-    command: list[str] = Field(min_length=1, max_length=256)
+    code: str = Field(default="", pattern=pattern(r"^$|^sha256:[0-9a-f]{64}$",
+                                                  "is not a digest 'sha256:<64 lower-case hex digits>'"),
+                      description="Digest of an archive uploaded to .../code (or give `git`).")
+    git: GitSourceIn | None = Field(default=None, description="Run the code of a Git repository at a commit "
+                                    "instead of an uploaded archive.")
+    command: list[str] = Field(default_factory=list, max_length=256, description="What to run in /work "
+                               "(or give `notebook`).")
+    notebook: str = Field(default="", pattern=NOTEBOOK_PATTERN, description="A notebook inside the code, executed "
+                          "top to bottom instead of a command; its executed copy is among the outputs.")
     datasets: list[str] = Field(default_factory=list, max_length=64,
                                 description="Dataset digests or names; mounted read-only at /data/<name>.")
     target: str = Field(default="local", description="local, kubernetes, aws, azure or openstack.")
@@ -581,6 +608,21 @@ class RunCreate(_In):
     network: bool = Field(default=False, description="Give the run network access (off by default).")
     assignment: str = Field(default="", pattern=OPTIONAL_NAME_PATTERN, description="Score the run for this "
                             "assignment: the run must write the assignment's predictions file under /outputs.")
+
+
+class RunAgain(_In):
+    """What to change for a run again; every field left out is as in the earlier run."""
+
+    version: int | None = Field(default=None, ge=0, le=INT32_MAX, description="The environment version to run "
+                                "in; 0: the latest; left out: the earlier run's.")
+    code: str | None = Field(default=None, pattern=DIGEST_PATTERN, description="New code (an uploaded archive).")
+    git: GitSourceIn | None = Field(default=None, description="New code from a Git repository.")
+    command: list[str] | None = Field(default=None, min_length=1, max_length=256)
+    notebook: str | None = Field(default=None, pattern=NOTEBOOK_PATTERN)
+    datasets: list[str] | None = Field(default=None, max_length=64)
+    target: str | None = None
+    resources: RunResourcesIn | None = None
+    network: bool | None = None
 
 
 class Run(BaseModel):
@@ -605,6 +647,8 @@ class Run(BaseModel):
         default=None, description="Scoring of an assignment's run: pending until the evaluation ends.")
     score: str | None = Field(default=None, description="The evaluation's score, as a decimal number in text.")
     score_error: str | None = Field(default=None, description="Why the run has no score.")
+    source: dict[str, str] | None = Field(default=None, description="Where the code came from: git_url, git_ref, "
+                                          "git_commit (the pinned commit), notebook.")
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -623,6 +667,9 @@ class Run(BaseModel):
             provenance=_json_object(r.provenance_json) if r.provenance_json else None,
             assignment=_or_none(r.assignment), scoring=_or_none(r.scoring), score=_or_none(r.score),
             score_error=_or_none(r.score_error),
+            source={k: v for k, v in (("git_url", r.source.git_url), ("git_ref", r.source.git_ref),
+                                      ("git_commit", r.source.git_commit), ("notebook", r.source.notebook)) if v}
+            or None,
             created_at=ts(r.created_at), started_at=ts(r.started_at) if r.HasField("started_at") else None,
             finished_at=ts(r.finished_at) if r.HasField("finished_at") else None,
         )

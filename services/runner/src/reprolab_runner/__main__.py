@@ -52,7 +52,7 @@ async def main(stop: asyncio.Event) -> None:
                     nc=ctx.nc)
     in_flight = InFlight()
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
-                                       wake_outbox=publisher.wake), in_flight)
+                                       wake_outbox=publisher.wake, store=store), in_flight)
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
     log.info("runner ready (reconciler removed %d leftovers)", removed)

@@ -7,17 +7,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf import json_format
 from nats.micro.service import Service
 from reprolab.v1 import runner_pb2
 from reprolab_common.db import transact
 from reprolab_common.errors import Conflict, Invalid
 from reprolab_common.nats import InFlight, endpoint
+from reprolab_common.objectstore import ObjectStore
 from reprolab_common.subjects import Runner
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import credstore, service
+from . import credstore, gitsource, notebook, service
 from .config import RunnerSettings
 from .credentials import Keyring
 from .models import Run, Status
@@ -42,6 +44,7 @@ def run_proto(run: Run) -> runner_pb2.Run:
         assignment=run.assignment, score=run.score,
         datasets=[runner_pb2.DatasetMount(digest=d["digest"], name=d["name"], mount=d["mount"])
                   for d in json.loads(run.datasets_json)],
+        source=json_format.ParseDict(json.loads(run.source_json or "{}"), runner_pb2.CodeSource()),
     )
     msg.scoring, msg.score_error = service.scoring_state(run)
     msg.created_at.FromDatetime(run.created_at)
@@ -60,6 +63,8 @@ class Api:
     wake_outbox: Callable[[], None]
     # Re-read on every use, so a rotation that edits the keyring file needs no restart.
     keyring: Callable[[], Keyring] | None = None
+    # Where code fetched from a Git repository is kept (the code archives' store).
+    store: ObjectStore | None = None
 
     def _keyring(self) -> Keyring:
         return self.keyring() if self.keyring else credstore.keyring_for(self.settings)
@@ -96,6 +101,7 @@ class Api:
                        if r.actor.platform_admin else " (ask the platform's administrator to enable it)")
             raise Invalid(detail, errors=[("target", detail)])
         await self._check_remote(r)
+        await self._code_source(r)
         if not r.command:
             raise Invalid("a run needs a command, e.g. [\"python\", \"train.py\"]", errors=[("command", "empty")])
         if r.assignment:
@@ -111,6 +117,35 @@ class Api:
         self.wake_outbox()
         await self.enqueue(run)
         return run_proto(run)
+
+    async def _code_source(self, r: runner_pb2.SubmitRunRequest) -> None:
+        """Fill the code and command a source names: a Git repository is fetched now and pinned to its
+        commit (an unreachable or refused URL is the submitter's 4xx, not a failed run later); a notebook
+        becomes the executor's command."""
+        src = r.source
+        if src.notebook:
+            if r.command:
+                raise Invalid("a notebook run takes no command (its cells are the program)",
+                              errors=[("command", "not with a notebook")])
+            r.command.extend(notebook.command(src.notebook))
+            src.notebook = notebook.check_path(src.notebook)
+        if src.git_url and src.git_commit and r.code_digest:
+            pass  # an earlier run's fetched commit, run again: its archive is already kept
+        elif src.git_url:
+            if r.code_digest:
+                raise Invalid("give either uploaded code or a Git repository, not both",
+                              errors=[("code", "not with a Git repository")])
+            if self.store is None:
+                raise Invalid("this runner keeps no code store; Git repositories cannot be fetched here",
+                              errors=[("source.git_url", "no store")])
+            fetched = await gitsource.fetch(src.git_url, src.git_ref, workspace=r.workspace,
+                                            settings=self.settings, store=self.store)
+            r.code_digest, r.code_object_key, src.git_commit = fetched.digest, fetched.object_key, fetched.commit
+        elif src.git_ref or src.git_commit:
+            raise Invalid("a Git ref needs a Git URL", errors=[("source.git_url", "missing")])
+        if not r.code_digest:
+            raise Invalid("a run needs code: an uploaded archive or a Git repository",
+                          errors=[("code", "missing")])
 
     async def _check_remote(self, r: runner_pb2.SubmitRunRequest) -> None:
         """Refuse up front what a remote run could only fail on later: no object store to presign

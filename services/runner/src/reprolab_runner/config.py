@@ -54,6 +54,13 @@ class RunnerSettings(BaseSettings):
     url_slack_seconds: int = Field(
         default=3600, description=("Presigned URLs of a remote run live its timeout plus this long (boot, image "
                                    "pull and input downloads come before the timeout starts)."))
+    git_schemes: list[str] = Field(
+        default=["https", "http", "git"],
+        description="URL schemes a run's Git repository may use, as JSON (file:// only with git_allow_file).")
+    git_allow_file: bool = Field(
+        default=False, description="Let runs name a repository by a file:// path on the runner's host (tests, labs).")
+    git_timeout_seconds: float = Field(default=60.0, gt=0, description="Longest a Git fetch or archive may take.")
+    git_max_bytes: int = Field(default=256 * 1024 * 1024, description="Largest code archive made from a commit.")
 
     registry_auth_file: Path | None = Field(
         default=None,

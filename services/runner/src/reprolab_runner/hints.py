@@ -14,12 +14,26 @@ _R_PACKAGE = re.compile(r"there is no package called [‘'\"]([A-Za-z0-9.]+)[’
 # import names that differ from the package a spec names
 _PACKAGE_OF = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
                "bs4": "beautifulsoup4", "skimage": "scikit-image", "dateutil": "python-dateutil"}
+# the notebook executor's last words (notebook.py): which cell failed, where, and with what
+_NB_CELL = re.compile(r"reprolab-notebook: (cell \d+ of .+? failed(?: at line \d+: .*)?)$", re.M)
+_NB_ERROR = re.compile(r"reprolab-notebook: error: (.*)$", re.M)
 TAIL = 80  # tracebacks end a log: the last lines are enough
 
 
 def hint(lines: Sequence[str], mounted: Iterable[str]) -> str:
-    """A sentence saying what to change, or "" when no known cause shows in the log's last lines."""
+    """A sentence saying what to change, or "" when no known cause shows in the log's last lines. A
+    notebook's failing cell is named first (with its line), then the known cause, if any."""
     tail = "\n".join(lines[-TAIL:])
+    cause = _cause(tail, mounted)
+    if match := _NB_CELL.search(tail):
+        error = _NB_ERROR.search(tail)
+        where = match.group(1)[0].upper() + match.group(1)[1:] + (f" ({error.group(1)})" if error else "")
+        return f"{where}; the executed copy in the outputs shows every cell's output up to there." + (
+            f" {cause}" if cause else "")
+    return cause
+
+
+def _cause(tail: str, mounted: Iterable[str]) -> str:
     names = sorted(set(mounted))
     if match := _MISSING_DATA.search(tail):
         path = match.group(1)

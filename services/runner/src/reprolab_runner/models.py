@@ -64,6 +64,8 @@ class Run(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     metrics_json: Mapped[str] = mapped_column(Text, default="")
     provenance_json: Mapped[str] = mapped_column(Text, default="")
+    # Where the code came from (runner_pb2.CodeSource as JSON: Git URL, ref and pinned commit, notebook); "{}"
+    source_json: Mapped[str] = mapped_column(Text, default="{}")
     requested_by: Mapped[str] = mapped_column(String(128))
     requested_by_id: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -38,6 +38,8 @@ def create_run(*, session: Session, request: runner_pb2.SubmitRunRequest, resour
         command_json=json.dumps(list(request.command)), target=request.target, cpu_millis=resources.cpu_millis,
         memory_bytes=resources.memory_bytes, pids=resources.pids, timeout_seconds=resources.timeout_seconds,
         network=int(request.network), assignment=request.assignment, status=Status.QUEUED,
+        source_json=json_format.MessageToJson(request.source, indent=None, sort_keys=True,
+                                              preserving_proto_field_name=True),
         evaluation_json=json_format.MessageToJson(request.evaluation, indent=None, sort_keys=True)
         if request.assignment else "",
         requested_by=request.actor.username, requested_by_id=request.actor.user_id, created_at=utcnow(),

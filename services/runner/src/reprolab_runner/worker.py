@@ -100,6 +100,7 @@ def provenance(run: Run) -> str:
         "datasets": sorted(d["digest"] for d in json.loads(run.datasets_json)),
         "command": command, "command_digest": "sha256:" + hashlib.sha256(canonical_json(command)).hexdigest(),
         "target": run.target, "network": bool(run.network),
+        **({"source": source} if (source := json.loads(run.source_json or "{}")) else {}),
         "limits": {"cpu_millis": run.cpu_millis, "memory_bytes": run.memory_bytes, "pids": run.pids,
                    "timeout_seconds": run.timeout_seconds},
     }).decode()

@@ -55,7 +55,7 @@ class DatasetMount(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., mount: _Optional[str] = ..., object_key: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "workspace", "environment", "version", "image", "code_digest", "datasets", "command", "target", "resources", "network", "status", "exit_code", "error", "requested_by", "created_at", "started_at", "finished_at", "metrics_json", "provenance_json", "assignment", "score", "score_error", "scoring")
+    __slots__ = ("id", "workspace", "environment", "version", "image", "code_digest", "datasets", "command", "target", "resources", "network", "status", "exit_code", "error", "requested_by", "created_at", "started_at", "finished_at", "metrics_json", "provenance_json", "assignment", "score", "score_error", "scoring", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Run(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SCORE_ERROR_FIELD_NUMBER: _ClassVar[int]
     SCORING_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     environment: str
@@ -104,7 +105,20 @@ class Run(_message.Message):
     score: str
     score_error: str
     scoring: str
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., status: _Optional[_Union[RunStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_json: _Optional[str] = ..., provenance_json: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., score_error: _Optional[str] = ..., scoring: _Optional[str] = ...) -> None: ...
+    source: CodeSource
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., status: _Optional[_Union[RunStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_json: _Optional[str] = ..., provenance_json: _Optional[str] = ..., assignment: _Optional[str] = ..., score: _Optional[str] = ..., score_error: _Optional[str] = ..., scoring: _Optional[str] = ..., source: _Optional[_Union[CodeSource, _Mapping]] = ...) -> None: ...
+
+class CodeSource(_message.Message):
+    __slots__ = ("git_url", "git_ref", "git_commit", "notebook")
+    GIT_URL_FIELD_NUMBER: _ClassVar[int]
+    GIT_REF_FIELD_NUMBER: _ClassVar[int]
+    GIT_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    NOTEBOOK_FIELD_NUMBER: _ClassVar[int]
+    git_url: str
+    git_ref: str
+    git_commit: str
+    notebook: str
+    def __init__(self, git_url: _Optional[str] = ..., git_ref: _Optional[str] = ..., git_commit: _Optional[str] = ..., notebook: _Optional[str] = ...) -> None: ...
 
 class Evaluation(_message.Message):
     __slots__ = ("image", "code_digest", "code_object_key", "labels_digest", "labels_object_key", "predictions", "command", "metric")
@@ -127,7 +141,7 @@ class Evaluation(_message.Message):
     def __init__(self, image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_object_key: _Optional[str] = ..., predictions: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., metric: _Optional[str] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment", "evaluation")
+    __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment", "evaluation", "source")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +156,7 @@ class SubmitRunRequest(_message.Message):
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     environment: str
@@ -156,7 +171,8 @@ class SubmitRunRequest(_message.Message):
     network: bool
     assignment: str
     evaluation: Evaluation
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., assignment: _Optional[str] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
+    source: CodeSource
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., command: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[bool] = ..., assignment: _Optional[str] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., source: _Optional[_Union[CodeSource, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("actor", "run_id")

@@ -20,6 +20,7 @@ from .routes import (
     people,
     publish,
     registry_token,
+    reruns,
     runs,
     targets,
     users,
@@ -41,6 +42,7 @@ api_router.include_router(publish.router)
 api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)
+api_router.include_router(reruns.router)
 api_router.include_router(datasets.router)
 api_router.include_router(assignments.router)
 api_router.include_router(activity.router)

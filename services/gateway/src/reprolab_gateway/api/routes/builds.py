@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from reprolab.v1 import builder_pb2
-from reprolab_common.errors import Forbidden, NotFound, ProblemError
+from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
+from reprolab_common.objectstore import ObjectNotFound
 
 from ...buildview import sbom_naming, seen_from
 from ...core.sse import log_events
 from ...schemas import INT32_MAX, Build, BuildList
-from ..deps import BuilderDep, NatsDep, RegistryDep
+from ..deps import BuilderDep, NatsDep, RegistryDep, StoreDep
 from ..params import EnvPath, WsPath
 
 router = APIRouter(tags=["builds"])
@@ -116,16 +120,54 @@ async def get_lock(build_id: str, builder: BuilderDep, registry: RegistryDep) ->
     return Response(lock.lock_json, media_type="application/json", headers={"Reprolab-Lock-Digest": lock.lock_digest})
 
 
+def log_key(build_id: str) -> str:
+    """Where the builder keeps a finished build's whole log (scrubbed: logstream.LogStream.close)."""
+    return f"builds/{build_id}/log.txt"
+
+
+async def _kept_log(store: StoreDep, build_id: str) -> str | None:
+    try:
+        return (await asyncio.to_thread(store.read_bytes, log_key(build_id))).decode(errors="replace")
+    except ObjectNotFound:
+        return None
+
+
+async def _replay(text: str, status: str) -> AsyncIterator[bytes]:
+    for line in text.splitlines():
+        yield b"data: " + line.encode() + b"\n\n"
+    yield f"event: end\ndata: {status}\n\n".encode()
+
+
 @router.get("/builds/{build_id}/logs", responses={200: {"content": {"text/event-stream": {}}}})
-async def build_logs(build_id: str, builder: BuilderDep, registry: RegistryDep, link: NatsDep) -> StreamingResponse:
+async def build_logs(build_id: str, builder: BuilderDep, registry: RegistryDep, link: NatsDep,
+                     store: StoreDep) -> StreamingResponse:
     """The build's output as Server-Sent Events, from the first line; live while it runs. Ends with an
-    ``end`` event whose data is the final status."""
+    ``end`` event whose data is the final status. A finished build's log is read from where the builder
+    kept it (the live stream expires after 7 days)."""
     build = await _visible_build(build_id, builder, registry)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if build.status in TERMINAL and (kept := await _kept_log(store, build.id)) is not None:
+        return StreamingResponse(_replay(kept, Build.of(build).status), media_type="text/event-stream",
+                                 headers=headers)
 
     async def finished() -> str | None:
         current = await builder.get(build_id)
         return Build.of(current).status if current.status in TERMINAL else None
 
     events = log_events(link.client.jetstream(), f"logs.build.{build.id}", finished)
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+
+@router.get("/builds/{build_id}/log.txt", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "The whole log of a finished build"},
+                       409: {"description": "The build has not finished: follow /builds/{build_id}/logs."}})
+async def build_log_text(build_id: str, builder: BuilderDep, registry: RegistryDep, store: StoreDep) -> Response:
+    """A finished build's whole log as text, kept with the build (host paths and workspace names removed)."""
+    build = await _visible_build(build_id, builder, registry)
+    if build.status not in TERMINAL:
+        raise Conflict(f"build {build_id} has not finished; follow its log at /api/v1/builds/{build_id}/logs")
+    kept = await _kept_log(store, build.id)
+    if kept is None:
+        raise NotFound(f"the log of build {build_id} was not kept")
+    return Response(kept, media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'inline; filename="build-{build.id}.log"'})

@@ -99,7 +99,21 @@ async def submit_run(ws: WsPath, body: RunCreate, registry: RegistryDep, runner:
     """Run ``command`` in a built version's image with the uploaded code in /work and datasets read-only
     under /data, on a target (``local`` by default): no network unless asked, non-root, limited.
     With ``assignment``, a succeeded run is then scored: the assignment's evaluation reads the file the
-    run wrote at /outputs/<predictions> in a separate sandbox (the hidden labels are only mounted there)."""
+    run wrote at /outputs/<predictions> in a separate sandbox (the hidden labels are only mounted there).
+    With ``git`` the runner fetches the repository now and pins the run to the commit (an unreachable or
+    refused URL is a 422); with ``notebook`` the notebook is executed top to bottom."""
+    return await start_run(ws, body, registry, runner, store)
+
+
+async def start_run(ws: str, body: RunCreate, registry: RegistryDep, runner: RunnerDep, store: StoreDep,
+                    source: runner_pb2.CodeSource | None = None) -> Run:
+    """Submit ``body`` (``source``: the code's recorded origin when running an earlier run's code again)."""
+    if bool(body.code) == bool(body.git):
+        raise Invalid("give the run's code either as an uploaded archive (code) or as a Git repository (git)",
+                      errors=[("body.code", "exactly one of code, git")])
+    if bool(body.command) == bool(body.notebook):
+        raise Invalid("give the run either a command or a notebook to execute",
+                      errors=[("body.command", "exactly one of command, notebook")])
     evaluation = None
     environment, number = body.environment, body.version
     if body.assignment:
@@ -117,7 +131,7 @@ async def submit_run(ws: WsPath, body: RunCreate, registry: RegistryDep, runner:
     if not version.image_digest:
         raise Conflict(f"version {number} of {environment!r} has no image yet; build it first "
                        f"(POST .../environments/{environment}/versions/{number}/builds)")
-    key = await find_code(ws, body.code, store)
+    key = await find_code(ws, body.code, store) if body.code else ""
     listing = list((await registry.list_datasets(ws)).items) if any(
         not d.startswith("sha256:") for d in body.datasets) else []
     mounts = []
@@ -129,7 +143,12 @@ async def submit_run(ws: WsPath, body: RunCreate, registry: RegistryDep, runner:
         workspace=ws, environment=environment, version=number, image=pinned_image(version), code_digest=body.code,
         code_object_key=key, datasets=mounts, command=body.command, target=body.target,
         resources=body.resources.to_proto(_json_object(version.spec_json)), network=body.network,
-        assignment=body.assignment)
+        assignment=body.assignment, source=runner_pb2.CodeSource(
+            git_url=body.git.url if body.git else "", git_ref=body.git.ref if body.git else "",
+            notebook=body.notebook))
+    if source is not None and body.code:  # the earlier run's fetched commit, run again without fetching
+        request.source.MergeFrom(runner_pb2.CodeSource(git_url=source.git_url, git_ref=source.git_ref,
+                                                       git_commit=source.git_commit))
     if evaluation is not None:
         request.evaluation.CopyFrom(evaluation)
     return Run.of(await runner.submit(request))
