@@ -54,6 +54,9 @@ OWNER_NOT_SWEPT = {
     ("GET", "/api/v1/lti/courses/{ws}/grades.csv"): _LTI,
     ("POST", "/api/v1/lti/courses/{ws}/grades/{assignment}/send"): _LTI,
     ("POST", "/api/v1/lti/courses/{ws}/roster/sync"): _LTI,
+    ("POST", "/api/v1/workspaces/{ws}/assignments/{name}/submissions/{run_id}/feedback"):
+        "instructors only, on a scored submission (the sweep's run is no assignment's): "
+        "tests/integration/test_assignments_course.py",
 }
 # Routes the sweep does not call as the other student, and why.
 STUDENT_NOT_SWEPT = {
@@ -92,6 +95,10 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"): 403,
     ("POST", "/api/v1/workspaces/{ws}/datasets"): 403,
     ("POST", "/api/v1/workspaces/{ws}/assignments"): 403,
+    ("PATCH", "/api/v1/workspaces/{ws}/assignments/{name}"): 403,
+    ("PUT", "/api/v1/workspaces/{ws}/assignments/{name}/evaluation"): 403,
+    # managers only, checked before the run: the same 403 for any run id
+    ("POST", "/api/v1/workspaces/{ws}/assignments/{name}/submissions/{run_id}/feedback"): 403,
     # the run's environment is A's private fork
     ("POST", "/api/v1/workspaces/{ws}/runs"): 404,
 }
@@ -180,7 +187,8 @@ def world(running, base_image) -> Iterator[World]:
                     content=b"y\n1\n")["digest"]
     evaluation = w.ok("I", "POST", f"/workspaces/{w.ws}/code", content=tar_gz({"evaluate.py": "print(1)\n"}))
     w.ok("I", "POST", f"/workspaces/{w.ws}/assignments", json={
-        "name": "hw", "environment": "py", "evaluation_code": evaluation["digest"], "labels": w.labels})
+        "name": "hw", "environment": "py", "evaluation_code": evaluation["digest"], "labels": w.labels,
+        "starter_code": evaluation["digest"], "due_at": "2030-01-01T00:00:00Z"})
 
     # A's private fork, built (py itself is not: the course must not see the build through it)
     w.fork = w.ok("A", "POST", f"/workspaces/{w.ws}/environments/py/fork", json={"name": f"mine-{names['A']}"})["name"]
@@ -294,6 +302,11 @@ def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any
         ("POST", "/api/v1/workspaces/{ws}/assignments"): lambda: {"json": {
             "name": f"a-{uuid.uuid4().hex[:6]}", "environment": "py", "evaluation_code": w.code,
             "labels": w.labels}},
+        ("PATCH", "/api/v1/workspaces/{ws}/assignments/{name}"): lambda: {"json": {"daily_limit": 5}},
+        ("PUT", "/api/v1/workspaces/{ws}/assignments/{name}/evaluation"): lambda: {"json": {
+            "evaluation_code": w.code}},
+        ("POST", "/api/v1/workspaces/{ws}/assignments/{name}/submissions/{run_id}/feedback"): lambda: {"json": {
+            "text": "swept"}},
         ("GET", "/api/v1/workspaces/{ws}/activity/proof/inclusion"): lambda: {"params": {"index": 0}},
         ("GET", "/api/v1/workspaces/{ws}/activity/proof/consistency"): lambda: {"params": {"old": 1}},
         ("POST", "/api/v1/workspaces/{ws}/activity/verify"): dict,

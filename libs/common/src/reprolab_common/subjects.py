@@ -36,6 +36,10 @@ class Registry(StrEnum):
     ASSIGNMENT_GET = "registry.assignment.get"
     ASSIGNMENT_RECORD_SCORE = "registry.assignment.record_score"
     ASSIGNMENT_LEADERBOARD = "registry.assignment.leaderboard"
+    ASSIGNMENT_UPDATE = "registry.assignment.update"
+    ASSIGNMENT_ADMIT = "registry.assignment.admit"
+    ASSIGNMENT_GRADEBOOK = "registry.assignment.gradebook"
+    ASSIGNMENT_FEEDBACK = "registry.assignment.feedback"
 
 
 class Audit(StrEnum):
@@ -71,3 +75,4 @@ class Runner(StrEnum):
     CREDENTIAL_GET = "runner.credential.get"
     CREDENTIAL_LIST = "runner.credential.list"
     CREDENTIAL_DELETE = "runner.credential.delete"
+    RESCORE = "runner.run.rescore"

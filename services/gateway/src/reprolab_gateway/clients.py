@@ -232,6 +232,23 @@ class RegistryClient(_Client):
                                                                 assignment=assignment),
                                 registry_pb2.Leaderboard)
 
+    async def update_assignment(self, request: registry_pb2.UpdateAssignmentRequest) -> registry_pb2.RescoreTargets:
+        request.actor.CopyFrom(self.actor)
+        return await self._call(Registry.ASSIGNMENT_UPDATE, request, registry_pb2.RescoreTargets)
+
+    async def admit_submission(self, workspace: str, assignment: str) -> registry_pb2.Admission:
+        return await self._call(Registry.ASSIGNMENT_ADMIT, registry_pb2.AdmitSubmissionRequest(
+            actor=self.actor, workspace=workspace, assignment=assignment), registry_pb2.Admission)
+
+    async def gradebook(self, workspace: str, assignment: str) -> registry_pb2.Gradebook:
+        return await self._call(Registry.ASSIGNMENT_GRADEBOOK, registry_pb2.GradebookRequest(
+            actor=self.actor, workspace=workspace, assignment=assignment), registry_pb2.Gradebook)
+
+    async def give_feedback(self, workspace: str, assignment: str, run_id: str, text: str) -> registry_pb2.Feedback:
+        return await self._call(Registry.ASSIGNMENT_FEEDBACK, registry_pb2.FeedbackRequest(
+            actor=self.actor, workspace=workspace, assignment=assignment, run_id=run_id, text=text),
+            registry_pb2.Feedback)
+
 
 class AuditClient(_Client):
     def __init__(self, link: NatsLink, actor: common_pb2.Actor, timeout: float, long_timeout: float) -> None:
@@ -369,6 +386,10 @@ class RunnerClient(_Client):
 
     async def targets(self) -> runner_pb2.TargetList:
         return await self._call(Runner.TARGETS, runner_pb2.ListTargetsRequest(actor=self.actor), runner_pb2.TargetList)
+
+    async def rescore(self, run_id: str, evaluation: runner_pb2.Evaluation) -> runner_pb2.Run:
+        return await self._call(Runner.RESCORE, runner_pb2.RescoreRunRequest(actor=self.actor, run_id=run_id,
+                                                                             evaluation=evaluation), runner_pb2.Run)
 
     async def cancel(self, run_id: str) -> runner_pb2.Run:
         return await self._call(Runner.CANCEL, runner_pb2.CancelRunRequest(actor=self.actor, run_id=run_id),

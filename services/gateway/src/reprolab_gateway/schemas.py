@@ -694,9 +694,34 @@ class RunOutputs(BaseModel):
 # --- assignments ----------------------------------------------------------------------------
 
 
-class AssignmentCreate(_In):
+MARKDOWN_PATTERN = pattern(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$", "contains control characters")
+
+
+class AssignmentSettings(_In):
+    """How a course runs an assignment; on PATCH only the fields sent change (null clears a date)."""
+
+    title: str | None = Field(default=None, max_length=200, pattern=TEXT_PATTERN)
+    instructions: str | None = Field(default=None, max_length=20000, pattern=MARKDOWN_PATTERN,
+                                     description="Markdown; raw HTML is shown as text.")
+    starter_code: str | None = Field(default=None, pattern=r"^(sha256:[0-9a-f]{64})?$",
+                                     description="Digest of an archive uploaded to .../code that students download "
+                                     "and may run as their code; \"\" removes it.")
+    opens_at: ZonedTime | None = Field(default=None, description="Submissions are refused before this time.")
+    due_at: ZonedTime | None = Field(default=None, description="The deadline: later submissions are late, and the "
+                                    "leaderboard shows the private split from then on.")
+    late_policy: Literal["none", "penalty", "refuse"] | None = Field(
+        default=None, description="none: late submissions count as they are; penalty: late_penalty_percent is "
+        "taken off; refuse: no submissions after the due date.")
+    late_penalty_percent: int | None = Field(default=None, ge=0, le=100)
+    daily_limit: int | None = Field(default=None, ge=0, le=1000,
+                                    description="Submissions per student per UTC day; 0: no limit.")
+    anonymous: bool | None = Field(default=None, description="Students see pseudonyms on the leaderboard.")
+    grade_by: Literal["best", "last"] | None = Field(default=None,
+                                                     description="Which submission the gradebook counts.")
+
+
+class AssignmentCreate(AssignmentSettings):
     name: str = Field(pattern=NAME_PATTERN, description="1-63 lower-case letters, digits and '-'.")
-    title: str = Field(default="", max_length=200, pattern=TEXT_PATTERN)
     environment: str = Field(pattern=NAME_PATTERN, description="The environment whose image the evaluation runs in.")
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version now.")
     evaluation_code: str = Field(pattern=DIGEST_PATTERN, description="Digest of an archive uploaded to .../code; "
@@ -726,15 +751,36 @@ class Assignment(BaseModel):
     labels: str | None = None
     labels_name: str | None = None
     command: list[str] | None = None
+    # How the course runs it (issue 17).
+    instructions: str = Field(default="", description="Markdown, as the instructor wrote it.")
+    instructions_html: str = Field(default="", description="The instructions rendered (raw HTML escaped).")
+    starter_code: str | None = Field(default=None, description="Digest of the starter code archive: download it "
+                                     "from .../starter, or use it as a run's code.")
+    opens_at: datetime | None = None
+    due_at: datetime | None = None
+    late_policy: str = "none"
+    late_penalty_percent: int = 0
+    daily_limit: int = 0
+    anonymous: bool = False
+    grade_by: str = "best"
+    evaluation_revision: int = 1
+    past_due: bool = False
 
     @classmethod
     def of(cls, a: registry_pb2.Assignment) -> Assignment:
+        from .coursework import render_markdown  # noqa: PLC0415 - the renderer is loaded on first use
+
         return cls(workspace=a.workspace, name=a.name, title=a.title, environment=a.environment, version=a.version,
                    predictions=a.predictions, metric=a.metric, higher_is_better=a.higher_is_better,
                    created_by=a.created_by, created_at=ts(a.created_at),
                    evaluation_code=_or_none(a.evaluation_code_digest), labels=_or_none(a.labels_digest),
                    labels_name=_or_none(a.labels_name),
-                   command=list(a.command) if a.evaluation_code_digest else None)
+                   command=list(a.command) if a.evaluation_code_digest else None,
+                   instructions=a.instructions, instructions_html=render_markdown(a.instructions),
+                   starter_code=_or_none(a.starter_code_digest), opens_at=ts(a.opens_at), due_at=ts(a.due_at),
+                   late_policy=a.late_policy or "none", late_penalty_percent=a.late_penalty_percent,
+                   daily_limit=a.daily_limit, anonymous=a.anonymous, grade_by=a.grade_by or "best",
+                   evaluation_revision=a.evaluation_revision or 1, past_due=a.past_due)
 
 
 class AssignmentList(BaseModel):
@@ -747,6 +793,8 @@ class LeaderboardRow(BaseModel):
     score: str
     run_id: str
     scored_at: datetime | None
+    you: bool = Field(default=False, description="The caller's own row.")
+    late: bool = False
 
 
 class Leaderboard(BaseModel):
@@ -755,10 +803,12 @@ class Leaderboard(BaseModel):
     metric: str
     higher_is_better: bool
     rows: list[LeaderboardRow]
+    split: str = Field(default="public", description="public until the due date, private from then on.")
+    anonymous: bool = False
 
     @classmethod
     def of(cls, b: registry_pb2.Leaderboard) -> Leaderboard:
         return cls(workspace=b.workspace, assignment=b.assignment, metric=b.metric,
-                   higher_is_better=b.higher_is_better,
-                   rows=[LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id,
-                                        scored_at=ts(r.scored_at)) for r in b.rows])
+                   higher_is_better=b.higher_is_better, split=b.split or "public", anonymous=b.anonymous,
+                   rows=[LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id or "",
+                                        scored_at=ts(r.scored_at), you=r.you, late=r.late) for r in b.rows])

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,7 +26,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import service
+from . import coursework, service
 from .models import Member, Role
 
 log = logging.getLogger(__name__)
@@ -124,19 +124,55 @@ def assignment_proto(view: service.AssignmentView) -> registry_pb2.Assignment:
         workspace=view.workspace, name=a.name, title=a.title, environment=a.environment, version=a.version,
         predictions=a.predictions, metric=a.metric, higher_is_better=a.higher_is_better,
         command=json.loads(a.command_json), created_by=a.created_by, created_at=_ts(a.created_at),
+        instructions=a.instructions, starter_code_digest=a.starter_digest, late_policy=a.late_policy,
+        late_penalty_percent=a.late_penalty, daily_limit=a.daily_limit, anonymous=a.anonymous, grade_by=a.grade_by,
+        evaluation_revision=a.revision, past_due=coursework.past_due(a),
     )
+    if a.opens_at is not None:
+        msg.opens_at.CopyFrom(_ts(a.opens_at))
+    if a.due_at is not None:
+        msg.due_at.CopyFrom(_ts(a.due_at))
     if view.full:
         msg.evaluation_code_digest, msg.evaluation_code_key = a.code_digest, a.code_key
         msg.labels_digest, msg.labels_name, msg.labels_key = a.labels.digest, a.labels.name, a.labels.object_key
+        msg.starter_code_key = a.starter_key
     return msg
 
 
-def leaderboard_proto(view: service.LeaderboardView) -> registry_pb2.Leaderboard:
+def leaderboard_proto(view: coursework.Board) -> registry_pb2.Leaderboard:
     a = view.assignment
     return registry_pb2.Leaderboard(
         workspace=view.workspace, assignment=a.name, metric=a.metric, higher_is_better=a.higher_is_better,
+        split=view.split, anonymous=a.anonymous,
         rows=[registry_pb2.LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id,
-                                          scored_at=_ts(r.scored_at)) for r in view.rows])
+                                          scored_at=_ts(r.scored_at), you=r.you, late=r.late) for r in view.rows])
+
+
+def gradebook_proto(view: coursework.Book, full: bool) -> registry_pb2.Gradebook:
+    book = registry_pb2.Gradebook(assignment=assignment_proto(service.AssignmentView(
+        workspace=view.workspace, assignment=view.assignment, full=full)))
+    for r in view.rows:
+        book.rows.append(registry_pb2.GradebookRow(
+            user_id=r.user_id, username=r.username, run_id=r.run_id, submitted_at=_ts(r.submitted_at), late=r.late,
+            penalty_percent=r.penalty, public_score=r.public_score, private_score=r.private_score,
+            final_score=r.final_score, submissions=r.submissions, evaluation_revision=r.revision,
+            feedback=[feedback_proto(f) for f in r.feedback]))
+    return book
+
+
+def feedback_proto(f: coursework.FeedbackItem) -> registry_pb2.Feedback:
+    return registry_pb2.Feedback(run_id=f.run_id, text=f.text, author=f.author, created_at=_ts(f.created_at))
+
+
+def update_of(r: registry_pb2.UpdateAssignmentRequest) -> coursework.Update:
+    return coursework.Update(
+        fields=set(r.fields), title=r.title, instructions=r.instructions, starter_digest=r.starter_code_digest,
+        starter_key=r.starter_code_key,
+        opens_at=r.opens_at.ToDatetime(tzinfo=UTC) if r.HasField("opens_at") else None,
+        due_at=r.due_at.ToDatetime(tzinfo=UTC) if r.HasField("due_at") else None,
+        late_policy=r.late_policy, late_penalty=r.late_penalty_percent, daily_limit=r.daily_limit,
+        anonymous=r.anonymous, grade_by=r.grade_by, code_digest=r.evaluation_code_digest,
+        code_key=r.evaluation_code_key, command=list(r.command))
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -380,10 +416,12 @@ class Handlers:
 
     async def assignment_record_score(self, r: registry_pb2.RecordScoreRequest) -> registry_pb2.Score:
         at = r.scored_at.ToDatetime(tzinfo=UTC) if r.HasField("scored_at") else None
+        submitted = r.submitted_at.ToDatetime(tzinfo=UTC) if r.HasField("submitted_at") else None
         rec = await self.db.write(
-            lambda s: service.record_score(
+            lambda s: coursework.record_score(
                 session=s, workspace=r.workspace, assignment=r.assignment, run_id=r.run_id, user_id=r.user_id,
-                username=r.username, score=r.score, scored_at=at)
+                username=r.username, score=r.score, scored_at=at, private_score=r.private_score,
+                revision=r.evaluation_revision, submitted_at=submitted)
         )
         return registry_pb2.Score(workspace=r.workspace, assignment=r.assignment, run_id=rec.run_id,
                                   user_id=rec.user_id, username=rec.username, score=rec.score,
@@ -391,9 +429,35 @@ class Handlers:
 
     async def assignment_leaderboard(self, r: registry_pb2.LeaderboardRequest) -> registry_pb2.Leaderboard:
         return await self.db.read(
-            lambda s: leaderboard_proto(service.leaderboard(
+            lambda s: leaderboard_proto(coursework.leaderboard(
                 session=s, actor=r.actor, workspace=r.workspace, assignment=r.assignment))
         )
+
+    async def assignment_update(self, r: registry_pb2.UpdateAssignmentRequest) -> registry_pb2.RescoreTargets:
+        def _update(s: Any) -> registry_pb2.RescoreTargets:
+            done = coursework.update_assignment(session=s, actor=r.actor, workspace=r.workspace, name=r.name,
+                                                change=update_of(r))
+            return registry_pb2.RescoreTargets(
+                assignment=assignment_proto(service.AssignmentView(r.workspace, done.assignment, full=True)),
+                run_ids=done.rescore)
+        return await self.db.write(_update)
+
+    async def assignment_admit(self, r: registry_pb2.AdmitSubmissionRequest) -> registry_pb2.Admission:
+        got = await self.db.write(lambda s: coursework.admit(session=s, actor=r.actor, workspace=r.workspace,
+                                                             assignment=r.assignment))
+        return registry_pb2.Admission(late=got.late, penalty_percent=got.penalty, remaining_today=got.remaining)
+
+    async def assignment_gradebook(self, r: registry_pb2.GradebookRequest) -> registry_pb2.Gradebook:
+        def _read(s: Any) -> registry_pb2.Gradebook:
+            acc = service.access(session=s, actor=r.actor, workspace=r.workspace)
+            return gradebook_proto(coursework.gradebook(session=s, actor=r.actor, workspace=r.workspace,
+                                                        assignment=r.assignment), full=acc.can_manage)
+        return await self.db.read(_read)
+
+    async def assignment_feedback(self, r: registry_pb2.FeedbackRequest) -> registry_pb2.Feedback:
+        return await self.db.write(lambda s: feedback_proto(coursework.give_feedback(
+            session=s, actor=r.actor, workspace=r.workspace, assignment=r.assignment, run_id=r.run_id,
+            text=r.text)))
 
     def routes(self) -> dict[Registry, tuple[type[Message], Callable[[Message], Awaitable[Message]]]]:
         """Subject → (request type, handler); every ``Registry`` member must appear exactly once."""
@@ -421,6 +485,10 @@ class Handlers:
             Registry.ASSIGNMENT_GET: (registry_pb2.GetAssignmentRequest, self.assignment_get),
             Registry.ASSIGNMENT_RECORD_SCORE: (registry_pb2.RecordScoreRequest, self.assignment_record_score),
             Registry.ASSIGNMENT_LEADERBOARD: (registry_pb2.LeaderboardRequest, self.assignment_leaderboard),
+            Registry.ASSIGNMENT_UPDATE: (registry_pb2.UpdateAssignmentRequest, self.assignment_update),
+            Registry.ASSIGNMENT_ADMIT: (registry_pb2.AdmitSubmissionRequest, self.assignment_admit),
+            Registry.ASSIGNMENT_GRADEBOOK: (registry_pb2.GradebookRequest, self.assignment_gradebook),
+            Registry.ASSIGNMENT_FEEDBACK: (registry_pb2.FeedbackRequest, self.assignment_feedback),
         }
 
 

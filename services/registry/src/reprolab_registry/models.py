@@ -194,14 +194,28 @@ class Assignment(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     labels: Mapped[Dataset] = relationship(lazy="joined", viewonly=True)
+    # How the course runs it (migration 0004): instructions (Markdown), starter code, dates, late
+    # policy, a daily submission limit, an anonymous leaderboard, which submission the gradebook counts.
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    starter_digest: Mapped[str] = mapped_column(String(71), default="")
+    starter_key: Mapped[str] = mapped_column(String(512), default="")
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+    late_policy: Mapped[str] = mapped_column(String(16), default="none")
+    late_penalty: Mapped[int] = mapped_column(Integer, default=0)
+    daily_limit: Mapped[int] = mapped_column(Integer, default=0)
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    grade_by: Mapped[str] = mapped_column(String(8), default="best")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Score(Base):
-    """A run's score on an assignment, recorded by the runner; one per run, never changed.
-    ``score`` is the decimal text the evaluation wrote (no floats anywhere on the way)."""
+    """A run's score on an assignment, recorded by the runner; one per run and evaluation revision,
+    never changed (a new evaluation adds a row). ``score`` is the decimal text the evaluation wrote
+    (no floats anywhere on the way); ``private_score`` the private split's, when it wrote one."""
 
     __tablename__ = "scores"
-    __table_args__ = (UniqueConstraint("run_id"),)
+    __table_args__ = (UniqueConstraint("run_id", "revision"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
@@ -210,6 +224,35 @@ class Score(Base):
     username: Mapped[str] = mapped_column(String(128))
     score: Mapped[str] = mapped_column(String(64))
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    private_score: Mapped[str] = mapped_column(String(64), default="")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+
+
+class Submission(Base):
+    """A student's admitted submission (counted for the daily limit, with its lateness then)."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Feedback(Base):
+    """An instructor's feedback on a submission (a run); only that run's student and managers read it."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 OutboxEvent = outbox_table(Base)

@@ -31,7 +31,6 @@ from .models import (
     Origin,
     OutboxEvent,
     Role,
-    Score,
     Version,
     VersionImage,
     Visibility,
@@ -904,22 +903,6 @@ class AssignmentView:
     full: bool
 
 
-@dataclass(frozen=True)
-class LeaderRow:
-    rank: int
-    username: str
-    score: str
-    run_id: str
-    scored_at: datetime
-
-
-@dataclass(frozen=True)
-class LeaderboardView:
-    workspace: str
-    assignment: Assignment
-    rows: list[LeaderRow]
-
-
 def _predictions_path(value: str) -> str:
     value = value.strip()
     path = PurePosixPath(value)
@@ -1032,47 +1015,3 @@ def parse_score(value: str) -> Decimal:
     if number is None or not number.is_finite() or len(value) > 64:
         raise invalid([("score", f"{value!r} is not a finite decimal number")], "request")
     return number
-
-
-def record_score(
-    *, session: Session, workspace: str, assignment: str, run_id: str, user_id: str, username: str,
-    score: str, scored_at: datetime | None = None,
-) -> Score:
-    """Record a run's score (called by the runner, like ``record_image``). Idempotent per run; a
-    different score for a run that has one is refused (scores are never rewritten)."""
-    row = session.scalar(select(Assignment).join(Workspace, Assignment.workspace_id == Workspace.id)
-                         .where(Workspace.slug == workspace, Assignment.name == assignment))
-    if row is None:
-        raise NotFound(f"assignment {assignment!r} not found in workspace {workspace!r}")
-    if not run_id or not user_id:
-        raise invalid([("run_id", "run_id and user_id are required")], "request")
-    parse_score(score)
-    existing = session.scalar(select(Score).where(Score.run_id == run_id))
-    if existing is not None:
-        if existing.score != score.strip() or existing.assignment_id != row.id:
-            raise Conflict(f"run {run_id} already has score {existing.score}; scores are never rewritten")
-        return existing
-    rec = Score(assignment_id=row.id, run_id=run_id, user_id=user_id, username=username or user_id,
-                score=score.strip(), scored_at=scored_at or now())
-    session.add(rec)
-    session.flush()
-    return rec
-
-
-def leaderboard(*, session: Session, actor: common_pb2.Actor, workspace: str, assignment: str) -> LeaderboardView:
-    """Each student's best score (by the metric's direction; of equal scores the earliest), ranked
-    best first; equal scores rank by time, earlier first. Every member may read it."""
-    acc = access(session=session, actor=actor, workspace=workspace)
-    row = _get_assignment(session, acc, assignment)
-    sign = 1 if row.higher_is_better else -1
-
-    def key(s: Score) -> tuple[Decimal, datetime, str]:
-        return (-sign * parse_score(s.score), s.scored_at, s.run_id)
-
-    best: dict[str, Score] = {}  # best first, so each member's first score is their best one
-    for s in sorted(session.scalars(select(Score).where(Score.assignment_id == row.id)), key=key):
-        best.setdefault(s.user_id, s)
-    ranked = list(best.values())
-    return LeaderboardView(workspace=workspace, assignment=row, rows=[
-        LeaderRow(rank=i, username=s.username, score=s.score, run_id=s.run_id, scored_at=s.scored_at)
-        for i, s in enumerate(ranked, 1)])

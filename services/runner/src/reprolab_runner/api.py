@@ -59,7 +59,8 @@ def run_proto(run: Run) -> runner_pb2.Run:
 class Api:
     settings: RunnerSettings
     sessions: sessionmaker
-    enqueue: Callable[[Run], Awaitable[None]]
+    # (run, job message id = the run's id)
+    enqueue: Callable[..., Awaitable[None]]
     wake_outbox: Callable[[], None]
     # Re-read on every use, so a rotation that edits the keyring file needs no restart.
     keyring: Callable[[], Keyring] | None = None
@@ -166,6 +167,15 @@ class Api:
     async def get(self, r: runner_pb2.GetRunRequest) -> runner_pb2.Run:
         return run_proto(await transact(self.sessions, lambda s: service.get_run(session=s, run_id=r.run_id)))
 
+    async def rescore(self, r: runner_pb2.RescoreRunRequest) -> runner_pb2.Run:
+        """Queue a succeeded assignment run for scoring with a new evaluation (the gateway checked that
+        the caller manages the run's workspace and that the run belongs to the assignment)."""
+        run = await transact(self.sessions, lambda s: service.rescore(session=s, run_id=r.run_id,
+                                                                          new=r.evaluation))
+        # a job id of its own: the stream drops a second message with the run's id as a duplicate
+        await self.enqueue(run, f"{run.id}.rescore.{r.evaluation.revision}")
+        return run_proto(run)
+
     async def cancel(self, r: runner_pb2.CancelRunRequest) -> runner_pb2.Run:
         run = await transact(self.sessions, lambda s: service.request_cancel(session=s, run_id=r.run_id))
         self.wake_outbox()
@@ -231,6 +241,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Runner.SUBMIT, runner_pb2.SubmitRunRequest, api.submit),
         (Runner.GET, runner_pb2.GetRunRequest, api.get),
         (Runner.CANCEL, runner_pb2.CancelRunRequest, api.cancel),
+        (Runner.RESCORE, runner_pb2.RescoreRunRequest, api.rescore),
         (Runner.LIST, runner_pb2.ListRunsRequest, api.list),
         (Runner.OUTPUTS, runner_pb2.GetRunRequest, api.outputs),
         (Runner.TARGETS, runner_pb2.ListTargetsRequest, api.targets),

@@ -129,6 +129,23 @@ def scoring_state(run: Run) -> tuple[str, str]:
     return "pending", ""
 
 
+def rescore(*, session: Session, run_id: str, new: runner_pb2.Evaluation) -> Run:
+    """Score a succeeded run of an assignment again with a new evaluation revision: its scoring
+    starts over (the registry keeps every revision's score; the run shows the newest)."""
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    if not run.evaluation_json or run.status != Status.SUCCEEDED:
+        raise Conflict(f"run {run_id} is not a succeeded run of an assignment; only those are scored")
+    if needs_scoring(run):
+        raise Conflict(f"run {run_id} is being scored; re-score it once that is done")
+    if evaluation(run).revision >= new.revision > 0:
+        return run  # already re-scored with this revision (a retried request)
+    run.evaluation_json = json_format.MessageToJson(new, indent=None, sort_keys=True)
+    run.score, run.score_error, run.eval_handle = "", "", ""
+    return run
+
+
 def eval_started(*, session: Session, run_id: str, handle: str) -> Run:
     run = session.get(Run, run_id, with_for_update=True)
     run.eval_handle = handle

@@ -206,9 +206,9 @@ class Worker:
         self._status_errors.pop(run_id, None)
         return status
 
-    async def enqueue(self, run: Run) -> None:
+    async def enqueue(self, run: Run, msg_id: str = "") -> None:
         await self.js.publish(JobSubject.RUN.value, job_for(run).SerializeToString(), stream=Stream.JOBS.value,
-                              headers={"Nats-Msg-Id": run.id}, timeout=10)
+                              headers={"Nats-Msg-Id": msg_id or run.id}, timeout=10)
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_consumer(self.js, Stream.JOBS, self.settings.durable, JobSubject.RUN,
@@ -578,8 +578,9 @@ class Worker:
                                         network=False),
                           output_urls=self._output_urls(target, eval_id, expires))
 
-    def _read_score(self, run: Run, target: Target, handle: str) -> tuple[str, str]:
-        """(score, error) from the evaluation's /outputs/score.json; its logs are kept for instructors."""
+    def _read_score(self, run: Run, target: Target, handle: str) -> tuple[str, str, str]:
+        """(score, private score, error) from the evaluation's /outputs/score.json; its logs are kept
+        for instructors."""
         out_dir = self._workdir(run.id + service.EVAL_SUFFIX) / "outputs"
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
@@ -591,20 +592,22 @@ class Worker:
         try:
             self._gather(run.id + service.EVAL_SUFFIX, target, handle, out_dir)
         except TargetError as exc:
-            return "", f"the evaluation's outputs could not be collected: {exc}"
+            return "", "", f"the evaluation's outputs could not be collected: {exc}"
         path = out_dir / SCORE_FILE
         if not path.is_file() or path.stat().st_size > 4096:
-            return "", f"the evaluation wrote no /outputs/{SCORE_FILE} (of at most 4 KiB)"
-        return parse_score_file(path.read_text(errors="replace"))
+            return "", "", f"the evaluation wrote no /outputs/{SCORE_FILE} (of at most 4 KiB)"
+        return parse_scores(path.read_text(errors="replace"))
 
-    async def _record_score(self, run: Run, ev: runner_pb2.Evaluation, score: str, at: datetime) -> str:
-        """RecordScore on the registry (idempotent); retried while the registry is unreachable.
-        Returns a problem in words, "" when recorded."""
+    async def _record_score(self, run: Run, ev: runner_pb2.Evaluation, score: str, at: datetime,
+                            private: str = "") -> str:
+        """RecordScore on the registry (idempotent per run and evaluation revision); retried while the
+        registry is unreachable. Returns a problem in words, "" when recorded."""
         request = registry_pb2.RecordScoreRequest(
             workspace=run.workspace, assignment=run.assignment, run_id=run.id, user_id=run.requested_by_id,
-            username=run.requested_by, score=score)
+            username=run.requested_by, score=score, private_score=private, evaluation_revision=ev.revision)
         request.actor.user_id, request.actor.username = run.requested_by_id, run.requested_by
         request.scored_at.FromDatetime(at)
+        request.submitted_at.FromDatetime(run.created_at)
         for attempt in range(10):
             try:
                 await call(self.nc, Registry.ASSIGNMENT_RECORD_SCORE.value, request, registry_pb2.Score)
@@ -626,7 +629,7 @@ class Worker:
         except TargetError as exc:
             await self._scored(run, None, "", error=f"the evaluation could not run: {exc}")
             return
-        score, error = "", ""
+        score, private, error = "", "", ""
         if not handle:
             key = await asyncio.to_thread(self._predictions_key, run, ev.predictions)
             if key is None:
@@ -645,7 +648,7 @@ class Worker:
         if status.timed_out:
             error = f"the evaluation was stopped after its {EVAL_TIMEOUT_SECONDS} s timeout"
         elif status.state == State.EXITED and status.exit_code == 0:
-            score, error = await asyncio.to_thread(self._read_score, run, target, handle)
+            score, private, error = await asyncio.to_thread(self._read_score, run, target, handle)
         elif status.state == State.EXITED:
             await asyncio.to_thread(self._read_score, run, target, handle)  # keeps its logs
             error = f"the evaluation failed: it exited with code {status.exit_code}" + (
@@ -654,11 +657,12 @@ class Worker:
             error = "the evaluation's container disappeared (removed outside Reprolab?)"
         else:
             error = f"the evaluation failed: {status.reason or 'the target failed'}"
-        await self._scored(run, target, handle, score=score, error=error)
+        await self._scored(run, target, handle, score=score, error=error, private=private)
 
-    async def _scored(self, run: Run, target: Target | None, handle: str, score: str = "", error: str = "") -> None:
+    async def _scored(self, run: Run, target: Target | None, handle: str, score: str = "", error: str = "",
+                      private: str = "") -> None:
         if score:
-            problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC))
+            problem = await self._record_score(run, service.evaluation(run), score, datetime.now(UTC), private)
             error = problem
         error = self.host_paths(redact(error, getattr(target, "secrets", ())))  # students read it
         await transact(self.sessions, lambda s: service.scored(session=s, run_id=run.id, score=score,
@@ -753,18 +757,38 @@ class Worker:
 
 def parse_score_file(text: str) -> tuple[str, str]:
     """``{"score": <number>}`` (a JSON number or a decimal string) → (decimal text, ""), or ("", why)."""
+    public, _private, error = parse_scores(text)
+    return public, error
+
+
+def parse_scores(text: str) -> tuple[str, str, str]:
+    """``{"score": <public>, "private": <private>}`` → (public, private, ""), or ("", "", why). The
+    private split's score is optional; it goes to the registry only (students see it after the due
+    date there), never onto the run."""
     try:
         doc = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     except ValueError as exc:
-        return "", f"the evaluation's {SCORE_FILE} is not JSON: {exc}"
-    value = doc.get("score") if isinstance(doc, dict) else None
+        return "", "", f"the evaluation's {SCORE_FILE} is not JSON: {exc}"
+    public, error = _decimal_text(doc.get("score") if isinstance(doc, dict) else None, text)
+    if error:
+        return "", "", error
+    private = ""
+    if isinstance(doc, dict) and doc.get("private") is not None:
+        private, error = _decimal_text(doc["private"], text, key="private")
+        if error:
+            return "", "", error
+    return public, private, ""
+
+
+def _decimal_text(value: Any, text: str, key: str = "score") -> tuple[str, str]:
     try:
         number = Decimal(value.strip()) if isinstance(value, str) else value
     except InvalidOperation:
         number = None
     if not isinstance(number, Decimal) or not number.is_finite():
-        return "", f'the evaluation\'s {SCORE_FILE} must be {{"score": <number>}}, got {text.strip()[:200]!r}'
+        return "", (f'the evaluation\'s {SCORE_FILE} must be {{"score": <number>}} (and optionally "private": '
+                    f'<number>), got {key} in {text.strip()[:200]!r}')
     out = format(number, "f")
     if len(out) > 64:
-        return "", f"the evaluation's score {out[:40]}... has more than 64 characters"
+        return "", f"the evaluation's {key} score {out[:40]}... has more than 64 characters"
     return out, ""

@@ -363,7 +363,7 @@ class RecordImageRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("workspace", "name", "title", "environment", "version", "evaluation_code_digest", "evaluation_code_key", "labels_digest", "labels_name", "labels_key", "predictions", "metric", "higher_is_better", "command", "created_by", "created_at")
+    __slots__ = ("workspace", "name", "title", "environment", "version", "evaluation_code_digest", "evaluation_code_key", "labels_digest", "labels_name", "labels_key", "predictions", "metric", "higher_is_better", "command", "created_by", "created_at", "instructions", "starter_code_digest", "starter_code_key", "opens_at", "due_at", "late_policy", "late_penalty_percent", "daily_limit", "anonymous", "grade_by", "evaluation_revision", "past_due")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -380,6 +380,18 @@ class Assignment(_message.Message):
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    STARTER_CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STARTER_CODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    LATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    LATE_PENALTY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DAILY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    GRADE_BY_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PAST_DUE_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     name: str
     title: str
@@ -396,7 +408,159 @@ class Assignment(_message.Message):
     command: _containers.RepeatedScalarFieldContainer[str]
     created_by: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., evaluation_code_digest: _Optional[str] = ..., evaluation_code_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_name: _Optional[str] = ..., labels_key: _Optional[str] = ..., predictions: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    instructions: str
+    starter_code_digest: str
+    starter_code_key: str
+    opens_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    late_policy: str
+    late_penalty_percent: int
+    daily_limit: int
+    anonymous: bool
+    grade_by: str
+    evaluation_revision: int
+    past_due: bool
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., evaluation_code_digest: _Optional[str] = ..., evaluation_code_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_name: _Optional[str] = ..., labels_key: _Optional[str] = ..., predictions: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instructions: _Optional[str] = ..., starter_code_digest: _Optional[str] = ..., starter_code_key: _Optional[str] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late_policy: _Optional[str] = ..., late_penalty_percent: _Optional[int] = ..., daily_limit: _Optional[int] = ..., anonymous: _Optional[bool] = ..., grade_by: _Optional[str] = ..., evaluation_revision: _Optional[int] = ..., past_due: _Optional[bool] = ...) -> None: ...
+
+class UpdateAssignmentRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "name", "fields", "title", "instructions", "starter_code_digest", "starter_code_key", "opens_at", "due_at", "late_policy", "late_penalty_percent", "daily_limit", "anonymous", "grade_by", "evaluation_code_digest", "evaluation_code_key", "command")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    STARTER_CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STARTER_CODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    LATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    LATE_PENALTY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DAILY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    GRADE_BY_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    name: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    title: str
+    instructions: str
+    starter_code_digest: str
+    starter_code_key: str
+    opens_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    late_policy: str
+    late_penalty_percent: int
+    daily_limit: int
+    anonymous: bool
+    grade_by: str
+    evaluation_code_digest: str
+    evaluation_code_key: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., title: _Optional[str] = ..., instructions: _Optional[str] = ..., starter_code_digest: _Optional[str] = ..., starter_code_key: _Optional[str] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late_policy: _Optional[str] = ..., late_penalty_percent: _Optional[int] = ..., daily_limit: _Optional[int] = ..., anonymous: _Optional[bool] = ..., grade_by: _Optional[str] = ..., evaluation_code_digest: _Optional[str] = ..., evaluation_code_key: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AdmitSubmissionRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "assignment")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    assignment: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ...) -> None: ...
+
+class Admission(_message.Message):
+    __slots__ = ("late", "penalty_percent", "remaining_today")
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    PENALTY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_TODAY_FIELD_NUMBER: _ClassVar[int]
+    late: bool
+    penalty_percent: int
+    remaining_today: int
+    def __init__(self, late: _Optional[bool] = ..., penalty_percent: _Optional[int] = ..., remaining_today: _Optional[int] = ...) -> None: ...
+
+class RescoreTargets(_message.Message):
+    __slots__ = ("assignment", "run_ids")
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    assignment: Assignment
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ..., run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GradebookRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "assignment")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    assignment: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ...) -> None: ...
+
+class Feedback(_message.Message):
+    __slots__ = ("run_id", "text", "author", "created_at")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    text: str
+    author: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GradebookRow(_message.Message):
+    __slots__ = ("user_id", "username", "run_id", "submitted_at", "late", "penalty_percent", "public_score", "private_score", "final_score", "submissions", "evaluation_revision", "feedback")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    PENALTY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_SCORE_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_REVISION_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    username: str
+    run_id: str
+    submitted_at: _timestamp_pb2.Timestamp
+    late: bool
+    penalty_percent: int
+    public_score: str
+    private_score: str
+    final_score: str
+    submissions: int
+    evaluation_revision: int
+    feedback: _containers.RepeatedCompositeFieldContainer[Feedback]
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ..., run_id: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., penalty_percent: _Optional[int] = ..., public_score: _Optional[str] = ..., private_score: _Optional[str] = ..., final_score: _Optional[str] = ..., submissions: _Optional[int] = ..., evaluation_revision: _Optional[int] = ..., feedback: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ...) -> None: ...
+
+class Gradebook(_message.Message):
+    __slots__ = ("assignment", "rows")
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    assignment: Assignment
+    rows: _containers.RepeatedCompositeFieldContainer[GradebookRow]
+    def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[GradebookRow, _Mapping]]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "assignment", "run_id", "text")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    assignment: str
+    run_id: str
+    text: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., run_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class CreateAssignmentRequest(_message.Message):
     __slots__ = ("actor", "workspace", "name", "title", "environment", "version", "evaluation_code_digest", "evaluation_code_key", "labels", "predictions", "metric", "higher_is_better", "command")
@@ -455,7 +619,7 @@ class GetAssignmentRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., for_run: _Optional[bool] = ...) -> None: ...
 
 class RecordScoreRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "assignment", "run_id", "user_id", "username", "score", "scored_at")
+    __slots__ = ("actor", "workspace", "assignment", "run_id", "user_id", "username", "score", "scored_at", "private_score", "evaluation_revision", "submitted_at")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
@@ -464,6 +628,9 @@ class RecordScoreRequest(_message.Message):
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     assignment: str
@@ -472,7 +639,10 @@ class RecordScoreRequest(_message.Message):
     username: str
     score: str
     scored_at: _timestamp_pb2.Timestamp
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., run_id: _Optional[str] = ..., user_id: _Optional[str] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    private_score: str
+    evaluation_revision: int
+    submitted_at: _timestamp_pb2.Timestamp
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., run_id: _Optional[str] = ..., user_id: _Optional[str] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., private_score: _Optional[str] = ..., evaluation_revision: _Optional[int] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Score(_message.Message):
     __slots__ = ("workspace", "assignment", "run_id", "user_id", "username", "score", "scored_at")
@@ -503,29 +673,37 @@ class LeaderboardRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[str] = ...) -> None: ...
 
 class LeaderboardRow(_message.Message):
-    __slots__ = ("rank", "username", "score", "run_id", "scored_at")
+    __slots__ = ("rank", "username", "score", "run_id", "scored_at", "you", "late")
     RANK_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    YOU_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     username: str
     score: str
     run_id: str
     scored_at: _timestamp_pb2.Timestamp
-    def __init__(self, rank: _Optional[int] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., run_id: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    you: bool
+    late: bool
+    def __init__(self, rank: _Optional[int] = ..., username: _Optional[str] = ..., score: _Optional[str] = ..., run_id: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., you: _Optional[bool] = ..., late: _Optional[bool] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
-    __slots__ = ("workspace", "assignment", "metric", "higher_is_better", "rows")
+    __slots__ = ("workspace", "assignment", "metric", "higher_is_better", "rows", "split", "anonymous")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     assignment: str
     metric: str
     higher_is_better: bool
     rows: _containers.RepeatedCompositeFieldContainer[LeaderboardRow]
-    def __init__(self, workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ...) -> None: ...
+    split: str
+    anonymous: bool
+    def __init__(self, workspace: _Optional[str] = ..., assignment: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ..., split: _Optional[str] = ..., anonymous: _Optional[bool] = ...) -> None: ...

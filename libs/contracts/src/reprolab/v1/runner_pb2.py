@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from reprolab.v1 import common_pb2 as reprolab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18reprolab/v1/runner.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"_\n\x0cRunResources\x12\x12\n\ncpu_millis\x18\x01 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04pids\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x05\"O\n\x0c\x44\x61tasetMount\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05mount\x18\x03 \x01(\t\x12\x12\n\nobject_key\x18\x04 \x01(\t\"\x8d\x05\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12+\n\x08\x64\x61tasets\x18\x07 \x03(\x0b\x32\x19.reprolab.v1.DatasetMount\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x0e\n\x06target\x18\t \x01(\t\x12,\n\tresources\x18\n \x01(\x0b\x32\x19.reprolab.v1.RunResources\x12\x0f\n\x07network\x18\x0b \x01(\x08\x12&\n\x06status\x18\x0c \x01(\x0e\x32\x16.reprolab.v1.RunStatus\x12\x11\n\texit_code\x18\r \x01(\x05\x12\r\n\x05\x65rror\x18\x0e \x01(\t\x12\x14\n\x0crequested_by\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmetrics_json\x18\x13 \x01(\t\x12\x17\n\x0fprovenance_json\x18\x14 \x01(\t\x12\x12\n\nassignment\x18\x15 \x01(\t\x12\r\n\x05score\x18\x16 \x01(\t\x12\x13\n\x0bscore_error\x18\x17 \x01(\t\x12\x0f\n\x07scoring\x18\x18 \x01(\t\x12\'\n\x06source\x18\x19 \x01(\x0b\x32\x17.reprolab.v1.CodeSource\"T\n\nCodeSource\x12\x0f\n\x07git_url\x18\x01 \x01(\t\x12\x0f\n\x07git_ref\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12\x10\n\x08notebook\x18\x04 \x01(\t\"\xb1\x01\n\nEvaluation\x12\r\n\x05image\x18\x01 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x02 \x01(\t\x12\x17\n\x0f\x63ode_object_key\x18\x03 \x01(\t\x12\x15\n\rlabels_digest\x18\x04 \x01(\t\x12\x19\n\x11labels_object_key\x18\x05 \x01(\t\x12\x13\n\x0bpredictions\x18\x06 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x0e\n\x06metric\x18\x08 \x01(\t\"\xa2\x03\n\x10SubmitRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12\x17\n\x0f\x63ode_object_key\x18\x07 \x01(\t\x12+\n\x08\x64\x61tasets\x18\x08 \x03(\x0b\x32\x19.reprolab.v1.DatasetMount\x12\x0f\n\x07\x63ommand\x18\t \x03(\t\x12\x0e\n\x06target\x18\n \x01(\t\x12,\n\tresources\x18\x0b \x01(\x0b\x32\x19.reprolab.v1.RunResources\x12\x0f\n\x07network\x18\x0c \x01(\x08\x12\x12\n\nassignment\x18\r \x01(\t\x12+\n\nevaluation\x18\x0e \x01(\x0b\x32\x17.reprolab.v1.Evaluation\x12\'\n\x06source\x18\x0f \x01(\x0b\x32\x17.reprolab.v1.CodeSource\"B\n\rGetRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"E\n\x10\x43\x61ncelRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"Y\n\x0fListRunsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08own_only\x18\x03 \x01(\x08\"*\n\x07RunList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.reprolab.v1.Run\"7\n\x12ListTargetsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\"1\n\x06Target\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x19\n\x11needs_credentials\x18\x02 \x01(\x08\"0\n\nTargetList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.reprolab.v1.Target\"L\n\nOutputFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nobject_key\x18\x04 \x01(\t\"Z\n\nRunOutputs\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.reprolab.v1.OutputFile\x12\x14\n\x0cmetrics_json\x18\x03 \x01(\t\"\xce\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12\x11\n\texit_code\x18\x07 \x01(\x05\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nassignment\x18\t \x01(\t\x12\r\n\x05score\x18\n \x01(\t\x12\x13\n\x0bscore_error\x18\x0b \x01(\t\"\xbb\x02\n\x14PutCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\x12=\n\x06secret\x18\x04 \x03(\x0b\x32-.reprolab.v1.PutCredentialRequest.SecretEntry\x12?\n\x07options\x18\x05 \x03(\x0b\x32..reprolab.v1.PutCredentialRequest.OptionsEntry\x1a-\n\x0bSecretEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x14GetCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\"_\n\x17\x44\x65leteCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\"N\n\x16ListCredentialsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"\xc8\x02\n\x0e\x43redentialInfo\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x39\n\x07options\x18\x04 \x03(\x0b\x32(.reprolab.v1.CredentialInfo.OptionsEntry\x12\x15\n\rsecret_fields\x18\x05 \x03(\t\x12\x10\n\x08key_hint\x18\x06 \x01(\t\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x0e\x43redentialList\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.reprolab.v1.CredentialInfo\"3\n\x0f\x43redentialEvent\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x10\n\x08key_hint\x18\x02 \x01(\t*\xd4\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATUS_QUEUED\x10\x01\x12\x17\n\x13RUN_STATUS_STARTING\x10\x02\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x03\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x04\x12\x15\n\x11RUN_STATUS_FAILED\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x06\x12\x18\n\x14RUN_STATUS_TIMED_OUT\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18reprolab/v1/runner.proto\x12\x0breprolab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18reprolab/v1/common.proto\"_\n\x0cRunResources\x12\x12\n\ncpu_millis\x18\x01 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04pids\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x05\"O\n\x0c\x44\x61tasetMount\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05mount\x18\x03 \x01(\t\x12\x12\n\nobject_key\x18\x04 \x01(\t\"\x8d\x05\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12+\n\x08\x64\x61tasets\x18\x07 \x03(\x0b\x32\x19.reprolab.v1.DatasetMount\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x0e\n\x06target\x18\t \x01(\t\x12,\n\tresources\x18\n \x01(\x0b\x32\x19.reprolab.v1.RunResources\x12\x0f\n\x07network\x18\x0b \x01(\x08\x12&\n\x06status\x18\x0c \x01(\x0e\x32\x16.reprolab.v1.RunStatus\x12\x11\n\texit_code\x18\r \x01(\x05\x12\r\n\x05\x65rror\x18\x0e \x01(\t\x12\x14\n\x0crequested_by\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmetrics_json\x18\x13 \x01(\t\x12\x17\n\x0fprovenance_json\x18\x14 \x01(\t\x12\x12\n\nassignment\x18\x15 \x01(\t\x12\r\n\x05score\x18\x16 \x01(\t\x12\x13\n\x0bscore_error\x18\x17 \x01(\t\x12\x0f\n\x07scoring\x18\x18 \x01(\t\x12\'\n\x06source\x18\x19 \x01(\x0b\x32\x17.reprolab.v1.CodeSource\"T\n\nCodeSource\x12\x0f\n\x07git_url\x18\x01 \x01(\t\x12\x0f\n\x07git_ref\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12\x10\n\x08notebook\x18\x04 \x01(\t\"\xc3\x01\n\nEvaluation\x12\r\n\x05image\x18\x01 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x02 \x01(\t\x12\x17\n\x0f\x63ode_object_key\x18\x03 \x01(\t\x12\x15\n\rlabels_digest\x18\x04 \x01(\t\x12\x19\n\x11labels_object_key\x18\x05 \x01(\t\x12\x13\n\x0bpredictions\x18\x06 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x0e\n\x06metric\x18\x08 \x01(\t\x12\x10\n\x08revision\x18\t \x01(\x05\"s\n\x11RescoreRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12+\n\nevaluation\x18\x03 \x01(\x0b\x32\x17.reprolab.v1.Evaluation\"\xa2\x03\n\x10SubmitRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12\x17\n\x0f\x63ode_object_key\x18\x07 \x01(\t\x12+\n\x08\x64\x61tasets\x18\x08 \x03(\x0b\x32\x19.reprolab.v1.DatasetMount\x12\x0f\n\x07\x63ommand\x18\t \x03(\t\x12\x0e\n\x06target\x18\n \x01(\t\x12,\n\tresources\x18\x0b \x01(\x0b\x32\x19.reprolab.v1.RunResources\x12\x0f\n\x07network\x18\x0c \x01(\x08\x12\x12\n\nassignment\x18\r \x01(\t\x12+\n\nevaluation\x18\x0e \x01(\x0b\x32\x17.reprolab.v1.Evaluation\x12\'\n\x06source\x18\x0f \x01(\x0b\x32\x17.reprolab.v1.CodeSource\"B\n\rGetRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"E\n\x10\x43\x61ncelRunRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"Y\n\x0fListRunsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08own_only\x18\x03 \x01(\x08\"*\n\x07RunList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.reprolab.v1.Run\"7\n\x12ListTargetsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\"1\n\x06Target\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x19\n\x11needs_credentials\x18\x02 \x01(\x08\"0\n\nTargetList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.reprolab.v1.Target\"L\n\nOutputFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nobject_key\x18\x04 \x01(\t\"Z\n\nRunOutputs\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.reprolab.v1.OutputFile\x12\x14\n\x0cmetrics_json\x18\x03 \x01(\t\"\xce\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12\x13\n\x0b\x63ode_digest\x18\x06 \x01(\t\x12\x11\n\texit_code\x18\x07 \x01(\x05\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nassignment\x18\t \x01(\t\x12\r\n\x05score\x18\n \x01(\t\x12\x13\n\x0bscore_error\x18\x0b \x01(\t\"\xbb\x02\n\x14PutCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\x12=\n\x06secret\x18\x04 \x03(\x0b\x32-.reprolab.v1.PutCredentialRequest.SecretEntry\x12?\n\x07options\x18\x05 \x03(\x0b\x32..reprolab.v1.PutCredentialRequest.OptionsEntry\x1a-\n\x0bSecretEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x14GetCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\"_\n\x17\x44\x65leteCredentialRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0e\n\x06vendor\x18\x03 \x01(\t\"N\n\x16ListCredentialsRequest\x12!\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x12.reprolab.v1.Actor\x12\x11\n\tworkspace\x18\x02 \x01(\t\"\xc8\x02\n\x0e\x43redentialInfo\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x39\n\x07options\x18\x04 \x03(\x0b\x32(.reprolab.v1.CredentialInfo.OptionsEntry\x12\x15\n\rsecret_fields\x18\x05 \x03(\t\x12\x10\n\x08key_hint\x18\x06 \x01(\t\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x0e\x43redentialList\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.reprolab.v1.CredentialInfo\"3\n\x0f\x43redentialEvent\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x10\n\x08key_hint\x18\x02 \x01(\t*\xd4\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATUS_QUEUED\x10\x01\x12\x17\n\x13RUN_STATUS_STARTING\x10\x02\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x03\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x04\x12\x15\n\x11RUN_STATUS_FAILED\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x06\x12\x18\n\x14RUN_STATUS_TIMED_OUT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTCREDENTIALREQUEST_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_CREDENTIALINFO_OPTIONSENTRY']._loaded_options = None
   _globals['_CREDENTIALINFO_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNSTATUS']._serialized_start=3468
-  _globals['_RUNSTATUS']._serialized_end=3680
+  _globals['_RUNSTATUS']._serialized_start=3603
+  _globals['_RUNSTATUS']._serialized_end=3815
   _globals['_RUNRESOURCES']._serialized_start=100
   _globals['_RUNRESOURCES']._serialized_end=195
   _globals['_DATASETMOUNT']._serialized_start=197
@@ -50,47 +50,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CODESOURCE']._serialized_start=934
   _globals['_CODESOURCE']._serialized_end=1018
   _globals['_EVALUATION']._serialized_start=1021
-  _globals['_EVALUATION']._serialized_end=1198
-  _globals['_SUBMITRUNREQUEST']._serialized_start=1201
-  _globals['_SUBMITRUNREQUEST']._serialized_end=1619
-  _globals['_GETRUNREQUEST']._serialized_start=1621
-  _globals['_GETRUNREQUEST']._serialized_end=1687
-  _globals['_CANCELRUNREQUEST']._serialized_start=1689
-  _globals['_CANCELRUNREQUEST']._serialized_end=1758
-  _globals['_LISTRUNSREQUEST']._serialized_start=1760
-  _globals['_LISTRUNSREQUEST']._serialized_end=1849
-  _globals['_RUNLIST']._serialized_start=1851
-  _globals['_RUNLIST']._serialized_end=1893
-  _globals['_LISTTARGETSREQUEST']._serialized_start=1895
-  _globals['_LISTTARGETSREQUEST']._serialized_end=1950
-  _globals['_TARGET']._serialized_start=1952
-  _globals['_TARGET']._serialized_end=2001
-  _globals['_TARGETLIST']._serialized_start=2003
-  _globals['_TARGETLIST']._serialized_end=2051
-  _globals['_OUTPUTFILE']._serialized_start=2053
-  _globals['_OUTPUTFILE']._serialized_end=2129
-  _globals['_RUNOUTPUTS']._serialized_start=2131
-  _globals['_RUNOUTPUTS']._serialized_end=2221
-  _globals['_RUNEVENT']._serialized_start=2224
-  _globals['_RUNEVENT']._serialized_end=2430
-  _globals['_PUTCREDENTIALREQUEST']._serialized_start=2433
-  _globals['_PUTCREDENTIALREQUEST']._serialized_end=2748
-  _globals['_PUTCREDENTIALREQUEST_SECRETENTRY']._serialized_start=2655
-  _globals['_PUTCREDENTIALREQUEST_SECRETENTRY']._serialized_end=2700
-  _globals['_PUTCREDENTIALREQUEST_OPTIONSENTRY']._serialized_start=2702
-  _globals['_PUTCREDENTIALREQUEST_OPTIONSENTRY']._serialized_end=2748
-  _globals['_GETCREDENTIALREQUEST']._serialized_start=2750
-  _globals['_GETCREDENTIALREQUEST']._serialized_end=2842
-  _globals['_DELETECREDENTIALREQUEST']._serialized_start=2844
-  _globals['_DELETECREDENTIALREQUEST']._serialized_end=2939
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=2941
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=3019
-  _globals['_CREDENTIALINFO']._serialized_start=3022
-  _globals['_CREDENTIALINFO']._serialized_end=3350
-  _globals['_CREDENTIALINFO_OPTIONSENTRY']._serialized_start=2702
-  _globals['_CREDENTIALINFO_OPTIONSENTRY']._serialized_end=2748
-  _globals['_CREDENTIALLIST']._serialized_start=3352
-  _globals['_CREDENTIALLIST']._serialized_end=3412
-  _globals['_CREDENTIALEVENT']._serialized_start=3414
-  _globals['_CREDENTIALEVENT']._serialized_end=3465
+  _globals['_EVALUATION']._serialized_end=1216
+  _globals['_RESCORERUNREQUEST']._serialized_start=1218
+  _globals['_RESCORERUNREQUEST']._serialized_end=1333
+  _globals['_SUBMITRUNREQUEST']._serialized_start=1336
+  _globals['_SUBMITRUNREQUEST']._serialized_end=1754
+  _globals['_GETRUNREQUEST']._serialized_start=1756
+  _globals['_GETRUNREQUEST']._serialized_end=1822
+  _globals['_CANCELRUNREQUEST']._serialized_start=1824
+  _globals['_CANCELRUNREQUEST']._serialized_end=1893
+  _globals['_LISTRUNSREQUEST']._serialized_start=1895
+  _globals['_LISTRUNSREQUEST']._serialized_end=1984
+  _globals['_RUNLIST']._serialized_start=1986
+  _globals['_RUNLIST']._serialized_end=2028
+  _globals['_LISTTARGETSREQUEST']._serialized_start=2030
+  _globals['_LISTTARGETSREQUEST']._serialized_end=2085
+  _globals['_TARGET']._serialized_start=2087
+  _globals['_TARGET']._serialized_end=2136
+  _globals['_TARGETLIST']._serialized_start=2138
+  _globals['_TARGETLIST']._serialized_end=2186
+  _globals['_OUTPUTFILE']._serialized_start=2188
+  _globals['_OUTPUTFILE']._serialized_end=2264
+  _globals['_RUNOUTPUTS']._serialized_start=2266
+  _globals['_RUNOUTPUTS']._serialized_end=2356
+  _globals['_RUNEVENT']._serialized_start=2359
+  _globals['_RUNEVENT']._serialized_end=2565
+  _globals['_PUTCREDENTIALREQUEST']._serialized_start=2568
+  _globals['_PUTCREDENTIALREQUEST']._serialized_end=2883
+  _globals['_PUTCREDENTIALREQUEST_SECRETENTRY']._serialized_start=2790
+  _globals['_PUTCREDENTIALREQUEST_SECRETENTRY']._serialized_end=2835
+  _globals['_PUTCREDENTIALREQUEST_OPTIONSENTRY']._serialized_start=2837
+  _globals['_PUTCREDENTIALREQUEST_OPTIONSENTRY']._serialized_end=2883
+  _globals['_GETCREDENTIALREQUEST']._serialized_start=2885
+  _globals['_GETCREDENTIALREQUEST']._serialized_end=2977
+  _globals['_DELETECREDENTIALREQUEST']._serialized_start=2979
+  _globals['_DELETECREDENTIALREQUEST']._serialized_end=3074
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=3076
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=3154
+  _globals['_CREDENTIALINFO']._serialized_start=3157
+  _globals['_CREDENTIALINFO']._serialized_end=3485
+  _globals['_CREDENTIALINFO_OPTIONSENTRY']._serialized_start=2837
+  _globals['_CREDENTIALINFO_OPTIONSENTRY']._serialized_end=2883
+  _globals['_CREDENTIALLIST']._serialized_start=3487
+  _globals['_CREDENTIALLIST']._serialized_end=3547
+  _globals['_CREDENTIALEVENT']._serialized_start=3549
+  _globals['_CREDENTIALEVENT']._serialized_end=3600
 # @@protoc_insertion_point(module_scope)

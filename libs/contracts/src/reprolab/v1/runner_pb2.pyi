@@ -121,7 +121,7 @@ class CodeSource(_message.Message):
     def __init__(self, git_url: _Optional[str] = ..., git_ref: _Optional[str] = ..., git_commit: _Optional[str] = ..., notebook: _Optional[str] = ...) -> None: ...
 
 class Evaluation(_message.Message):
-    __slots__ = ("image", "code_digest", "code_object_key", "labels_digest", "labels_object_key", "predictions", "command", "metric")
+    __slots__ = ("image", "code_digest", "code_object_key", "labels_digest", "labels_object_key", "predictions", "command", "metric", "revision")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CODE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     CODE_OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class Evaluation(_message.Message):
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     image: str
     code_digest: str
     code_object_key: str
@@ -138,7 +139,18 @@ class Evaluation(_message.Message):
     predictions: str
     command: _containers.RepeatedScalarFieldContainer[str]
     metric: str
-    def __init__(self, image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_object_key: _Optional[str] = ..., predictions: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., metric: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, image: _Optional[str] = ..., code_digest: _Optional[str] = ..., code_object_key: _Optional[str] = ..., labels_digest: _Optional[str] = ..., labels_object_key: _Optional[str] = ..., predictions: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., metric: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class RescoreRunRequest(_message.Message):
+    __slots__ = ("actor", "run_id", "evaluation")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    run_id: str
+    evaluation: Evaluation
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., run_id: _Optional[str] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "version", "image", "code_digest", "code_object_key", "datasets", "command", "target", "resources", "network", "assignment", "evaluation", "source")

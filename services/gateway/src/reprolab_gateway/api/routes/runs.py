@@ -88,7 +88,7 @@ async def _evaluation(registry: RegistryDep, ws: str, name: str) -> tuple[regist
     return a, runner_pb2.Evaluation(
         image=pinned_image(version), code_digest=a.evaluation_code_digest, code_object_key=a.evaluation_code_key,
         labels_digest=a.labels_digest, labels_object_key=a.labels_key, predictions=a.predictions,
-        command=a.command, metric=a.metric)
+        command=a.command, metric=a.metric, revision=a.evaluation_revision or 1)
 
 
 @router.post("/workspaces/{ws}/runs", status_code=202, response_model=Run,
@@ -139,6 +139,10 @@ async def start_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Run
         d = await _dataset(registry, ws, ref, listing)
         mounts.append(runner_pb2.DatasetMount(digest=d.digest, name=d.name, mount=f"/data/{d.name}",
                                               object_key=d.object_key))
+    if body.assignment:
+        # last, once everything else was checked: it counts the submission against the daily limit
+        # (429 when none is left), and refuses one before the opening or after a refusing due date (409)
+        await registry.admit_submission(ws, body.assignment)
     request = runner_pb2.SubmitRunRequest(
         workspace=ws, environment=environment, version=number, image=pinned_image(version), code_digest=body.code,
         code_object_key=key, datasets=mounts, command=body.command, target=body.target,
