@@ -84,6 +84,10 @@ finish() {
 reuse() {  # ref name
   local ref=$1 name=$2 final
   final=$(podman image inspect --format '{{.Digest}}' "$ref")
+  # This checkout's files already name this digest: nothing to write (the inventory takes a minute).
+  if [ "$(cat "$OUT/$name.digest" 2>/dev/null)" = "$ref@$final" ] && [ -s "$OUT/$name.cdx.json" ]; then
+    echo "images: $ref present ($final)"; return
+  fi
   "$PY" scripts/image_sbom.py inventory "$ref" > "$work/$name.inv.json"
   "$PY" scripts/image_sbom.py cyclonedx "$work/$name.inv.json" "$ref" "$final" > "$OUT/$name.cdx.json"
   echo "$ref@$final" > "$OUT/$name.digest"

@@ -296,18 +296,23 @@ def test_every_chart_pod_is_restricted(values_file: str) -> None:
         assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"] if "emptyDir" in v), name
 
 
-def _run_job(network: bool) -> dict[str, Any]:
-    return run_manifests.make_run_job(
+def _run_objects(network: bool) -> list[dict[str, Any]]:
+    """Everything the runner creates for one run: three Jobs, the claim, two NetworkPolicies."""
+    run = run_manifests.make_run_manifests(
         run_id="0b9c2a1e-5f7d-4c1e-9a53-2d8e6f1b7c40", namespace="reprolab-runs",
         image="registry.example.edu/ws/env@sha256:" + "ab" * 32, command=["python", "main.py"],
         inputs=[("https://s3.example.edu/code.tar.gz?sig=1", "/work", "cd" * 32)],
         outputs={"outputs.tar.gz": "https://s3.example.edu/o?sig=2", "status.json": "https://s3.example.edu/s?sig=3"},
-        limits=Limits(timeout_seconds=60, network=network))
+        limits=Limits(timeout_seconds=60, network=network), owner_uid="5c0f1e52-7d4b-4a39-9d3e-1f0a2b3c4d5e")
+    return [run.job, *run.owned()]
 
 
 def test_every_run_job_pod_is_restricted() -> None:
     for network in (False, True):
-        assert restricted_violations(_run_job(network)["spec"]["template"]["spec"]) == []
+        jobs = [d for d in _run_objects(network) if d["kind"] == "Job"]
+        assert len(jobs) == 3  # fetch, run, upload
+        for job in jobs:
+            assert restricted_violations(job["spec"]["template"]["spec"]) == [], job["metadata"]["name"]
 
 
 def test_build_job_pod_is_checked_too() -> None:
@@ -324,9 +329,10 @@ def test_build_job_pod_is_checked_too() -> None:
 def test_every_document_is_valid_openapi(version: str, default_docs: list[dict[str, Any]],
                                          full_docs: list[dict[str, Any]]) -> None:
     checked = 0
-    for doc in default_docs + full_docs + [_run_job(False), _run_job(True)]:
+    run_docs = _run_objects(False) + _run_objects(True)
+    for doc in default_docs + full_docs + run_docs:
         if doc["kind"] in CRD_KINDS:
             continue
         kubernetes_validate.validate(doc, version, strict=True)
         checked += 1
-    assert checked == len(default_docs) + len(full_docs) + 2 - 1
+    assert checked == len(default_docs) + len(full_docs) + len(run_docs) - 1

@@ -32,6 +32,12 @@ CHANGES = (
     " seccomp annotation, which is where podman 4.3 reads it",
     "the build container gets a writable file at /dev/termination-log (a hostPath volume), which the"
     " kubelet provides and podman does not; the digest is read from it as the kubelet would",
+    "a persistentVolumeClaim mounted by `subPath` becomes the podman volume `<claimName>-<subPath>` (podman"
+    " 4.3 maps a claim to the volume named by claimName but ignores subPath, mounting the whole volume);"
+    " every mount of a run's claim is by subPath, so each directory is still one volume shared by the"
+    " run's pods, as the subdirectories of one claim are",
+    "the run pod is played with `--network none`: podman does not enforce NetworkPolicy, so the run"
+    " policy's deny-all egress is stood in for by a pod with no network at all",
 )
 
 
@@ -76,6 +82,28 @@ def for_podman(pod: dict[str, Any], *, secrets: dict[str, dict[str, str]],
         if "secret" in v:
             v["secret"].setdefault("optional", False)
     return pod
+
+
+def claims_by_subpath(pod: dict[str, Any], prefix: str = "") -> list[str]:
+    """Each (claim, subPath) mount becomes a mount of the podman volume ``<prefix><claim>-<subPath>``
+    (see :data:`CHANGES`); returns the volume names. A test removes them with :func:`remove_volumes`."""
+    spec = pod["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", [])
+              if "persistentVolumeClaim" in v}
+    added: dict[str, dict[str, Any]] = {}
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        for mount in c.get("volumeMounts", []):
+            if mount["name"] in claims and mount.get("subPath"):
+                volume = f"{prefix}{claims[mount['name']]}-{mount.pop('subPath')}"
+                added[volume] = {"name": volume, "persistentVolumeClaim": {"claimName": volume}}
+                mount["name"] = volume
+    spec["volumes"] = [v for v in spec.get("volumes", []) if v["name"] not in claims] + list(added.values())
+    return list(added)
+
+
+def remove_volumes(names: list[str]) -> None:
+    for name in names:
+        subprocess.run(["podman", "volume", "rm", "--force", name], capture_output=True, timeout=60)
 
 
 def create_secrets(secrets: dict[str, dict[str, str]], workdir: Path) -> list[str]:

@@ -48,9 +48,20 @@ class RunnerSettings(BaseSettings):
         default="docker.io/curlimages/curl:8.11.1",
         description="Image of a run pod's fetch and upload steps (needs sh, curl, tar, unzip, sha256sum).")
     kubernetes_egress_cidrs: list[str] = Field(
-        default=[], description="CIDRs a run pod without network may still reach on 443: the object store.")
+        default=[], description=("CIDRs of the object store, the only place a run's fetch and upload pods may "
+                                 "reach (on kubernetes_store_ports); empty: anywhere outside the cluster CIDRs. "
+                                 "The run pod itself has no network unless the run asks for it."))
+    kubernetes_store_ports: list[int] = Field(default=[443], description="TCP ports of the object store.")
     kubernetes_allow_dns: bool = Field(
-        default=False, description="Let run pods resolve names (when the presigned URLs name a host).")
+        default=True, description="Let the fetch and upload pods resolve names (the presigned URLs' host).")
+    kubernetes_cluster_cidrs: list[str] = Field(
+        default=["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+        description=("Pod, service and node CIDRs of the cluster, which a run with network may not reach (nor "
+                     "link-local addresses, where cloud metadata lives, whatever this says)."))
+    kubernetes_run_storage: str = Field(
+        default="10Gi", description="Size of each run's PersistentVolumeClaim (code, datasets, outputs).")
+    kubernetes_storage_class: str = Field(
+        default="", description="StorageClass of the runs' claims; empty: the cluster's default.")
     url_slack_seconds: int = Field(
         default=3600, description=("Presigned URLs of a remote run live its timeout plus this long (boot, image "
                                    "pull and input downloads come before the timeout starts)."))

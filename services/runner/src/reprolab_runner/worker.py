@@ -138,7 +138,11 @@ class Worker:
             return cls(self.settings, namespace=self.settings.kubernetes_namespace, api_client=self._k8s_client(),
                        fetcher_image=self.settings.kubernetes_fetcher_image,
                        allowed_egress_cidrs=self.settings.kubernetes_egress_cidrs,
-                       allow_dns=self.settings.kubernetes_allow_dns, installation=self.settings.installation_id())
+                       allow_dns=self.settings.kubernetes_allow_dns, installation=self.settings.installation_id(),
+                       store_ports=self.settings.kubernetes_store_ports,
+                       cluster_cidrs=self.settings.kubernetes_cluster_cidrs,
+                       storage=self.settings.kubernetes_run_storage,
+                       storage_class=self.settings.kubernetes_storage_class)
         return cls(self.settings, docker_url=self.settings.docker_url, store=self.store,
                    installation=self.settings.installation_id())
 
