@@ -8,12 +8,33 @@ two lines instead of a traceback.
 from __future__ import annotations
 
 import os
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
+
+def _http() -> types.ModuleType:
+    """httpx, imported on first use and without its own command-line tool: httpx/__init__ imports
+    httpx._main (click, rich.progress, rich.syntax, pygments) whenever click and rich are installed, as
+    they are here. That alone was a third of every ``reprolab`` call's start; the CLI never runs httpx's
+    command (bench/cli.py measures the start)."""
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        stub = types.ModuleType("httpx._main")
+
+        def main() -> None:
+            raise SystemExit("httpx's own command is not available inside reprolab")
+
+        stub.main = main
+        sys.modules["httpx._main"] = stub
+    import httpx
+
+    return httpx
 
 
 class ReprolabError(Exception):
@@ -46,7 +67,7 @@ class Unreachable(ReprolabError):
     """The gateway did not answer at all."""
 
     def __init__(self, url: str, exc: Exception) -> None:
-        refused = isinstance(exc, httpx.ConnectError)
+        refused = isinstance(exc, _http().ConnectError)
         super().__init__(f"cannot reach the platform at {url}: {exc or type(exc).__name__}")
         self.hint = ("is the platform running? start it with `reprolab up` (or point --url / REPROLAB_URL at it)"
                      if refused else "the connection broke; the platform may be overloaded or restarting")
@@ -55,7 +76,7 @@ class Unreachable(ReprolabError):
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=timeout)
+        self.http = _http().Client(base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=timeout)
         self.root = url.rstrip("/")
         self.has_token = bool(token)
         self.end_status: str | None = None  # the data of the last SSE stream's ``end`` event
@@ -73,7 +94,7 @@ class Client:
         """The whole answer (headers too), once its status is one of EXPECT."""
         try:
             r = self.http.request(method, path, **kw)
-        except httpx.TransportError as exc:
+        except _http().TransportError as exc:
             raise Unreachable(self.root, exc) from exc
         if r.status_code not in expect:
             raise self._error(r)
@@ -123,7 +144,7 @@ class Client:
                         n += len(chunk)
                         if progress:
                             progress(len(chunk), total)
-        except httpx.TransportError as exc:
+        except _http().TransportError as exc:
             raise Unreachable(self.root, exc) from exc
         return n
 
@@ -133,7 +154,7 @@ class Client:
         lines written so far have been replayed (``reprolab run logs`` without --follow)."""
         self.end_status = None
         try:
-            with self.http.stream("GET", path, timeout=httpx.Timeout(10.0, read=None)) as r:
+            with self.http.stream("GET", path, timeout=_http().Timeout(10.0, read=None)) as r:
                 if r.status_code != 200:
                     r.read()
                     raise self._error(r)
@@ -151,7 +172,7 @@ class Client:
                         return
                     elif not line:
                         event = "message"
-        except httpx.TransportError as exc:
+        except _http().TransportError as exc:
             raise Unreachable(self.root, exc) from exc
 
     def poll(self, path: str, pending: Callable[[dict[str, Any]], bool], timeout: float,

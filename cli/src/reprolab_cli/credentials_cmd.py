@@ -21,7 +21,8 @@ from rich.console import Console
 from .client import ReprolabError
 from .client import connect as _client
 
-credentials_app = typer.Typer(help="Your cloud credentials (aws, azure, openstack) per workspace; write-only.",
+credentials_app = typer.Typer(rich_markup_mode=None,
+                              help="Your cloud credentials (aws, azure, openstack) per workspace; write-only.",
                               no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)

@@ -17,19 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 from typer.core import TyperGroup
 
 from .client import DEFAULT_DATA_DIR, Client, ReprolabError
@@ -51,14 +40,17 @@ class _Group(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(help="Reprolab: reproducible environments for courses and research groups.",
+# Help is plain click text (rich_markup_mode=None on every Typer): typer's rich help imports markdown-it and
+# pygments, which took half of `reprolab --help`'s start (bench/cli.py).
+app = typer.Typer(rich_markup_mode=None, help="Reprolab: reproducible environments for courses and research groups.",
                   no_args_is_help=True, add_completion=False, cls=_Group)
-workspace_app = typer.Typer(help="Workspaces and their members.", no_args_is_help=True)
-env_app = typer.Typer(help="Environments and their versions.", no_args_is_help=True)
-dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
-audit_app = typer.Typer(help="The activity log: export and verify.", no_args_is_help=True)
-user_app = typer.Typer(help="Users and API tokens (platform admins).", no_args_is_help=True)
-run_app = typer.Typer(help="Run code in an environment's image against datasets.", no_args_is_help=True)
+workspace_app = typer.Typer(rich_markup_mode=None, help="Workspaces and their members.", no_args_is_help=True)
+env_app = typer.Typer(rich_markup_mode=None, help="Environments and their versions.", no_args_is_help=True)
+dataset_app = typer.Typer(rich_markup_mode=None, help="Datasets.", no_args_is_help=True)
+audit_app = typer.Typer(rich_markup_mode=None, help="The activity log: export and verify.", no_args_is_help=True)
+user_app = typer.Typer(rich_markup_mode=None, help="Users and API tokens (platform admins).", no_args_is_help=True)
+run_app = typer.Typer(rich_markup_mode=None,
+                      help="Run code in an environment's image against datasets.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
 env_app.command("import")(env_import)
@@ -70,7 +62,8 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(run_app, name="run")
-assignment_app = typer.Typer(help="Assignments (evaluation code + hidden labels) and leaderboards.",
+assignment_app = typer.Typer(rich_markup_mode=None,
+                             help="Assignments (evaluation code + hidden labels) and leaderboards.",
                              no_args_is_help=True)
 app.add_typer(assignment_app, name="assignment")
 
@@ -137,6 +130,7 @@ def _cell(value: Any) -> str:
 def _upload(c: Client, path: str, file: Path, label: str, quiet: bool, params: dict[str, str] | None = None,
             expect: tuple[int, ...] = (200, 201)) -> Any:
     """Stream FILE with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn  # lazily: CLI start
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
         task = progress.add_task(escape(label), total=file.stat().st_size)
@@ -159,6 +153,14 @@ PHASES = ("resolving", "locked", "fetching", "context", "base image", "base ", "
 def _follow_build(c: Client, build: dict[str, Any], quiet: bool, log: bool = True) -> dict[str, Any]:
     """Stream a build's log to stderr under a progress bar (the Containerfile's STEP n/m), then return
     the finished build."""
+    from rich.progress import (  # lazily: CLI start
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
         label = f"build {build['environment']} v{build['version']}"
@@ -178,6 +180,7 @@ def _follow_build(c: Client, build: dict[str, Any], quiet: bool, log: bool = Tru
 def _follow_run(c: Client, run: dict[str, Any], quiet: bool, scoring_timeout: float = 900) -> dict[str, Any]:
     """Stream a run's output to stderr under a spinner until it ends; with an assignment, wait for its
     score too (the evaluation runs afterwards, in its own sandbox)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # lazily: CLI start
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                   transient=True, disable=quiet or not err.is_terminal) as progress:
         label = f"run {run['id']} ({run['environment']} v{run['version']}, {run['target']})"
@@ -195,6 +198,7 @@ def _follow_run(c: Client, run: dict[str, Any], quiet: bool, scoring_timeout: fl
 
 
 def _spec_body(spec_file: Path) -> dict[str, Any]:
+    import yaml  # lazily: CLI start
     try:
         doc = yaml.safe_load(spec_file.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -380,6 +384,7 @@ def env_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: Token
 def env_show(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
              as_json: JsonOpt = False) -> None:
     """An environment and its latest version's spec."""
+    import yaml  # lazily: CLI start
     c = _client(url, token)
     data = c.get(f"/workspaces/{workspace}/environments/{name}")
     if as_json:
@@ -566,6 +571,7 @@ def dataset_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: T
 def dataset_download(workspace: str, digest: str, output: Annotated[Path, typer.Option("-o", "--output")],
                      url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
     """Download a dataset by its digest (a progress bar on stderr)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn  # lazily: CLI start
     c = _client(url, token)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as progress:
@@ -689,9 +695,14 @@ def _pack(path: Path) -> Path:
 
 
 @run_app.command("submit")
-def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Option(
-                   help="A project directory (packed for you) or a .tar.gz/.zip.")],
-               command: Annotated[list[str], typer.Argument(help="The command, e.g. python train.py")],
+def run_submit(workspace: str, environment: str,
+               command: Annotated[list[str] | None, typer.Argument(help="The command, e.g. python train.py")] = None,
+               code: Annotated[Path | None, typer.Option(
+                   help="A project directory (packed for you) or a .tar.gz/.zip.")] = None,
+               git: Annotated[str, typer.Option(help="Run the code of this Git repository URL instead.")] = "",
+               ref: Annotated[str, typer.Option(help="Branch, tag or commit of --git (default branch).")] = "",
+               notebook: Annotated[str, typer.Option(help="Execute this notebook of the code top to bottom "
+                                                          "instead of a command.")] = "",
                version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
                dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d",
                                                                  help="Dataset name or digest (repeatable).")] = None,
@@ -704,11 +715,16 @@ def run_submit(workspace: str, environment: str, code: Annotated[Path, typer.Opt
 
     With --follow (the default) its output streams to stderr until it ends, and with --assignment the
     command also waits for the score. Exit 1 if the run fails, times out or is cancelled."""
+    if (code is None) == (not git):
+        raise typer.BadParameter("give the code with either --code or --git")
     c = _client(url, token)
-    uploaded = _upload_code(c, workspace, code, quiet=as_json)
-    body = {"environment": environment, "version": version, "code": uploaded["digest"], "command": command,
+    body = {"environment": environment, "version": version, "command": command or [], "notebook": notebook,
             "datasets": dataset or [], "target": target, "network": network,
             "resources": {"cpu": cpu, "memory": memory, "timeout": timeout}, "assignment": assignment}
+    if git:
+        body["git"] = {"url": git, "ref": ref}
+    else:
+        body["code"] = _upload_code(c, workspace, code, quiet=as_json)["digest"]
     run = c.request("POST", f"/workspaces/{workspace}/runs", json=body, expect=(202,))
     if follow:
         run = _follow_run(c, run, quiet=as_json)
@@ -721,6 +737,33 @@ def _show_run(run: dict[str, Any], as_json: bool) -> None:
     _show(run, as_json, SCORED_COLUMNS if run.get("assignment") else RUN_COLUMNS)
     if run.get("metrics") and not as_json:
         console.print_json(json.dumps(run["metrics"]))
+
+
+@run_app.command("again")
+def run_again(run_id: str,
+              command: Annotated[list[str] | None, typer.Argument(help="A new command (default: the earlier one).")]
+              = None,
+              version: Annotated[int | None, typer.Option(help="Environment version (0: latest; default: the "
+                                                               "earlier run's).")] = None,
+              code: Annotated[Path | None, typer.Option(help="New code: a directory or a .tar.gz/.zip.")] = None,
+              follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream the run's output.")] = True,
+              url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Run an earlier run again (its code, a Git run's pinned commit, datasets and limits), optionally in
+    another environment version, with new code or a new command. Exit 1 if the new run fails."""
+    c = _client(url, token)
+    change: dict[str, Any] = {}
+    if version is not None:
+        change["version"] = version
+    if command:
+        change["command"] = command
+    if code is not None:
+        change["code"] = _upload_code(c, c.get(f"/runs/{run_id}")["workspace"], code, quiet=as_json)["digest"]
+    run = c.request("POST", f"/runs/{run_id}/rerun", json=change, expect=(202,))
+    if follow:
+        run = _follow_run(c, run, quiet=as_json)
+    _show_run(run, as_json)
+    if run["status"] in ("failed", "timed_out", "cancelled"):
+        raise typer.Exit(1)
 
 
 @run_app.command("list")

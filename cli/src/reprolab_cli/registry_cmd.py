@@ -17,7 +17,8 @@ from rich.console import Console
 from .client import ReprolabError
 from .client import connect as _client
 
-registry_app = typer.Typer(help="Credentials for external registries (Docker Hub, GHCR, Quay, Harbor), per "
+registry_app = typer.Typer(rich_markup_mode=None,
+                           help="Credentials for external registries (Docker Hub, GHCR, Quay, Harbor), per "
                                 "workspace; write-only.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
