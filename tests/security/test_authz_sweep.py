@@ -26,10 +26,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from ..builder.pep503 import SimpleIndex
 
 BASE = "localhost/reprolab/bookworm-python:latest"
 SPEC = {"base": BASE, "python": {"version": "3.11", "requirements": ["six==1.16.0"]}}
@@ -76,6 +79,9 @@ STUDENT = {
     ("GET", "/api/v1/workspaces/{ws}/registry-credentials"): 403,
     ("PUT", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): 403,
     ("DELETE", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): 403,
+    ("GET", "/api/v1/workspaces/{ws}/package-indexes"): 403,
+    ("PUT", "/api/v1/workspaces/{ws}/package-indexes/{name}"): 403,
+    ("DELETE", "/api/v1/workspaces/{ws}/package-indexes/{name}"): 403,
     ("POST", "/api/v1/workspaces/{ws}/members"): 403,
     ("POST", "/api/v1/workspaces/{ws}/environments"): 403,
     ("POST", "/api/v1/workspaces/{ws}/environments/import"): 403,
@@ -267,8 +273,11 @@ def _detail(r: httpx.Response, values: dict[str, str]) -> str:
     return f"{r.status_code} {text}"
 
 
-def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
-    """Request keyword arguments of the routes that need more than their path (a body, a query)."""
+def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
+            ) -> dict[tuple[str, str], Callable[[], dict[str, Any]]]:
+    """Request keyword arguments of the routes that need more than their path (a body, a query).
+
+    ``index_url``: a package index that answers (the workspace's builds lock against it)."""
     repo = tar_gz({"requirements.txt": "six==1.16.0\n"})
     return {
         ("POST", "/api/v1/workspaces/{ws}/members"): lambda: {
@@ -290,6 +299,9 @@ def _bodies(w: World | None) -> dict[tuple[str, str], Callable[[], dict[str, Any
         ("PUT", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): lambda: {
             "json": {"username": "u", "password": uuid.uuid4().hex}},
         ("DELETE", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): dict,
+        ("PUT", "/api/v1/workspaces/{ws}/package-indexes/{name}"): lambda: {
+            "json": {"url": index_url, "username": "u", "password": uuid.uuid4().hex}},
+        ("DELETE", "/api/v1/workspaces/{ws}/package-indexes/{name}"): dict,
         ("POST", "/api/v1/workspaces/{ws}/code"): lambda: {"content": tar_gz({"a.py": "print(1)\n"})},
         # the environment is A's fork: another student may not run it (404), whatever the workspace allows
         ("POST", "/api/v1/workspaces/{ws}/runs"): lambda: {
@@ -376,11 +388,20 @@ def test_the_sweep_knows_every_id_route(tmp_path) -> None:
     _check_coverage(routes, _bodies(None))
 
 
+@pytest.fixture
+def empty_index(tmp_path: Path) -> Iterator[str]:
+    """A real, empty PEP 503 index: the sweep's package index, which later builds of the workspace probe
+    and search (it has no packages, so they come from PyPI)."""
+    index = SimpleIndex(tmp_path / "index").start()
+    yield index.url
+    index.stop()
+
+
 @on_sqlite
-def test_every_id_route_is_swept(running, world: World) -> None:
+def test_every_id_route_is_swept(running, world: World, empty_index: str) -> None:
     doc = world.call(None, "GET", "/api/v1/openapi.json").json()
     routes = sorted(id_routes(doc), key=_order)
-    bodies = _bodies(world)
+    bodies = _bodies(world, empty_index)
     _check_coverage(routes, bodies)
 
     failures: list[str] = []

@@ -25,6 +25,7 @@ from .client import DEFAULT_DATA_DIR, Client, ReprolabError
 from .client import connect as _client
 from .credentials_cmd import credentials_app
 from .import_cmd import env_download_image, env_export_binder, env_import
+from .index_cmd import index_app
 from .registry_cmd import env_publish, registry_app
 
 
@@ -58,6 +59,7 @@ env_app.command("export-binder")(env_export_binder)
 env_app.command("download-image")(env_download_image)
 env_app.command("publish")(env_publish)
 app.add_typer(registry_app, name="registry")
+app.add_typer(index_app, name="index")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")

@@ -62,6 +62,9 @@ class Builder(StrEnum):
     REGISTRY_CREDENTIAL_DELETE = "builder.registry_credential.delete"
     PUBLISH = "builder.image.publish"
     EXPORT = "builder.image.export"
+    PACKAGE_INDEX_PUT = "builder.package_index.put"
+    PACKAGE_INDEX_LIST = "builder.package_index.list"
+    PACKAGE_INDEX_DELETE = "builder.package_index.delete"
 
 
 class Runner(StrEnum):

@@ -18,7 +18,7 @@ from reprolab_common.subjects import Builder, Registry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import publish, service
+from . import indexes, publish, service
 from .backends.base import BuildError
 from .config import BuilderSettings
 from .lock import lock_digest, resolve
@@ -83,12 +83,15 @@ class Api:
                 parent_lock["image"] = f"{parent.image_ref.rsplit(':', 1)[0]}@{parent.image_digest}"
         common = dict(actor=r.actor, workspace=r.workspace, environment=r.environment, version=r.version,
                       backend=self.settings.backend, registry=self.settings.registry)
+        workspace_indexes = await self.package_indexes(r.workspace)
         try:
             lock = await asyncio.to_thread(resolve, spec, settings=self.settings, parent_lock=parent_lock,
                                            log=lambda line: log.info("resolve %s/%s: %s", r.workspace,
-                                                                     r.environment, line))
+                                                                     r.environment, line),
+                                           indexes=workspace_indexes)
         except BuildError as exc:
-            error = Scrubber.for_host(self.settings)(str(exc))  # no host path in what the requester reads
+            # no host path and no index secret in what the requester reads
+            error = indexes.scrub(Scrubber.for_host(self.settings)(str(exc)), workspace_indexes)
             build = await transact(self.sessions, lambda s: service.record_failed_resolution(
                 session=s, error=error, **common))
             self.wake_outbox()
@@ -193,6 +196,27 @@ class Api:
         return builder_pb2.PublishResult(destination=publish.check_destination(r.destination)[1], digest=digest)
 
 
+    # --- package indexes (the gateway checked the caller manages the workspace) -----------------
+
+    async def package_indexes(self, workspace: str) -> list[indexes.Index]:
+        """The workspace's package indexes with their secrets, for locking and fetching on this host."""
+        ring = await asyncio.to_thread(publish.keyring, self.settings)
+        return await transact(self.sessions, lambda s: indexes.load(s, ring, workspace=workspace))
+
+    async def index_put(self, r: builder_pb2.PutPackageIndexRequest) -> builder_pb2.PackageIndex:
+        ring = await asyncio.to_thread(publish.keyring, self.settings)
+        return await transact(self.sessions, lambda s: package_index_proto(indexes.put_index(
+            s, ring, workspace=r.workspace, name=r.name, url=r.url, kind=r.kind or "extra", priority=r.priority,
+            username=r.username, password=r.password, token=r.token, actor=r.actor.username)))
+
+    async def index_list(self, r: builder_pb2.ListPackageIndexesRequest) -> builder_pb2.PackageIndexList:
+        return await transact(self.sessions, lambda s: builder_pb2.PackageIndexList(
+            items=[package_index_proto(i) for i in indexes.list_indexes(s, workspace=r.workspace)]))
+
+    async def index_delete(self, r: builder_pb2.DeletePackageIndexRequest) -> builder_pb2.PackageIndexList:
+        await transact(self.sessions, lambda s: indexes.delete_index(s, workspace=r.workspace, name=r.name))
+        return await self.index_list(builder_pb2.ListPackageIndexesRequest(workspace=r.workspace))
+
     async def export(self, r: builder_pb2.ExportImageRequest) -> builder_pb2.ExportedImage:
         key, size = await asyncio.to_thread(publish.export_archive, self.settings, self.store,
                                             workspace=r.workspace, source_ref=r.source_ref,
@@ -203,6 +227,15 @@ class Api:
 def credential_proto(row: Any) -> builder_pb2.RegistryCredential:
     msg = builder_pb2.RegistryCredential(workspace=row.workspace, registry=row.host, username=row.username,
                                          created_by=row.created_by)
+    msg.created_at.FromDatetime(row.created_at)
+    return msg
+
+
+def package_index_proto(row: Any) -> builder_pb2.PackageIndex:
+    """An index's metadata: never its secret, only whether it has one."""
+    msg = builder_pb2.PackageIndex(workspace=row.workspace, name=row.name, url=row.url, kind=row.kind,
+                                   priority=row.priority, username=row.username, has_secret=bool(row.secret),
+                                   created_by=row.created_by)
     msg.created_at.FromDatetime(row.created_at)
     return msg
 
@@ -219,6 +252,9 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest, api.credential_delete),
         (Builder.PUBLISH, builder_pb2.PublishRequest, api.publish),
         (Builder.EXPORT, builder_pb2.ExportImageRequest, api.export),
+        (Builder.PACKAGE_INDEX_PUT, builder_pb2.PutPackageIndexRequest, api.index_put),
+        (Builder.PACKAGE_INDEX_LIST, builder_pb2.ListPackageIndexesRequest, api.index_list),
+        (Builder.PACKAGE_INDEX_DELETE, builder_pb2.DeletePackageIndexRequest, api.index_delete),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
                                  handler=in_flight.wrap(endpoint(req_type, fn)))

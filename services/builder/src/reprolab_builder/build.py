@@ -36,13 +36,15 @@ def store_dataset_source(store: Any, workspace: str) -> DatasetSource:
 
 def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: BuildBackend, image_ref: str,
                store: Any | None = None, parent_lock: dict[str, Any] | None = None, log: LogSink = print,
-               workspace: str | None = None, datasets: DatasetSource | None = None) -> BuildResult:
+               workspace: str | None = None, datasets: DatasetSource | None = None,
+               indexes: list[Any] | None = None) -> BuildResult:
     """Build ``lock`` into ``image_ref`` and push it; returns the registry digest.
 
     Dataset bytes come from ``datasets(digest, path)`` or else from ``store`` (an ObjectStore)
     under ``workspace``. A derived lock (``lock['parent']`` and ``parent_lock``) builds FROM the
-    parent's image and adds only the delta."""
-    ensure(lock, settings=settings, log=log)
+    parent's image and adds only the delta. ``indexes`` (the workspace's package indexes, with
+    credentials) are used on this host only, to fetch the wheels the lock names."""
+    ensure(lock, settings=settings, log=log, indexes=indexes)
     contexts = settings.cache_root() / "contexts"
     contexts.mkdir(parents=True, exist_ok=True)
     ctx = Path(tempfile.mkdtemp(prefix=lock_digest(lock).removeprefix("sha256:")[:16] + "-", dir=contexts))

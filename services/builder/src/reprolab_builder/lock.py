@@ -246,8 +246,15 @@ def _uv_env(settings: BuilderSettings) -> dict[str, str]:
 
 
 def uv_compile(requirements: list[str], *, python_version: str, settings: BuilderSettings,
-               preferences: list[dict[str, Any]] | None = None, log: Log = print) -> list[dict[str, Any]]:
-    """Resolve requirements for CPython ``python_version`` on manylinux x86_64, wheels only."""
+               preferences: list[dict[str, Any]] | None = None, log: Log = print,
+               indexes: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Resolve requirements for CPython ``python_version`` on manylinux x86_64, wheels only.
+
+    With the workspace's ``indexes`` (``indexes.Index``), each package records the index it came
+    from (``indexes.py`` says the search order and why)."""
+    from . import indexes as _indexes  # late: indexes imports the models
+
+    index_args, index_env = _indexes.uv_args(indexes) if indexes else ([], {})
     with tempfile.TemporaryDirectory(prefix="reprolab-lock-") as tmp:
         src = Path(tmp) / "requirements.in"
         src.write_text("\n".join(requirements) + "\n")
@@ -258,12 +265,17 @@ def uv_compile(requirements: list[str], *, python_version: str, settings: Builde
             out.write_text(requirements_text(preferences))
         cmd = [uv_binary(), "pip", "compile", "--no-config", "--generate-hashes", "--python-version", python_version,
                "--python-platform", UV_PLATFORM, "--only-binary", ":all:", "--no-header", "--no-annotate",
-               "--quiet", "-o", str(out), str(src)]
-        proc = run(cmd, env=_uv_env(settings), cwd=tmp)
+               "--quiet", *index_args, "-o", str(out), str(src)]
+        proc = run(cmd, env={**_uv_env(settings), **index_env}, cwd=tmp)
         if proc.returncode != 0:
-            _log_output(log, "uv pip compile", proc.stderr)
-            raise BuildError(_explain_uv(proc.stderr))
-        return parse_compiled(out.read_text())
+            stderr = _indexes.scrub(proc.stderr, indexes or [])
+            _log_output(log, "uv pip compile", stderr)
+            raise BuildError(_explain_uv(stderr))
+        compiled = out.read_text()
+        packages = parse_compiled(compiled)
+        if indexes:
+            _indexes.record_origins(packages, compiled, indexes)
+        return packages
 
 
 def _explain_uv(stderr: str) -> str:
@@ -367,12 +379,13 @@ def _apt_errors(text: str, *, r_debs: dict[str, str], log: Log) -> None:
 
 
 def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dict[str, Any] | None = None,
-            parent_image: str | None = None, log: Log = print) -> dict[str, Any]:
+            parent_image: str | None = None, log: Log = print, indexes: list[Any] | None = None) -> dict[str, Any]:
     """Resolve a (validated, normalised) spec into a lock document.
 
     ``parent_lock`` (with ``parent_image``, the parent's pushed ``ref@sha256:...``; or an
     ``image`` key inside ``parent_lock``) makes a derived lock: the parent's versions are
     preferred, and the build starts FROM the parent's image and adds only the delta.
+    ``indexes`` are the workspace's package indexes (``indexes.Index``, credentials included).
     """
     from . import wheelcache  # late: wheelcache imports helpers from here
 
@@ -443,10 +456,17 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
     if requirements:
         prefs = (parent_lock or {}).get("python", {}).get("packages")
         log(f"resolving {len(requirements)} python requirements for CPython {python} ({UV_PLATFORM})")
-        packages = uv_compile(requirements, python_version=python, settings=settings, preferences=prefs, log=log)
+        if indexes:
+            from . import indexes as _indexes
+
+            _indexes.check_reachable(indexes, settings=settings, log=log)
+        packages = uv_compile(requirements, python_version=python, settings=settings, preferences=prefs, log=log,
+                              indexes=indexes)
         installer = (parent_lock or {}).get("python", {}).get("installer") or _installer(
             python, settings=settings, log=log, wheelcache=wheelcache)
         lock["python"] = {"version": python, "installer": installer, "packages": packages}
+        if indexes:
+            lock["python"]["indexes"] = _indexes.lock_entry(indexes)
         log(f"locked {len(packages)} python packages")
 
     for key in ("datasets", "files", "entrypoint", "repository", "build_steps", "start"):

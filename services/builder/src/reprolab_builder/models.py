@@ -86,3 +86,23 @@ class RegistryCredential(Base):
     secret: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PackageIndex(Base):
+    """A workspace's Python package index (``indexes.py``): an extra index searched before the primary,
+    or the primary that replaces PyPI. ``secret`` is the AES-GCM blob of the password or token ("" for
+    an index without credentials), bound to workspace, name, URL, user name and row id."""
+
+    __tablename__ = "package_indexes"
+    __table_args__ = (UniqueConstraint("workspace", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(16))  # "extra" or "primary"
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    username: Mapped[str] = mapped_column(String(255), default="")
+    secret: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

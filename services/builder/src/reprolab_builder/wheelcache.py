@@ -96,13 +96,21 @@ def _choose(files: list[dict[str, Any]], hashes: list[str], ranks: dict[Any, int
 
 
 def _fetch_json(missing: list[dict[str, Any]], *, python_version: str, settings: BuilderSettings, root: Path,
-                tmp: Path) -> dict[str, Path]:
+                tmp: Path, sources: dict[str, Any] | None = None) -> dict[str, Path]:
     ranks = supported_tags(python_version)
     with httpx.Client(verify=_verify_setting(settings), timeout=120, follow_redirects=True) as http:
 
         def one(p: dict[str, Any]) -> tuple[str, Path]:
-            page_url = f"{settings.index_url.rstrip('/')}/{canonicalize_name(p['name'])}/"
-            page = http.get(page_url, headers={"Accept": "text/html"})
+            # A package the lock says came from a workspace index is fetched there, with its
+            # credentials in the Authorization header (never in a URL that an error message prints).
+            index = (sources or {}).get(p.get("index", ""))
+            base, auth = (index.url, index.auth()) if index else (settings.index_url.rstrip("/"), None)
+            page_url = f"{base}/{canonicalize_name(p['name'])}/"
+            page = http.get(page_url, headers={"Accept": "text/html"}, auth=auth)
+            if index is not None and page.status_code in (401, 403):
+                raise BuildError(f"package index {index.name!r} ({index.url}) refused "
+                                 f"{'the stored credentials' if auth else 'an anonymous request'} "
+                                 f"(HTTP {page.status_code}) fetching {p['name']}=={p['version']}")
             page.raise_for_status()
             chosen = _choose(simple_index_files(page.text, str(page.url)), p["hashes"], ranks)
             if chosen is None:
@@ -111,7 +119,8 @@ def _fetch_json(missing: list[dict[str, Any]], *, python_version: str, settings:
             digest = chosen["digests"]["sha256"]
             part = tmp / f"{digest}.part"
             h = hashlib.sha256()
-            with http.stream("GET", chosen["url"]) as r, open(part, "wb") as out:
+            same_host = auth and httpx.URL(chosen["url"]).host == httpx.URL(base).host
+            with http.stream("GET", chosen["url"], auth=auth if same_host else None) as r, open(part, "wb") as out:
                 r.raise_for_status()
                 for chunk in r.iter_bytes(1 << 20):
                     h.update(chunk)
@@ -138,8 +147,10 @@ def _into_cache(root: Path, tmp: Path, file: Path, filename: str, digest: str) -
 
 
 def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: BuilderSettings,
-          log: Log = print) -> dict[str, Path]:
-    """Make sure a wheel of every package is cached; return ``{name: cached wheel path}``."""
+          log: Log = print, sources: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Make sure a wheel of every package is cached; return ``{name: cached wheel path}``.
+
+    ``sources`` maps the lock's index names to ``indexes.Index`` (``indexes.sources``)."""
     root = wheels_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
@@ -157,9 +168,15 @@ def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: Buil
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=root) as tmp:
         try:
             found.update(_fetch_json(missing, python_version=python_version, settings=settings, root=root,
-                                     tmp=Path(tmp)))
+                                     tmp=Path(tmp), sources=sources))
             return found
         except httpx.HTTPError as exc:
+            private = sorted({p["index"] for p in missing if p.get("index") in (sources or {})} - {"pypi"})
+            if private:
+                # pip download would need the credentials on its command line or in a URL: no fallback.
+                index = (sources or {})[private[0]]
+                raise BuildError(f"package index {index.name!r} ({index.url}) did not serve the locked wheels: "
+                                 f"{type(exc).__name__}") from None
             log(f"the index {settings.index_url} did not serve the wheels ({exc}); falling back to pip download")
         reqs = Path(tmp) / "requirements.txt"
         reqs.write_text(requirements_text(missing))
@@ -193,14 +210,21 @@ def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: Buil
     return found
 
 
-def ensure(lock: dict[str, Any], *, settings: BuilderSettings, log: Log = print) -> None:
-    """Fetch every wheel the lock needs (packages and the pip installer) that is not cached."""
+def ensure(lock: dict[str, Any], *, settings: BuilderSettings, log: Log = print,
+           indexes: list[Any] | None = None) -> None:
+    """Fetch every wheel the lock needs (packages and the pip installer) that is not cached;
+    ``indexes`` are the building workspace's package indexes (their credentials)."""
     py = lock.get("python")
     if not py:
         return
     inst = py["installer"]
+    sources = None
+    if py.get("indexes"):
+        from .indexes import sources as _sources
+
+        sources = _sources(py, indexes or [], pypi_url=settings.index_url)
     fetch([*py["packages"], {"name": "pip", "version": inst["version"], "hashes": [inst["sha256"]]}],
-          python_version=py["version"], settings=settings, log=log)
+          python_version=py["version"], settings=settings, log=log, sources=sources)
 
 
 def _link(src: Path, dest: Path) -> None:

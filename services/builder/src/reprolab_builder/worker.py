@@ -22,7 +22,7 @@ from reprolab_common.nats import SCHEMA_VERSION, JobSubject, Stream, ensure_cons
 from reprolab_common.objectstore import ObjectStore
 from sqlalchemy.orm import sessionmaker
 
-from . import service
+from . import indexes, publish, service
 from .api import record_on_registry
 from .backends.base import BuildBackend, BuildError
 from .build import build_lock
@@ -102,18 +102,26 @@ class Worker:
         heartbeat = asyncio.create_task(keep_in_progress(msg, self.settings.ack_wait_seconds))
         # read from every workspace the build serves: no workspace or environment name, no host path
         scrub = self.scrub.naming(build.image_ref, build.workspace)
+        workspace_indexes: list[indexes.Index] = []
+        if (json.loads(build.lock_json).get("python") or {}).get("indexes"):
+            # the wheels come from the workspace's package indexes; their secrets never reach a log line
+            ring = await asyncio.to_thread(publish.keyring, self.settings)
+            workspace_indexes = await transact(self.sessions, lambda s: indexes.load(
+                s, ring, workspace=build.workspace))
+            scrub = Scrubber(scrub.paths.plus({secret: "***" for secret in indexes.secrets_of(workspace_indexes)}))
         logs = LogStream(self.js, f"logs.build.{build.id}", asyncio.get_running_loop(), scrub)
         logs.write(f"build {build.id} (lock {build.lock_digest}, backend {self.backend.name}, "
                    f"delivery {msg.metadata.num_delivered})")
         status = Status.FAILED
         try:
-            status = await self._build(build, logs, msg, scrub)
+            status = await self._build(build, logs, msg, scrub, workspace_indexes)
         finally:
             heartbeat.cancel()
             await logs.close(status, self.store, f"builds/{build.id}/log.txt")
             self.wake_outbox()
 
-    async def _build(self, build: Build, logs: LogStream, msg: Any, scrub: Scrubber) -> Status:
+    async def _build(self, build: Build, logs: LogStream, msg: Any, scrub: Scrubber,
+                     workspace_indexes: list[Any] | None = None) -> Status:
         lock = json.loads(build.lock_json)
         parent_lock = None
         if build.parent_lock_digest:
@@ -123,7 +131,7 @@ class Worker:
         try:
             result = await asyncio.to_thread(build_lock, lock, settings=self.settings, backend=self.backend,
                                              image_ref=build.image_ref, store=self.store, workspace=build.workspace,
-                                             parent_lock=parent_lock, log=logs.write)
+                                             parent_lock=parent_lock, log=logs.write, indexes=workspace_indexes)
             sbom = await asyncio.to_thread(self._sbom, build, result.image_ref, result.digest)
         except BuildError as exc:
             error = scrub(str(exc))

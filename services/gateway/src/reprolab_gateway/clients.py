@@ -359,6 +359,20 @@ class BuilderClient(_Client):
         return await self._call(Builder.REGISTRY_CREDENTIAL_DELETE, builder_pb2.DeleteRegistryCredentialRequest(
             actor=self.actor, workspace=workspace, registry=registry), builder_pb2.RegistryCredentialList)
 
+    async def put_package_index(self, workspace: str, name: str, url: str, kind: str, priority: int, username: str,
+                                password: str, token: str) -> builder_pb2.PackageIndex:
+        return await self._call(Builder.PACKAGE_INDEX_PUT, builder_pb2.PutPackageIndexRequest(
+            actor=self.actor, workspace=workspace, name=name, url=url, kind=kind, priority=priority,
+            username=username, password=password, token=token), builder_pb2.PackageIndex)
+
+    async def list_package_indexes(self, workspace: str) -> builder_pb2.PackageIndexList:
+        return await self._call(Builder.PACKAGE_INDEX_LIST, builder_pb2.ListPackageIndexesRequest(
+            actor=self.actor, workspace=workspace), builder_pb2.PackageIndexList)
+
+    async def delete_package_index(self, workspace: str, name: str) -> builder_pb2.PackageIndexList:
+        return await self._call(Builder.PACKAGE_INDEX_DELETE, builder_pb2.DeletePackageIndexRequest(
+            actor=self.actor, workspace=workspace, name=name), builder_pb2.PackageIndexList)
+
     async def export_image(self, workspace: str, source_ref: str, source_digest: str) -> builder_pb2.ExportedImage:
         return await self._call(Builder.EXPORT, builder_pb2.ExportImageRequest(
             actor=self.actor, workspace=workspace, source_ref=source_ref, source_digest=source_digest),

@@ -202,6 +202,74 @@ class DeleteRegistryCredentialRequest(_message.Message):
     registry: str
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., registry: _Optional[str] = ...) -> None: ...
 
+class PutPackageIndexRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "name", "url", "kind", "priority", "username", "password", "token")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    name: str
+    url: str
+    kind: str
+    priority: int
+    username: str
+    password: str
+    token: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., kind: _Optional[str] = ..., priority: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class PackageIndex(_message.Message):
+    __slots__ = ("workspace", "name", "url", "kind", "priority", "username", "has_secret", "created_by", "created_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    HAS_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    name: str
+    url: str
+    kind: str
+    priority: int
+    username: str
+    has_secret: bool
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., kind: _Optional[str] = ..., priority: _Optional[int] = ..., username: _Optional[str] = ..., has_secret: _Optional[bool] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListPackageIndexesRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class PackageIndexList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[PackageIndex]
+    def __init__(self, items: _Optional[_Iterable[_Union[PackageIndex, _Mapping]]] = ...) -> None: ...
+
+class DeletePackageIndexRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "name")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    name: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
 class PublishRequest(_message.Message):
     __slots__ = ("actor", "workspace", "source_ref", "source_digest", "destination")
     ACTOR_FIELD_NUMBER: _ClassVar[int]

@@ -17,6 +17,7 @@ from .routes import (
     lti,
     me,
     members,
+    package_indexes,
     people,
     publish,
     registry_token,
@@ -39,6 +40,7 @@ api_router.include_router(invites.router)
 api_router.include_router(imports.router)
 api_router.include_router(exports.router)
 api_router.include_router(publish.router)
+api_router.include_router(package_indexes.router)
 api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)
