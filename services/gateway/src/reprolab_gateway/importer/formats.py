@@ -144,8 +144,9 @@ def parse_requirements(tree: RepoTree, path: str, mapped: Mapped, *, _seen: set[
             continue
         if line.startswith(_INDEX_OPTIONS):
             mapped.problems.append((path, f"{line.split()[0]!r}: package indexes other than PyPI are not "
-                                          "supported by import yet (private indexes are a planned workspace "
-                                          "setting); remove the option"))
+                                          "supported by import in a requirements file (a URL here could carry a "
+                                          "password into the spec); remove the option and add the index to the "
+                                          "workspace instead (`reprolab index set WS NAME URL`)"))
             continue
         if line.startswith("-"):
             if line.startswith("--hash") or line.startswith("--pre"):
