@@ -421,6 +421,33 @@ pages.users = showUsers;
 
 const reqName = (req) => (req.match(/^[A-Za-z0-9][A-Za-z0-9._-]*/) || [""])[0].toLowerCase().replace(/[._]/g, "-");
 
+// The Python versions a base image has: an environment uses its base's Python (the builder refuses another
+// when locking), so only those are offered. Debian bookworm (the offline default) has 3.11; python:X.Y images
+// have X.Y; any other base is not known here, so every version is offered and the build says which it has.
+const ANY_PYTHON = ["3.11", "3.12", "3.13"];
+function pythonsOf(base) {
+  const tag = /(?:^|\/)python:(\d+\.\d+)/.exec(base);
+  if (tag) return { versions: [tag[1]], hint: `This base has Python ${tag[1]}.` };
+  if (/bookworm/.test(base)) {
+    return { versions: ["3.11"], hint: "Python 3.11 is the one this base (Debian bookworm) has. For 3.12, start from a "
+      + "base image that has it, e.g. python:3.12-slim-bookworm." };
+  }
+  return { versions: ANY_PYTHON, hint: "The base image decides the Python version: a version it does not have is "
+    + "refused when the environment is built, saying which one it has." };
+}
+
+function offerPythons(form, wanted) {
+  const select = $("#e-pyver", form);
+  const { versions, hint } = pythonsOf($("#e-base", form).value.trim());
+  const keep = wanted || select.value;
+  // a saved spec's version stays visible (marked) when its base lacks it; a choice made here does not
+  const offered = wanted && !versions.includes(wanted) ? [...versions, wanted] : versions;
+  select.replaceChildren(...offered.map((v) => el("option", { value: v },
+    versions.includes(v) ? v : `${v} (not in this base)`)));
+  select.value = offered.includes(keep) ? keep : versions[0];
+  $("#e-pyver-hint", form).textContent = hint;
+}
+
 function setupEditor(form, spec) {
   const pyGrid = $("#pkgs-python .pkg-grid", form);
   const rGrid = $("#pkgs-r .pkg-grid", form);
@@ -434,7 +461,7 @@ function setupEditor(form, spec) {
   if (spec) {
     $("#e-base", form).value = spec.base || "";
     $("#lang-python", form).checked = Boolean(spec.python);
-    if (spec.python && spec.python.version) $("#e-pyver", form).value = spec.python.version;
+    offerPythons(form, spec.python && spec.python.version);
     const curatedPy = new Set(PY_PACKAGES.map(([n]) => n));
     for (const req of (spec.python && spec.python.requirements) || []) {
       // A curated package is ticked even when pinned ("pandas>=2.2"); its box keeps the whole requirement.
@@ -457,6 +484,8 @@ function setupEditor(form, spec) {
   if ($("#e-note", form)) $("#e-note", form).value = "";
   $("#e-extra-r", form).value = extraR.join("\n");
 
+  if (!spec) offerPythons(form);
+  $("#e-base", form).addEventListener("change", () => offerPythons(form));
   const search = $("#pkg-search", form);
   search.addEventListener("input", () => {
     const q = search.value.trim().toLowerCase();
@@ -636,7 +665,9 @@ pages.environment = async () => {
     fill("#builds", builds.map((b) => [el("strong", {}, `v${b.version}`), badge(b.status), b.requested_by,
       when(b.created_at), when(b.finished_at) || "—",
       el("button", { type: "button", class: "secondary small", "data-build": b.id,
-        "aria-label": `Show the log of the build of v${b.version} from ${when(b.created_at)}` }, "Show log")]),
+        "aria-label": `Show the log of the build of v${b.version} from ${when(b.created_at)}` }, "Show log"),
+      ...(TERMINAL_BUILD.includes(b.status) ? [" ", el("a", { href: `${API}/builds/${b.id}/log.txt`,
+        "aria-label": `Open the whole log of the build of v${b.version} as text` }, "as text")] : [])]),
     "No builds yet.");
     return builds;
   }
@@ -751,6 +782,7 @@ pages.runs = async () => {
   const showVersions = async () => {
     const versions = $("#r-env").value ? await builtVersions($("#r-env").value) : [];
     $("#r-version").replaceChildren(...versions.map((v) => el("option", { value: v.number }, `v${v.number}`)));
+    $("#r-version").dataset.env = $("#r-env").value;
     $("#r-version-hint").textContent = versions.length ? "Built versions only, newest first."
       : "No built version yet: build one on the environment's page first.";
   };
@@ -774,22 +806,103 @@ pages.runs = async () => {
   fill("#runs", [...runs.items].sort((a, b) => (b.created_at || "").localeCompare(a.created_at || "")).map((r) => [
     el("a", { href: `/w/${WS}/runs/${r.id}` }, r.id.slice(0, 12)), `${r.environment} v${r.version}`, r.requested_by,
     r.target, badge(r.status), scoreText(r), when(r.created_at)]), "No runs yet.");
+  const earlier = await runFormSources(envs);
   onSubmit($("#submit-run"), async (data) => {
-    const code = await uploadCode($("#r-code").files[0]);
-    const run = await api("POST", `/workspaces/${WS}/runs`, { json: {
-      environment: data.get("environment"), version: Number(data.get("version") || 0), code: code.digest, command: splitCommand(data.get("command")),
-      datasets: data.getAll("dataset"), target: data.get("target"), network: $("#r-network").checked,
-      assignment: data.get("assignment") || "" } });
+    const source = $("#r-source").value;
+    const program = $("#r-program").value === "notebook"
+      ? { notebook: data.get("notebook").trim() } : { command: splitCommand(data.get("command")) };
+    let code = {};
+    if (source === "git") {
+      code = { git: { url: $("#r-git-url").value.trim(), ref: $("#r-git-ref").value.trim() } };
+    } else if (source === "files" || source === "folder") {
+      const packed = await window.ReprolabCode.pack($(source === "files" ? "#r-files" : "#r-folder").files, source === "folder");
+      code = { code: (await uploadCode(packed.blob)).digest };
+    } else if (source === "archive") {
+      code = { code: (await uploadCode($("#r-code").files[0])).digest };
+    }
+    const common = { datasets: data.getAll("dataset"), target: data.get("target"), network: $("#r-network").checked };
+    const run = earlier && data.get("environment") === earlier.environment
+      ? await api("POST", `/runs/${earlier.id}/rerun`, { json: {
+        version: Number(data.get("version") || 0), ...code, ...program, ...common } })
+      : await api("POST", `/workspaces/${WS}/runs`, { json: {
+        environment: data.get("environment"), version: Number(data.get("version") || 0), ...code, ...program, ...common,
+        ...(source === "again" ? { code: earlier.code_digest } : {}), assignment: data.get("assignment") || "" } });
     location.href = `/w/${WS}/runs/${run.id}`;
   });
 };
+
+// The run form's code and program choices, and "edit and re-run" (?again=<run>): the earlier run's choices
+// filled in, its code kept unless another is chosen. Returns the earlier run, or null.
+async function runFormSources(envs) {
+  const show = (attr, value) => $$(`[data-${attr}]`).forEach((node) => {
+    const on = node.dataset[attr] === value;
+    node.hidden = !on;
+    node.querySelectorAll("input").forEach((input) => {
+      input.required = on && ["r-code", "r-files", "r-folder", "r-git-url", "r-command", "r-notebook"].includes(input.id);
+    });
+  });
+  const source = $("#r-source");
+  const program = $("#r-program");
+  source.addEventListener("change", () => show("source", source.value));
+  program.addEventListener("change", () => show("program", program.value));
+  // one notebook picked: run it as a notebook
+  $("#r-files").addEventListener("change", () => {
+    const files = [...$("#r-files").files];
+    const nb = files.find((f) => f.name.endsWith(".ipynb"));
+    if (nb && files.length === 1) {
+      program.value = "notebook";
+      $("#r-notebook").value = nb.name;
+      show("program", "notebook");
+    }
+  });
+  show("source", source.value);
+  show("program", program.value);
+  const id = new URLSearchParams(location.search).get("again");
+  if (!id) return null;
+  const r = await api("GET", `/runs/${id}`);
+  const from = r.source || {};
+  source.prepend(el("option", { value: "again" }, `the code of run ${r.id.slice(0, 8)}`));
+  source.value = "again";
+  show("source", "again");
+  $("#r-again-code").textContent = from.git_commit
+    ? `Commit ${from.git_commit.slice(0, 12)} of ${from.git_url}, as run ${r.id.slice(0, 8)} had it.`
+    : `The same files as run ${r.id.slice(0, 8)} (${r.code_digest.slice(0, 19)}…); choose another source to change them.`;
+  if (envs.items.some((e) => e.name === r.environment)) {
+    $("#r-env").value = r.environment;
+    $("#r-env").dispatchEvent(new Event("change"));
+    await new Promise((done) => setTimeout(done, 0));
+    for (let i = 0; i < 50 && $("#r-version").dataset.env !== r.environment; i++) {
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    if ([...$("#r-version").options].some((o) => o.value === String(r.version))) $("#r-version").value = String(r.version);
+  }
+  if (from.notebook) {
+    program.value = "notebook";
+    $("#r-notebook").value = from.notebook;
+  } else {
+    $("#r-command").value = r.command.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(" ");
+  }
+  show("program", program.value);
+  const names = new Set(r.datasets.map((d) => d.name));
+  $$("#r-datasets input[name=dataset]").forEach((box) => { box.checked = names.has(box.value); });
+  if ([...$("#r-target").options].some((o) => o.value === r.target)) $("#r-target").value = r.target;
+  $("#r-network").checked = r.network;
+  if (r.assignment) $("#r-assignment").value = r.assignment;
+  $("#submit-h").textContent = `Edit and re-run ${r.id.slice(0, 8)}`;
+  return r;
+}
 
 pages.run = async () => {
   const id = body.dataset.run;
   const details = async () => {
     const r = await api("GET", `/runs/${id}`);
     const rows = [["Status", badge(r.status)], ["Environment", `${r.environment} v${r.version}`],
-      ["Image", el("code", {}, r.image)], ["Command", el("code", {}, r.command.join(" "))], ["Target", r.target],
+      ["Image", el("code", {}, r.image)],
+      ...(r.source && r.source.git_url ? [["Code", el("span", {}, el("code", {}, r.source.git_url), " at ",
+        el("code", { title: r.source.git_commit }, (r.source.git_commit || "").slice(0, 12)),
+        r.source.git_ref ? ` (${r.source.git_ref})` : "")]] : []),
+      r.source && r.source.notebook ? ["Notebook", el("code", {}, r.source.notebook)]
+        : ["Command", el("code", {}, r.command.join(" "))], ["Target", r.target],
       ["Datasets", r.datasets.map((d) => d.name).join(", ") || "—"], ["Network", r.network ? "on" : "off"],
       ["By", r.requested_by], ["Created", when(r.created_at)], ["Finished", when(r.finished_at) || "—"]];
     if (r.exit_code !== null) rows.push(["Exit code", String(r.exit_code)]);
@@ -818,6 +931,7 @@ pages.run = async () => {
   }));
   let run = await details();
   ready();
+  runAgainForm(run).catch((err) => flash(err.message, true));
   await followLog(`${API}/runs/${id}/logs`, $("#run-log"));
   for (let i = 0; i < 60; i++) {
     run = await details();
@@ -826,6 +940,28 @@ pages.run = async () => {
   }
   if (TERMINAL_RUN.includes(run.status)) await results();
 };
+
+// "Run again" in a built version of the run's environment (the same one first), and "Edit and re-run",
+// which opens the run form with this run's choices filled in.
+async function runAgainForm(r) {
+  const form = $("#again-form");
+  $("#edit-again").href = `/w/${WS}/runs?again=${encodeURIComponent(r.id)}`;
+  let versions = [];
+  try {
+    versions = (await api("GET", `/workspaces/${r.workspace}/environments/${r.environment}/versions`))
+      .items.filter((v) => v.image_digest).sort((a, b) => b.number - a.number);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+  }
+  $("#again-version").replaceChildren(...versions.map((v) => el("option", { value: v.number },
+    `v${v.number}${v.number === r.version ? " (this run's)" : ""}`)));
+  if (versions.some((v) => v.number === r.version)) $("#again-version").value = String(r.version);
+  form.hidden = false;
+  onSubmit(form, async () => {
+    const made = await api("POST", `/runs/${r.id}/rerun`, { json: { version: Number($("#again-version").value || r.version) } });
+    location.href = `/w/${WS}/runs/${made.id}`;
+  });
+}
 
 pages.assignment = async () => {
   const name = body.dataset.assignment;
