@@ -29,6 +29,7 @@ from .core.throttle import AddressThrottle
 from .core.uploads import sweep_orphans
 from .lti.listener import GradeListener
 from .lti.web import router as lti_router
+from .sessions_proxy import install_session_proxy
 from .web.router import STATIC_DIR
 from .web.router import router as web_router
 
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await grades.close()
+            await app.state.session_proxy.aclose()
             await outbox.close()
             await link.close()
             engine.dispose()
@@ -98,4 +100,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router)
     app.include_router(lti_router)
+    install_session_proxy(app)  # /sessions/{id}/...: JupyterLab sessions (HTTP and websockets)
     return app

@@ -101,6 +101,14 @@ class GatewaySettings(BaseSettings):
         "reprolab-runner may pull) that sign in to the token realm with HTTP Basic.",
     )
 
+    # --- JupyterLab sessions (sessions_proxy/) -----------------------------------------------------
+    session_touch_seconds: float = Field(
+        default=30.0, gt=0, description="The proxy reports a session's activity to the runner at most this often "
+        "(per session), never per message.")
+    session_resolve_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long the proxy reuses the runner's answer to where a session runs "
+        "(a JupyterLab page load is ~100 requests).")
+
     # --- accounts and sign-in (auth/) ---------------------------------------------------------------
     public_url: str = Field(
         default="",

@@ -1,0 +1,105 @@
+"""Where a session's Jupyter server is, and who may open it: the proxy asks a ``Resolver``.
+
+``RunnerResolver`` asks the runner (``runner.session.connect``, callable by the gateway only); answers
+are cached for a few seconds, since a JupyterLab page load is ~100 requests and each would otherwise
+cost a bus round trip. ``FixedResolver`` is a fake for tests that run a Jupyter server themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reprolab.v1 import common_pb2
+
+
+class SessionGone(Exception):
+    """No such session, or it is not running: the proxy answers 404."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    session_id: str
+    workspace: str
+    owner: str  # user id
+    upstream_url: str  # http://host:port, no path: the browser's path is forwarded unchanged
+    server_token: str = field(repr=False)
+    instructors_may_open: bool = False
+
+
+class Resolver(Protocol):
+    async def resolve(self, session_id: str, actor: common_pb2.Actor) -> Upstream:
+        """The running session's upstream; ``SessionGone`` when there is none."""
+        ...
+
+    def forget(self, session_id: str) -> None:
+        """Drop a cached answer (the upstream refused a connection: the session may have moved or stopped)."""
+        ...
+
+    async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
+        """Report activity seen by the proxy (at most every few seconds per session; see ``ActivityReporter``)."""
+        ...
+
+
+class FixedResolver:
+    """A FAKE resolver for tests: a fixed table of upstreams (the runner's connect answer, without a runner).
+    Records touches so tests can check the proxy reports activity sparingly."""
+
+    def __init__(self, upstreams: dict[str, Upstream] | None = None) -> None:
+        self.upstreams = dict(upstreams or {})
+        self.touches: list[tuple[str, float]] = []
+
+    async def resolve(self, session_id: str, actor: common_pb2.Actor) -> Upstream:
+        try:
+            return self.upstreams[session_id]
+        except KeyError:
+            raise SessionGone(session_id) from None
+
+    def forget(self, session_id: str) -> None:
+        pass
+
+    async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
+        self.touches.append((session_id, at))
+
+
+class RunnerResolver:
+    """Asks the runner over the bus through ``RunnerClient`` (its session methods), caching answers."""
+
+    def __init__(self, client_for, ttl: float = 5.0) -> None:
+        # client_for(actor) -> RunnerClient bound to that caller (the runner checks nothing more for connect:
+        # the subject is the gateway's alone; who may open the session is decided here, from the owner)
+        self._client_for = client_for
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Upstream]] = {}
+
+    async def resolve(self, session_id: str, actor: common_pb2.Actor) -> Upstream:
+        hit = self._cache.get(session_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        from reprolab_common.errors import NotFound, ProblemError
+
+        try:
+            conn = await self._client_for(actor).connect_session(session_id)
+        except NotFound:
+            raise SessionGone(session_id) from None
+        except ProblemError as exc:
+            if exc.status in (403, 404, 409):
+                raise SessionGone(session_id) from None
+            raise
+        session = conn.session
+        if not conn.upstream_url:  # starting or stopped: nothing to forward to
+            raise SessionGone(session_id)
+        upstream = Upstream(session_id=session.id, workspace=session.workspace, owner=session.owner,
+                            upstream_url=conn.upstream_url.rstrip("/"), server_token=conn.server_token,
+                            instructors_may_open=bool(getattr(conn, "instructors_may_open", False)))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[session_id] = (time.monotonic() + self.ttl, upstream)
+        return upstream
+
+    def forget(self, session_id: str) -> None:
+        self._cache.pop(session_id, None)
+
+    async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
+        await self._client_for(actor).touch_session(session_id, at)
