@@ -29,6 +29,7 @@ def main() -> None:
         # the platform images do not, and tests must run the server production runs
         loop="asyncio",
         http="h11",
+        ws="websockets-sansio",  # the session proxy's websockets (JupyterLab kernels): named, as above
     )
 
 

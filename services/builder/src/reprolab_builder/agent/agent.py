@@ -225,7 +225,7 @@ def record(kind: str, details: dict) -> dict | None:
 # --------------------------------------------------------------------------------------------- daemon
 
 
-ALLOWED_KINDS = re.compile(r"^(install|run\.start|run\.end|capture|capture\.submitted|note)$")
+ALLOWED_KINDS = re.compile(r"^(install|run\.start|run\.end|capture|capture\.submitted|note|cell)$")
 
 
 def serve(sock_path: str = SOCKET) -> None:
