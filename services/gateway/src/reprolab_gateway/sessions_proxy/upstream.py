@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from reprolab.v1 import common_pb2
 
@@ -90,8 +92,11 @@ class RunnerResolver:
         session = conn.session
         if not conn.upstream_url:  # starting or stopped: nothing to forward to
             raise SessionGone(session_id)
+        # the runner names the server's base URL (…/sessions/<id>/); the proxy forwards the browser's whole path
+        # unchanged, so only scheme://host:port is kept
+        parts = urlsplit(conn.upstream_url)
         upstream = Upstream(session_id=session.id, workspace=session.workspace, owner=session.owner,
-                            upstream_url=conn.upstream_url.rstrip("/"), server_token=conn.server_token,
+                            upstream_url=f"{parts.scheme}://{parts.netloc}", server_token=conn.server_token,
                             instructors_may_open=bool(getattr(conn, "instructors_may_open", False)))
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -102,4 +107,4 @@ class RunnerResolver:
         self._cache.pop(session_id, None)
 
     async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
-        await self._client_for(actor).touch_session(session_id, at)
+        await self._client_for(actor).touch_session(session_id, datetime.fromtimestamp(at, UTC))
