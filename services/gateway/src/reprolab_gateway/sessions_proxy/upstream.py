@@ -81,8 +81,11 @@ class RunnerResolver:
             return hit[1]
         from reprolab_common.errors import NotFound, ProblemError
 
+        client = self._client_for(actor)
+        if not hasattr(client, "connect_session"):  # a runner client without sessions: there are none to open
+            raise SessionGone(session_id)
         try:
-            conn = await self._client_for(actor).connect_session(session_id)
+            conn = await client.connect_session(session_id)
         except NotFound:
             raise SessionGone(session_id) from None
         except ProblemError as exc:
@@ -107,4 +110,6 @@ class RunnerResolver:
         self._cache.pop(session_id, None)
 
     async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
-        await self._client_for(actor).touch_session(session_id, datetime.fromtimestamp(at, UTC))
+        client = self._client_for(actor)
+        if hasattr(client, "touch_session"):
+            await client.touch_session(session_id, datetime.fromtimestamp(at, UTC))
