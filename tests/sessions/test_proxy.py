@@ -265,3 +265,17 @@ def test_activity_is_reported_sparingly(proxy_world):
     touches = [t for t in w.gateway.resolver.touches if t[0] == w.session_id]
     assert 1 <= len(touches) <= before + 1
     assert re.match(r"^\d+\.\d+$", str(touches[-1][1]))
+
+
+def test_without_the_fake_the_runner_is_asked_and_nothing_breaks(proxy_world):
+    """The gateway's own resolver asks the runner over the bus (none runs in this test): an unknown session is a
+    clear 404 (or 503 when the runner does not answer), never a 500."""
+    w = proxy_world
+    state = w.gateway.app.state
+    fake, state.session_resolver = state.session_resolver, None
+    try:
+        r = httpx.get(w.gateway.url + "/sessions/nosuch1/api/status", headers=bearer(w.owner_token), timeout=30)
+        assert r.status_code in (404, 503), r.text
+        assert r.headers["content-type"] == "application/problem+json"
+    finally:
+        state.session_resolver = fake
