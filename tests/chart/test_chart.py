@@ -140,7 +140,7 @@ def test_default_resources(default_docs: list[dict[str, Any]]) -> None:
     expected |= {("Secret", f"rl-reprolab-{s}-nats") for s in SERVICES}
     expected |= {("PodDisruptionBudget", f"rl-reprolab-{s}") for s in SERVICES}
     expected |= {("NetworkPolicy", f"rl-reprolab-{s}") for s in SERVICES}
-    expected |= {("NetworkPolicy", "rl-reprolab-default-deny")}
+    expected |= {("NetworkPolicy", "rl-reprolab-default-deny"), ("NetworkPolicy", "rl-reprolab-builds")}
     expected |= {("Role", "rl-reprolab-builder"), ("RoleBinding", "rl-reprolab-builder"),
                  ("Role", "rl-reprolab-runner"), ("RoleBinding", "rl-reprolab-runner"),
                  ("Service", "rl-reprolab-gateway"), ("Job", "rl-reprolab-migrations"),
@@ -336,3 +336,58 @@ def test_every_document_is_valid_openapi(version: str, default_docs: list[dict[s
         kubernetes_validate.validate(doc, version, strict=True)
         checked += 1
     assert checked == len(default_docs) + len(full_docs) + len(run_docs) - 1
+
+
+def test_build_pods_reach_only_the_outside_and_dns() -> None:
+    """The build namespace's policy selects the builder's build pods (their labels come from the builder's
+    own manifests) and lets them reach DNS and the outside of the cluster, never its CIDRs or metadata."""
+    import ipaddress
+
+    docs = documents(render(load_values("required.yaml")))
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "rl-reprolab-builds"]
+    assert policy["metadata"]["namespace"] == "reprolab-builds"
+    labels = build_manifests.build_labels("abc")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["ingress"] == [] and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    dns, outside = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert {p["port"] for p in outside["ports"]} == {443, 80}
+    for address in ("169.254.169.254", "10.96.0.1", "fd00:ec2::254"):
+        ip = ipaddress.ip_address(address)
+        (peer,) = [p["ipBlock"] for p in outside["to"]
+                   if ipaddress.ip_network(p["ipBlock"]["cidr"]).version == ip.version]
+        assert any(ip in ipaddress.ip_network(ex) for ex in peer["except"]), address
+    values = load_values("required.yaml")
+    values.setdefault("networkPolicy", {})["buildEgressCidrs"] = ["192.0.2.0/24"]
+    (policy,) = [d for d in documents(render(values)) if d["metadata"]["name"] == "rl-reprolab-builds"]
+    assert policy["spec"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
+
+
+def test_job_images_are_pinned_by_digest_when_given() -> None:
+    digest = "sha256:" + "0a" * 32
+    values = load_values("required.yaml")
+    values.setdefault("builder", {})["jobImageDigest"] = digest
+    values.setdefault("runner", {})["fetcherImageDigest"] = digest
+    docs = documents(render(values))
+
+    def env(component: str) -> dict[str, str]:
+        (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"rl-reprolab-{component}"]
+        return {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert env("builder")["REPROLAB_BUILDER_KUBERNETES_BUILDER_IMAGE"] == f"localhost/reprolab/build-job@{digest}"
+    runner = env("runner")
+    assert runner["REPROLAB_RUNNER_KUBERNETES_FETCHER_IMAGE"] == f"localhost/reprolab/fetcher@{digest}"
+    # the run network settings reach the runner as its settings read them (JSON lists)
+    from reprolab_runner.config import RunnerSettings
+
+    settings = RunnerSettings.model_validate({
+        "kubernetes_cluster_cidrs": json.loads(runner["REPROLAB_RUNNER_KUBERNETES_CLUSTER_CIDRS"]),
+        "kubernetes_store_ports": json.loads(runner["REPROLAB_RUNNER_KUBERNETES_STORE_PORTS"]),
+        "kubernetes_egress_cidrs": json.loads(runner["REPROLAB_RUNNER_KUBERNETES_EGRESS_CIDRS"])})
+    assert "10.0.0.0/8" in settings.kubernetes_cluster_cidrs and settings.kubernetes_store_ports == [443]
+    assert runner["REPROLAB_RUNNER_KUBERNETES_RUN_STORAGE"] == "10Gi"
+    assert env("builder")["REPROLAB_BUILDER_KUBERNETES_BUILDER_IMAGE"] != "localhost/reprolab/build-job:0.1.0"
+    plain = documents(render(load_values("required.yaml")))
+    (dep,) = [d for d in plain if d["kind"] == "Deployment" and d["metadata"]["name"] == "rl-reprolab-builder"]
+    plain_env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert plain_env["REPROLAB_BUILDER_KUBERNETES_BUILDER_IMAGE"] == "localhost/reprolab/build-job:0.1.0"

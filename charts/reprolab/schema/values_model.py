@@ -100,6 +100,19 @@ class NetworkPolicy(Strict):
     apiServerCidrs: list[str] = Field(
         default_factory=list, description="CIDRs of the Kubernetes API server (builder and runner run Jobs there).")
     apiServerPort: int = Field(6443, ge=1, le=65535, description="Port of the Kubernetes API server.")
+    clusterCidrs: list[str] = Field(
+        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+        description=("Pod, service and node CIDRs of the cluster: runs with network and build pods may not reach "
+                     "them (nor link-local addresses, where cloud metadata lives, whatever this says)."))
+    runStoreCidrs: list[str] = Field(
+        default_factory=list, description=("CIDRs of the object store, the only place a run's fetch and upload "
+                                           "pods may reach; empty: anywhere outside clusterCidrs."))
+    runStorePorts: list[int] = Field(default_factory=lambda: [443], description="TCP ports of the object store.")
+    buildEgressCidrs: list[str] = Field(
+        default_factory=list, description=("CIDRs build pods may reach (the OCI registry, the package indexes, the "
+                                           "object store); empty: anywhere outside clusterCidrs."))
+    buildEgressPorts: list[int] = Field(
+        default_factory=lambda: [443, 80], description="TCP ports build pods may reach there.")
 
 
 class Pdb(Strict):
@@ -168,11 +181,17 @@ class Gateway(Component):
 class Builder(Component):
     jobNamespace: str = Field("reprolab-builds", description="Namespace of build Jobs.")
     jobImage: str = Field(description="Image of build Jobs (buildah, rootless); pin it by digest in production.")
+    jobImageDigest: str = Field("", pattern=r"^(sha256:[0-9a-f]{64})?$",
+                                description="Digest of jobImage (make images writes it): build Jobs use repo@digest.")
 
 
 class Runner(Component):
     jobNamespace: str = Field("reprolab-runs", description="Namespace of run Jobs.")
     fetcherImage: str = Field(description="Image of the run Job's fetch/upload containers.")
+    fetcherImageDigest: str = Field("", pattern=r"^(sha256:[0-9a-f]{64})?$",
+                                    description="Digest of fetcherImage: run Jobs then use repo@digest.")
+    runStorage: str = Field("10Gi", description="Size of each run's PersistentVolumeClaim.")
+    runStorageClass: str = Field("", description="StorageClass of the runs' claims (empty: the cluster default).")
     credentialKeysSecret: str = Field("", description="Secret with key keyring (REPROLAB_RUNNER_CREDENTIAL_KEYS).")
 
 

@@ -107,6 +107,33 @@ seccompProfile:
 {{- if .Values.objectStore.existingSecret -}}{{ .Values.objectStore.existingSecret }}{{- else -}}{{ include "reprolab.fullname" . }}-s3{{- end -}}
 {{- end -}}
 
+{{/* An image pinned by digest when one is given: (list "repo:tag" "sha256:...") -> repo@sha256:... */}}
+{{- define "reprolab.pinned" -}}
+{{- $image := index . 0 -}}{{- $digest := index . 1 -}}
+{{- if $digest -}}
+{{- $repo := regexReplaceAll ":[^:/]+$" (regexReplaceAll "@.*$" $image "") "" -}}
+{{- printf "%s@%s" $repo $digest -}}
+{{- else -}}
+{{- $image -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Egress to anywhere but the cluster's CIDRs and link-local addresses (cloud metadata), IPv4 and IPv6. */}}
+{{- define "reprolab.outsideCluster" -}}
+{{- $v4 := list -}}{{- $v6 := list -}}
+{{- range .Values.networkPolicy.clusterCidrs -}}
+{{- if contains ":" . }}{{ $v6 = append $v6 . }}{{ else }}{{ $v4 = append $v4 . }}{{ end -}}
+{{- end -}}
+{{- $v4 = append $v4 "169.254.0.0/16" -}}{{- $v6 = append $v6 "fe80::/10" -}}
+{{- if not (has "fc00::/7" $v6) }}{{ $v6 = append $v6 "fd00:ec2::254/128" }}{{ end -}}
+- ipBlock:
+    cidr: 0.0.0.0/0
+    except: {{ toJson $v4 }}
+- ipBlock:
+    cidr: ::/0
+    except: {{ toJson $v6 }}
+{{- end -}}
+
 {{- define "reprolab.registryAuthSecretName" -}}
 {{- if .Values.ociRegistry.existingSecret -}}{{ .Values.ociRegistry.existingSecret }}{{- else -}}{{ include "reprolab.fullname" . }}-registry-auth{{- end -}}
 {{- end -}}
