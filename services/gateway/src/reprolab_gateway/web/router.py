@@ -194,6 +194,7 @@ PAGES = {
     "assignment": ("/w/{ws}/assignments/{name}", "assignment.html"),
     "activity": ("/w/{ws}/activity", "activity.html"),
     "people": ("/w/{ws}/people", "people.html"),
+    "package_indexes": ("/w/{ws}/package-indexes", "package_indexes.html"),
     "users": ("/admin/users", "users.html"),
 }
 

@@ -1141,6 +1141,45 @@ pages.credentials = async () => {
   });
 };
 
+// --- package indexes (write-only secrets) --------------------------------------------------------------
+
+pages.package_indexes = async () => {
+  const ws = body.dataset.ws;
+  const base = `/workspaces/${encodeURIComponent(ws)}/package-indexes`;
+  const list = async () => {
+    try {
+      const found = await api("GET", base);
+      fill("#indexes", (found.items || []).map((i) => [i.name, i.kind, String(i.priority), i.url,
+        i.has_secret ? `user ${i.username}` : "none",
+        el("button", { type: "button", class: "danger small", "data-delete": i.name,
+          "aria-label": `Delete index ${i.name}` }, "Delete")]), "No indexes: packages come from PyPI.");
+    } catch (err) {
+      fill("#indexes", [], err.message);
+    }
+  };
+  $("#indexes").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-delete]");
+    if (!target) return;
+    busy(target, async () => {
+      await api("DELETE", `${base}/${encodeURIComponent(target.dataset.delete)}`);
+      flash(`Deleted index ${target.dataset.delete}.`);
+      await list();
+    });
+  });
+  await list();
+  onSubmit($("#index-form"), async (data) => {
+    const name = data.get("name").trim();
+    const json = { url: data.get("url").trim(), kind: data.get("kind"), priority: Number(data.get("priority") || 0),
+      username: data.get("username").trim(), password: data.get("password"), token: data.get("token") };
+    await api("PUT", `${base}/${encodeURIComponent(name)}`, { json });
+    // write-only: the secret leaves the page and is never shown again
+    $("#ix-password").value = "";
+    $("#ix-token").value = "";
+    flash(`Saved index ${name}. Its password or token cannot be shown again; save again to replace it.`);
+    await list();
+  });
+};
+
 // --- account: password, browser sessions, API tokens -------------------------------------------------
 
 pages.account = async () => {
