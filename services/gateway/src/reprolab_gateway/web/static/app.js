@@ -987,6 +987,7 @@ function describeSubject(e) {
   const d = (e.event && e.event.details) || {};
   const [kind, id = "", , n] = (e.subject || "").split("/");
   const link = (href, text) => el("a", { href }, text);
+  if (e.type === "agent.cell" && d.details_json) return describeCell(d.details_json, e.subject);
   const ofVersion = d.environment ? ` of ${d.environment}${d.version ? ` v${d.version}` : ""}` : "";
   switch (kind) {
     case "workspaces": return `workspace ${id}`;
@@ -1000,6 +1001,15 @@ function describeSubject(e) {
     case "assignments": return link(`/w/${WS}/assignments/${id}`, `assignment ${id}`);
     default: return e.subject;
   }
+}
+
+// A notebook cell run in a JupyterLab session (the session layer's IPython extension records it in the agent's
+// chain): its first lines, how it ended and its output digest, as plain text that wraps on a phone.
+function describeCell(detailsJson, subject) {
+  let c = {};
+  try { c = JSON.parse(detailsJson); } catch { return subject; }
+  const how = c.status === "error" ? `failed (${c.error || "error"})` : "ran";
+  return `cell [${c.execution_count ?? "?"}] ${how}: ${c.preview || "(empty)"} · output ${String(c.output_sha256 || "").slice(0, 10)}`;
 }
 
 pages.activity = async () => {
