@@ -16,6 +16,7 @@ terminal (``make demo`` in CI) it stops it and exits with the story's result. ``
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -28,6 +29,7 @@ import tarfile
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -369,7 +371,13 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     alice.post(f"/workspaces/{WS}/assignments", json={
         "name": "iris", "title": "Classify the Iris test flowers", "environment": "iris", "version": 1,
         "evaluation_code": evaluation["digest"], "labels": "iris-test-labels.csv", "predictions": "predictions.csv",
-        "metric": "accuracy", "higher_is_better": True})
+        "metric": "accuracy", "higher_is_better": True,
+        # how the course runs it (issue 17): instructions, a due date a week from now, a late penalty, a limit
+        "instructions": "Train on `iris-train.csv`, predict the species of each row of `iris-test-features.csv` "
+                        "and write `/outputs/predictions.csv` (id, species).",
+        "due_at": (datetime.now(UTC) + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+        "late_policy": "penalty", "late_penalty_percent": 10, "daily_limit": 5})
+    console.print("    due in a week (late submissions lose 10 %), at most 5 submissions a day per student")
     # alice's baseline runs while bob works on his fork
     baseline = _submit(alice, {"baseline.py": BASELINE_PY}, ["python3", "baseline.py"], assignment="iris",
                        datasets=["iris-test-features.csv"])
@@ -425,6 +433,22 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
                       (row["scored_at"] or "")[:19].replace("T", " "))
     console.print(table)
     assert [r["username"] for r in board["rows"]] == ["bob", "alice"], board
+
+    _step(console, "alice exports the gradebook of 'iris' (CSV): each student's best submission, its time, "
+                   "late flag and score")
+    alice.post(f"/workspaces/{WS}/assignments/iris/submissions/{run['id']}/feedback",
+               json={"text": "Nice model; only you can read this, bob."})
+    exported = alice.http.get(f"/workspaces/{WS}/assignments/iris/gradebook.csv")
+    exported.raise_for_status()
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    table = Table("student", "score", "submitted", "late", "submissions", title="gradebook: iris (CSV)",
+                  title_style="bold")
+    for row in rows:
+        table.add_row(row["username"], row["final_score"], row["submitted_at"][:19].replace("T", " "), row["late"],
+                      row["submissions"])
+    console.print(table)
+    assert {r["username"] for r in rows} == {"bob", "alice"}, rows
+    assert bob.get(f"/workspaces/{WS}/assignments/iris/gradebook")["rows"][0]["feedback"], "bob's feedback"
 
     _step(console, "bob downloads the training data to work on it at home (digest checked)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -61,8 +61,16 @@ def _score(text: str) -> float:
     return float(value)
 
 
+def split_comment(split: str) -> str:
+    """What the posted score is, for the LMS's gradebook: the leaderboard's score is the public split's
+    until the assignment's due date and the private (final) split's from then on; only the latter says so
+    (an assignment without a due date or a split posts as before)."""
+    return ("After the due date: the score on the private test split (the only score when the evaluation "
+            "has no private split)" if split == "private" else "")
+
+
 async def post_grade(db: Session, app: FastAPI, context: LtiContext, *, assignment: str, user: User,
-                     subject: str, score: str) -> LtiGrade:
+                     subject: str, score: str, comment: str = "") -> LtiGrade:
     """Post one student's grade, retrying; the outcome is kept and logged either way."""
     platform = db.get(LtiPlatform, context.platform_id)
     assert platform is not None
@@ -74,7 +82,7 @@ async def post_grade(db: Session, app: FastAPI, context: LtiContext, *, assignme
             value = _score(score)
             url = await line_item(db, app, context, platform, assignment)
             await services_of(app).post_score(platform, tool_key(db), url, user_sub=subject, score=value,
-                                              score_maximum=SCORE_MAXIMUM)
+                                              score_maximum=SCORE_MAXIMUM, comment=comment)
             error = ""
             break
         except ServiceFailed as exc:
@@ -106,7 +114,8 @@ async def post_grade(db: Session, app: FastAPI, context: LtiContext, *, assignme
 
 
 async def send_grades(db: Session, app: FastAPI, context: LtiContext, assignment: str) -> list[LtiGrade]:
-    """The batch "send grades": every LMS student's best score on ``assignment`` (from the leaderboard)."""
+    """The batch "send grades": every LMS student's best score on ``assignment`` (from the leaderboard: the
+    private split's after the due date, the public split's before; the comment says which)."""
     registry = RegistryClient(app.state.nats, audit.SERVICE_ACTOR, app.state.settings.nats_timeout_seconds)
     board = await registry.leaderboard(context.workspace, assignment)
     members = {m.user_id: m for m in db.scalars(select(LtiMember).where(LtiMember.context_pk == context.id))}
@@ -117,7 +126,8 @@ async def send_grades(db: Session, app: FastAPI, context: LtiContext, assignment
         if user is None:
             continue  # not someone the LMS knows in this course
         out.append(await post_grade(db, app, context, assignment=assignment, user=user,
-                                    subject=members[user.id].subject, score=row.score))
+                                    subject=members[user.id].subject, score=row.score,
+                                    comment=split_comment(board.split)))
     return out
 
 

@@ -23,7 +23,7 @@ from ..clients import RegistryClient
 from ..core.natslink import NatsLink
 from ..models import User
 from . import audit
-from .grades import post_grade
+from .grades import post_grade, split_comment
 from .models import LtiContext, LtiMember
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ async def grade_on_score(app: FastAPI, event: events_pb2.Event) -> None:
         registry = RegistryClient(app.state.nats, audit.SERVICE_ACTOR, app.state.settings.nats_timeout_seconds)
         board = await registry.leaderboard(event.workspace, assignment)
         best = next((r.score for r in board.rows if r.username == user.username), event.run.score)
-        await post_grade(db, app, context, assignment=assignment, user=user, subject=member.subject, score=best)
+        await post_grade(db, app, context, assignment=assignment, user=user, subject=member.subject, score=best,
+                         comment=split_comment(board.split))
 
 
 class GradeListener:

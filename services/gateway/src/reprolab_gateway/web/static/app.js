@@ -963,20 +963,95 @@ async function runAgainForm(r) {
   });
 }
 
+// datetime-local inputs are read and written as UTC (the page says so): "2026-12-04T15:00"
+const toLocalInput = (iso) => (iso ? iso.replace("Z", "").replace("+00:00", "").slice(0, 16) : "");
+const fromLocalInput = (value) => (value ? `${value}:00Z` : null);
+
 pages.assignment = async () => {
   const name = body.dataset.assignment;
-  const a = await api("GET", `/workspaces/${WS}/assignments/${name}`);
+  const [a, ws] = await Promise.all([api("GET", `/workspaces/${WS}/assignments/${name}`),
+    api("GET", `/workspaces/${WS}`)]);
+  const manager = MANAGERS.includes(ws.caller_role);
+  const policy = { none: "late submissions are accepted as they are",
+    penalty: `late submissions lose ${a.late_penalty_percent} %`, refuse: "late submissions are refused" }[a.late_policy];
   const rows = [["Title", a.title || a.name], ["Environment", `${a.environment} v${a.version}`],
-    ["Write", el("code", {}, `/outputs/${a.predictions}`)], ["Ranked by", `${a.metric}, ${a.higher_is_better ? "higher" : "lower"} is better`],
-    ["Created by", a.created_by]];
+    ["Write", el("code", {}, `/outputs/${a.predictions}`)], ["Ranked by", `${a.metric}, ${a.higher_is_better ? "higher" : "lower"} is better`]];
+  if (a.opens_at) rows.push(["Opens", `${when(a.opens_at)} UTC`]);
+  rows.push(["Due", a.due_at ? `${when(a.due_at)} UTC (${policy})` : "no due date"]);
+  rows.push(["Submissions", a.daily_limit ? `${a.daily_limit} per day (UTC)` : "no daily limit"]);
+  rows.push(["Leaderboard", a.anonymous ? "anonymous: students see pseudonyms" : "named"]);
+  rows.push(["Gradebook counts", `the ${a.grade_by} submission`]);
+  rows.push(["Created by", a.created_by]);
   if (a.labels_name) rows.push(["Hidden labels", a.labels_name]);
-  if (a.command) rows.push(["Evaluation", el("code", {}, a.command.join(" "))]);
+  if (a.command) rows.push(["Evaluation", el("code", {}, `${a.command.join(" ")} (revision ${a.evaluation_revision})`)]);
   $("#assignment-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("#a-deadline").textContent = !a.due_at ? "" : a.past_due ? `The due date has passed (${when(a.due_at)} UTC).`
+    : `Due ${when(a.due_at)} UTC.`;
+  if (a.instructions_html) {
+    // rendered by the server from Markdown with raw HTML escaped and unsafe links dropped
+    $("#a-instructions").innerHTML = a.instructions_html;
+    $("#a-instructions-box").hidden = false;
+  }
+  $("#a-starter").hidden = !a.starter_code;
   $("#lb-metric").textContent = a.metric;
   const board = await api("GET", `/workspaces/${WS}/assignments/${name}/leaderboard`);
-  fill("#leaderboard", board.rows.map((r) => [String(r.rank), r.username, el("strong", {}, r.score),
-    r.username === body.dataset.user ? el("a", { href: `/w/${WS}/runs/${r.run_id}` }, r.run_id.slice(0, 12)) : r.run_id.slice(0, 12),
+  $("#lb-split").textContent = board.split === "private"
+    ? "Final standings: scores on the private test split (revealed at the due date)."
+    : "Scores on the public test split; the private split decides the final standings after the due date.";
+  fill("#leaderboard", board.rows.map((r) => [String(r.rank),
+    r.you ? el("strong", {}, `${r.username} (you)`) : r.username,
+    el("strong", {}, r.score + (r.late ? " (late)" : "")),
+    r.run_id && (r.you || manager) ? el("a", { href: `/w/${WS}/runs/${r.run_id}` }, r.run_id.slice(0, 8)) : "",
     when(r.scored_at)]), "No scored runs yet.");
+
+  const book = await api("GET", `/workspaces/${WS}/assignments/${name}/gradebook`);
+  $("#gb-note").textContent = manager ? `Every student's ${book.grade_by} submission.`
+    : "Your own row: the submission that counts and the feedback on your submissions.";
+  $("#gb-csv").hidden = !manager;
+  const feedbackCell = (r) => {
+    const notes = r.feedback.map((f) => el("p", { class: "feedback" }, `${f.text} (${f.author})`));
+    if (!manager) return el("div", {}, ...notes);
+    // aria-label, not an .sr-only label: an absolutely placed label inside a table that scrolls sideways
+    // is placed by the page, not the table, and widens the page on a phone
+    const form = el("form", { class: "feedback-form" },
+      el("input", { id: `fb-${r.run_id}`, name: "text", maxlength: "5000", required: true, placeholder: "Feedback",
+        "aria-label": `Feedback for ${r.username}` }),
+      el("button", { type: "submit" }, "Send"));
+    onSubmit(form, async (data) => {
+      await api("POST", `/workspaces/${WS}/assignments/${name}/submissions/${r.run_id}/feedback`,
+        { json: { text: data.get("text") } });
+      flash(`Feedback sent to ${r.username}.`);
+      await pages.assignment();
+    });
+    return el("div", {}, ...notes, form);
+  };
+  fill("#gradebook", book.rows.map((r) => [r.username, el("strong", {}, r.final_score), r.public_score,
+    r.private_score ?? "hidden until the due date", when(r.submitted_at),
+    r.late ? `late${r.penalty_percent ? ` (−${r.penalty_percent} %)` : ""}` : "on time", String(r.submissions),
+    feedbackCell(r)]), manager ? "No scored submissions yet." : "You have no scored submission yet.");
+
+  if (manager && !$("#a-settings").dataset.wired) {
+    const form = $("#a-settings");
+    form.dataset.wired = "true";
+    $("#a-settings-box").hidden = false;
+    $("#s-opens").value = toLocalInput(a.opens_at);
+    $("#s-due").value = toLocalInput(a.due_at);
+    $("#s-policy").value = a.late_policy;
+    $("#s-penalty").value = a.late_penalty_percent;
+    $("#s-limit").value = a.daily_limit;
+    $("#s-grade").value = a.grade_by;
+    $("#s-anon").checked = a.anonymous;
+    $("#s-ins").value = a.instructions;
+    onSubmit(form, async (data) => {
+      await api("PATCH", `/workspaces/${WS}/assignments/${name}`, { json: {
+        opens_at: fromLocalInput(data.get("opens_at")), due_at: fromLocalInput(data.get("due_at")),
+        late_policy: data.get("late_policy"), late_penalty_percent: Number(data.get("late_penalty_percent") || 0),
+        daily_limit: Number(data.get("daily_limit") || 0), grade_by: data.get("grade_by"),
+        anonymous: data.get("anonymous") === "on", instructions: data.get("instructions") || "" } });
+      flash("Settings saved.");
+      await pages.assignment();
+    });
+  }
 };
 
 // --- activity --------------------------------------------------------------------------------------
