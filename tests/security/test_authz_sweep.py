@@ -92,6 +92,8 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/invites"): 403,
     ("GET", "/api/v1/workspaces/{ws}/people"): 403,
+    # a public dataset: a student may see it, not delete it
+    ("DELETE", "/api/v1/workspaces/{ws}/datasets/{digest}"): 403,
     ("POST", "/api/v1/workspaces/{ws}/class-list"): 403,
     ("GET", "/api/v1/lti/courses/{ws}/grades"): 403,
     ("GET", "/api/v1/lti/courses/{ws}/grades.csv"): 403,
@@ -331,6 +333,7 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("POST", "/api/v1/users/{username}/password-reset"): dict,
         ("DELETE", "/api/v1/users/{username}/sessions"): dict,
         # a change that changes nothing: the sweep checks who may, not what it does (tests/integration/test_people)
+        ("DELETE", "/api/v1/workspaces/{ws}/datasets/{digest}"): dict,
         ("PATCH", "/api/v1/users/{username}"): lambda: {"json": {"platform_admin": False}},
         ("POST", "/api/v1/workspaces/{ws}/class-list"): lambda: {
             "json": {"csv": f"username\n{w.spare_user}\n", "dry_run": True}},

@@ -82,3 +82,28 @@ def test_the_people_page_changes_roles_removes_and_adds_a_class_list(portal: Por
     expect(page.locator("#people tbody tr", has_text=known)).to_have_count(0)
     assert known not in {m["username"] for m in teacher.get(f"/workspaces/{ws}/members")["items"]}
     assert not errors, errors
+
+
+def test_the_workspace_page_deletes_an_unused_dataset_and_names_the_version_using_another(
+        portal: Portal, sized, base_image: str) -> None:
+    page, errors, size = sized
+    _, itoken, teacher = portal.user("pp-clean")
+    ws = f"clean-{int(time.time() * 1000) % 10**8}"
+    teacher.post("/workspaces", json={"slug": ws, "title": "Clean-up"})
+    used = teacher.post(f"/workspaces/{ws}/datasets", params={"name": "used.csv"}, content=b"u\n1\n")
+    teacher.post(f"/workspaces/{ws}/datasets", params={"name": "old.csv"}, content=b"o\n1\n")
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": base_image, "python": {"version": "3.11", "requirements": []},
+        "datasets": [{"digest": used["digest"], "mount": "/data/used.csv"}]}})
+    sign_in(page, portal.url, itoken)
+    page.goto(f"{portal.url}/w/{ws}")
+    check_page(page, errors, f"{size}-workspace-datasets")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete dataset old.csv").click()
+    expect(page.locator("#flash")).to_contain_text("Dataset old.csv deleted.")
+    expect(page.locator("#datasets tbody tr", has_text="old.csv")).to_have_count(0)
+    assert [d["name"] for d in teacher.get(f"/workspaces/{ws}/datasets")["items"]] == ["used.csv"]
+    page.get_by_role("button", name="Delete dataset used.csv").click()
+    expect(page.locator("#flash")).to_contain_text(f"{ws}/py/v1")
+    expect(page.locator("#datasets tbody tr", has_text="used.csv")).to_have_count(1)
+    check_page(page, errors, f"{size}-workspace-dataset-in-use")

@@ -30,6 +30,7 @@ class Registry(StrEnum):
     DATASET_REGISTER = "registry.dataset.register"
     DATASET_LIST = "registry.dataset.list"
     DATASET_GET = "registry.dataset.get"
+    DATASET_DELETE = "registry.dataset.delete"
     VERSION_RECORD_IMAGE = "registry.version.record_image"
     ASSIGNMENT_CREATE = "registry.assignment.create"
     ASSIGNMENT_LIST = "registry.assignment.list"

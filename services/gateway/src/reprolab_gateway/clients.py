@@ -200,6 +200,13 @@ class RegistryClient(_Client):
             registry_pb2.DatasetList,
         )
 
+    async def delete_dataset(self, workspace: str, digest: str) -> registry_pb2.DatasetDeletion:
+        return await self._call(
+            Registry.DATASET_DELETE,
+            registry_pb2.DeleteDatasetRequest(actor=self.actor, workspace=workspace, digest=digest),
+            registry_pb2.DatasetDeletion,
+        )
+
     async def get_dataset(
         self, workspace: str, digest: str, *, for_download: bool = False
     ) -> registry_pb2.Dataset:

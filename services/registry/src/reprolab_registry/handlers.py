@@ -26,7 +26,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import coursework, service
+from . import cleanup, coursework, service
 from .models import Member, Role
 
 log = logging.getLogger(__name__)
@@ -382,6 +382,15 @@ class Handlers:
         )
         return registry_pb2.DatasetList(items=[dataset_proto(v) for v in views])
 
+    async def dataset_delete(self, r: registry_pb2.DeleteDatasetRequest) -> registry_pb2.DatasetDeletion:
+        def delete(s: Session) -> registry_pb2.DatasetDeletion:
+            # the reply is made before the commit: the deleted row's attributes expire with it
+            deletion = cleanup.delete_dataset(session=s, actor=r.actor, workspace=r.workspace, digest=r.digest)
+            return registry_pb2.DatasetDeletion(dataset=dataset_proto(deletion.view),
+                                                object_unreferenced=deletion.object_unreferenced)
+
+        return await self.db.write(delete)
+
     async def dataset_get(self, r: registry_pb2.GetDatasetRequest) -> registry_pb2.Dataset:
         run = self.db.write if r.for_download else self.db.read
         view = await run(
@@ -479,6 +488,7 @@ class Handlers:
             Registry.DATASET_REGISTER: (registry_pb2.RegisterDatasetRequest, self.dataset_register),
             Registry.DATASET_LIST: (registry_pb2.ListDatasetsRequest, self.dataset_list),
             Registry.DATASET_GET: (registry_pb2.GetDatasetRequest, self.dataset_get),
+            Registry.DATASET_DELETE: (registry_pb2.DeleteDatasetRequest, self.dataset_delete),
             Registry.VERSION_RECORD_IMAGE: (registry_pb2.RecordImageRequest, self.version_record_image),
             Registry.ASSIGNMENT_CREATE: (registry_pb2.CreateAssignmentRequest, self.assignment_create),
             Registry.ASSIGNMENT_LIST: (registry_pb2.ListAssignmentsRequest, self.assignment_list),

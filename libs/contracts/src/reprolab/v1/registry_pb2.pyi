@@ -344,6 +344,24 @@ class GetDatasetRequest(_message.Message):
     for_download: bool
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., digest: _Optional[str] = ..., for_download: _Optional[bool] = ...) -> None: ...
 
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "digest")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class DatasetDeletion(_message.Message):
+    __slots__ = ("dataset", "object_unreferenced")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_UNREFERENCED_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    object_unreferenced: bool
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., object_unreferenced: _Optional[bool] = ...) -> None: ...
+
 class RecordImageRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "number", "lock_digest", "image_ref", "image_digest")
     ACTOR_FIELD_NUMBER: _ClassVar[int]

@@ -8,6 +8,7 @@ from .routes import (
     assignments,
     auth,
     builds,
+    cleanup,
     credentials,
     datasets,
     environments,
@@ -46,6 +47,7 @@ api_router.include_router(builds.router)
 api_router.include_router(runs.router)
 api_router.include_router(reruns.router)
 api_router.include_router(datasets.router)
+api_router.include_router(cleanup.router)
 api_router.include_router(assignments.router)
 api_router.include_router(activity.router)
 api_router.include_router(agent.router)

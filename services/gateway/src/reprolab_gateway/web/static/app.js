@@ -237,7 +237,20 @@ pages.dashboard = async () => {
 
 // The workspace page's tables that change after an upload or a new member (drawn at load and after each).
 const showDatasets = (datasets) => fill("#datasets", datasets.items.map((d) => [d.name, bytes(d.size), d.visibility,
-  el("span", { class: "digest", title: d.digest }, short(d.digest))]), "No datasets.");
+  el("span", { class: "digest", title: d.digest }, short(d.digest)), deleteDatasetButton(d)]), "No datasets.");
+
+// Managers delete a dataset no version uses (the API answers 409 naming the versions that do).
+function deleteDatasetButton(d) {
+  if ($("#upload-dataset").hidden) return "—";
+  const button = el("button", { type: "button", class: "secondary", "aria-label": `Delete dataset ${d.name}` }, "Delete");
+  button.addEventListener("click", () => busy(button, async () => {
+    if (!confirm(`Delete dataset ${d.name}? Its bytes are removed; the activity log keeps its history.`)) return;
+    await api("DELETE", `/workspaces/${WS}/datasets/${d.digest}`);
+    flash(`Dataset ${d.name} deleted.`);
+    await pages.workspaceRefresh();
+  }));
+  return button;
+}
 const showMembers = (members) => fill("#members", members.items.map((m) => [m.username, m.role, when(m.added_at)]),
   "No members.");
 const showLabelChoices = (datasets) => $("#a-labels").replaceChildren(...datasets.items
