@@ -69,3 +69,18 @@ def test_datasets_are_deleted_unless_a_version_uses_them_and_bytes_go_when_unsha
     assert ("dataset.uploaded", f"datasets/{spare['digest']}") in types
     assert ("dataset.deleted", f"datasets/{used['digest']}") not in types
     assert instructor.post(f"/workspaces/{ws}/activity/verify")["ok"] is True
+
+
+def test_students_see_their_own_forks_not_everyones(course, running) -> None:
+    ws, (_, instructor), (sname, student) = course
+    oname, other = running.user("stud-b")
+    instructor.post(f"/workspaces/{ws}/members", json={"username": oname, "role": "student"})
+    instructor.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": BASE, "python": {"version": "3.11", "requirements": []}}})
+    mine = student.post(f"/workspaces/{ws}/environments/py/fork", json={"name": f"mine-{sname}"[:63]})["name"]
+    theirs = other.post(f"/workspaces/{ws}/environments/py/fork", json={"name": f"mine-{oname}"[:63]})["name"]
+    names = lambda client: {e["name"] for e in client.get(f"/workspaces/{ws}/environments")["items"]}  # noqa: E731
+    assert names(student) == {"py", mine}
+    assert names(other) == {"py", theirs}
+    assert names(instructor) == {"py", mine, theirs}
+    assert other.response("GET", f"/workspaces/{ws}/environments/{mine}", expect=(404,))
