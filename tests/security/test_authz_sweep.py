@@ -445,7 +445,8 @@ def test_every_id_route_is_swept(running, world: World, empty_index: str) -> Non
     for needle in ("/builds/{build_id}", "/builds/{build_id}/lock", "/builds/{build_id}/logs",
                    "/builds/{build_id}/sbom", "/runs/{run_id}", "/runs/{run_id}/outputs/{name}",
                    "/runs/{run_id}/logs", "/versions/{n}/binder", "/versions/{n}/image.tar",
-                   "/runs/{run_id}/rerun", "/builds/{build_id}/log.txt"):
+                   "/runs/{run_id}/rerun", "/builds/{build_id}/log.txt",
+                   "/versions/{n}/renv.lock"):
         assert any(s.endswith(needle) for s in swept), needle
     print(f"{len(swept)} ID routes swept:\n" + "\n".join(swept))
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import rcache, rlock
 from .backends.base import BuildBackend, BuildError, BuildResult, LogSink
 from .config import BuilderSettings
 from .lock import lock_digest
@@ -45,6 +46,7 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
     parent's image and adds only the delta. ``indexes`` (the workspace's package indexes, with
     credentials) are used on this host only, to fetch the wheels the lock names."""
     ensure(lock, settings=settings, log=log, indexes=indexes)
+    rcache.ensure(lock, settings=settings, log=log)
     contexts = settings.cache_root() / "contexts"
     contexts.mkdir(parents=True, exist_ok=True)
     ctx = Path(tempfile.mkdtemp(prefix=lock_digest(lock).removeprefix("sha256:")[:16] + "-", dir=contexts))
@@ -54,6 +56,9 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
         if "wheels/requirements.txt" in files:
             install, _removed = python_delta(lock, parent_lock if "parent" in lock else None)
             materialize(lock, ctx / "wheels", settings=settings, packages=install)
+        if "rsources/order.json" in files:
+            rcache.materialize(rlock.source_delta(lock, parent_lock if "parent" in lock else None),
+                               ctx / "rsources", settings=settings)
         wanted = [rel for rel in files if rel.startswith("datasets/")]
         if wanted:
             source = datasets or (store_dataset_source(store, workspace) if store is not None and workspace else None)

@@ -19,6 +19,7 @@ from typing import Any
 
 from reprolab_common import canonical
 
+from . import rlock
 from .lock import base_from, lock_digest, requirements_text
 
 LOCK_PATH = "/etc/reprolab/lock.json"
@@ -83,6 +84,9 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
     r_delta = _delta(r_all, parent_debs, ("name", "version"))
     if r_delta:
         lines.append(_apt_run(r_delta))
+    r_source = rlock.source_delta(lock, parent_lock)
+    if r_source:  # R packages from a CRAN-like repository, after R itself (rlock.py)
+        lines.append(rlock.render_step(r_source, files))
 
     py = lock.get("python")
     if py:
@@ -242,7 +246,7 @@ def agent_files(lock: dict[str, Any], digest: str) -> dict[str, bytes]:
         "python_packages": [{"name": p["name"], "version": p["version"]}
                             for p in (lock.get("python") or {}).get("packages", [])],
         "apt": sorted(p["name"] for p in lock.get("apt", [])),
-        "r": sorted(p["name"] for p in lock.get("r", [])),
+        "r": sorted([p["name"] for p in lock.get("r", [])] + [p["name"] for p in lock.get("r_source", [])]),
     }
     files = {
         "reprolab/agent/agent.py": AGENT_SOURCE.read_bytes(),

@@ -380,3 +380,56 @@ def plan(r_spec: dict[str, Any], base: dict[str, Any], *, settings: BuilderSetti
         "packages": locked["packages"],
         # a package with C/C++/Fortran code needs the compilers and R's headers (r-base-dev)
         "extra_debs": ["r-base-core"] + (["r-base-dev"] if any(p["compiled"] for p in locked["packages"]) else [])}
+
+
+# ---------------------------------------------------------------------------------------------
+# the build step (render.py calls it; the archives are linked into <context>/rsources by rcache)
+
+SITE_LIBRARY = "/usr/local/lib/R/site-library"
+# R CMD INSTALL stamps the install time into DESCRIPTION's Built field and Meta/package.rds (R 4.2
+# ignores SOURCE_DATE_EPOCH there); everything else it writes is a function of the sources. So the
+# stamp is set to the epoch afterwards: the layer then depends on the lock alone.
+NORMALISE_R = """lib <- commandArgs(TRUE)[1]
+stamp <- "1970-01-01 00:00:00 UTC"
+for (p in commandArgs(TRUE)[-1]) {
+  f <- file.path(lib, p, "Meta", "package.rds")
+  m <- readRDS(f)
+  m$Built$Date <- stamp
+  m$DESCRIPTION[["Built"]] <- sub("; [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC;", paste0("; ", stamp, ";"),
+                                  m$DESCRIPTION[["Built"]])
+  saveRDS(m, f)
+  d <- file.path(lib, p, "DESCRIPTION")
+  x <- read.dcf(d, keep.white = names(read.dcf(d)))
+  x[, "Built"] <- m$DESCRIPTION[["Built"]]
+  write.dcf(x, d, keep.white = colnames(x))
+}
+"""
+
+
+def source_delta(lock: dict[str, Any], parent_lock: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The lock's repository packages the parent's image lacks (same name, version and sha256 = present)."""
+    have = {(p["name"], p["version"], p["sha256"]) for p in (parent_lock or {}).get("r_source", [])}
+    return [p for p in lock.get("r_source", []) if (p["name"], p["version"], p["sha256"]) not in have]
+
+
+def render_step(packages: list[dict[str, Any]], files: dict[str, bytes]) -> str:
+    """The RUN that installs ``packages`` (in lock order) from the bind-mounted archives, offline.
+
+    buildah 1.28 has no ``RUN --network=none``; nothing here asks for the network (no ``repos``), and a
+    proxy at a closed port makes any attempt fail instead of silently downloading."""
+    import json
+
+    files["rsources/normalise.R"] = NORMALISE_R.encode()
+    order = json.dumps([[p["name"], p["version"], p["sha256"]] for p in packages], separators=(",", ":"))
+    files["rsources/order.json"] = order.encode() + b"\n"
+    installs = " \\\n && ".join(
+        f"R CMD INSTALL --no-docs --library={SITE_LIBRARY} /tmp/reprolab-r/{p['name']}_{p['version']}.tar.gz"
+        for p in packages)
+    names = " ".join(p["name"] for p in packages)
+    return ("RUN --mount=type=bind,source=rsources,target=/tmp/reprolab-r \\\n"
+            f"    export REPROLAB_R_SOURCES=sha256:{hashlib.sha256(order.encode()).hexdigest()} SOURCE_DATE_EPOCH=0 "
+            "TZ=UTC LC_ALL=C.UTF-8 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \\\n"
+            f" && mkdir -p {SITE_LIBRARY} \\\n"
+            f" && {installs} \\\n"
+            f" && Rscript /tmp/reprolab-r/normalise.R {SITE_LIBRARY} {names} \\\n"
+            " && rm -rf /tmp/Rtmp*\n")

@@ -655,7 +655,7 @@ def list_versions(
     return [VersionView(workspace=workspace, environment=env.name, version=v) for v in versions]
 
 
-EXPORT_KINDS = frozenset({"binder", "oci-archive", "publish"})
+EXPORT_KINDS = frozenset({"binder", "oci-archive", "publish", "renv-lock"})
 
 
 def get_version(

@@ -10,10 +10,12 @@ Python. An imported repository's own files come along; its configuration files a
 from __future__ import annotations
 
 import io
+import json
 import shlex
 import zipfile
 from typing import Any
 
+from .renv import renv_lock
 from .tree import RepoTree
 
 # Files that would change what repo2docker detects: dropped from the repository's copy.
@@ -56,6 +58,11 @@ def binder_folder(lock: dict[str, Any], *, environment: str, version: int,
     if apt:
         pins = sorted(apt, key=lambda p: p["name"])
         out[f"{config}/apt.txt"] = "".join(f"{p['name']}={p['version']}\n" for p in pins)
+    if lock.get("r_source"):
+        # packages from a CRAN-like repository, which apt.txt cannot name: renv restores them (renv::restore())
+        # and Reprolab imports the file back to the same lock (importer/renv.py)
+        out[f"{config}/renv.lock"] = json.dumps(renv_lock(lock), indent=2) + "\n"
+        notes.append("R packages from a CRAN-like repository are in renv.lock (exact versions; renv::restore())")
     steps = lock.get("build_steps", [])
     files = lock.get("files", [])
     if steps:

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from . import formats
+from . import formats, renv
 from .formats import Mapped, Runtime
 from .tree import ImportRefused, RepoTree
 
@@ -208,7 +208,7 @@ class RDetector(PythonDetector):
     def detect(self, tree: RepoTree, runtime: Runtime) -> bool:
         if runtime.name == "r" and runtime.date:
             return True
-        return not tree.binder_dir and tree.has_root("DESCRIPTION")
+        return tree.has("renv.lock") or (not tree.binder_dir and tree.has_root("DESCRIPTION"))
 
     def _reads(self, filename: str) -> bool:
         return filename in ("requirements.txt", "environment.yml", "install.R")
@@ -218,7 +218,7 @@ class RDetector(PythonDetector):
 
     def contribute(self, tree: RepoTree, runtime: Runtime, mapped: Mapped) -> None:
         super().contribute(tree, runtime, mapped)
-        if "r-base-core" not in mapped.apt:
+        if "r-base-core" not in mapped.apt and not tree.has("renv.lock"):  # renv's R section brings R itself
             mapped.apt.append("r-base-core")
         if runtime.name == "r":
             wanted = [f"R {runtime.version}"] if runtime.version else []
@@ -227,6 +227,16 @@ class RDetector(PythonDetector):
                 mapped.notes.append(f"runtime.txt: {' and '.join(wanted)} not honoured: R and its packages come "
                                     "from the base image's Debian archive (r-base-core, r-cran-*), locked at exact "
                                     "versions")
+        if tree.has("renv.lock"):  # exact versions and the repository (importer/renv.py)
+            path = tree.binder_path("renv.lock")
+            mapped.used.append(path)
+            section, problems = renv.r_section(tree.text(path), path)
+            mapped.problems.extend(problems)
+            mapped.r_repository, mapped.r_version = section.get("repository"), section.get("version")
+            locked = {p.split("==")[0] for p in section.get("packages", [])}
+            mapped.r_packages[:] = [p for p in mapped.r_packages if p not in locked]
+            for p in section.get("packages", []):
+                mapped.add_r(p)
         if tree.has("install.R"):
             formats.parse_install_r(tree, tree.binder_path("install.R"), mapped)
         if not tree.binder_dir and tree.has_root("DESCRIPTION"):
@@ -257,8 +267,9 @@ class Detection:
             python["requirements"] = list(m.requirements)
         if python:
             spec["python"] = python
-        if m.r_packages:
-            spec["r"] = {"packages": list(m.r_packages)}
+        if m.r_packages or m.r_repository or m.r_version:
+            spec["r"] = {k: v for k, v in (("packages", list(m.r_packages)), ("repository", m.r_repository),
+                                           ("version", m.r_version)) if v}
         if m.apt:
             spec["apt"] = sorted(m.apt)
         if repository_digest:

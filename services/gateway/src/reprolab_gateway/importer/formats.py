@@ -29,6 +29,8 @@ class Mapped:
     requirements: list[str] = field(default_factory=list)
     apt: list[str] = field(default_factory=list)
     r_packages: list[str] = field(default_factory=list)
+    r_repository: str | None = None  # from renv.lock (importer/renv.py)
+    r_version: str | None = None
     steps: list[dict[str, str]] = field(default_factory=list)
     start: str | None = None
     used: list[str] = field(default_factory=list)
@@ -40,7 +42,7 @@ class Mapped:
             self.requirements.append(req)
 
     def add_r(self, name: str) -> None:
-        if name not in self.r_packages:
+        if name.split("==")[0] not in {p.split("==")[0] for p in self.r_packages}:
             self.r_packages.append(name)
 
 

@@ -13,6 +13,7 @@ from reprolab_common.errors import ProblemError
 
 from ...flows import dataset_key
 from ...importer.binder_export import binder_folder, zip_folder
+from ...importer.renv import renv_lock
 from ...importer.tree import RepoTree
 from ...schemas import INT32_MAX
 from ..deps import BuilderDep, RegistryDep, StoreDep
@@ -56,6 +57,27 @@ async def export_binder(ws: WsPath, env: EnvPath, registry: RegistryDep, builder
     await registry.get_version(ws, env, n, export_kind="binder", export_destination=filename,
                                export_digest=version.image_digest)
     return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/renv.lock", response_class=Response,
+            responses={200: {"content": {"application/json": {}},
+                             "description": "The version's R packages as renv.lock"}})
+async def export_renv_lock(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep,
+                           n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> Response:
+    """The R version, repository and exact R package versions of version n's lock as an ``renv.lock``
+    (``renv::restore()`` reads it; importing it gives the same lock)."""
+    version = await registry.get_version(ws, env, n)
+    if not version.lock_digest:
+        raise ProblemError(f"version {n} of {env} has not been built: build it first (its lock pins the R "
+                           "packages)", status=409, title="Conflict")
+    doc = renv_lock(json.loads((await builder.lock(version.lock_digest)).lock_json))
+    if doc is None:
+        raise ProblemError(f"version {n} of {env} has no R packages", status=404, title="Not Found")
+    filename = f"{env}-v{n}-renv.lock"
+    await registry.get_version(ws, env, n, export_kind="renv-lock", export_destination=filename,
+                               export_digest=version.image_digest)
+    return Response(json.dumps(doc, indent=2) + "\n", media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
