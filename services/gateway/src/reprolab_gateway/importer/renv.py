@@ -80,14 +80,12 @@ def r_section(text: str, path: str = "renv.lock") -> tuple[dict[str, Any], list[
     return section, problems
 
 
-def renv_lock(lock: dict[str, Any]) -> dict[str, Any] | None:
-    """An environment's lock as an ``renv.lock`` document; None when the lock has no R."""
+def renv_lock(lock: dict[str, Any]) -> dict[str, Any]:
+    """An environment's lock as an ``renv.lock`` document (no packages and no R version when it has no R)."""
     r_base = next((p["version"] for p in lock.get("r_system", []) + lock.get("apt", [])
                    if p["name"] == "r-base-core"), None)
     source = lock.get("r_source", [])
     debian = lock.get("r", [])
-    if r_base is None and not source and not debian:
-        return None
     repository = source[0]["repository"] if source else DEFAULT_REPOSITORY
     packages: dict[str, dict[str, Any]] = {}
     for p in debian:

@@ -72,8 +72,6 @@ async def export_renv_lock(ws: WsPath, env: EnvPath, registry: RegistryDep, buil
         raise ProblemError(f"version {n} of {env} has not been built: build it first (its lock pins the R "
                            "packages)", status=409, title="Conflict")
     doc = renv_lock(json.loads((await builder.lock(version.lock_digest)).lock_json))
-    if doc is None:
-        raise ProblemError(f"version {n} of {env} has no R packages", status=404, title="Not Found")
     filename = f"{env}-v{n}-renv.lock"
     await registry.get_version(ws, env, n, export_kind="renv-lock", export_destination=filename,
                                export_digest=version.image_digest)
