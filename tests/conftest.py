@@ -149,6 +149,8 @@ def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
              "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
              # a killed builder's job comes back after this many seconds without a heartbeat
              "REPROLAB_BUILDER_ACK_WAIT_SECONDS": "10", "REPROLAB_RUNNER_ACK_WAIT_SECONDS": "10",
+             # sessions: the cull test waits for a 20 s idle timeout, checked this often
+             "REPROLAB_RUNNER_SESSION_CULL_INTERVAL_SECONDS": "2",
              # test_import imports its fixture folders by path too
              "REPROLAB_GATEWAY_IMPORT_ROOTS": json.dumps([str(Path(__file__).parent / "importer" / "repos")])}
     prefix = None

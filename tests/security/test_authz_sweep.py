@@ -41,7 +41,7 @@ on_sqlite = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
 # Path parameters that name an object private to one user: student A's fork (env, and so its versions),
 # its build and run, A's own API token, cloud credential and browser session.
-PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id"}
+PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id", "notebook_id"}
 # Path parameters of platform-admin routes: anyone else gets 403 whatever the name (nothing revealed).
 ADMIN = {"username", "platform_id"}
 # Every path parameter the sweep can fill; a new one fails test_every_id_route_is_swept until added.
@@ -109,6 +109,9 @@ STUDENT = {
     ("POST", "/api/v1/workspaces/{ws}/assignments/{name}/submissions/{run_id}/feedback"): 403,
     # the run's environment is A's private fork
     ("POST", "/api/v1/workspaces/{ws}/runs"): 404,
+    # so is the JupyterLab session's; the session settings are the instructors'
+    ("POST", "/api/v1/workspaces/{ws}/sessions"): 404,
+    ("PUT", "/api/v1/workspaces/{ws}/session-settings"): 403,
 }
 
 
@@ -141,6 +144,7 @@ class World:
     member: str                       # M: a student of the course whose role the sweep changes, then removes
     spare_token_id: str
     session_id: str
+    notebook_id: str                  # A's JupyterLab session (of the fork)
     invite_id: str
     platform_id: str
     http: httpx.Client
@@ -177,7 +181,7 @@ def world(running, base_image) -> Iterator[World]:
     tokens["admin"] = running.platform.admin_token()
     w = World(tokens=tokens, names=names, ws="", other_ws="", shared_ws="", fork="",
               build_id="", run_id="", run2_id="", code="", dataset="", labels="", spare_user=names["spare"],
-              member=names["M"], spare_token_id="", session_id="", invite_id="", platform_id="",
+              member=names["M"], spare_token_id="", session_id="", notebook_id="", invite_id="", platform_id="",
               http=httpx.Client(base_url=running.platform.url, timeout=120))
     w.ws = f"azc-{uuid.uuid4().hex[:8]}"
     w.ok("I", "POST", "/workspaces", json={"slug": w.ws, "title": "Course"})
@@ -230,7 +234,13 @@ def world(running, base_image) -> Iterator[World]:
         csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text).group(1)
         assert browser.post("/login", data={"token": tokens["A"], "csrf": csrf}).status_code in (200, 303)
     w.session_id = w.ok("A", "GET", "/me/sessions")["items"][0]["id"]
+    w.notebook_id = w.ok("A", "POST", f"/workspaces/{w.ws}/sessions", json={"environment": w.fork})["id"]
     yield w
+    # the notebook sessions A and I started: stopped, and their containers gone before the platform stops
+    for s in w.ok("I", "GET", f"/workspaces/{w.ws}/sessions")["items"]:
+        w.call("I", "DELETE", f"/api/v1/workspaces/{w.ws}/sessions/{s['id']}")
+        _wait(w, "I", f"/workspaces/{w.ws}/sessions/{s['id']}", lambda x: x["status"] in ("stopped", "failed"),
+              timeout=900)
     w.call("A", "POST", f"/api/v1/runs/{w.run2_id}/cancel")  # the sweep cancels it; this, when it failed first
     w.http.close()
 
@@ -241,14 +251,15 @@ def _values(w: World, method: str, path: str) -> dict[str, str]:
     run = w.run2_id if path.endswith("/cancel") else w.run_id
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
             "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
-            "session_id": w.session_id, "invite_id": w.invite_id, "username": w.spare_user,
-            "platform_id": w.platform_id, "assignment": "hw", "member": w.member}
+            "session_id": w.session_id, "notebook_id": w.notebook_id, "invite_id": w.invite_id,
+            "username": w.spare_user, "platform_id": w.platform_id, "assignment": "hw", "member": w.member}
 
 
 def _ghosts(*, workspace: bool) -> dict[str, str]:
     """Values of private parameters (and the workspace) that name nothing: a refusal must read the same."""
     ghosts = {"env": f"ghost-{uuid.uuid4().hex[:8]}", "build_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
-              "token_id": str(uuid.uuid4()), "vendor": "openstack", "session_id": str(uuid.uuid4())}
+              "token_id": str(uuid.uuid4()), "vendor": "openstack", "session_id": str(uuid.uuid4()),
+              "notebook_id": str(uuid.uuid4())}
     return ghosts | ({"ws": f"ghost-{uuid.uuid4().hex[:8]}"} if workspace else {})
 
 
@@ -311,6 +322,9 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("POST", "/api/v1/runs/{run_id}/cancel"): dict,
         # run again as it was: the owner gets a new run of the same fork, others 404
         ("POST", "/api/v1/runs/{run_id}/rerun"): lambda: {"json": {}},
+        ("POST", "/api/v1/workspaces/{ws}/sessions"): lambda: {"json": {"environment": w.fork}},
+        ("DELETE", "/api/v1/workspaces/{ws}/sessions/{notebook_id}"): dict,
+        ("PUT", "/api/v1/workspaces/{ws}/session-settings"): lambda: {"json": {"idle_timeout_seconds": 3600}},
         ("POST", "/api/v1/workspaces/{ws}/datasets"): lambda: {
             "params": {"name": f"d-{uuid.uuid4().hex[:6]}.csv"}, "content": b"z\n"},
         ("POST", "/api/v1/workspaces/{ws}/assignments"): lambda: {"json": {

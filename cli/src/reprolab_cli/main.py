@@ -64,6 +64,10 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(run_app, name="run")
+session_app = typer.Typer(rich_markup_mode=None,
+                          help="JupyterLab sessions in an environment's image (your home is kept).",
+                          no_args_is_help=True)
+app.add_typer(session_app, name="session")
 assignment_app = typer.Typer(rich_markup_mode=None,
                              help="Assignments (evaluation code + hidden labels) and leaderboards.",
                              no_args_is_help=True)
@@ -887,3 +891,47 @@ def main() -> None:  # pragma: no cover - console script entry
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# --- JupyterLab sessions ----------------------------------------------------------------------------
+
+
+@session_app.command("start")
+def session_start(workspace: str, environment: str,
+                  version: Annotated[int, typer.Option(help="0: the latest version.")] = 0,
+                  wait: Annotated[bool, typer.Option(help="Wait until JupyterLab answers.")] = True,
+                  url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Start JupyterLab in a built version; prints where to open it (through the platform)."""
+    c = _client(url, token)
+    s = c.post(f"/workspaces/{workspace}/sessions", json={"environment": environment, "version": version},
+               expect=(201,))
+    if wait:
+        s = c.poll(f"/workspaces/{workspace}/sessions/{s['id']}", lambda x: x["status"] == "starting", timeout=900)
+    if as_json:
+        _print_json(s)
+        return
+    if s["status"] == "failed":
+        typer.echo(f"session {s['id']} failed: {s['error']}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"session {s['id']} {s['status']}: open {url.rstrip('/')}{s['url']}")
+
+
+@session_app.command("list")
+def session_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    """Your sessions (instructors and admins: everyone's in the workspace)."""
+    c = _client(url, token)
+    _show(c.get(f"/workspaces/{workspace}/sessions"), as_json,
+          ("id", "owner_username", "environment", "version", "status", "last_activity", "cull_in_seconds"))
+
+
+@session_app.command("stop")
+def session_stop(workspace: str, session_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    """Stop a session; the files in your home stay for the next one."""
+    c = _client(url, token)
+    s = c.request("DELETE", f"/workspaces/{workspace}/sessions/{session_id}")
+    if as_json:
+        _print_json(s)
+    else:
+        typer.echo(f"session {s['id']} {s['status']}")

@@ -55,6 +55,8 @@ SERVES: dict[type[StrEnum], str] = {
 INTERNAL_CALLERS: dict[str, tuple[str, ...]] = {
     subjects.Registry.VERSION_RECORD_IMAGE: (BUILDER,),
     subjects.Registry.ASSIGNMENT_RECORD_SCORE: (RUNNER,),
+    # sessions: the runner has the notebook layer built FROM a version's image (wheel cache, registry push)
+    subjects.Builder.SESSION_LAYER: (RUNNER,),
 }
 
 

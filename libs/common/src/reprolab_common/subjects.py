@@ -66,6 +66,7 @@ class Builder(StrEnum):
     PACKAGE_INDEX_PUT = "builder.package_index.put"
     PACKAGE_INDEX_LIST = "builder.package_index.list"
     PACKAGE_INDEX_DELETE = "builder.package_index.delete"
+    SESSION_LAYER = "builder.session.layer"
 
 
 class Runner(StrEnum):
@@ -80,3 +81,11 @@ class Runner(StrEnum):
     CREDENTIAL_LIST = "runner.credential.list"
     CREDENTIAL_DELETE = "runner.credential.delete"
     RESCORE = "runner.run.rescore"
+    SESSION_START = "runner.session.start"
+    SESSION_GET = "runner.session.get"
+    SESSION_LIST = "runner.session.list"
+    SESSION_STOP = "runner.session.stop"
+    SESSION_CONNECT = "runner.session.connect"
+    SESSION_TOUCH = "runner.session.touch"
+    SESSION_POLICY_GET = "runner.session.policy.get"
+    SESSION_POLICY_PUT = "runner.session.policy.put"

@@ -34,7 +34,7 @@ async def main(stop: asyncio.Event) -> None:
     in_flight = InFlight()
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, nc=ctx.nc, enqueue=worker.enqueue,
                                        wake_outbox=publisher.wake, publish_targets=worker.publish_targets,
-                                       store=store), in_flight)
+                                       store=store, backend=backend), in_flight)
     tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop))]
     log.info("builder ready: backend %s, registry %s", settings.backend, settings.registry)
     await stop.wait()

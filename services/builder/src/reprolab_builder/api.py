@@ -24,6 +24,7 @@ from .config import BuilderSettings
 from .lock import lock_digest, resolve
 from .logstream import Scrubber
 from .models import Build, BuildTarget, Status
+from .session_layer import build_layer
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Api:
     # Finished builds that a new version joins get their tags and registry records through this.
     publish_targets: Callable[[str], Awaitable[None]]
     store: Any = None  # the object store OCI archives are exported to
+    backend: Any = None  # builds session layers (session_layer.py)
 
     async def request(self, r: builder_pb2.RequestBuildRequest) -> builder_pb2.Build:
         try:
@@ -224,6 +226,25 @@ class Api:
         return builder_pb2.ExportedImage(object_key=key, size=size, digest=r.source_digest)
 
 
+    async def session_layer(self, r: builder_pb2.SessionLayerRequest) -> builder_pb2.SessionLayer:
+        """The JupyterLab layer FROM a built version's image (runner only; see session_layer.py)."""
+        build = await transact(self.sessions, lambda s: service.get_by_lock(session=s, lock_digest=r.lock_digest))
+        if build is None or not build.lock_json:
+            raise NotFound(f"no lock {r.lock_digest!r} was built here")
+        lock = json.loads(build.lock_json)
+        scrub = Scrubber.for_host(self.settings)
+        started = asyncio.get_running_loop().time()
+        try:
+            result, _digest = await asyncio.to_thread(
+                build_layer, lock=lock, image=r.image, requirements=r.requirements, files=dict(r.files),
+                settings=self.settings, backend=self.backend, log=lambda line: log.info("session layer: %s",
+                                                                                        scrub(line)))
+        except BuildError as exc:
+            raise Invalid(f"the session layer did not build: {scrub(str(exc))}") from exc
+        return builder_pb2.SessionLayer(image_ref=result.image_ref, image_digest=result.digest,
+                                        seconds=asyncio.get_running_loop().time() - started)
+
+
 def credential_proto(row: Any) -> builder_pb2.RegistryCredential:
     msg = builder_pb2.RegistryCredential(workspace=row.workspace, registry=row.host, username=row.username,
                                          created_by=row.created_by)
@@ -255,6 +276,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Builder.PACKAGE_INDEX_PUT, builder_pb2.PutPackageIndexRequest, api.index_put),
         (Builder.PACKAGE_INDEX_LIST, builder_pb2.ListPackageIndexesRequest, api.index_list),
         (Builder.PACKAGE_INDEX_DELETE, builder_pb2.DeletePackageIndexRequest, api.index_delete),
+        (Builder.SESSION_LAYER, builder_pb2.SessionLayerRequest, api.session_layer),
     ):
         await micro.add_endpoint(name=subject.value.replace(".", "-"), subject=subject.value,
                                  handler=in_flight.wrap(endpoint(req_type, fn)))

@@ -7,7 +7,7 @@ service or NATS outage is a 503 ``ServiceUnavailable``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
@@ -442,3 +442,42 @@ class RunnerClient(_Client):
     async def delete_credential(self, workspace: str, vendor: str) -> runner_pb2.CredentialInfo:
         return await self._call(Runner.CREDENTIAL_DELETE, runner_pb2.DeleteCredentialRequest(
             actor=self.actor, workspace=workspace, vendor=vendor), runner_pb2.CredentialInfo)
+
+    # --- JupyterLab sessions (issue 12) ------------------------------------------------------------
+
+    async def start_session(self, request: runner_pb2.StartSessionRequest) -> runner_pb2.Session:
+        request.actor.CopyFrom(self.actor)
+        return await self._call(Runner.SESSION_START, request, runner_pb2.Session)
+
+    async def get_session(self, session_id: str) -> runner_pb2.Session:
+        return await self._call(Runner.SESSION_GET, runner_pb2.GetSessionRequest(actor=self.actor,
+                                                                                 session_id=session_id),
+                                runner_pb2.Session)
+
+    async def list_sessions(self, workspace: str, *, own_only: bool, active_only: bool = False
+                            ) -> runner_pb2.SessionList:
+        return await self._call(Runner.SESSION_LIST, runner_pb2.ListSessionsRequest(
+            actor=self.actor, workspace=workspace, own_only=own_only, active_only=active_only), runner_pb2.SessionList)
+
+    async def stop_session(self, session_id: str) -> runner_pb2.Session:
+        return await self._call(Runner.SESSION_STOP, runner_pb2.StopSessionRequest(actor=self.actor,
+                                                                                   session_id=session_id),
+                                runner_pb2.Session)
+
+    async def connect_session(self, session_id: str) -> runner_pb2.SessionConnection:
+        """The proxy's upstream and the server token: for the gateway's proxy only, never a response body."""
+        return await self._call(Runner.SESSION_CONNECT, runner_pb2.ConnectSessionRequest(
+            actor=self.actor, session_id=session_id), runner_pb2.SessionConnection)
+
+    async def touch_session(self, session_id: str, at: datetime | None = None) -> runner_pb2.Session:
+        request = runner_pb2.TouchSessionRequest(actor=self.actor, session_id=session_id)
+        request.at.FromDatetime(at or datetime.now(UTC))
+        return await self._call(Runner.SESSION_TOUCH, request, runner_pb2.Session)
+
+    async def get_session_policy(self, workspace: str) -> runner_pb2.SessionPolicy:
+        return await self._call(Runner.SESSION_POLICY_GET, runner_pb2.GetSessionPolicyRequest(
+            actor=self.actor, workspace=workspace), runner_pb2.SessionPolicy)
+
+    async def put_session_policy(self, policy: runner_pb2.SessionPolicy) -> runner_pb2.SessionPolicy:
+        return await self._call(Runner.SESSION_POLICY_PUT, runner_pb2.PutSessionPolicyRequest(
+            actor=self.actor, policy=policy), runner_pb2.SessionPolicy)

@@ -812,3 +812,58 @@ class Leaderboard(BaseModel):
                    higher_is_better=b.higher_is_better, split=b.split or "public", anonymous=b.anonymous,
                    rows=[LeaderboardRow(rank=r.rank, username=r.username, score=r.score, run_id=r.run_id or "",
                                         scored_at=ts(r.scored_at), you=r.you, late=r.late) for r in b.rows])
+
+
+# --- JupyterLab sessions (issue 12) ----------------------------------------------------------------
+
+SESSION_STATUS = {runner_pb2.SESSION_STATUS_STARTING: "starting", runner_pb2.SESSION_STATUS_RUNNING: "running",
+                  runner_pb2.SESSION_STATUS_STOPPING: "stopping", runner_pb2.SESSION_STATUS_STOPPED: "stopped",
+                  runner_pb2.SESSION_STATUS_FAILED: "failed"}
+
+
+class SessionCreate(_In):
+    environment: str = Field(pattern=NAME_PATTERN, description="The environment to work in.")
+    version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version (it must be built).")
+    resources: RunResourcesIn | None = Field(default=None, description="cpu, memory, pids (no timeout: a session "
+                                             "ends when stopped or idle). Default: the spec's, else 2 CPUs, 2Gi.")
+
+
+class Session(BaseModel):
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    owner: str = Field(description="User id of the session's owner.")
+    owner_username: str
+    status: Literal["starting", "running", "stopping", "stopped", "failed"]
+    error: str | None
+    created: datetime | None
+    last_activity: datetime | None
+    stopped: datetime | None
+    idle_timeout_seconds: int = Field(description="Stopped after this long without activity (0: never).")
+    cull_warning: bool = Field(description="Idle long enough to be stopped soon (see cull_in_seconds).")
+    cull_in_seconds: int | None
+    network: str
+    url: str = Field(description="Where the browser opens it (through the gateway).")
+
+    @classmethod
+    def of(cls, s: runner_pb2.Session) -> Session:
+        return cls(id=s.id, workspace=s.workspace, environment=s.environment, version=s.version, owner=s.owner,
+                   owner_username=s.owner_username, status=SESSION_STATUS.get(s.status, "failed"),
+                   error=s.error or None, created=ts(s.created), last_activity=ts(s.last_activity),
+                   stopped=ts(s.stopped), idle_timeout_seconds=s.idle_timeout_seconds, cull_warning=s.cull_warning,
+                   cull_in_seconds=s.cull_in_seconds if s.status == runner_pb2.SESSION_STATUS_RUNNING
+                   and s.idle_timeout_seconds else None, network=s.network, url=f"/sessions/{s.id}/")
+
+
+class SessionList(BaseModel):
+    items: list[Session]
+
+
+class SessionPolicy(_In):
+    idle_timeout_seconds: int = Field(default=3600, ge=0, le=7 * 86400,
+                                      description="Idle sessions stop after this long (0: never; else ≥ 10).")
+    max_per_environment: int = Field(default=1, ge=1, le=20, description="Active sessions per student and "
+                                     "environment.")
+    network: Literal["none", "index"] = Field(default="index", description="index: the package index is "
+                                              "reachable (on the local target: the bridge network); none: nothing.")

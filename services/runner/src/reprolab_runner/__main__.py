@@ -22,6 +22,8 @@ from . import targets as _targets  # noqa: F401 - registers the targets
 from .api import Api, add_endpoints
 from .config import get_settings
 from .models import MIGRATIONS, OutboxEvent
+from .sessions.api import SessionApi, add_session_endpoints
+from .sessions.manager import SessionManager
 from .worker import Worker
 
 log = logging.getLogger("reprolab_runner")
@@ -53,18 +55,23 @@ async def main(stop: asyncio.Event) -> None:
     in_flight = InFlight()
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
                                        wake_outbox=publisher.wake, store=store), in_flight)
+    sessions_mgr = SessionManager(settings=settings, sessions=sessions, nc=ctx.nc, wake_outbox=publisher.wake)
+    await add_session_endpoints(ctx.micro, SessionApi(settings=settings, sessions=sessions, manager=sessions_mgr,
+                                                      wake_outbox=publisher.wake), in_flight)
+    await sessions_mgr.resume()
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
     log.info("runner ready (reconciler removed %d leftovers)", removed)
     tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop)),
-             asyncio.create_task(worker.reconcile_forever(ctx.stop))]
+             asyncio.create_task(worker.reconcile_forever(ctx.stop)),
+             asyncio.create_task(sessions_mgr.cull_forever(ctx.stop))]
     await stop.wait()
     ctx.stop.set()
     await ctx.micro.stop()
     await in_flight.wait(10.0)
     await asyncio.gather(*tasks, return_exceptions=True)
     # runs in flight stay unacked: JetStream redelivers them to the next runner, which resumes by handle
-    for task in list(worker.tasks):
+    for task in [*worker.tasks, *sessions_mgr.tasks]:
         task.cancel()
     await publisher.drain_once()
     await ctx.nc.drain()

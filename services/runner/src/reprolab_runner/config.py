@@ -78,6 +78,30 @@ class RunnerSettings(BaseSettings):
         description="containers-auth.json with the runner's credentials for the platform's OCI registry (pull "
         "only). The local target pulls with them; remote targets get a pull grant for one image instead.",
     )
+    # --- JupyterLab sessions (issue 12) ---
+    session_target: str = Field(default="local", description="Where sessions run: local or kubernetes.")
+    session_idle_timeout_seconds: int = Field(
+        default=3600, ge=0, description="A session idle this long is stopped (0: never); workspaces may set theirs.")
+    session_warn_seconds: int = Field(
+        default=300, ge=0, description="How long before culling a session shows its warning (at most half the "
+        "idle timeout).")
+    session_cull_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often running sessions are checked (activity, liveness, culling).")
+    session_network: str = Field(default="index", description="Default network of sessions: none or index.")
+    session_max_per_environment: int = Field(
+        default=1, ge=1, description="Active sessions per user and environment, unless the workspace allows more.")
+    session_cpu_millis: int = Field(default=2000, description="CPU limit of a session (1000 = one CPU).")
+    session_memory_bytes: int = Field(default=2 << 30, description="Memory limit of a session.")
+    session_pids: int = Field(default=1024, description="Process limit of a session (kernels, terminals).")
+    session_start_timeout_seconds: float = Field(
+        default=900.0, description="How long a start may take (the first start of a version builds its layer).")
+    session_layer_timeout_seconds: float = Field(
+        default=900.0, description="How long the builder may take to build a session layer.")
+    kubernetes_session_namespace: str = Field(
+        default="reprolab-sessions", description="Namespace of session pods, their Services and home PVCs.")
+    kubernetes_session_storage_class: str = Field(
+        default="", description="StorageClass of the home PVCs; empty: the cluster's default.")
+    kubernetes_session_home_bytes: int = Field(default=5 << 30, description="Size of a home PVC.")
     installation: str = Field(
         default="",
         description=("Name of this installation, put on every container, Job and VM it creates; the reconciler "

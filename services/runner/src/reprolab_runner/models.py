@@ -107,3 +107,6 @@ class Credential(Base):
 
 
 OutboxEvent = outbox_table(Base)
+
+# the session tables share this metadata (one migration chain per service)
+from .sessions import models as _session_models  # noqa: E402,F401

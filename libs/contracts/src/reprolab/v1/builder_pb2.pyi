@@ -313,3 +313,36 @@ class ExportedImage(_message.Message):
     size: int
     digest: str
     def __init__(self, object_key: _Optional[str] = ..., size: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class SessionLayerRequest(_message.Message):
+    __slots__ = ("actor", "image", "lock_digest", "requirements", "files")
+    class FilesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    image: str
+    lock_digest: str
+    requirements: str
+    files: _containers.ScalarMap[str, bytes]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., image: _Optional[str] = ..., lock_digest: _Optional[str] = ..., requirements: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+
+class SessionLayer(_message.Message):
+    __slots__ = ("image_ref", "image_digest", "cached", "seconds")
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    image_ref: str
+    image_digest: str
+    cached: bool
+    seconds: float
+    def __init__(self, image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., cached: _Optional[bool] = ..., seconds: _Optional[float] = ...) -> None: ...

@@ -21,6 +21,15 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
     RUN_STATUS_TIMED_OUT: _ClassVar[RunStatus]
+
+class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATUS_UNSPECIFIED: _ClassVar[SessionStatus]
+    SESSION_STATUS_STARTING: _ClassVar[SessionStatus]
+    SESSION_STATUS_RUNNING: _ClassVar[SessionStatus]
+    SESSION_STATUS_STOPPING: _ClassVar[SessionStatus]
+    SESSION_STATUS_STOPPED: _ClassVar[SessionStatus]
+    SESSION_STATUS_FAILED: _ClassVar[SessionStatus]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_QUEUED: RunStatus
 RUN_STATUS_STARTING: RunStatus
@@ -29,6 +38,12 @@ RUN_STATUS_SUCCEEDED: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_CANCELLED: RunStatus
 RUN_STATUS_TIMED_OUT: RunStatus
+SESSION_STATUS_UNSPECIFIED: SessionStatus
+SESSION_STATUS_STARTING: SessionStatus
+SESSION_STATUS_RUNNING: SessionStatus
+SESSION_STATUS_STOPPING: SessionStatus
+SESSION_STATUS_STOPPED: SessionStatus
+SESSION_STATUS_FAILED: SessionStatus
 
 class RunResources(_message.Message):
     __slots__ = ("cpu_millis", "memory_bytes", "pids", "timeout_seconds")
@@ -384,3 +399,169 @@ class CredentialEvent(_message.Message):
     vendor: str
     key_hint: str
     def __init__(self, vendor: _Optional[str] = ..., key_hint: _Optional[str] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("id", "workspace", "environment", "version", "owner", "status", "error", "created", "last_activity", "idle_timeout_seconds", "cull_warning", "cull_in_seconds", "owner_username", "image", "target", "resources", "network", "stopped")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CULL_WARNING_FIELD_NUMBER: _ClassVar[int]
+    CULL_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workspace: str
+    environment: str
+    version: int
+    owner: str
+    status: SessionStatus
+    error: str
+    created: _timestamp_pb2.Timestamp
+    last_activity: _timestamp_pb2.Timestamp
+    idle_timeout_seconds: int
+    cull_warning: bool
+    cull_in_seconds: int
+    owner_username: str
+    image: str
+    target: str
+    resources: RunResources
+    network: str
+    stopped: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., owner: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., error: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_activity: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_timeout_seconds: _Optional[int] = ..., cull_warning: _Optional[bool] = ..., cull_in_seconds: _Optional[int] = ..., owner_username: _Optional[str] = ..., image: _Optional[str] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[str] = ..., stopped: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StartSessionRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "version", "image", "lock_digest", "resources", "target")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    version: int
+    image: str
+    lock_digest: str
+    resources: RunResources
+    target: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., lock_digest: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., target: _Optional[str] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("actor", "session_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    session_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class StopSessionRequest(_message.Message):
+    __slots__ = ("actor", "session_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    session_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "own_only", "active_only")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OWN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    own_only: bool
+    active_only: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., own_only: _Optional[bool] = ..., active_only: _Optional[bool] = ...) -> None: ...
+
+class SessionList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, items: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class ConnectSessionRequest(_message.Message):
+    __slots__ = ("actor", "session_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    session_id: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class SessionConnection(_message.Message):
+    __slots__ = ("session", "upstream_url", "server_token")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_URL_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    upstream_url: str
+    server_token: str
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., upstream_url: _Optional[str] = ..., server_token: _Optional[str] = ...) -> None: ...
+
+class TouchSessionRequest(_message.Message):
+    __slots__ = ("actor", "session_id", "at")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    session_id: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionEvent(_message.Message):
+    __slots__ = ("session_id", "environment", "version", "image", "error", "reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    environment: str
+    version: int
+    image: str
+    error: str
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SessionPolicy(_message.Message):
+    __slots__ = ("workspace", "idle_timeout_seconds", "max_per_environment", "network")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    idle_timeout_seconds: int
+    max_per_environment: int
+    network: str
+    def __init__(self, workspace: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_per_environment: _Optional[int] = ..., network: _Optional[str] = ...) -> None: ...
+
+class GetSessionPolicyRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class PutSessionPolicyRequest(_message.Message):
+    __slots__ = ("actor", "policy")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    policy: SessionPolicy
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., policy: _Optional[_Union[SessionPolicy, _Mapping]] = ...) -> None: ...

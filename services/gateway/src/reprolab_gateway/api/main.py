@@ -24,6 +24,7 @@ from .routes import (
     registry_token,
     reruns,
     runs,
+    sessions,
     targets,
     users,
     workspaces,
@@ -46,6 +47,7 @@ api_router.include_router(environments.router)
 api_router.include_router(builds.router)
 api_router.include_router(runs.router)
 api_router.include_router(reruns.router)
+api_router.include_router(sessions.router)
 api_router.include_router(datasets.router)
 api_router.include_router(cleanup.router)
 api_router.include_router(assignments.router)
