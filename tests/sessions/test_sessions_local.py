@@ -128,6 +128,7 @@ def execute(upstream: str, token: str, kernel_id: str, code: str, timeout: float
         ws.close()
 
 
+@pytest.mark.timeout(900)  # the first start builds the notebook layer (1-3 min on a busy machine)
 def test_a_session_runs_the_environment_keeps_the_home_and_is_private(running, lab) -> None:
     ws, _teacher, (alice, bob) = lab
     t0 = time.monotonic()
@@ -204,6 +205,7 @@ def test_a_session_runs_the_environment_keeps_the_home_and_is_private(running, l
     assert f"reprolab-session-{s2['id']}" not in names
 
 
+@pytest.mark.timeout(600)
 def test_an_idle_session_is_warned_then_culled_and_keeps_its_files(running, lab) -> None:
     ws, teacher, (_alice, bob) = lab
     # students cannot change the workspace's session settings

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.micro.service import Service
@@ -24,7 +24,7 @@ from .config import BuilderSettings
 from .lock import lock_digest, resolve
 from .logstream import Scrubber
 from .models import Build, BuildTarget, Status
-from .session_layer import build_layer
+from .session_layer import build_layer, layer_digest
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class Api:
     publish_targets: Callable[[str], Awaitable[None]]
     store: Any = None  # the object store OCI archives are exported to
     backend: Any = None  # builds session layers (session_layer.py)
+    # session layers being built or built by this process, by their inputs (see session_layer)
+    _layer_tasks: dict[str, asyncio.Task] = field(default_factory=dict)
 
     async def request(self, r: builder_pb2.RequestBuildRequest) -> builder_pb2.Build:
         try:
@@ -227,22 +229,40 @@ class Api:
 
 
     async def session_layer(self, r: builder_pb2.SessionLayerRequest) -> builder_pb2.SessionLayer:
-        """The JupyterLab layer FROM a built version's image (runner only; see session_layer.py)."""
-        build = await transact(self.sessions, lambda s: service.get_by_lock(session=s, lock_digest=r.lock_digest))
-        if build is None or not build.lock_json:
-            raise NotFound(f"no lock {r.lock_digest!r} was built here")
-        lock = json.loads(build.lock_json)
-        scrub = Scrubber.for_host(self.settings)
-        started = asyncio.get_running_loop().time()
-        try:
-            result, _digest = await asyncio.to_thread(
-                build_layer, lock=lock, image=r.image, requirements=r.requirements, files=dict(r.files),
-                settings=self.settings, backend=self.backend, log=lambda line: log.info("session layer: %s",
-                                                                                        scrub(line)))
-        except BuildError as exc:
-            raise Invalid(f"the session layer did not build: {scrub(str(exc))}") from exc
-        return builder_pb2.SessionLayer(image_ref=result.image_ref, image_digest=result.digest,
-                                        seconds=asyncio.get_running_loop().time() - started)
+        """The JupyterLab layer FROM a built version's image (runner only; see session_layer.py).
+
+        Answers at once: ``building`` while the build runs in this process (the runner asks again),
+        then the pushed image. A failed build is reported once and forgotten, so a retry builds again."""
+        key = layer_digest(r.image, r.requirements, dict(r.files), False) + r.lock_digest
+        task = self._layer_tasks.get(key)
+        if task is None:
+            build = await transact(self.sessions, lambda s: service.get_by_lock(session=s,
+                                                                                lock_digest=r.lock_digest))
+            if build is None or not build.lock_json:
+                raise NotFound(f"no lock {r.lock_digest!r} was built here")
+            lock = json.loads(build.lock_json)
+            scrub = Scrubber.for_host(self.settings)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def _build() -> builder_pb2.SessionLayer:
+                try:
+                    result, _digest = await asyncio.to_thread(
+                        build_layer, lock=lock, image=r.image, requirements=r.requirements, files=dict(r.files),
+                        settings=self.settings, backend=self.backend,
+                        log=lambda line: log.info("session layer: %s", scrub(line)))
+                except BuildError as exc:
+                    raise Invalid(f"the session layer did not build: {scrub(str(exc))}") from exc
+                return builder_pb2.SessionLayer(image_ref=result.image_ref, image_digest=result.digest,
+                                                seconds=loop.time() - started)
+
+            task = self._layer_tasks[key] = asyncio.create_task(_build())
+        if not task.done():
+            return builder_pb2.SessionLayer(building=True)
+        if task.exception() is not None:
+            self._layer_tasks.pop(key, None)
+            raise task.exception()
+        return task.result()
 
 
 def credential_proto(row: Any) -> builder_pb2.RegistryCredential:

@@ -336,13 +336,15 @@ class SessionLayerRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., image: _Optional[str] = ..., lock_digest: _Optional[str] = ..., requirements: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class SessionLayer(_message.Message):
-    __slots__ = ("image_ref", "image_digest", "cached", "seconds")
+    __slots__ = ("image_ref", "image_digest", "cached", "seconds", "building")
     IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
     IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUILDING_FIELD_NUMBER: _ClassVar[int]
     image_ref: str
     image_digest: str
     cached: bool
     seconds: float
-    def __init__(self, image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., cached: _Optional[bool] = ..., seconds: _Optional[float] = ...) -> None: ...
+    building: bool
+    def __init__(self, image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ..., cached: _Optional[bool] = ..., seconds: _Optional[float] = ..., building: _Optional[bool] = ...) -> None: ...

@@ -105,8 +105,13 @@ class SessionManager:
         request = builder_pb2.SessionLayerRequest(image=s.image, lock_digest=s.lock_digest,
                                                   requirements=files["requirements.txt"].decode(), files=files)
         request.actor.user_id, request.actor.username = s.owner_id, s.owner_username
-        layer = await call(self.nc, Builder.SESSION_LAYER.value, request, builder_pb2.SessionLayer,
-                           timeout=self.settings.session_layer_timeout_seconds)
+        # the builder answers at once ("building" until pushed): a reply held for minutes would outlive
+        # NATS's allow_responses window
+        while True:
+            layer = await call(self.nc, Builder.SESSION_LAYER.value, request, builder_pb2.SessionLayer, timeout=30)
+            if not layer.building:
+                break
+            await asyncio.sleep(1.0)  # polling the builder, nothing local to wait on
         pinned = f"{layer.image_ref.rsplit(':', 1)[0]}@{layer.image_digest}"
         log.info("session layer for %s built in %.1f s: %s", s.image, layer.seconds, pinned)
         await transact(self.sessions, lambda db: service.remember_layer(db, key=key, image=s.image,
