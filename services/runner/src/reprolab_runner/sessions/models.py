@@ -1,4 +1,4 @@
-"""The runner's session tables (migration 0004_sessions)."""
+"""The runner's session tables (migration 0005_sessions)."""
 
 from __future__ import annotations
 
