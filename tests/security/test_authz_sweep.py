@@ -322,7 +322,7 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("POST", "/api/v1/runs/{run_id}/cancel"): dict,
         # run again as it was: the owner gets a new run of the same fork, others 404
         ("POST", "/api/v1/runs/{run_id}/rerun"): lambda: {"json": {}},
-        ("POST", "/api/v1/workspaces/{ws}/sessions"): lambda: {"json": {"environment": w.fork}},
+        ("POST", "/api/v1/workspaces/{ws}/sessions"): lambda: {"json": {"environment": w.fork, "version": 1}},
         ("DELETE", "/api/v1/workspaces/{ws}/sessions/{notebook_id}"): dict,
         ("PUT", "/api/v1/workspaces/{ws}/session-settings"): lambda: {"json": {"idle_timeout_seconds": 3600}},
         ("POST", "/api/v1/workspaces/{ws}/datasets"): lambda: {
