@@ -189,15 +189,34 @@ def transfer_keys(store: S3ObjectStore, run_id: str) -> list[str]:
 
 # -- Kubernetes (FAKE API server) -------------------------------------------------------------------
 
+CLAIMS = kmocklib.resource("v1/persistentvolumeclaims")
+COMPLETE = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+
+
 @pytest.fixture
 def fake_k8s(kmock: Any, tmp_path: Path) -> tuple[Any, Path]:
-    """kmock's FAKE API server, and a kubeconfig file naming it (the runner's real setting)."""
-    kmock.resources["batch/v1/jobs"] = {"namespaced": True, "kind": "Job", "verbs": {"create", "get", "list", "delete"}}
+    """kmock's FAKE API server, and a kubeconfig file naming it (the runner's real setting). Like a
+    real API server (and unlike the bare emulator) it gives every created object a uid: the run Job's
+    uid goes into the ownerReferences of the rest of the run."""
+    kmock.resources["batch/v1/jobs"] = {"namespaced": True, "kind": "Job",
+                                        "verbs": {"create", "get", "list", "patch", "delete"}}
     kmock.resources["v1/pods"] = {"namespaced": True, "kind": "Pod", "verbs": {"list", "get"},
                                   "subresources": {"log"}}
     kmock.resources["networking.k8s.io/v1/networkpolicies"] = {"namespaced": True, "kind": "NetworkPolicy",
                                                                "verbs": {"create", "get", "delete"}}
+    kmock.resources["v1/persistentvolumeclaims"] = {"namespaced": True, "kind": "PersistentVolumeClaim",
+                                                    "verbs": {"create", "delete"}}
+    kmock.resources["v1/secrets"] = {"namespaced": True, "kind": "Secret", "verbs": {"create", "delete"}}
     kmock["get", re.compile(r"/api/v1/namespaces/[^/]+/pods/[^/]+/log")] << POD_LOG
+
+    def with_uid(request: Any) -> Any:
+        meta = request.data.get("metadata", {})
+        obj = kmock.objects[request.resource, request.namespace or meta.get("namespace"), meta["name"]]
+        if not (obj.get("metadata") or {}).get("uid"):
+            obj.patch({"metadata": {"uid": str(uuid.uuid4())}})
+        return dict(obj.raw)
+
+    kmock["post"] << with_uid
     config = tmp_path / "kubeconfig"
     config.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "fake",
@@ -213,28 +232,44 @@ def _rooted(script: str, root: Path, dirs: list[str]) -> str:
     return script
 
 
-def play_pod(job: dict, root: Path, exit_code: int, outputs: dict[str, bytes]) -> None:
-    """Run the Job's own fetch and upload steps (sh, curl, tar on this host, rooted under ``root``)
-    against the presigned URLs in the Job; the student's step is played by writing its outputs."""
-    spec = job["spec"]["template"]["spec"]
-    steps = {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
-    for d in ("work", "data", "outputs", ".reprolab", "upload"):
+def step_job(kmock: Any, handle: str, step: str) -> Any:
+    namespace, name = handle.split("/")
+    return kmock.objects[JOBS, namespace, name if step == m.RUN_STEP else f"{name}-{step}"]
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin"} | {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def play_fetch(kmock: Any, handle: str, root: Path) -> None:
+    """The fetch pod's own script (sh, curl, sha256sum on this host, rooted under ``root``) against the
+    presigned URLs in its Job."""
+    (fetch,) = step_job(kmock, handle, m.FETCH_STEP).raw["spec"]["template"]["spec"]["containers"]
+    for d in ("work", "data"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    fetch = steps[m.FETCH_CONTAINER]
-    env = {"PATH": "/usr/bin:/bin"} | {e["name"]: e["value"] for e in fetch["env"]}
     # the code archive here is not a real tarball: check its download and digest, skip the unpack
     script = fetch["command"][-1].replace("tar -xzf", "true")
-    subprocess.run(["sh", "-c", _rooted(script, root, ["/work", "/data"])], env=env, check=True)
+    subprocess.run(["sh", "-c", _rooted(script, root, ["/work", "/data"])], env=_env(fetch), check=True)
     assert (root / "data" / "d.csv").read_bytes() == DATA
+
+
+def play_run(root: Path, exit_code: int, outputs: dict[str, bytes]) -> None:
+    """The student's step, played: its outputs, and the status its wrapper writes on the claim."""
+    for d in ("outputs", ".reprolab"):
+        (root / d).mkdir(parents=True, exist_ok=True)
     for name, data in outputs.items():
         (root / "outputs" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "outputs" / name).write_bytes(data)
     (root / ".reprolab" / "status.json").write_text(json.dumps({"exit_code": exit_code, "timed_out": False,
                                                                "error": ""}))
-    upload = steps[m.UPLOAD_CONTAINER]
-    env = {"PATH": "/usr/bin:/bin"} | {e["name"]: e["value"] for e in upload["env"]}
+
+
+def play_upload(kmock: Any, handle: str, root: Path) -> None:
+    """The upload pod's own script, rooted under ``root``, PUTting to the presigned URLs in its Job."""
+    (upload,) = step_job(kmock, handle, m.UPLOAD_STEP).raw["spec"]["template"]["spec"]["containers"]
+    (root / "upload").mkdir(parents=True, exist_ok=True)
     subprocess.run(["sh", "-c", _rooted(upload["command"][-1], root, ["/outputs", "/.reprolab", "/upload"])],
-                   env=env, check=True)
+                   env=_env(upload), check=True)
 
 
 def _terminated(name: str, code: int, reason: str, message: str = "") -> dict[str, Any]:
@@ -242,10 +277,12 @@ def _terminated(name: str, code: int, reason: str, message: str = "") -> dict[st
             "state": {"terminated": {"exitCode": code, "reason": reason, "message": message}}}
 
 
-def settle_job(kmock: Any, handle: str, pod_status: dict, job_status: dict) -> None:
-    """Play the FAKE's Job controller and kubelet: the run's pod and the Job's final status."""
-    namespace, name = handle.split("/")
-    obj = kmock.objects[JOBS, namespace, name]
+async def settle(kmock: Any, handle: str, step: str, pod_status: dict, job_status: dict) -> None:
+    """Play the FAKE's Job controller and kubelet for one step: once the runner has resumed the step's
+    Job (the fetch Job starts unsuspended), its pod and the Job's final status."""
+    obj = step_job(kmock, handle, step)
+    await eventually(lambda: not (obj.get("spec") or {}).get("suspend"))
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     template = obj.raw["spec"]["template"]
     kmock.objects[PODS, namespace, f"{name}-x7k2p"] = {
         "apiVersion": "v1", "kind": "Pod",
@@ -255,12 +292,24 @@ def settle_job(kmock: Any, handle: str, pod_status: dict, job_status: dict) -> N
     obj.patch({"status": job_status})
 
 
-def completed(code: int) -> tuple[dict, dict]:
-    return ({"phase": "Succeeded",
-             "initContainerStatuses": [_terminated(m.FETCH_CONTAINER, 0, "Completed"),
-                                       _terminated(m.RUN_CONTAINER, 0, "Completed", str(code))],
-             "containerStatuses": [_terminated(m.UPLOAD_CONTAINER, 0, "Completed")]},
-            {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+def succeeded(container: str, message: str = "") -> dict:
+    return {"phase": "Succeeded", "containerStatuses": [_terminated(container, 0, "Completed", message)]}
+
+
+async def play_run_through(kmock: Any, handle: str, root: Path, exit_code: int, outputs: dict[str, bytes]) -> None:
+    """All three pods of a run, in the order the runner releases them."""
+    await asyncio.to_thread(play_fetch, kmock, handle, root)
+    await settle(kmock, handle, m.FETCH_STEP, succeeded(m.FETCH_CONTAINER), COMPLETE)
+    play_run(root, exit_code, outputs)
+    await settle(kmock, handle, m.RUN_STEP, succeeded(m.RUN_CONTAINER, str(exit_code)), COMPLETE)
+    await asyncio.to_thread(play_upload, kmock, handle, root)
+    await settle(kmock, handle, m.UPLOAD_STEP, succeeded(m.UPLOAD_CONTAINER), COMPLETE)
+
+
+def run_objects(kmock: Any, run_id: str) -> set[tuple[str, str]]:
+    """(kind, name) of the run's objects still in the FAKE."""
+    return {(o.get("kind"), o["metadata"]["name"]) for o in kmock.objects.values()
+            if not o.deleted and (o.get("metadata", {}).get("annotations") or {}).get(m.RUN_ID_ANNOTATION) == run_id}
 
 
 async def test_kubernetes_run_goes_to_a_job_and_comes_back_with_outputs(make_runner, fake_k8s, tmp_path) -> None:
@@ -269,31 +318,33 @@ async def test_kubernetes_run_goes_to_a_job_and_comes_back_with_outputs(make_run
                                kubernetes_namespace="runs")
     run_id = await runner.submit("kubernetes")
     run = await runner.started(run_id)
+    assert run.handle, (run.status, run.error)
     namespace, name = run.handle.split("/")
     assert (namespace, name) == ("runs", m.job_name(run_id))
-    job = kmock.objects[JOBS, namespace, name].raw
-    kubernetes_validate.validate(dict(job), kubernetes_validate.latest_version(), strict=True)
-    labels = job["metadata"]["labels"]
-    assert labels[m.RUN_ID_LABEL] == run_id
-    assert labels["reprolab.org/installation"] == runner.settings.installation_id()
+    for step in (m.FETCH_STEP, m.RUN_STEP, m.UPLOAD_STEP):
+        job = step_job(kmock, run.handle, step).raw
+        kubernetes_validate.validate(dict(job), kubernetes_validate.latest_version(), strict=True)
+        labels = job["metadata"]["labels"]
+        assert labels[m.RUN_ID_LABEL] == run_id
+        assert labels["reprolab.org/installation"] == runner.settings.installation_id()
     # presigned URLs only: a GET per input, a PUT per output into the run's transfer area
-    upload_env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    (upload,) = step_job(kmock, run.handle, m.UPLOAD_STEP).raw["spec"]["template"]["spec"]["containers"]
+    upload_env = _env(upload)
     assert f"/{transfer_key(run_id, 'status.json')}?" in upload_env["STATUS_URL"]
     assert "Signature=" in upload_env["STATUS_URL"]
-    assert (POLICIES, namespace, name) in kmock.objects
+    assert {(POLICIES, f"{name}-store"), (POLICIES, f"{name}-run")} <= {
+        (k[0], k[2]) for k in kmock.objects.keys() if k[1] == namespace}
 
     metrics = json.dumps({"accuracy": 0.93}).encode()
-    await asyncio.to_thread(play_pod, job, tmp_path / "pod", 0, {"metrics.json": metrics, "model/w.txt": b"w"})
-    settle_job(kmock, run.handle, *completed(0))
+    await play_run_through(kmock, run.handle, tmp_path / "pod", 0, {"metrics.json": metrics, "model/w.txt": b"w"})
     done = await runner.finished(run_id)
     assert (done.status, done.exit_code, done.error) == ("succeeded", 0, "")
     assert json.loads(done.metrics_json) == {"accuracy": 0.93}
     outs = runner.outputs(run_id)
     assert outs["metrics.json"] == metrics and outs["model/w.txt"] == b"w"
-    assert outs["logs.txt"] == POD_LOG  # the run step's log, read from the pod
-    await eventually(lambda: kmock.objects[JOBS, namespace, name].deleted)
-    assert kmock.objects[POLICIES, namespace, name].deleted
-    # the transfer area is gone, the kept outputs are not
+    assert outs["logs.txt"] == POD_LOG  # the run step's log, read from the run pod
+    # nothing of the run is left in the cluster, and the transfer area is gone (the kept outputs are not)
+    await eventually(lambda: run_objects(kmock, run_id) == set())
     await eventually(lambda: transfer_keys(runner.store, run_id) == [])
 
 
@@ -302,22 +353,22 @@ async def test_kubernetes_exit_code_and_failed_job(make_runner, fake_k8s, tmp_pa
     runner = await make_runner(["kubernetes"], kubernetes_kubeconfig=str(config), kubernetes_namespace="runs")
     code3 = await runner.submit("kubernetes")
     run = await runner.started(code3)
-    await asyncio.to_thread(play_pod, kmock.objects[JOBS, *run.handle.split("/")].raw, tmp_path / "p3", 3, {})
-    settle_job(kmock, run.handle, *completed(3))
+    await play_run_through(kmock, run.handle, tmp_path / "p3", 3, {})
     done = await runner.finished(code3)
     assert (done.status, done.exit_code) == ("failed", 3) and "exited with code 3" in done.error
 
     broken = await runner.submit("kubernetes")
     run = await runner.started(broken)
-    settle_job(kmock, run.handle,
-               {"phase": "Failed", "initContainerStatuses": [
-                   _terminated(m.FETCH_CONTAINER, 22, "Error", "curl: (22) The requested URL returned error: 403")]},
-               {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                             "message": "Job has reached the specified backoff limit"}]})
+    await settle(kmock, run.handle, m.FETCH_STEP,
+                 {"phase": "Failed", "containerStatuses": [
+                     _terminated(m.FETCH_CONTAINER, 22, "Error", "curl: (22) The requested URL returned error: 403")]},
+                 {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                               "message": "Job has reached the specified backoff limit"}]})
     done = await runner.finished(broken)
     assert done.status == "failed"
     assert "fetch-inputs exited 22 (Error): curl: (22) The requested URL returned error: 403" in done.error
-    assert "uploaded no outputs" in done.error
+    # the student's step never started: its Job is still suspended until the run is cleaned up
+    await eventually(lambda: run_objects(kmock, broken) == set())
 
 
 async def test_remote_outputs_are_capped_like_local_ones(make_runner, fake_k8s, tmp_path) -> None:
@@ -327,8 +378,7 @@ async def test_remote_outputs_are_capped_like_local_ones(make_runner, fake_k8s, 
     run_id = await runner.submit("kubernetes")
     run = await runner.started(run_id)
     big = {"a.bin": b"a" * 600, "b.bin": b"b" * 600}
-    await asyncio.to_thread(play_pod, kmock.objects[JOBS, *run.handle.split("/")].raw, tmp_path / "pod", 0, big)
-    settle_job(kmock, run.handle, *completed(0))
+    await play_run_through(kmock, run.handle, tmp_path / "pod", 0, big)
     done = await runner.finished(run_id)
     assert "outputs exceed 1000 bytes; the rest were dropped" in done.error
     assert set(runner.outputs(run_id)) <= {"a.bin", "logs.txt"} and "b.bin" not in runner.outputs(run_id)
@@ -358,6 +408,10 @@ async def test_reconciler_removes_jobs_of_finished_and_unknown_runs(make_runner,
     assert await runner.worker.reconcile() == 2
     gone = {rid for rid, h in handles.items() if kmock.objects[JOBS, *h.split("/")].deleted}
     assert gone == {finished, unknown}
+    # each removed run goes whole: its step Jobs, policies and claim too; the live run keeps all of its
+    assert run_objects(kmock, finished) == set() and run_objects(kmock, unknown) == set()
+    # run, fetch and upload Jobs, two policies, the claim (and the other installation's copy, untouched)
+    assert len(run_objects(kmock, live) - {("Job", "someone-elses")}) == 6
     assert not kmock.objects[JOBS, "runs", "someone-elses"].deleted
     assert await runner.worker.reconcile() == 0
 
