@@ -51,6 +51,10 @@ DATA_DEPENDENT = {
         "the workspace needs credentials for the destination's registry",
     "GET /api/v1/workspaces/{ws}/activity/proof/inclusion": "the index must be inside the log's tree",
     "GET /api/v1/workspaces/{ws}/activity/proof/consistency": "the sizes must be inside the log's tree",
+    "POST /api/v1/workspaces/{ws}/class-list": "the CSV must have a header row naming the columns",
+    "PUT /api/v1/workspaces/{ws}/assignments/{name}/evaluation": "the evaluation code archive must exist",
+    "POST /api/v1/runs/{run_id}/rerun": "the code, datasets, version, Git URL and target must exist",
+    "PUT /api/v1/workspaces/{ws}/package-indexes/{name}": "a username needs a password or a token with it",
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

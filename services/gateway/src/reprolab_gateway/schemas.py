@@ -860,10 +860,16 @@ class SessionList(BaseModel):
     items: list[Session]
 
 
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON's true/false are not 1/0 here
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
 class SessionPolicy(_In):
-    idle_timeout_seconds: int = Field(default=3600, ge=0, le=7 * 86400,
-                                      description="Idle sessions stop after this long (0: never; else ≥ 10).")
-    max_per_environment: int = Field(default=1, ge=1, le=20, description="Active sessions per student and "
+    idle_timeout_seconds: Annotated[Literal[0] | Annotated[int, Field(ge=10, le=7 * 86400)],
+                                    BeforeValidator(_not_a_bool)] = Field(default=3600, description="Idle sessions stop after this long in seconds: 0 (never) or 10 s to 7 days.")
+    max_per_environment: int = Field(default=1, ge=1, le=20, strict=True, description="Active sessions per student and "
                                      "environment.")
     network: Literal["none", "index"] = Field(default="index", description="index: the package index is "
                                               "reachable (on the local target: the bridge network); none: nothing.")

@@ -84,7 +84,9 @@ async def update_assignment(ws: WsPath, name: AssignmentPath, body: AssignmentSe
     return Assignment.of((await registry.update_assignment(update_request(ws, name, body, starter))).assignment)
 
 
-@router.put("/{name}/evaluation", response_model=Rescoring)
+@router.put("/{name}/evaluation", response_model=Rescoring,
+            responses={422: {"description": "The evaluation code archive is unknown in this workspace, or the "
+                                            "command is invalid."}})
 async def new_evaluation(ws: WsPath, name: AssignmentPath, body: EvaluationUpdate, registry: RegistryDep,
                          runner: RunnerDep, store: StoreDep) -> Rescoring:
     """Instructors and admins upload a new evaluation: its revision goes up and each student's best and

@@ -37,7 +37,7 @@ class PackageIndexIn(BaseModel):
                                  "in it: give them below).")
     kind: Literal["extra", "primary"] = Field(
         default="extra", description="extra: searched before the primary. primary: replaces PyPI for this workspace.")
-    priority: int = Field(default=0, ge=0, le=1000, description="Among extra indexes, lower is searched first.")
+    priority: int = Field(default=0, ge=0, le=1000, strict=True, description="Among extra indexes, lower is searched first.")
     username: str = Field(default="", max_length=255, pattern=_PRINTABLE,
                           description="Basic-auth user (a token alone is sent as user __token__).")
     password: str = Field(default="", max_length=4096, pattern=_PRINTABLE,
@@ -71,7 +71,8 @@ async def _managers_only(registry: RegistryDep, ws: str) -> None:
         raise Forbidden(f"only an admin or instructor of {ws!r} can manage package indexes")
 
 
-@router.put("/{name}", response_model=PackageIndexOut)
+@router.put("/{name}", response_model=PackageIndexOut,
+            responses={422: {"description": "A field is invalid, or a username came without a password or token."}})
 async def put_package_index(ws: WsPath, name: IndexName, body: PackageIndexIn, registry: RegistryDep,
                             builder: BuilderDep) -> PackageIndexOut:
     """Add or replace a package index of the workspace; its password or token is encrypted by the builder
