@@ -100,6 +100,15 @@ class Replicated:
         sub = {"builder": "builder", "runner": "runner"}[name]
         return [self.platform.data_dir / sub, self.platform.data_dir / "replica-2" / sub]
 
+    def restart(self, name: str, proc: subprocess.Popen) -> subprocess.Popen:
+        """Start again the replica of ``name`` that ran as ``proc`` (killed), with its environment and
+        scratch directories, as a kubelet restarts a killed container in the same pod."""
+        if proc is self.platform.procs[name]:
+            self.platform.start_service(name)
+            return self.platform.procs[name]
+        self.start_second(name)
+        return self.second[name]
+
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
         os.kill(proc.pid, signal.SIGKILL)

@@ -3,6 +3,8 @@ containers, real sandbox limits."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import socket
@@ -20,8 +22,11 @@ from types import SimpleNamespace
 import docker
 import httpx
 import pytest
+from reprolab_common.settings import CommonSettings
+from reprolab_runner.config import RunnerSettings
 from reprolab_runner.targets.base import LABEL, Input, Limits, RunRequest, State, Status, TargetError
 from reprolab_runner.targets.local import LocalTarget, unpack_code
+from reprolab_runner.worker import Worker
 
 SMALL = Limits(cpu_millis=1000, memory_bytes=256 << 20, pids=64, timeout_seconds=60)
 
@@ -407,3 +412,34 @@ def test_each_installation_owns_only_its_runs(podman_socket: str, base_image: st
         assert labels["org.reprolab.installation"] == "inst-a"
     finally:
         mine.cleanup(handle)
+
+
+def test_sweep_removes_the_run_folders_no_run_needs(podman_socket: str, base_image: str, tmp_path: Path) -> None:
+    """The runner's work root after a kill: a prepared but unstarted run's folders go, while a folder some
+    run container still bind-mounts (a run another replica resumed, its dataset under the worker's folder),
+    a run this process is handling and ``git/`` stay. Once that container is gone its folders go too."""
+    settings = RunnerSettings(common=CommonSettings(data_dir=tmp_path / "data"), work_dir=tmp_path / "runs",
+                              docker_url=podman_socket, enabled_targets=["local"], installation=f"t-{uuid.uuid4().hex}")
+    worker = Worker(settings=settings, sessions=None, js=None, store=None, wake_outbox=lambda: None)
+    local = worker.target("local")
+    root = settings.work_root()
+    live, unstarted, handled = (str(uuid.uuid4()) for _ in range(3))
+    data = root / live / "inputs" / "data" / "d.csv"  # where the worker downloads a local run's dataset
+    data.parent.mkdir(parents=True)
+    data.write_text("a,b\n")
+    req = request(tmp_path, "import time; time.sleep(120)", datasets=[Input(mount="/data/d.csv", path=data)])
+    handle = local.submit(dataclasses.replace(req, run_id=live))
+    try:
+        for left in (root / f"reprolab-run-{unstarted}" / "work", root / unstarted / "inputs",
+                     root / f"{handled}.eval", root / "git" / "fetch-x"):
+            left.mkdir(parents=True)
+        worker._driving.add(handled)
+        assert asyncio.run(worker.sweep_work_root()) == 2
+        assert sorted(p.name for p in root.iterdir()) == sorted(
+            ["git", live, f"reprolab-run-{live}", f"{handled}.eval"])
+        assert local.status(handle).state == State.RUNNING  # nothing of the live run was touched
+    finally:
+        local.cleanup(handle)
+    worker._driving.discard(handled)
+    assert asyncio.run(worker.sweep_work_root()) == 2  # the live run's downloaded inputs, the ended evaluation
+    assert [p.name for p in root.iterdir()] == ["git"]

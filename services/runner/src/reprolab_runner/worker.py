@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tarfile
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,10 @@ ENDED = (State.EXITED, State.FAILED, State.GONE)
 """Target states after which a run is only collected and cleaned up."""
 QUICK_LOOK_SECONDS = 0.05
 """Shortest pause between two status looks at a young local run (see ``Worker._until_next_poll``)."""
+LOCAL_PREFIX = "reprolab-run-"
+"""The local target's run folders are named like its containers (``targets.local.NAME_PREFIX``)."""
+_RUN_FOLDER = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\.eval)?$")
+"""A run's folder in the work root: its id (a UUID), or its evaluation's (``<id>.eval``)."""
 
 
 def redact(text: str, secrets: Any) -> str:
@@ -122,6 +127,7 @@ class Worker:
         self.tasks: set[asyncio.Task] = set()
         self._k8s_api: Any = None
         self._status_errors: dict[str, float] = {}
+        self._driving: set[str] = set()  # run ids this process handles now (their folders are not leftovers)
 
     # --- targets -----------------------------------------------------------------------------
 
@@ -311,6 +317,7 @@ class Worker:
             await msg.ack()
             return
         heartbeat = asyncio.create_task(keep_in_progress(msg, self.settings.ack_wait_seconds))
+        self._driving.add(run.id)
         try:
             if run.status in TERMINAL:  # redelivered after the run ended but before it was scored
                 await self._score(run)
@@ -318,6 +325,7 @@ class Worker:
             else:
                 await self._drive(run, msg)
         finally:
+            self._driving.discard(run.id)
             heartbeat.cancel()
 
     def _workdir(self, run_id: str) -> Path:
@@ -701,6 +709,52 @@ class Worker:
             removed += await self._reap(target, owned)
         return removed
 
+    async def sweep_work_root(self) -> int:
+        """Remove the run folders in this runner's work root(s) that no run needs any more.
+
+        A runner killed between preparing a run's folder and starting its container leaves the folder
+        behind (the job goes back to the queue and a replica starts the run afresh in its own root), and
+        one killed mid-run leaves the downloaded inputs of a run that another replica finishes. The work
+        root is this replica's own (a pod's emptyDir; one directory per runner process on one machine), so
+        a folder is a leftover unless this process is handling its run now or a run container of this
+        installation (any replica's, since a resumed run keeps the directory it was started with) still
+        bind-mounts something under it. ``git/`` and anything not named after a run are left alone.
+        """
+        roots = {self.settings.work_root()}
+        mounted: set[Path] = set()
+        if "local" in self.settings.enabled_targets:
+            try:
+                local = await asyncio.to_thread(self.target, "local")
+                mounted = await asyncio.to_thread(local.mounted)
+            except Exception as exc:  # without the engine nothing can be told apart: sweep next time
+                log.warning("sweep of the run folders skipped: %s", exc)
+                return 0
+            roots.add(Path(local.work_root))
+
+        def _sweep() -> int:
+            removed = 0
+            for root in roots:
+                try:
+                    entries = list(root.iterdir())
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    run_id = _RUN_FOLDER.match(entry.name.removeprefix(LOCAL_PREFIX))
+                    if run_id is None or run_id.group(1) in self._driving:
+                        continue
+                    real = entry.resolve()
+                    if any(m == real or real in m.parents for m in mounted):
+                        continue
+                    if entry.is_symlink() or not entry.is_dir():
+                        entry.unlink(missing_ok=True)
+                    else:
+                        shutil.rmtree(entry, ignore_errors=True)
+                    log.info("removed the leftover run folder %s", self.host_paths(str(entry)))
+                    removed += 1
+            return removed
+
+        return await asyncio.to_thread(_sweep)
+
     async def _reconcile_cloud(self, name: str) -> int:
         since = datetime.now(UTC) - timedelta(hours=self.settings.reconcile_cloud_hours)
         accounts = await transact(self.sessions, lambda s: sorted(set(s.execute(
@@ -751,6 +805,7 @@ class Worker:
                 n = await self.reconcile()
                 if n:
                     log.info("reconciler removed %d leftovers", n)
+                await self.sweep_work_root()
             except Exception:
                 log.exception("reconcile failed")
             try:

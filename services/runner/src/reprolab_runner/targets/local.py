@@ -573,9 +573,25 @@ class LocalTarget(Target):
         self._found.pop(handle, None)
 
     def owned(self) -> list[Owned]:
+        return [Owned(run_id=c.labels[LABEL], handle=c.name) for c in self._listed() if LABEL in c.labels]
+
+    def _listed(self) -> list[Any]:
         try:
             labels = [LABEL] + ([f"{INSTALLATION_LABEL}={self.installation}"] if self.installation else [])
-            containers = self.client.containers.list(all=True, filters={"label": labels})
+            return self.client.containers.list(all=True, filters={"label": labels})
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise self._api_error("cannot list run containers", exc) from exc
-        return [Owned(run_id=c.labels[LABEL], handle=c.name) for c in containers if LABEL in c.labels]
+
+    def mounted(self) -> set[Path]:
+        """Host paths bind-mounted into this installation's run containers (any replica's, running or
+        not): a run directory or downloaded input under one of them is still some run's."""
+        paths: set[Path] = set()
+        for container in self._listed():
+            try:
+                mounts = self.client.api.inspect_container(container.id).get("Mounts") or []
+            except docker.errors.NotFound:  # removed meanwhile
+                continue
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise self._api_error(f"cannot inspect run container {container.name}", exc) from exc
+            paths.update(Path(m["Source"]) for m in mounts if m.get("Source"))
+        return paths
