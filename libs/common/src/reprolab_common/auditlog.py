@@ -453,7 +453,7 @@ def _fast_entries(run: list[bytes], first_seq: int, ws_tail: bytes) -> list[byte
     # with what they must be
     stated = b"".join(map(getitem, run, map(slice, map(sub, ends, repeat(w, n)), repeat(None, n))))
     fmt = ws_tail.decode().replace("%", "%%") + ',"leaf":"%s","seq":%d,"type":"entry"}'
-    if stated != ((fmt * n) % tuple(chain.from_iterable(zip(map(bytes.hex, leaves), seqs)))).encode():
+    if stated != ((fmt * n) % tuple(chain.from_iterable(zip(map(bytes.hex, leaves), seqs, strict=True)))).encode():
         return None
     # the entry's own top-level "seq" is its last ,"seq": (nothing after it can hold a raw one)
     if not all(map(bytes.startswith, docs, map(b',"seq":%d,'.__mod__, seqs),
