@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from reprolab.v1 import common_pb2 as _common_pb2
 from reprolab.v1 import runner_pb2 as _runner_pb2
+from reprolab.v1 import serving_pb2 as _serving_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "version_exported", "account", "lti", "member_role_changed", "dataset_deleted", "session", "agent_entry")
+    __slots__ = ("schema_version", "id", "type", "actor", "workspace", "time", "subject", "workspace_created", "member_added", "environment_created", "version_created", "dataset_uploaded", "dataset_downloaded", "activity_exported", "member_removed", "build", "run", "assignment_created", "credential", "version_exported", "account", "lti", "member_role_changed", "dataset_deleted", "session", "agent_entry", "model")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +39,7 @@ class Event(_message.Message):
     DATASET_DELETED_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     AGENT_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     schema_version: _common_pb2.SchemaVersion
     id: str
     type: str
@@ -64,7 +66,8 @@ class Event(_message.Message):
     dataset_deleted: DatasetDeleted
     session: _runner_pb2.SessionEvent
     agent_entry: AgentEntry
-    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., version_exported: _Optional[_Union[VersionExported, _Mapping]] = ..., account: _Optional[_Union[AccountEvent, _Mapping]] = ..., lti: _Optional[_Union[LtiEvent, _Mapping]] = ..., member_role_changed: _Optional[_Union[MemberRoleChanged, _Mapping]] = ..., dataset_deleted: _Optional[_Union[DatasetDeleted, _Mapping]] = ..., session: _Optional[_Union[_runner_pb2.SessionEvent, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ...) -> None: ...
+    model: _serving_pb2.ModelEvent
+    def __init__(self, schema_version: _Optional[_Union[_common_pb2.SchemaVersion, str]] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., workspace_created: _Optional[_Union[WorkspaceCreated, _Mapping]] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., environment_created: _Optional[_Union[EnvironmentCreated, _Mapping]] = ..., version_created: _Optional[_Union[VersionCreated, _Mapping]] = ..., dataset_uploaded: _Optional[_Union[DatasetUploaded, _Mapping]] = ..., dataset_downloaded: _Optional[_Union[DatasetDownloaded, _Mapping]] = ..., activity_exported: _Optional[_Union[ActivityExported, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ..., run: _Optional[_Union[_runner_pb2.RunEvent, _Mapping]] = ..., assignment_created: _Optional[_Union[AssignmentCreated, _Mapping]] = ..., credential: _Optional[_Union[_runner_pb2.CredentialEvent, _Mapping]] = ..., version_exported: _Optional[_Union[VersionExported, _Mapping]] = ..., account: _Optional[_Union[AccountEvent, _Mapping]] = ..., lti: _Optional[_Union[LtiEvent, _Mapping]] = ..., member_role_changed: _Optional[_Union[MemberRoleChanged, _Mapping]] = ..., dataset_deleted: _Optional[_Union[DatasetDeleted, _Mapping]] = ..., session: _Optional[_Union[_runner_pb2.SessionEvent, _Mapping]] = ..., agent_entry: _Optional[_Union[AgentEntry, _Mapping]] = ..., model: _Optional[_Union[_serving_pb2.ModelEvent, _Mapping]] = ...) -> None: ...
 
 class WorkspaceCreated(_message.Message):
     __slots__ = ("slug", "title")
