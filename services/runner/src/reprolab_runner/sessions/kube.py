@@ -107,6 +107,11 @@ class KubernetesSessions(SessionTarget):
         self._delete(self.core.delete_namespaced_secret, name)
         self._delete(self.networking.delete_namespaced_network_policy, name)
 
+    def activity_chain(self, handle: str) -> bytes:
+        """Nothing yet: the restricted pod runs as uid 1000 from the start, so no agent daemon keeps a
+        root-owned chain in it (recording cells in a cluster needs a sidecar; not built)."""
+        return b""
+
     def owned(self) -> dict[str, str]:
         selector = f"{manifests.SESSION_LABEL}" + (f",{manifests.INSTALLATION_LABEL}={self.installation}"
                                                    if self.installation else "")

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from reprolab.v1 import builder_pb2
+from reprolab_common.agentchain import ChainError
 from reprolab_common.db import transact
 from reprolab_common.errors import ProblemError, ServiceUnavailable
 from reprolab_common.nats import call
@@ -32,7 +33,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ..config import RunnerSettings
 from ..targets.base import TargetError
-from . import service
+from . import activity, service
 from .models import NotebookSession, SessionStatus
 from .targets import LocalSessions, SessionSpec, SessionTarget
 
@@ -83,6 +84,7 @@ class SessionManager:
         self.tasks: set[asyncio.Task[None]] = set()
         self._starting: set[str] = set()
         self._stopping: set[str] = set()
+        self._synced: dict[str, int] = {}  # session id -> highest chain sequence put in the outbox
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -195,14 +197,36 @@ class SessionManager:
             s = await transact(self.sessions, lambda db: service.get(db, session_id))
             try:
                 if s.handle:
+                    try:
+                        await self._sync_activity(s)  # the chain dies with the container
+                    except Exception:  # noqa: BLE001 - never keep a session from stopping
+                        log.exception("session %s: activity not synced before stopping", session_id)
                     await asyncio.to_thread(self.target.stop, s.handle)
             except TargetError as exc:
                 log.warning("session %s: %s (retried by the next culling pass)", session_id, exc)
                 return
             await transact(self.sessions, lambda db: service.stopped(db, session_id))
+            self._synced.pop(session_id, None)
             self.wake_outbox()
         finally:
             self._stopping.discard(session_id)
+
+    async def _sync_activity(self, s: NotebookSession) -> None:
+        """The agent's new chain entries (cells run, installs) into the outbox (``activity.py``)."""
+        raw = await asyncio.to_thread(self.target.activity_chain, s.handle)
+        if not raw.strip():
+            return
+        try:
+            entries, ok = activity.parse(raw)
+        except ChainError as exc:
+            log.warning("session %s: activity chain not synced: %s", s.id, exc)
+            return
+        after = self._synced.get(s.id, 0)
+        if max(e["seq"] for e in entries) <= after:
+            return
+        self._synced[s.id] = await transact(
+            self.sessions, lambda db: activity.emit(db, s, entries, chain_ok=ok, after=after))
+        self.wake_outbox()
 
     # --- activity, liveness, culling ---------------------------------------------------------------
 
@@ -229,6 +253,7 @@ class SessionManager:
                     await transact(self.sessions, lambda db, sid=s.id, w=why: service.failed(db, sid, w))
                     self.wake_outbox()
                     continue
+                await self._sync_activity(s)
                 at = await self._server_activity(http, s)
                 if at is not None:
                     s = await transact(self.sessions, lambda db, sid=s.id, t=at: service.touch(db, sid, t))

@@ -11,10 +11,13 @@ two that switch users.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
+import tarfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 import docker
@@ -88,6 +91,10 @@ class SessionTarget(ABC):
     @abstractmethod
     def stop(self, handle: str) -> None:
         """Remove the server's container or pod; the home stays. Idempotent."""
+
+    @abstractmethod
+    def activity_chain(self, handle: str) -> bytes:
+        """The activity agent's chain in the running server (``activity.CHAIN_PATH``); b"" when none."""
 
     @abstractmethod
     def owned(self) -> dict[str, str]:
@@ -228,6 +235,25 @@ class LocalSessions(SessionTarget):
                 raise self.images._api_error(f"cannot stop session {handle}", exc) from exc
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise self.images._api_error(f"cannot stop session {handle}", exc) from exc
+
+    def activity_chain(self, handle: str) -> bytes:
+        from .activity import CHAIN_PATH, MAX_BYTES
+
+        try:
+            stream, stat = self.client.containers.get(handle).get_archive(CHAIN_PATH)
+            if stat.get("size", 0) > MAX_BYTES:
+                return b"\0" * (MAX_BYTES + 1)  # refused by activity.parse, named in the log
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.getmember(PurePosixPath(CHAIN_PATH).name)
+                if not member.isfile():
+                    return b""
+                fh = tar.extractfile(member)
+                return fh.read() if fh else b""
+        except docker.errors.NotFound:  # no container, or no cell run yet (the agent writes on first use)
+            return b""
+        except (docker.errors.DockerException, requests.RequestException, tarfile.TarError, KeyError) as exc:
+            log.warning("cannot read session %s's activity chain: %s", handle, exc)
+            return b""
 
     def owned(self) -> dict[str, str]:
         labels = [SESSION_LABEL] + ([f"{INSTALLATION_LABEL}={self.installation}"] if self.installation else [])
