@@ -137,11 +137,14 @@ build_services() {
     -v "$work":/run/build/in:ro -v /etc/ssl/certs/ca-certificates.crt:/run/build/ca.crt:ro \
     --env UV_CACHE_DIR=/run/build/uv-cache --env SSL_CERT_FILE=/run/build/ca.crt --env UV_LINK_MODE=copy \
     --env UV_PYTHON_DOWNLOADS=never --env UV_NO_CONFIG=1 --env HOME=/run/build \
+    --env SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
     "$ctr" -- sh -euc '
       /run/build/uv venv --quiet --python /usr/bin/python3 /opt/reprolab
       /run/build/uv pip install --quiet --python /opt/reprolab/bin/python --require-hashes --no-deps \
         -r /run/build/in/requirements.txt
       /run/build/uv pip install --quiet --python /opt/reprolab/bin/python --no-deps /run/build/in/wheels/*.whl
+      # useradd writes the day of the last password change into /etc/shadow: the day of SOURCE_DATE_EPOCH
+      # (given above), not of the build, or the same commit built on another day gets another digest.
       useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin reprolab
       # uv records when it installed a local wheel (uv_cache.json): a timestamp, so not reproducible.
       find /opt/reprolab -name uv_cache.json -delete

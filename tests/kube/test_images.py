@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import datetime
 
 import pytest
 
@@ -78,3 +79,17 @@ def test_the_fetcher_image_is_reproducible(platform_images: dict[str, str], tmp_
     second = (tmp_path / "fetcher.digest").read_text().strip().split("@", 1)[1]
     subprocess.run(["podman", "rmi", "localhost/reprolab/fetcher:repro-check"], capture_output=True)
     assert first == second
+
+
+@pytest.mark.parametrize("name", ["services", "build-job", "fetcher"])
+def test_no_file_remembers_the_day_of_the_build(platform_images: dict[str, str], name: str) -> None:
+    """useradd writes the day of the last password change into /etc/shadow. It must be the day of
+    SOURCE_DATE_EPOCH (the image's Created time), or the same commit built on another day gets another
+    digest: two builds on one day (make images CHECK=1) cannot see it, so it is looked at here."""
+    ref = platform_images[name]
+    user = {"services": "reprolab", "build-job": "build", "fetcher": "fetch"}[name]  # the user images.sh adds
+    epoch_day = int(datetime.fromisoformat(_inspect(ref)["Created"]).timestamp()) // 86400
+    proc = subprocess.run(["podman", "run", "--rm", "--network=none", "--user", "0", "--entrypoint", "", ref,
+                           "grep", f"^{user}:", "/etc/shadow"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split(":")[2]) == epoch_day, (proc.stdout, epoch_day)
