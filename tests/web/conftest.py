@@ -48,7 +48,9 @@ class Portal:
 
 @pytest.fixture(scope="session")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    extra = {"REPROLAB_AUDIT_CHECKPOINT_EVERY": "10", "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1"}
+    extra = {"REPROLAB_AUDIT_CHECKPOINT_EVERY": "10", "REPROLAB_AUDIT_CHECKPOINT_SECONDS": "1",
+             # sessions: test_sessions_page watches a 40 s idle timeout, checked this often
+             "REPROLAB_RUNNER_SESSION_CULL_INTERVAL_SECONDS": "2"}
     platform = Platform(tmp_path_factory.mktemp("platform-web"), extra_env=extra)
     try:
         platform.start(timeout=90)

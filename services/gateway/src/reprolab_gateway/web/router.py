@@ -195,6 +195,7 @@ PAGES = {
     "activity": ("/w/{ws}/activity", "activity.html"),
     "people": ("/w/{ws}/people", "people.html"),
     "package_indexes": ("/w/{ws}/package-indexes", "package_indexes.html"),
+    "sessions": ("/w/{ws}/sessions", "sessions.html"),
     "users": ("/admin/users", "users.html"),
 }
 

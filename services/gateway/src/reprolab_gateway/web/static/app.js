@@ -654,9 +654,11 @@ pages.environment = async () => {
       el("strong", {}, `v${v.number}`), packagesOf(v.spec),
       v.rollback_to ? `rollback to v${v.rollback_to}` : (v.parent || "—"), v.created_by,
       v.image_digest ? badge("built") : el("span", { class: "hint" }, "not built"),
+      [v.image_digest ? el("button", { type: "button", class: "small", "data-session": v.number,
+        "aria-label": `Open version ${v.number} in JupyterLab` }, "Open in JupyterLab") : "",
       env.can_change && v.number !== env.latest_version
-        ? el("button", { type: "button", class: "secondary small", "data-rollback": v.number,
-          "aria-label": `Roll back to version ${v.number}` }, `Roll back to v${v.number}`) : ""]), "No versions.");
+        ? [" ", el("button", { type: "button", class: "secondary small", "data-rollback": v.number,
+          "aria-label": `Roll back to version ${v.number}` }, `Roll back to v${v.number}`)] : ""]]), "No versions.");
     const opts = (sel) => $(sel).replaceChildren(...newest.map((v) => el("option", { value: v.number }, `v${v.number}`)));
     opts("#build-version");
     opts("#fork-version");
@@ -709,6 +711,8 @@ pages.environment = async () => {
   $("#fork-name").value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
 
   $("#versions").addEventListener("click", (event) => {
+    const open = event.target.closest("button[data-session]");
+    if (open) busy(open, () => startSession(envName, Number(open.dataset.session)));
     const target = event.target.closest("button[data-rollback]");
     if (!target) return;
     busy(target, async () => {
@@ -1276,6 +1280,78 @@ pages.package_indexes = async () => {
     flash(`Saved index ${name}. Its password or token cannot be shown again; save again to replace it.`);
     await list();
   });
+};
+
+// --- sessions: JupyterLab in a built version's image, opened through the gateway's /sessions/{id}/ ------
+
+const ACTIVE_SESSION = ["starting", "running", "stopping"];
+
+// Starting answers at once ("starting"); the sessions page follows it until JupyterLab answers. A second
+// session of the same version is refused (409): the page then shows the one already there.
+async function startSession(envName, version) {
+  try {
+    const s = await api("POST", `/workspaces/${WS}/sessions`, { json: { environment: envName, version } });
+    location.href = `/w/${WS}/sessions?started=${encodeURIComponent(s.id)}`;
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 409)) throw err;
+    location.href = `/w/${WS}/sessions?already=${encodeURIComponent(envName)}`;
+  }
+}
+
+function idleText(s) {
+  if (s.status !== "running" || !s.last_activity) return "—";
+  const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(s.last_activity)) / 1000));
+  const idle = seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min`;
+  return s.idle_timeout_seconds ? `${idle} (stops after ${Math.round(s.idle_timeout_seconds / 60)} min idle)` : idle;
+}
+
+pages.sessions = async () => {
+  const params = new URLSearchParams(location.search);
+  const started = params.get("started");
+  if (started) flash("Starting JupyterLab… The first session of a version prepares its notebook layer (about a minute).");
+  if (params.get("already")) flash(`You already have a session of ${params.get("already")}: open it below or stop it first.`);
+  let announced = false;
+  const show = async () => {
+    const list = (await api("GET", `/workspaces/${WS}/sessions`)).items
+      .sort((a, b) => String(b.created).localeCompare(String(a.created)));
+    fill("#sessions-table", list.map((s) => [
+      el("span", {}, el("a", { href: `/w/${WS}/env/${s.environment}` }, s.environment), ` v${s.version}`),
+      s.owner_username,
+      [badge(s.status), s.error ? ` ${s.error}` : ""],
+      when(s.created) || "—",
+      el("span", { class: s.cull_warning ? "cull-warning" : "" }, idleText(s)),
+      s.status === "running" || ACTIVE_SESSION.includes(s.status) ? [
+        s.status === "running" ? el("a", { href: `${s.url}lab`, class: "button small", target: "_blank", rel: "noopener",
+          "aria-label": `Open the session of ${s.environment} v${s.version} in JupyterLab` }, "Open") : "",
+        " ", el("button", { type: "button", class: "danger small", "data-stop": s.id,
+          "aria-label": `Stop the session of ${s.environment} v${s.version}` }, "Stop")] : ""]),
+    "No sessions yet.");
+    // the warning before an idle session is stopped: its files stay, but the running kernels do not
+    $("#cull-warnings").replaceChildren(...list.filter((s) => s.status === "running" && s.cull_warning).map((s) =>
+      el("p", { class: "flash error cull-warning", role: "alert", "data-session": s.id },
+        `Your session of ${s.environment} v${s.version} has been idle and will be stopped in about ` +
+        `${Math.max(1, Math.round((s.cull_in_seconds || 0) / 60))} min. Use it (run a cell) to keep it; ` +
+        "your files stay in your home folder either way.")));
+    const mine = started && list.find((s) => s.id === started);
+    if (mine && !announced && mine.status === "running") {
+      announced = true;
+      flash(`JupyterLab is ready: ${mine.environment} v${mine.version}. Open it from the table.`);
+    } else if (mine && !announced && mine.status === "failed") {
+      announced = true;
+      flash(`The session could not start: ${mine.error || "see the runner's log"}`, true);
+    }
+    return list;
+  };
+  $("#sessions-table").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-stop]");
+    if (target) busy(target, async () => {
+      await api("DELETE", `/workspaces/${WS}/sessions/${target.dataset.stop}`);
+      flash("Stopping the session; the files in your home folder stay.");
+      await show();
+    });
+  });
+  await show();
+  setInterval(() => show().catch((err) => flash(err.message, true)), 3000);
 };
 
 // --- account: password, browser sessions, API tokens -------------------------------------------------
