@@ -60,6 +60,9 @@ OWNER_NOT_SWEPT = {
     ("POST", "/api/v1/workspaces/{ws}/assignments/{name}/submissions/{run_id}/feedback"):
         "instructors only, on a scored submission (the sweep's run is no assignment's): "
         "tests/integration/test_assignments_course.py",
+    ("DELETE", "/api/v1/workspaces/{ws}/environments/{env}"):
+        "A's fork has runs, so its owner gets the 409 that names them (by design); deletion that succeeds: "
+        "tests/integration/test_cleanup.py",
 }
 # Routes the sweep does not call as the other student, and why.
 STUDENT_NOT_SWEPT = {
@@ -137,6 +140,7 @@ class World:
     build_id: str
     run_id: str
     run2_id: str
+    run3_id: str                      # a finished run of A's that the sweep's DELETE /runs/{run_id} removes
     code: str
     dataset: str
     labels: str
@@ -180,7 +184,7 @@ def world(running, base_image) -> Iterator[World]:
         names[persona] = name
     tokens["admin"] = running.platform.admin_token()
     w = World(tokens=tokens, names=names, ws="", other_ws="", shared_ws="", fork="",
-              build_id="", run_id="", run2_id="", code="", dataset="", labels="", spare_user=names["spare"],
+              build_id="", run_id="", run2_id="", run3_id="", code="", dataset="", labels="", spare_user=names["spare"],
               member=names["M"], spare_token_id="", session_id="", notebook_id="", invite_id="", platform_id="",
               http=httpx.Client(base_url=running.platform.url, timeout=120))
     w.ws = f"azc-{uuid.uuid4().hex[:8]}"
@@ -221,6 +225,9 @@ def world(running, base_image) -> Iterator[World]:
     finished = _wait(w, "A", f"/runs/{w.run_id}", lambda r: r["status"] in ("succeeded", "failed", "cancelled",
                                                                            "timed_out"))
     assert finished["status"] == "succeeded", finished
+    w.run3_id = w.ok("A", "POST", f"/workspaces/{w.ws}/runs",
+                     json={"environment": w.fork, "code": w.code, "command": ["true"]})["id"]
+    _wait(w, "A", f"/runs/{w.run3_id}", lambda r: r["status"] in ("succeeded", "failed", "cancelled", "timed_out"))
     w.spare_token_id = w.ok("A", "POST", "/me/tokens", json={"name": "spare"})["id"]
     w.ok("A", "PUT", "/me/credentials/aws", params={"workspace": w.ws}, json={
         "secret": {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": uuid.uuid4().hex},
@@ -248,7 +255,8 @@ def world(running, base_image) -> Iterator[World]:
 def _values(w: World, method: str, path: str) -> dict[str, str]:
     """A value for each path parameter: the object the route names."""
     name = "out.txt" if path.startswith("/api/v1/runs/") else "hw"
-    run = w.run2_id if path.endswith("/cancel") else w.run_id
+    run = w.run2_id if path.endswith("/cancel") else w.run3_id if (method, path) == ("DELETE", "/api/v1/runs/{run_id}") \
+        else w.run_id
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
             "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
             "session_id": w.session_id, "notebook_id": w.notebook_id, "invite_id": w.invite_id,
@@ -348,6 +356,11 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("DELETE", "/api/v1/users/{username}/sessions"): dict,
         # a change that changes nothing: the sweep checks who may, not what it does (tests/integration/test_people)
         ("DELETE", "/api/v1/workspaces/{ws}/datasets/{digest}"): dict,
+        # A archives their fork and restores it at once (the routes are adjacent: nothing between sees it archived)
+        ("POST", "/api/v1/workspaces/{ws}/environments/{env}/archive"): dict,
+        ("POST", "/api/v1/workspaces/{ws}/environments/{env}/restore"): dict,
+        ("DELETE", "/api/v1/workspaces/{ws}/environments/{env}"): dict,
+        ("DELETE", "/api/v1/runs/{run_id}"): dict,
         ("PATCH", "/api/v1/users/{username}"): lambda: {"json": {"platform_admin": False}},
         ("POST", "/api/v1/workspaces/{ws}/class-list"): lambda: {
             "json": {"csv": f"username\n{w.spare_user}\n", "dry_run": True}},

@@ -381,9 +381,35 @@ def env_create(workspace: str, name: str, spec: Annotated[Path, typer.Option(hel
 
 @env_app.command("list")
 def env_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
-             as_json: JsonOpt = False) -> None:
+             as_json: JsonOpt = False,
+             archived: Annotated[bool, typer.Option("--archived", help="Include archived environments.")] = False,
+             ) -> None:
     c = _client(url, token)
-    _show(c.get(f"/workspaces/{workspace}/environments"), as_json, ENV_COLUMNS)
+    params = {"archived": "true"} if archived else None
+    _show(c.get(f"/workspaces/{workspace}/environments", params=params), as_json,
+          (*ENV_COLUMNS, "archived_at") if archived else ENV_COLUMNS)
+
+
+@env_app.command("archive")
+def env_archive(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                as_json: JsonOpt = False) -> None:
+    """Hide an environment from lists and run forms; every version stays reproducible (restore undoes it)."""
+    _show(_client(url, token).post(f"/workspaces/{workspace}/environments/{name}/archive"), as_json,
+          (*ENV_COLUMNS, "archived_at"))
+
+
+@env_app.command("restore")
+def env_restore(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                as_json: JsonOpt = False) -> None:
+    """Bring an archived environment back to lists and run forms."""
+    _show(_client(url, token).post(f"/workspaces/{workspace}/environments/{name}/restore"), as_json, ENV_COLUMNS)
+
+
+@env_app.command("delete")
+def env_delete(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Delete an environment and its versions; refused (naming them) while an assignment, fork or run uses it."""
+    _client(url, token).request("DELETE", f"/workspaces/{workspace}/environments/{name}", expect=(204,))
+    typer.echo(f"deleted environment {workspace}/{name}")
 
 
 @env_app.command("show")
@@ -571,6 +597,14 @@ def dataset_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: T
                  as_json: JsonOpt = False) -> None:
     c = _client(url, token)
     _show(c.get(f"/workspaces/{workspace}/datasets"), as_json, ("name", "digest", "size", "visibility"))
+
+
+@dataset_app.command("delete")
+def dataset_delete(workspace: str, digest: str, url: UrlOpt = "http://127.0.0.1:8080",
+                   token: TokenOpt = None) -> None:
+    """Delete a dataset no version or assignment uses (refused, naming them, otherwise)."""
+    _client(url, token).request("DELETE", f"/workspaces/{workspace}/datasets/{digest}", expect=(204,))
+    typer.echo(f"deleted dataset {digest}")
 
 
 @dataset_app.command("download")
@@ -809,6 +843,13 @@ def run_cancel(run_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenO
                as_json: JsonOpt = False) -> None:
     c = _client(url, token)
     _show(c.post(f"/runs/{run_id}/cancel"), as_json, RUN_COLUMNS)
+
+
+@run_app.command("delete")
+def run_delete(run_id: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """Delete a finished run with its outputs and log (not an assignment's submission; cancel a live one first)."""
+    _client(url, token).request("DELETE", f"/runs/{run_id}", expect=(204,))
+    typer.echo(f"deleted run {run_id}")
 
 
 @run_app.command("outputs")

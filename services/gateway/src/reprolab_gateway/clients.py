@@ -92,11 +92,28 @@ class RegistryClient(_Client):
             registry_pb2.Environment,
         )
 
-    async def list_environments(self, workspace: str) -> registry_pb2.EnvironmentList:
+    async def list_environments(self, workspace: str, include_archived: bool = False) -> registry_pb2.EnvironmentList:
         return await self._call(
             Registry.ENV_LIST,
-            registry_pb2.ListEnvironmentsRequest(actor=self.actor, workspace=workspace),
+            registry_pb2.ListEnvironmentsRequest(actor=self.actor, workspace=workspace,
+                                                 include_archived=include_archived),
             registry_pb2.EnvironmentList,
+        )
+
+    async def archive_environment(self, workspace: str, environment: str, archived: bool) -> registry_pb2.Environment:
+        return await self._call(
+            Registry.ENV_ARCHIVE,
+            registry_pb2.ArchiveEnvironmentRequest(actor=self.actor, workspace=workspace, environment=environment,
+                                                   archived=archived),
+            registry_pb2.Environment,
+        )
+
+    async def delete_environment(self, workspace: str, environment: str, runs: list[str]) -> registry_pb2.Environment:
+        return await self._call(
+            Registry.ENV_DELETE,
+            registry_pb2.DeleteEnvironmentRequest(actor=self.actor, workspace=workspace, environment=environment,
+                                                  runs=runs),
+            registry_pb2.Environment,
         )
 
     async def get_environment(self, workspace: str, environment: str) -> registry_pb2.Environment:
@@ -415,6 +432,10 @@ class RunnerClient(_Client):
     async def cancel(self, run_id: str) -> runner_pb2.Run:
         return await self._call(Runner.CANCEL, runner_pb2.CancelRunRequest(actor=self.actor, run_id=run_id),
                                 runner_pb2.Run)
+
+    async def delete(self, run_id: str) -> runner_pb2.RunOutputs:
+        return await self._call(Runner.DELETE, runner_pb2.GetRunRequest(actor=self.actor, run_id=run_id),
+                                runner_pb2.RunOutputs)
 
     async def list(self, workspace: str, *, own_only: bool) -> runner_pb2.RunList:
         return await self._call(Runner.LIST, runner_pb2.ListRunsRequest(actor=self.actor, workspace=workspace,

@@ -305,6 +305,9 @@ class Environment(BaseModel):
     created_at: datetime | None
     latest: Version | None
     can_change: bool = Field(default=False, description="Whether you may create (and build) versions of it.")
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists and run forms, every version still "
+                                  "pulls and runs; restore undoes it.")
 
     @classmethod
     def of(cls, e: registry_pb2.Environment) -> Environment:
@@ -319,6 +322,7 @@ class Environment(BaseModel):
             created_at=ts(e.created_at),
             latest=Version.of(e.latest) if e.HasField("latest") else None,
             can_change=e.caller_can_change,
+            archived_at=ts(e.archived_at) if e.HasField("archived_at") else None,
         )
 
 

@@ -98,6 +98,8 @@ def environment_proto(view: service.EnvView) -> registry_pb2.Environment:
         latest_version=env.latest_version,
         created_at=_ts(env.created_at),
     )
+    if env.archived_at is not None:
+        reply.archived_at.CopyFrom(_ts(env.archived_at))
     if view.latest is not None:
         reply.latest.CopyFrom(version_proto(service.VersionView(view.workspace, env.name, view.latest)))
     return reply
@@ -292,7 +294,8 @@ class Handlers:
 
     async def env_list(self, r: registry_pb2.ListEnvironmentsRequest) -> registry_pb2.EnvironmentList:
         views = await self.db.read(
-            lambda s: service.list_environments(session=s, actor=r.actor, workspace=r.workspace)
+            lambda s: service.list_environments(session=s, actor=r.actor, workspace=r.workspace,
+                                                include_archived=r.include_archived)
         )
         return registry_pb2.EnvironmentList(items=[environment_proto(v) for v in views])
 
@@ -303,6 +306,21 @@ class Handlers:
             )
         )
         return environment_proto(view)
+
+    async def env_archive(self, r: registry_pb2.ArchiveEnvironmentRequest) -> registry_pb2.Environment:
+        def archive(s: Session) -> registry_pb2.Environment:
+            return environment_proto(cleanup.archive_environment(
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment, archived=r.archived))
+
+        return await self.db.write(archive)
+
+    async def env_delete(self, r: registry_pb2.DeleteEnvironmentRequest) -> registry_pb2.Environment:
+        def delete(s: Session) -> registry_pb2.Environment:
+            # the reply is made before the commit: the deleted rows' attributes expire with it
+            return environment_proto(cleanup.delete_environment(
+                session=s, actor=r.actor, workspace=r.workspace, environment=r.environment, runs=list(r.runs)))
+
+        return await self.db.write(delete)
 
     async def env_fork(self, r: registry_pb2.ForkEnvironmentRequest) -> registry_pb2.Environment:
         view = await self.db.write(
@@ -482,6 +500,8 @@ class Handlers:
             Registry.ENV_LIST: (registry_pb2.ListEnvironmentsRequest, self.env_list),
             Registry.ENV_GET: (registry_pb2.GetEnvironmentRequest, self.env_get),
             Registry.ENV_FORK: (registry_pb2.ForkEnvironmentRequest, self.env_fork),
+            Registry.ENV_ARCHIVE: (registry_pb2.ArchiveEnvironmentRequest, self.env_archive),
+            Registry.ENV_DELETE: (registry_pb2.DeleteEnvironmentRequest, self.env_delete),
             Registry.VERSION_CREATE: (registry_pb2.CreateVersionRequest, self.version_create),
             Registry.VERSION_LIST: (registry_pb2.ListVersionsRequest, self.version_list),
             Registry.VERSION_GET: (registry_pb2.GetVersionRequest, self.version_get),

@@ -110,6 +110,8 @@ class Environment(Base):
     # Highest version number; bumped under a row lock so concurrent new versions get distinct numbers.
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    # Set while archived: left out of lists and run forms; its versions still pull and run.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
 
 
 class Version(Base):

@@ -540,14 +540,19 @@ def create_environment(
     return EnvView(workspace=workspace, env=env, latest=version, can_change=can_change(acc, actor, env))
 
 
-def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: str) -> list[EnvView]:
+def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: str,
+                      include_archived: bool = False) -> list[EnvView]:
+    """The environments the caller sees; archived ones only when asked for (issue 17 clean-up)."""
     acc = access(session=session, actor=actor, workspace=workspace)
+    conditions = _env_visibility(acc, actor)
+    if not include_archived:
+        conditions.append(Environment.archived_at.is_(None))
     # the visibility rules as plain conditions, not a join to a subquery of _visible_envs: building the
     # subquery cost more CPU than the rest of the request (its column collection is derived every time)
     rows = (
         session.execute(
             select(Environment, Version)
-            .where(*_env_visibility(acc, actor))
+            .where(*conditions)
             .outerjoin(
                 Version,
                 and_(Version.environment_id == Environment.id, Version.number == Environment.latest_version),
@@ -591,6 +596,8 @@ def create_version(
         )
     if env.kind == EnvKind.PERSONAL and not acc.can_manage and env.owner_id != actor.user_id:
         raise Forbidden(f"only the owner of environment {environment!r} can create its versions")
+    if env.archived_at is not None:
+        raise Conflict(f"environment {environment!r} is archived; restore it before making new versions")
     note = _text(note, "note")
     at = now()
     if spec_json is not None:

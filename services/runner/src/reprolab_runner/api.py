@@ -181,6 +181,18 @@ class Api:
         self.wake_outbox()
         return run_proto(run)
 
+    async def delete(self, r: runner_pb2.GetRunRequest) -> runner_pb2.RunOutputs:
+        def _delete(s: Any) -> runner_pb2.RunOutputs:
+            run, files = service.delete_run(session=s, run_id=r.run_id, actor=r.actor)
+            # the reply is made before the commit: the deleted rows' attributes expire with it
+            return runner_pb2.RunOutputs(run_id=run.id, files=[
+                runner_pb2.OutputFile(name=o.name, size=o.size, sha256=o.sha256, object_key=o.object_key)
+                for o in files])
+
+        reply = await transact(self.sessions, _delete)
+        self.wake_outbox()
+        return reply
+
     async def list(self, r: runner_pb2.ListRunsRequest) -> runner_pb2.RunList:
         runs = await transact(self.sessions, lambda s: service.list_runs(
             session=s, workspace=r.workspace, user_id=r.actor.user_id if r.own_only else None))
@@ -241,6 +253,7 @@ async def add_endpoints(micro: Service, api: Api, in_flight: InFlight) -> None:
         (Runner.SUBMIT, runner_pb2.SubmitRunRequest, api.submit),
         (Runner.GET, runner_pb2.GetRunRequest, api.get),
         (Runner.CANCEL, runner_pb2.CancelRunRequest, api.cancel),
+        (Runner.DELETE, runner_pb2.GetRunRequest, api.delete),
         (Runner.RESCORE, runner_pb2.RescoreRunRequest, api.rescore),
         (Runner.LIST, runner_pb2.ListRunsRequest, api.list),
         (Runner.OUTPUTS, runner_pb2.GetRunRequest, api.outputs),

@@ -64,6 +64,32 @@ def list_runs(*, session: Session, workspace: str, user_id: str | None) -> list[
     return list(session.execute(query.order_by(Run.created_at.desc()).limit(500)).scalars())
 
 
+def delete_run(*, session: Session, run_id: str, actor: common_pb2.Actor) -> tuple[Run, list[Output]]:
+    """Delete a finished run's record and output list (the gateway, which checked who may, removes their
+    bytes). Refused with 409 while it runs (cancel it first) and for an assignment's submission (the
+    gradebook and leaderboard keep it). ``run.deleted`` names the deleter; earlier entries stay."""
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    if run.status not in TERMINAL:
+        raise Conflict(f"run {run_id} is still {run.status}; cancel it first, then delete it")
+    if run.assignment:
+        raise Conflict(f"run {run_id} is a submission to assignment {run.assignment!r}; the gradebook and the "
+                       "leaderboard keep it")
+    files = outputs(session=session, run_id=run_id)
+    add_event(session, OutboxEvent, new_event(
+        type="run.deleted", actor=actor, workspace=run.workspace, subject=f"runs/{run.id}",
+        run=runner_pb2.RunEvent(run_id=run.id, environment=run.environment, version=run.version, target=run.target,
+                                image=run.image, code_digest=run.code_digest, exit_code=run.exit_code or 0),
+    ))
+    for f in files:
+        session.delete(f)
+    session.flush()
+    session.delete(run)
+    session.flush()
+    return run, files
+
+
 def request_cancel(*, session: Session, run_id: str) -> Run:
     run = session.get(Run, run_id, with_for_update=True)
     if run is None:

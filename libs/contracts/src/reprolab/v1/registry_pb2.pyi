@@ -69,7 +69,7 @@ class Version(_message.Message):
     def __init__(self, workspace: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[str] = ..., parent: _Optional[str] = ..., origin: _Optional[str] = ..., rollback_to: _Optional[int] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., lock_digest: _Optional[str] = ..., image_ref: _Optional[str] = ..., image_digest: _Optional[str] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("workspace", "name", "description", "owner", "forked_from", "latest_version", "created_at", "latest", "kind", "caller_can_change")
+    __slots__ = ("workspace", "name", "description", "owner", "forked_from", "latest_version", "created_at", "latest", "kind", "caller_can_change", "archived_at")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Environment(_message.Message):
     LATEST_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CALLER_CAN_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_AT_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     name: str
     description: str
@@ -90,7 +91,8 @@ class Environment(_message.Message):
     latest: Version
     kind: str
     caller_can_change: bool
-    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., latest_version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest: _Optional[_Union[Version, _Mapping]] = ..., kind: _Optional[str] = ..., caller_can_change: _Optional[bool] = ...) -> None: ...
+    archived_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., latest_version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest: _Optional[_Union[Version, _Mapping]] = ..., kind: _Optional[str] = ..., caller_can_change: _Optional[bool] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("workspace", "name", "digest", "size", "media_type", "visibility", "object_key", "uploaded_by", "created_at")
@@ -209,12 +211,14 @@ class CreateEnvironmentRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., spec_json: _Optional[str] = ...) -> None: ...
 
 class ListEnvironmentsRequest(_message.Message):
-    __slots__ = ("actor", "workspace")
+    __slots__ = ("actor", "workspace", "include_archived")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+    include_archived: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., include_archived: _Optional[bool] = ...) -> None: ...
 
 class EnvironmentList(_message.Message):
     __slots__ = ("items",)
@@ -231,6 +235,30 @@ class GetEnvironmentRequest(_message.Message):
     workspace: str
     environment: str
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class ArchiveEnvironmentRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "archived")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    archived: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., archived: _Optional[bool] = ...) -> None: ...
+
+class DeleteEnvironmentRequest(_message.Message):
+    __slots__ = ("actor", "workspace", "environment", "runs")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    environment: str
+    runs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., runs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateVersionRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment", "spec_json", "rollback_to", "note")

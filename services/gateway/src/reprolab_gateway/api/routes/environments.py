@@ -1,6 +1,6 @@
 """Environments and their versions. Spec bodies may be JSON or YAML (same shape)."""
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from ...core.documents import openapi_document_body, read_document, to_json_text
 from ...schemas import (
@@ -35,8 +35,11 @@ async def create_environment(
 
 
 @router.get("", response_model=EnvironmentList)
-async def list_environments(ws: WsPath, registry: RegistryDep) -> EnvironmentList:
-    reply = await registry.list_environments(ws)
+async def list_environments(
+    ws: WsPath, registry: RegistryDep,
+    archived: bool = Query(False, description="Include archived environments (their archived_at is set)."),
+) -> EnvironmentList:
+    reply = await registry.list_environments(ws, include_archived=archived)
     return EnvironmentList(items=[Environment.of(e) for e in reply.items])
 
 

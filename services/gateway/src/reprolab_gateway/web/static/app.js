@@ -256,7 +256,14 @@ const showMembers = (members) => fill("#members", members.items.map((m) => [m.us
 const showLabelChoices = (datasets) => $("#a-labels").replaceChildren(...datasets.items
   .filter((d) => d.visibility === "hidden").map((d) => el("option", { value: d.digest }, d.name)));
 
-function showEnvironments(envs, manager) {
+function showEnvironments(all, manager) {
+  // one request for both: the archived ones go under their own heading, out of the table
+  const envs = { items: all.items.filter((e) => !e.archived_at) };
+  const archived = all.items.filter((e) => e.archived_at);
+  $("#archived-envs").hidden = !archived.length;
+  $("#archived-count").textContent = String(archived.length);
+  $("#archived-list").replaceChildren(...archived.map((e) => el("li", {},
+    el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), ` (${e.kind === "personal" ? `${e.owner}'s fork` : "course"}, archived ${when(e.archived_at)})`)));
   fill("#environments", envs.items.map((e) => [
     el("a", { href: `/w/${WS}/env/${e.name}` }, e.name), e.kind, e.owner, `v${e.latest_version}`,
     e.latest && e.latest.image_digest ? badge("built") : el("span", { class: "hint" }, "not built")]),
@@ -267,8 +274,10 @@ pages.workspace = async () => {
   const { ws, manager } = await workspaceRole();
   $("#ws-title").textContent = `${ws.title} (${ws.slug})`;
   $("#ws-role").textContent = ws.caller_role ? `you: ${ws.caller_role}` : "";
+  const gone = new URLSearchParams(location.search).get("deleted");
+  if (gone) flash(`Environment ${gone} deleted.`);
   const [envs, datasets, assignments] = await Promise.all([
-    api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
+    api("GET", `/workspaces/${WS}/environments?archived=true`), api("GET", `/workspaces/${WS}/datasets`),
     api("GET", `/workspaces/${WS}/assignments`)]);
   showEnvironments(envs, manager);
   showDatasets(datasets);
@@ -281,7 +290,7 @@ pages.workspace = async () => {
   showMembers(members);
 
   const envSelect = $("#a-env");
-  envSelect.replaceChildren(...envs.items.filter((e) => e.kind === "workspace")
+  envSelect.replaceChildren(...envs.items.filter((e) => e.kind === "workspace" && !e.archived_at)
     .map((e) => el("option", { value: e.name }, `${e.name} (v${e.latest_version})`)));
   showLabelChoices(datasets);
 
@@ -314,7 +323,7 @@ pages.workspace = async () => {
         "Build steps run arbitrary commands: the image is not guaranteed bit-reproducible.")]));
     flash(`Environment ${made.environment.name} imported.`);
     form.reset();
-    showEnvironments(await api("GET", `/workspaces/${WS}/environments`), true);
+    showEnvironments(await api("GET", `/workspaces/${WS}/environments?archived=true`), true);
     await pages.workspaceRefresh();
   });
   onSubmit($("#add-member"), async (data, form) => {
@@ -664,8 +673,29 @@ pages.environment = async () => {
     opts("#fork-version");
     $("#build-controls").hidden = !env.can_change;
     showPull(newest.find((v) => v.image_digest));
+    showTidy();
     return versions;
   }
+
+  // Archive / restore / delete (instructors, or a student's own fork); a 409 says what still uses it.
+  const showTidy = () => {
+    $("#tidy-section").hidden = !env.can_change;
+    $("#tidy-state").textContent = env.archived_at
+      ? `Archived on ${when(env.archived_at)}: hidden from lists and the run form; restore it to make new versions.`
+      : "In use: listed and offered in the run form.";
+    $("#archive-button").textContent = env.archived_at ? "Restore" : "Archive";
+    $("#edit-section").hidden = !env.can_change || Boolean(env.archived_at);
+  };
+  $("#archive-button").addEventListener("click", (event) => busy(event.target, async () => {
+    env = await api("POST", `${base}/${env.archived_at ? "restore" : "archive"}`);
+    flash(env.archived_at ? `Environment ${envName} archived.` : `Environment ${envName} restored.`);
+    showTidy();
+  }));
+  $("#delete-env-button").addEventListener("click", (event) => busy(event.target, async () => {
+    if (!confirm(`Delete environment ${envName} and all its versions? This cannot be undone.`)) return;
+    await api("DELETE", base);
+    location.href = `/w/${WS}?deleted=${encodeURIComponent(envName)}`;
+  }));
 
   // Build history: every build of this environment's versions, each log replayed on demand; on load the
   // newest build of the version chosen below is shown (live if it still runs), so a reload loses nothing.
@@ -760,7 +790,7 @@ pages.environment = async () => {
   });
 
   if (env.can_change) {
-    $("#edit-section").hidden = false;
+    $("#edit-section").hidden = Boolean(env.archived_at);
     const latest = versions.find((v) => v.number === env.latest_version);
     setupEditor(editForm, latest ? latest.spec : null);
     onSubmit(editForm, async (data) => {
