@@ -194,3 +194,81 @@ def test_a_session_started_and_used_through_the_gateway_keeps_its_home(running, 
         assert c.get(base + "api/status", headers=bearer(alice_token)).status_code == 404
     alice.request("DELETE", f"/workspaces/{ws}/sessions/{s2['id']}")
     wait_status(alice, ws, s2["id"], ("stopped",), timeout=120)
+
+
+@pytest.mark.timeout(600)
+def test_the_kubernetes_session_pod_runs_as_rendered_with_podman_kube_play(running, gw_lab, tmp_path) -> None:
+    """The Pod ``manifests.pod`` renders for a session (restricted: uid 1000 from the start, read-only root,
+    no capabilities, /tmp an emptyDir, the home a claim, the token from the Secret) executed by ``podman kube
+    play`` with the very session image the platform built: JupyterLab answers with the token only, runs as
+    1000, writes its file to the claim, and a second pod on the same claim finds it. Changes for podman are
+    kubeplay.CHANGES' only (secretKeyRef made literal, ports dropped); the pod runs on podman's bridge."""
+    from reprolab_runner.sessions import manifests
+    from reprolab_runner.sessions.targets import PORT, SessionSpec
+
+    from ..kube import kubeplay
+
+    ws, _teacher, ((alice, _), _bob), homes = gw_lab
+    s = alice.post(f"/workspaces/{ws}/sessions", json={"environment": "py"}, expect=(201,))
+    wait_status(alice, ws, s["id"], ("running",), timeout=600)
+    homes.add(home_of(s["id"]))
+    image = subprocess.run(["podman", "inspect", "--format", "{{.ImageName}}", f"reprolab-session-{s['id']}"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    alice.request("DELETE", f"/workspaces/{ws}/sessions/{s['id']}")
+    wait_status(alice, ws, s["id"], ("stopped",), timeout=120)
+
+    home_key = uuid.uuid4().hex[:20]
+    claim = manifests.claim_name(home_key)
+    played: list[str] = []
+    secrets: list[str] = []
+    try:
+        for round_ in (1, 2):
+            sid = f"k{uuid.uuid4().hex[:10]}"
+            spec = SessionSpec(session_id=sid, workspace=ws, owner_id="u1", image=image, token=uuid.uuid4().hex * 2,
+                               cpu_millis=1000, memory_bytes=1 << 30, pids=512, network="index")
+            secret = manifests.token_secret(spec, namespace="default", installation="kp", home_key=home_key)
+            values = {secret["metadata"]["name"]: kubeplay.secret_values(secret)}
+            secrets += kubeplay.create_secrets(values, tmp_path)
+            pod = kubeplay.for_podman(manifests.pod(spec, namespace="default", installation="kp", home_key=home_key),
+                                      secrets=values)
+            name = kubeplay.play(pod, tmp_path, args=())
+            played.append(name)
+            assert kubeplay.process_user(name, manifests.CONTAINER) in ("1000:1000", "1000")
+            address = ""
+            deadline = time.monotonic() + 180
+            url = ""
+            while True:
+                st = kubeplay.state(name, manifests.CONTAINER)
+                assert st.get("Status") in ("running", "created", "configured", ""), \
+                    (st, kubeplay.logs(name, manifests.CONTAINER))
+                if not address:
+                    address = subprocess.run(
+                        ["podman", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                         f"{name}-{manifests.CONTAINER}"], capture_output=True, text=True).stdout.strip()
+                    url = f"http://{address}:{PORT}/sessions/{sid}/"
+                try:
+                    if address and httpx.get(url + "api/status", headers={"Authorization": f"token {spec.token}"},
+                                             timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, kubeplay.logs(name, manifests.CONTAINER)
+                time.sleep(0.5)
+            auth = {"Authorization": f"token {spec.token}"}
+            assert httpx.get(url + "api/status", timeout=10).status_code == 403  # the token only
+            # a kernel starts under the read-only root (its runtime files go to the home and /tmp)
+            kernel = httpx.post(url + "api/kernels", headers=auth, json={"name": "python3"}, timeout=60)
+            assert kernel.status_code == 201, (kernel.text, kubeplay.logs(name, manifests.CONTAINER))
+            if round_ == 1:
+                r = httpx.put(url + "api/contents/on-claim.txt", headers=auth, timeout=30,
+                              json={"type": "file", "format": "text", "content": "kept on the claim"})
+                assert r.status_code in (200, 201), r.text
+            else:
+                r = httpx.get(url + "api/contents/on-claim.txt", headers=auth, timeout=30)
+                assert r.status_code == 200 and r.json()["content"] == "kept on the claim", r.text
+            kubeplay.down(name)
+    finally:
+        for name in played:
+            kubeplay.down(name)
+        kubeplay.remove_secrets(secrets)
+        kubeplay.remove_volumes([claim])
