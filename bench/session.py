@@ -9,7 +9,15 @@ resolver (``BenchResolver``: the runner's connect answer, owner = whoever asks).
 number of round trips direct to the server and through the gateway, alternating in blocks. Target: <= 2 ms
 added per message (median).
 
-Usage: python bench/session.py [--messages N]
+Click-to-ready (``--starts N``, 0 to skip): a whole Platform (the one ``reprolab up`` starts: gateway, runner,
+builder, registry, podman's API) with an environment built through it. One first session builds the notebook
+layer (reported apart); then N times: ``POST /workspaces/{ws}/sessions`` until JupyterLab's ``api/status``
+answers 200 THROUGH THE GATEWAY's proxy (the student's token only), then stopped. Beside it, in the same run,
+N raw ``podman run -d`` of the very same session image, command and environment (``JUPYTER_TOKEN``, port
+published on 127.0.0.1) until ``api/status`` answers directly: what a user with Docker knowledge would get,
+without a runner, a home volume, the database or the gateway. Target: <= 1.5x raw (median).
+
+Usage: python bench/session.py [--messages N] [--starts N]
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ async def round_trips(url: str, headers: dict, n: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--starts", type=int, default=5, help="click-to-ready starts each (0: skip)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-session-"))
     nats = NatsServer(root / "js", log_file=root / "nats.log").start()
@@ -136,12 +145,106 @@ def main() -> None:
         print(f"  via gateway   p50 {g50:7.3f} ms   p95 {g95:7.3f} ms")
         print(f"  added per message: p50 {g50 - d50:+.3f} ms, p95 {g95 - d95:+.3f} ms  (target <= 2 ms)  "
               f"{'OK' if g50 - d50 <= 2 else 'MISSED'}")
-        print("click-to-ready vs raw podman run: not measured here (needs the runner's sessions and the session "
-              "image on this branch)")
     finally:
         stop_child(gateway)
         stop_child(jupyter)
         nats.stop()
+    if args.starts > 0:
+        click_to_ready(args.starts)
+
+
+BASE_IMAGE = "localhost/reprolab/bookworm-python:latest"
+
+
+def _until_200(url: str, headers: dict, t0: float, timeout: float = 300) -> float:
+    with httpx.Client(timeout=10) as c:
+        while True:
+            try:
+                if c.get(url, headers=headers).status_code == 200:
+                    return time.monotonic() - t0
+            except httpx.TransportError:
+                pass
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"{url} did not answer within {timeout} s")
+            time.sleep(0.05)
+
+
+def click_to_ready(n: int) -> None:
+    """POST -> JupyterLab answering through the gateway, beside a raw podman run of the same session image."""
+    from reprolab_cli.client import Client
+    from reprolab_cli.supervisor import Platform
+
+    root = Path(tempfile.mkdtemp(prefix="bench-session-platform-"))
+    platform = Platform(root / "platform", extra_env={"REPROLAB_RUNNER_RECONCILE_SECONDS": "86400"})
+    homes: set[str] = set()
+    raw_names: list[str] = []
+    try:
+        print("click-to-ready: starting a platform and building an environment (six==1.16.0) ...", flush=True)
+        platform.start(timeout=120)
+        admin = Client(platform.url, platform.admin_token())
+        ws = f"bench-{uuid.uuid4().hex[:8]}"
+        token = admin.post("/users", json={"username": f"bs-{uuid.uuid4().hex[:6]}"})["token"]
+        user = admin.as_user(token)
+        user.post("/workspaces", json={"slug": ws, "title": "session bench"})
+        user.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+            "base": BASE_IMAGE, "python": {"version": "3.11", "requirements": ["six==1.16.0"]}}})
+        build = user.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
+        while (b := user.get(f"/builds/{build['id']}"))["status"] not in ("succeeded", "failed"):
+            time.sleep(0.5)
+        if b["status"] != "succeeded":
+            raise RuntimeError(f"the environment build failed: {b.get('error')}")
+        gh = {"Authorization": f"Bearer {token}"}
+
+        def one() -> tuple[float, str]:
+            t0 = time.monotonic()
+            s = user.post(f"/workspaces/{ws}/sessions", json={"environment": "py"}, expect=(201,))
+            took = _until_200(f"{platform.url.rstrip('/')}/sessions/{s['id']}/api/status", gh, t0, timeout=900)
+            return took, s["id"]
+
+        def stop(sid: str) -> None:
+            user.request("DELETE", f"/workspaces/{ws}/sessions/{sid}")
+            while user.get(f"/workspaces/{ws}/sessions/{sid}")["status"] not in ("stopped", "failed"):
+                time.sleep(0.2)
+
+        first, sid = one()
+        container = json.loads(subprocess.run(["podman", "inspect", f"reprolab-session-{sid}"], check=True,
+                                              capture_output=True, text=True).stdout)[0]
+        homes.add(container["Config"]["Labels"].get("org.reprolab.session-home", ""))
+        image = container["Image"]
+        cmd = container["Config"]["Cmd"] or []
+        entrypoint = container["Config"]["Entrypoint"] or []
+        if isinstance(entrypoint, str):
+            entrypoint = entrypoint.split()
+        base = next(a.split("=", 1)[1] for a in cmd if a.startswith("--ServerApp.base_url="))
+        stop(sid)
+        print(f"  first session of the version (builds the notebook layer): {first:.2f} s", flush=True)
+        platform_times, raw_times = [], []
+        for _ in range(n):  # alternate, so drift on a shared machine hits both alike
+            took, sid = one()
+            platform_times.append(took)
+            stop(sid)
+            name = f"reprolab-bench-raw-{uuid.uuid4().hex[:8]}"
+            raw_names.append(name)
+            port = free_port()
+            rtoken = secrets.token_hex(24)
+            t0 = time.monotonic()
+            subprocess.run(["podman", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8888",
+                            "-e", f"JUPYTER_TOKEN={rtoken}", "--entrypoint", json.dumps(entrypoint), image, *cmd],
+                           check=True, capture_output=True)
+            raw_times.append(_until_200(f"http://127.0.0.1:{port}{base}api/status",
+                                        {"Authorization": f"token {rtoken}"}, t0))
+            subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+        p50, r50 = statistics.median(platform_times), statistics.median(raw_times)
+        print(f"click-to-ready ({n} each, layer cached; POST -> api/status 200):")
+        print(f"  raw podman run       p50 {r50:6.2f} s   all {' '.join(f'{t:.2f}' for t in raw_times)}")
+        print(f"  platform via gateway p50 {p50:6.2f} s   all {' '.join(f'{t:.2f}' for t in platform_times)}")
+        print(f"  ratio {p50 / r50:.2f}x  (target <= 1.5x)  {'OK' if p50 <= 1.5 * r50 else 'MISSED'}")
+    finally:
+        for name in raw_names:
+            subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+        platform.stop()
+        for volume in homes - {""}:
+            subprocess.run(["podman", "volume", "rm", "-f", volume], capture_output=True)
 
 
 if __name__ == "__main__":
