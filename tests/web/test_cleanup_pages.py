@@ -66,3 +66,41 @@ def test_an_environment_is_archived_restored_and_deleted_from_its_page(portal: P
     assert {e["name"] for e in teacher.get(f"/workspaces/{ws}/environments", params={"archived": "true"})["items"]} \
         == {"py", fork}
     check_page(page, errors, f"{size}-workspace-after-delete")
+
+
+def test_a_finished_run_is_deleted_from_its_page(portal: Portal, sized, base_image: str) -> None:
+    import io
+    import tarfile
+
+    from .test_layout import wait
+
+    page, errors, size = sized
+    _, _, teacher = portal.user("cl-rteach")
+    sname, stoken, student = portal.user("cl-rstud")
+    ws = f"tidyr-{int(time.time() * 1000) % 10**8}"
+    teacher.post("/workspaces", json={"slug": ws, "title": "Clean-up of runs"})
+    teacher.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
+    teacher.post(f"/workspaces/{ws}/environments", json={"name": "py", "spec": {
+        "base": base_image, "python": {"version": "3.11", "requirements": []}}})
+    build = teacher.post(f"/workspaces/{ws}/environments/py/versions/1/builds", expect=(202,))
+    assert wait(teacher, f"/builds/{build['id']}", ("succeeded", "failed"))["status"] == "succeeded"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"print('hello')\n"
+        info = tarfile.TarInfo("main.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    code = student.request("POST", f"/workspaces/{ws}/code", content=buf.getvalue(), expect=(201,))
+    run = student.request("POST", f"/workspaces/{ws}/runs", json={
+        "environment": "py", "code": code["digest"], "command": ["python3", "main.py"]}, expect=(202,))
+    assert wait(student, f"/runs/{run['id']}", ("succeeded", "failed"))["status"] == "succeeded"
+
+    sign_in(page, portal.url, stoken)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{portal.url}/w/{ws}/runs/{run['id']}")
+    expect(page.get_by_role("button", name="Delete run")).to_be_visible()
+    check_page(page, errors, f"{size}-run-deletable")
+    page.get_by_role("button", name="Delete run").click()
+    expect(page.locator("#flash")).to_contain_text(f"Run {run['id'][:8]} deleted.")
+    check_page(page, errors, f"{size}-runs-after-delete")
+    student.response("GET", f"/runs/{run['id']}", expect=(404,))

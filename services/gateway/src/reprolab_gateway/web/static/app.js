@@ -810,6 +810,8 @@ const scoreText = (r) => (r.assignment ? (r.score ?? r.scoring ?? "") : "");
 
 pages.runs = async () => {
   await workspaceRole();
+  const gone = new URLSearchParams(location.search).get("deleted");
+  if (gone) flash(`Run ${gone} deleted.`);
   const [envs, datasets, assignments, runs, targets] = await Promise.all([
     api("GET", `/workspaces/${WS}/environments`), api("GET", `/workspaces/${WS}/datasets`),
     api("GET", `/workspaces/${WS}/assignments`), api("GET", `/workspaces/${WS}/runs`), api("GET", "/targets")]);
@@ -958,6 +960,8 @@ pages.run = async () => {
     $("#run-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     $("#run-status").replaceChildren(badge(r.status));
     $("#cancel-run").hidden = TERMINAL_RUN.includes(r.status);
+    // a finished run that is no assignment's submission (the gradebook keeps those) may go, outputs and log too
+    $("#delete-run").hidden = !TERMINAL_RUN.includes(r.status) || Boolean(r.assignment);
     if (r.assignment) {
       $("#score").replaceChildren(el("p", {}, "Score: ",
         r.score !== null ? el("span", { class: "score" }, r.score) : badge(r.scoring || "pending"),
@@ -975,6 +979,11 @@ pages.run = async () => {
   $("#cancel-run").addEventListener("click", (event) => busy(event.target, async () => {
     await api("POST", `/runs/${id}/cancel`);
     await details();
+  }));
+  $("#delete-run").addEventListener("click", (event) => busy(event.target, async () => {
+    if (!confirm("Delete this run with its outputs and log? The activity log keeps its history.")) return;
+    await api("DELETE", `/runs/${id}`);
+    location.href = `/w/${WS}/runs?deleted=${encodeURIComponent(id.slice(0, 8))}`;
   }));
   let run = await details();
   ready();
