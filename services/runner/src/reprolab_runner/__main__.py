@@ -21,6 +21,8 @@ from reprolab_common.subjects import ServiceName
 from . import targets as _targets  # noqa: F401 - registers the targets
 from .api import Api, add_endpoints
 from .config import get_settings
+from .deploy.api import ModelApi, add_model_endpoints
+from .deploy.deployer import Deployer
 from .models import MIGRATIONS, OutboxEvent
 from .sessions.api import SessionApi, add_session_endpoints
 from .sessions.manager import SessionManager
@@ -58,6 +60,9 @@ async def main(stop: asyncio.Event) -> None:
     sessions_mgr = SessionManager(settings=settings, sessions=sessions, nc=ctx.nc, wake_outbox=publisher.wake)
     await add_session_endpoints(ctx.micro, SessionApi(settings=settings, sessions=sessions, manager=sessions_mgr,
                                                       wake_outbox=publisher.wake), in_flight)
+    deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)
+    await add_model_endpoints(ctx.micro, ModelApi(settings=settings, sessions=sessions, deployer=deployer,
+                                                  wake_outbox=publisher.wake), in_flight)
     await sessions_mgr.resume()
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
@@ -71,7 +76,7 @@ async def main(stop: asyncio.Event) -> None:
     await in_flight.wait(10.0)
     await asyncio.gather(*tasks, return_exceptions=True)
     # runs in flight stay unacked: JetStream redelivers them to the next runner, which resumes by handle
-    for task in [*worker.tasks, *sessions_mgr.tasks]:
+    for task in [*worker.tasks, *sessions_mgr.tasks, *deployer.tasks]:
         task.cancel()
     await publisher.drain_once()
     await ctx.nc.drain()

@@ -1,0 +1,146 @@
+"""The ``runner.model.*`` handlers over real PostgreSQL/SQLite, a real object store directory and real
+podman: a finished run's output deployed in the run's image, served, a second version, rollback, stop;
+bad deploys are 4xx problems; nothing is left running."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from reprolab.v1 import common_pb2, serving_pb2
+from reprolab_common.db import in_transaction, make_engine, migrate, session_factory
+from reprolab_common.errors import Invalid, NotFound
+from reprolab_common.objectstore import make_object_store
+from reprolab_common.settings import CommonSettings
+from reprolab_runner.deploy.api import ModelApi
+from reprolab_runner.deploy.deployer import Deployer
+from reprolab_runner.deploy.engine import LocalServing
+from reprolab_runner.models import MIGRATIONS, Output, Run
+
+BOB = common_pb2.Actor(user_id="u-bob", username="bob")
+SCORE = textwrap.dedent("""
+    def init():
+        pass
+
+    def run(inputs):
+        return ["virginica" if row[2] > THRESHOLD else "setosa" for row in inputs["input-0"]]
+
+    THRESHOLD = 2.5
+""")
+
+
+@pytest.fixture
+def world(database_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, podman_socket: str,
+          base_image: str) -> Iterator[SimpleNamespace]:
+    for key, value in database_env.items():
+        monkeypatch.setenv(key, value)
+    common = CommonSettings()
+    engine = make_engine(common, "runner")
+    migrate(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    store = make_object_store(common)
+    installation = f"t-{uuid.uuid4().hex[:8]}"
+    settings = SimpleNamespace(common=common, docker_url=podman_socket, installation_id=lambda: installation)
+    target = LocalServing(settings, installation=installation)
+    deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=lambda: None, target=target)
+    api = ModelApi(settings=settings, sessions=sessions, deployer=deployer, wake_outbox=lambda: None)
+    digest = subprocess.run(["podman", "image", "inspect", base_image, "--format", "{{.Digest}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    pinned = f"{base_image.rsplit(':', 1)[0]}@{digest}"
+    yield SimpleNamespace(api=api, sessions=sessions, store=store, target=target, image=pinned)
+    for handle in target.owned().values():
+        target.stop(handle)
+    assert target.owned() == {}
+    engine.dispose()
+
+
+def add_run(w: SimpleNamespace, score: str, status: str = "succeeded") -> str:
+    run_id = str(uuid.uuid4())
+    key = f"runs/{run_id}/outputs/score.py"
+    w.store.put_bytes(key, score.encode())
+    # the base image, pinned by its digest, stands in for a built environment's image
+    image = w.image
+
+    def _add(s):  # noqa: ANN001, ANN202
+        s.add(Run(id=run_id, workspace="ws", environment="py", version=1, image=image, code_digest="sha256:x",
+                  code_object_key="c", command_json="[]", target="local", cpu_millis=1000, memory_bytes=1 << 30,
+                  pids=64, timeout_seconds=60, status=status, requested_by="bob", requested_by_id="u-bob"))
+        s.flush()
+        s.add(Output(run_id=run_id, name="score.py", size=len(score), sha256=hashlib.sha256(score.encode()).hexdigest(),
+                     object_key=key))
+    in_transaction(w.sessions, _add)
+    return run_id
+
+
+async def deployed(w: SimpleNamespace, run_id: str) -> serving_pb2.ModelVersion:
+    v = await w.api.deploy(serving_pb2.DeployModelRequest(actor=BOB, workspace="ws", name="iris", run_id=run_id,
+                                                          artifact="score.py"))
+    assert v.state == "deploying"
+    await asyncio.gather(*w.api.deployer.tasks)
+    got = await w.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=v.version))
+    assert got.state == "serving", got.error
+    return got
+
+
+async def predict(w: SimpleNamespace) -> list[str]:
+    route = await w.api.route(serving_pb2.RouteModelRequest(workspace="ws", name="iris"))
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{route.upstream_url}/v2/models/iris/versions/{route.model.version}/infer", json={
+            "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [6.3, 3.3, 6.0, 2.5]}]})
+    assert r.status_code == 200, r.text
+    return r.json()["outputs"][0]["data"]
+
+
+async def test_deploy_roll_back_and_stop(world: SimpleNamespace) -> None:
+    v1 = await deployed(world, add_run(world, SCORE))
+    assert (v1.version, v1.active) == (1, True) and "@sha256:" in v1.image
+    assert await predict(world) == ["virginica"]
+    v2 = await deployed(world, add_run(world, SCORE.replace("2.5", "100")))
+    assert not v2.active and await predict(world) == ["virginica"]  # a new version is not live until activated
+    await world.api.activate(serving_pb2.ActivateModelRequest(workspace="ws", name="iris", version=2))
+    assert await predict(world) == ["setosa"]
+    await world.api.activate(serving_pb2.ActivateModelRequest(workspace="ws", name="iris", version=1))  # rollback
+    assert await predict(world) == ["virginica"]
+    listed = await world.api.list(serving_pb2.ListModelsRequest(workspace="ws", name="iris"))
+    assert [(m.version, m.active) for m in listed.items] == [(1, True), (2, False)]
+    for version in (1, 2):
+        stopped = await world.api.stop(serving_pb2.StopModelRequest(workspace="ws", name="iris", version=version))
+        assert stopped.state == "stopped"
+    assert world.target.owned() == {}
+    with pytest.raises(NotFound):
+        await world.api.route(serving_pb2.RouteModelRequest(workspace="ws", name="iris"))
+
+
+async def test_bad_deploys_are_refused(world: SimpleNamespace) -> None:
+    ok = add_run(world, SCORE)
+    with pytest.raises(NotFound):
+        await world.api.deploy(serving_pb2.DeployModelRequest(workspace="ws", name="iris", run_id="nope",
+                                                              artifact="score.py"))
+    with pytest.raises(NotFound):  # another workspace's run
+        await world.api.deploy(serving_pb2.DeployModelRequest(workspace="other", name="iris", run_id=ok,
+                                                              artifact="score.py"))
+    with pytest.raises(Invalid, match="no output"):
+        await world.api.deploy(serving_pb2.DeployModelRequest(workspace="ws", name="iris", run_id=ok,
+                                                              artifact="model.joblib"))
+    with pytest.raises(Invalid, match="failed"):
+        await world.api.deploy(serving_pb2.DeployModelRequest(workspace="ws", name="iris",
+                                                              run_id=add_run(world, SCORE, "failed"),
+                                                              artifact="score.py"))
+
+
+async def test_a_model_that_cannot_load_ends_failed_with_its_output(world: SimpleNamespace) -> None:
+    broken = "def init():\n    raise RuntimeError('cannot load me')\n\n\ndef run(inputs):\n    return []\n"
+    run_id = add_run(world, broken)
+    v = await world.api.deploy(serving_pb2.DeployModelRequest(actor=BOB, workspace="ws", name="iris", run_id=run_id,
+                                                              artifact="score.py"))
+    await asyncio.gather(*world.api.deployer.tasks)
+    got = await world.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=v.version))
+    assert got.state == "failed" and "cannot load me" in got.error
+    assert world.target.owned() == {}
