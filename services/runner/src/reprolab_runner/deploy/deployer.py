@@ -84,7 +84,8 @@ class Deployer:
                     await asyncio.to_thread(self.target.stop, handle)
                 except TargetError:
                     pass
-            await transact(self.sessions, lambda db: service.failed(db, model_id, str(exc) or type(exc).__name__))
+            error = str(exc) or type(exc).__name__
+            await transact(self.sessions, lambda db: service.failed(db, model_id, error))
         self.wake_outbox()
 
     async def stop(self, m: DeployedModel) -> None:
