@@ -65,3 +65,12 @@ def test_a_live_run_and_a_submission_stay(sessions, status, assignment, needle) 
     with pytest.raises(Conflict, match=needle):
         in_transaction(sessions, lambda s: service.delete_run(session=s, run_id=run_id, actor=OWNER))
     assert in_transaction(sessions, lambda s: s.get(Run, run_id) is not None)
+
+
+def test_starting_a_run_deleted_meanwhile_records_nothing(sessions) -> None:
+    """A run cancelled before it started may be deleted while the worker starts it: ``started`` then says so
+    (None) and the worker removes what it started instead of failing with the container left running."""
+    run_id = _run(sessions, Status.QUEUED)
+    in_transaction(sessions, lambda s: service.request_cancel(session=s, run_id=run_id))
+    in_transaction(sessions, lambda s: service.delete_run(session=s, run_id=run_id, actor=OWNER))
+    assert in_transaction(sessions, lambda s: service.started(session=s, run_id=run_id, handle="c-1")) is None

@@ -102,8 +102,12 @@ def request_cancel(*, session: Session, run_id: str) -> Run:
     return run
 
 
-def started(*, session: Session, run_id: str, handle: str) -> Run:
+def started(*, session: Session, run_id: str, handle: str) -> Run | None:
+    """Record the target's handle; None when the run was deleted meanwhile (cancelled before it started,
+    then deleted while the worker was starting it): the worker then removes what it started."""
     run = session.get(Run, run_id, with_for_update=True)
+    if run is None:
+        return None
     run.handle, run.status, run.started_at = handle, Status.RUNNING, utcnow()
     emit(session, run, "started")
     return run

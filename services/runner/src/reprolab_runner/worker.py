@@ -385,8 +385,15 @@ class Worker:
                 await self._finish(run, target, "", Status.FAILED, error=f"the run could not start: {exc}")
                 await msg.ack()
                 return
-            run = await transact(self.sessions, lambda s: service.started(session=s, run_id=run.id,
-                                                                               handle=handle))
+            recorded = await transact(self.sessions, lambda s: service.started(session=s, run_id=run.id,
+                                                                                    handle=handle))
+            if recorded is None:  # deleted while starting (cancelled first): nothing may keep running
+                log.info("run %s was deleted while it started; removing what was started", run.id)
+                await self._cleanup(run.id, target, handle)
+                shutil.rmtree(self.settings.work_root() / run.id, ignore_errors=True)
+                await msg.ack()
+                return
+            run = recorded
             self.wake_outbox()
         sent = 0
         cancelled = False
