@@ -37,10 +37,12 @@ def report(store: ObjectStore, m: DeployedModel, reference: Mapping[str, Sequenc
         drift = monitor.dataset_drift(reference, current) if reference else None
         windows.append({"start": start.isoformat(), "count": len(by_window[start]),
                         "drift": drift.as_dict() if drift else None})
-    predictions = monitor.prediction_windows(((r.time, r.request_id, r.prediction) for r in records), labels, window)
+    predictions = monitor.prediction_windows(((r.time, r.request_id, r.prediction) for r in records), labels,
+                                             window)
     return {"model": m.name, "window": str(window), "features": features,
             "stats": {start.isoformat(): {f: _jsonable(st.as_dict()) for f, st in per.items()}
-                      for start, per in stats.items()}, "windows": windows, "predictions": [p.as_dict() for p in predictions]}
+                      for start, per in stats.items()},
+            "windows": windows, "predictions": [p.as_dict() for p in predictions]}
 
 
 def _jsonable(value: Any) -> Any:
