@@ -18,8 +18,8 @@ from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
 from reprolab_common.nats import new_event
 from reprolab_common.objectstore import check_key
 from reprolab_common.outbox import add_event
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import ColumnElement, Select
 
 from .models import (
@@ -139,15 +139,24 @@ def _member(session: Session, workspace_id: int, user_id: str) -> Member | None:
     )
 
 
+# Every request starts here, so the statement is built once (building and coercing it cost more CPU
+# than running it) and the workspace and the caller's membership come back in one round trip.
+_ACCESS = (
+    select(Workspace, Member.role)
+    .outerjoin(Member, and_(Member.workspace_id == Workspace.id, Member.user_id == bindparam("user_id")))
+    .where(Workspace.slug == bindparam("slug"))
+)
+
+
 def access(*, session: Session, actor: common_pb2.Actor, workspace: str) -> Access:
     """The caller's access to ``workspace``; 404 when it does not exist or the caller may not know it does."""
     _require_actor(actor)
-    ws = session.scalar(select(Workspace).where(Workspace.slug == workspace))
-    member = _member(session, ws.id, actor.user_id) if ws is not None else None
-    if ws is None or (member is None and not actor.platform_admin):
+    row = session.execute(_ACCESS, {"slug": workspace, "user_id": actor.user_id}).first()
+    ws, member_role = row if row is not None else (None, None)
+    if ws is None or (member_role is None and not actor.platform_admin):
         raise NotFound(f"workspace {workspace!r} not found")
-    role = Role.ADMIN if actor.platform_admin else Role(member.role)  # type: ignore[union-attr]
-    return Access(workspace=ws, role=role, is_member=member is not None)
+    role = Role.ADMIN if actor.platform_admin else Role(member_role)
+    return Access(workspace=ws, role=role, is_member=member_role is not None)
 
 
 def create_workspace(*, session: Session, actor: common_pb2.Actor, slug: str, title: str) -> Access:
@@ -558,6 +567,7 @@ def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: s
                 and_(Version.environment_id == Environment.id, Version.number == Environment.latest_version),
             )
             .order_by(Environment.name)
+            .options(joinedload(Version.image))  # in the same query, not a second one
         )
         .tuples()
         .all()
