@@ -216,6 +216,10 @@ def _database_dump(running) -> bytes:
         files = sorted(running.platform.data_dir.rglob("*.db"))
         assert {f.name for f in files} >= {"runner.db", "audit.db", "gateway.db", "registry.db"}
         for path in files:
+            with path.open("rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    parts.append(path.read_bytes())  # a .db that is not SQLite (a tool's cache): its raw bytes
+                    continue
             conn = sqlite3.connect(path)
             parts += [line.encode() for line in conn.iterdump()]
             conn.close()
