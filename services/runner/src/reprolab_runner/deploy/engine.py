@@ -24,6 +24,7 @@ import docker.errors
 import httpx
 import requests
 
+from ..sessions.targets import Started  # a long-lived server's handle and address: same as a session's
 from ..targets.base import INSTALLATION_LABEL, TargetError
 from ..targets.local import RUN_GID, RUN_UID, LocalTarget
 
@@ -73,12 +74,6 @@ def server_command(spec: ServingSpec) -> list[str]:
     return [PYTHON, SERVER_PATH, "--artifact", f"{ARTIFACT_DIR}/{spec.artifact_name}", "--name", spec.name,
             "--version", str(spec.version), "--host", "0.0.0.0", "--port", str(PORT),  # noqa: S104
             "--max-body-bytes", str(spec.max_body_bytes)]
-
-
-@dataclass(frozen=True)
-class Started:
-    handle: str
-    upstream_url: str
 
 
 class ServingTarget(ABC):
