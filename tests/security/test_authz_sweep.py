@@ -255,8 +255,8 @@ def world(running, base_image) -> Iterator[World]:
 def _values(w: World, method: str, path: str) -> dict[str, str]:
     """A value for each path parameter: the object the route names."""
     name = "out.txt" if path.startswith("/api/v1/runs/") else "hw"
-    run = w.run2_id if path.endswith("/cancel") else w.run3_id if (method, path) == ("DELETE", "/api/v1/runs/{run_id}") \
-        else w.run_id
+    deleting = (method, path) == ("DELETE", "/api/v1/runs/{run_id}")
+    run = w.run2_id if path.endswith("/cancel") else w.run3_id if deleting else w.run_id
     return {"ws": w.ws, "env": w.fork, "n": "1", "build_id": w.build_id, "run_id": run, "token_id": w.spare_token_id,
             "vendor": "aws", "digest": w.dataset, "name": name, "registry_host": "registry.example.org",
             "session_id": w.session_id, "notebook_id": w.notebook_id, "invite_id": w.invite_id,

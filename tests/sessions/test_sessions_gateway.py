@@ -87,7 +87,7 @@ def run_cell(url: str, token: str, code: str, timeout: float = 120) -> tuple[str
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                    "allow_stdin": False, "stop_on_error": True}
         ws.send(serialize_msg_to_ws_v1([json.dumps(x).encode() for x in (header, {}, {}, content)], "shell"))
-        out, status = "", ""
+        out, status, idle = "", "", False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             frame = ws.recv(timeout=max(1.0, deadline - time.monotonic()))
@@ -102,7 +102,10 @@ def run_cell(url: str, token: str, code: str, timeout: float = 120) -> tuple[str
                 out += "\n".join(body["traceback"])
             elif head["msg_type"] == "execute_reply":
                 status = body["status"]
-            elif head["msg_type"] == "status" and body["execution_state"] == "idle" and status:
+            elif head["msg_type"] == "status" and body["execution_state"] == "idle":
+                idle = True
+            # the reply comes on the shell channel and "idle" on iopub: either may arrive first
+            if status and idle:
                 return out, status
         raise AssertionError(f"no reply within {timeout} s: {out!r}")
 

@@ -109,7 +109,7 @@ def execute(upstream: str, token: str, kernel_id: str, code: str, timeout: float
                             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
                             "content": {"code": code, "silent": False, "store_history": False,
                                         "user_expressions": {}, "allow_stdin": False}}))
-        out, status = [], ""
+        out, status, idle = [], "", False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = json.loads(ws.recv())
@@ -121,7 +121,9 @@ def execute(upstream: str, token: str, kernel_id: str, code: str, timeout: float
                 out.append("\n".join(m["content"]["traceback"]))
             elif m["msg_type"] == "execute_reply":
                 status = m["content"]["status"]
-            elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" and status:
+            elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                idle = True
+            if status and idle:  # the reply (shell) and "idle" (iopub) may come in either order
                 break
         return "".join(out), status
     finally:

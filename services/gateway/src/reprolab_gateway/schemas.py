@@ -872,7 +872,8 @@ def _not_a_bool(value: Any) -> Any:
 
 class SessionPolicy(_In):
     idle_timeout_seconds: Annotated[Literal[0] | Annotated[int, Field(ge=10, le=7 * 86400)],
-                                    BeforeValidator(_not_a_bool)] = Field(default=3600, description="Idle sessions stop after this long in seconds: 0 (never) or 10 s to 7 days.")
+                                    BeforeValidator(_not_a_bool)] = Field(
+        default=3600, description="Idle sessions stop after this long in seconds: 0 (never) or 10 s to 7 days.")
     max_per_environment: int = Field(default=1, ge=1, le=20, strict=True, description="Active sessions per student and "
                                      "environment.")
     network: Literal["none", "index"] = Field(default="index", description="index: the package index is "

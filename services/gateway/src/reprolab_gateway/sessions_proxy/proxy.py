@@ -174,7 +174,7 @@ class SessionProxy:
                                    "(JupyterLab does this); reload the page")
                 return
         self.reporter.seen(session_id, actor)
-        await self._http(scope, receive, send, upstream, path_qs)
+        await self._http(scope, receive, send, upstream, path_qs, actor)
 
     async def _user(self, scope: Scope):
         """The caller by the platform's own auth (``get_current_user``: bearer token or the portal's cookie,
@@ -203,7 +203,19 @@ class SessionProxy:
         return ws.caller_role >= common_pb2.ROLE_INSTRUCTOR
 
     # --- HTTP -------------------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, path_qs: str) -> None:
+    async def _still_running(self, session_id: str, actor: common_pb2.Actor) -> bool:
+        """After the upstream stopped answering: does the runner still know the session as running? The
+        cached address (``session_resolve_cache_seconds``) outlives a stop, so a stopped session must not
+        answer 502 "try again" for those seconds but 404; when the runner cannot say, assume it runs."""
+        try:
+            return await self.resolver.resolve(session_id, actor) is not None
+        except SessionGone:
+            return False
+        except ProblemError:
+            return True
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, path_qs: str,
+                    actor: common_pb2.Actor) -> None:
         headers = policy.upstream_request_headers(scope["headers"], upstream.server_token)
         names = {k for k, _ in headers}
         content = _request_body(receive) if (b"content-length" in names or b"transfer-encoding"
@@ -215,6 +227,9 @@ class SessionProxy:
         except httpx.TransportError as exc:
             self.resolver.forget(upstream.session_id)
             log.info("session %s: upstream unreachable: %s", upstream.session_id, type(exc).__name__)
+            if not await self._still_running(upstream.session_id, actor):
+                await _problem(send, 404, f"no session {upstream.session_id!r} of yours is running")
+                return
             await _problem(send, 502, "the session's server is not answering (starting, or stopped); try again")
             return
         try:

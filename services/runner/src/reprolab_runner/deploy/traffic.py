@@ -95,7 +95,9 @@ class TrafficLog:
     def _put(self, base: str, at: dt.datetime, table: pa.Table) -> str:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        key = f"{base}{at:%Y-%m-%d}/{at:%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+        # named by its first row's time to the microsecond: readers list keys in order, and two batches of
+        # one second must not be ordered by the random suffix
+        key = f"{base}{at:%Y-%m-%d}/{at:%H%M%S.%f}-{uuid.uuid4().hex[:8]}.parquet"
         self.store.put_bytes(key, buf.getvalue())
         return key
 

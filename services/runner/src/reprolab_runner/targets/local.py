@@ -102,6 +102,16 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _default_work_root(settings: Any) -> Path:
+    """The runner's own work root (``<data_dir>/runner/local``) when the settings know it: one machine may
+    hold several installations (a course's and a test's), and a folder shared by all of them would let
+    one installation's leftover sweep remove another's live run directory."""
+    own = getattr(settings, "work_root", None)
+    if callable(own):
+        return Path(own()) / "local"
+    return Path(tempfile.gettempdir()) / "reprolab-runs"
+
+
 def _handle_for(run_id: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:64].strip(".-") or "run"
     if safe != run_id:  # sanitising may map two run ids to one name: keep them apart
@@ -184,16 +194,17 @@ class LocalTarget(Target):
     """Runs each request in a sandboxed container on the local Docker Engine API endpoint.
 
     Reads from ``settings`` (any object) when present: ``docker_url``, ``work_dir`` (root of the
-    per-run directories; default ``<tempdir>/reprolab-runs``), ``max_output_bytes`` (cap of
-    ``collect``), ``tmp_bytes`` (size of the ``/tmp`` tmpfs), ``registry_tls_verify`` (False: pull
-    over plain HTTP/unverified TLS from any registry; loopback registries always are).
+    per-run directories; default ``<runner work root>/local``, else ``<tempdir>/reprolab-runs``),
+    ``max_output_bytes`` (cap of ``collect``), ``tmp_bytes`` (size of the ``/tmp`` tmpfs),
+    ``registry_tls_verify`` (False: pull over plain HTTP/unverified TLS from any registry; loopback
+    registries always are).
     """
 
     def __init__(self, settings: Any = None, *, docker_url: str = "unix:///run/podman/podman.sock",
                  client: docker.DockerClient | None = None, installation: str = "", **_: Any) -> None:
         self.docker_url = _setting(settings, "docker_url", docker_url)
         self.installation = installation
-        self.work_root = Path(_setting(settings, "work_dir", Path(tempfile.gettempdir()) / "reprolab-runs"))
+        self.work_root = Path(_setting(settings, "work_dir", None) or _default_work_root(settings))
         self.max_output_bytes = int(_setting(settings, "max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES))
         self.tmp_bytes = int(_setting(settings, "tmp_bytes", DEFAULT_TMP_BYTES))
         self.registry_tls_verify = bool(_setting(settings, "registry_tls_verify", True))

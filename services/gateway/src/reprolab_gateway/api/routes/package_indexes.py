@@ -37,7 +37,8 @@ class PackageIndexIn(BaseModel):
                                  "in it: give them below).")
     kind: Literal["extra", "primary"] = Field(
         default="extra", description="extra: searched before the primary. primary: replaces PyPI for this workspace.")
-    priority: int = Field(default=0, ge=0, le=1000, strict=True, description="Among extra indexes, lower is searched first.")
+    priority: int = Field(default=0, ge=0, le=1000, strict=True,
+                          description="Among extra indexes, lower is searched first.")
     username: str = Field(default="", max_length=255, pattern=_PRINTABLE,
                           description="Basic-auth user (a token alone is sent as user __token__).")
     password: str = Field(default="", max_length=4096, pattern=_PRINTABLE,

@@ -78,7 +78,7 @@ function el(tag, attrs = {}, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -665,9 +665,9 @@ pages.environment = async () => {
       v.image_digest ? badge("built") : el("span", { class: "hint" }, "not built"),
       [v.image_digest ? el("button", { type: "button", class: "small", "data-session": v.number,
         "aria-label": `Open version ${v.number} in JupyterLab` }, "Open in JupyterLab") : "",
-      env.can_change && v.number !== env.latest_version
+      ...(env.can_change && v.number !== env.latest_version
         ? [" ", el("button", { type: "button", class: "secondary small", "data-rollback": v.number,
-          "aria-label": `Roll back to version ${v.number}` }, `Roll back to v${v.number}`)] : ""]]), "No versions.");
+          "aria-label": `Roll back to version ${v.number}` }, `Roll back to v${v.number}`)] : [])]]), "No versions.");
     const opts = (sel) => $(sel).replaceChildren(...newest.map((v) => el("option", { value: v.number }, `v${v.number}`)));
     opts("#build-version");
     opts("#fork-version");
