@@ -46,7 +46,7 @@ PRIVATE = {"build_id", "run_id", "env", "token_id", "vendor", "session_id", "not
 ADMIN = {"username", "platform_id"}
 # Every path parameter the sweep can fill; a new one fails test_every_id_route_is_swept until added.
 KNOWN = PRIVATE | ADMIN | {"ws", "n", "digest", "name", "registry_host", "invite_id", "token", "assignment",
-                           "member"}
+                           "member", "key_id"}
 
 # Routes the sweep does not call as the owner, and why. (The others still get 404/401.)
 _LTI = "needs a workspace linked to an LMS course by an LTI launch: tests/lti"
@@ -69,8 +69,14 @@ STUDENT_NOT_SWEPT = {
     ("PUT", "/api/v1/me/credentials/{vendor}"):
         "the caller's own credential: B's PUT makes B's, and B's GET and DELETE must still find none of A's",
 }
+_MODELS = "needs a deployed model (a run's artifact served on podman): tests/serving/test_serve_gateway.py checks " \
+    "the owner, another member, another workspace's user and anonymous callers on the models routes"
 # Routes the sweep does not call at all, and why.
 NOT_SWEPT = {
+    **{(m, f"/api/v1/workspaces/{{ws}}/models{p}"): _MODELS for m, p in (
+        ("POST", ""), ("GET", "/{name}"), ("DELETE", "/{name}"), ("GET", "/{name}/versions/{n}"),
+        ("POST", "/{name}/rollback"), ("POST", "/{name}/keys"), ("GET", "/{name}/keys"),
+        ("DELETE", "/{name}/keys/{key_id}"))},
     ("POST", "/api/v1/invites/{token}/accept"):
         "the path's token is the secret that authorises it (a capability, not an object's ID): whoever holds "
         "the link may join; tests/auth/test_invites.py covers used, expired and revoked links",

@@ -55,6 +55,8 @@ DATA_DEPENDENT = {
     "PUT /api/v1/workspaces/{ws}/assignments/{name}/evaluation": "the evaluation code archive must exist",
     "POST /api/v1/runs/{run_id}/rerun": "the code, datasets, version, Git URL and target must exist",
     "PUT /api/v1/workspaces/{ws}/package-indexes/{name}": "a username needs a password or a token with it",
+    "POST /api/v1/workspaces/{ws}/models": "the run must have succeeded and hold the artifact, of a servable kind",
+    "POST /api/v1/workspaces/{ws}/models/{name}/rollback": "the version must be serving",
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

@@ -976,3 +976,93 @@ def session_stop(workspace: str, session_id: str, url: UrlOpt = "http://127.0.0.
         _print_json(s)
     else:
         typer.echo(f"session {s['id']} {s['status']}")
+
+
+# --- deployed models (issue 15) ---------------------------------------------------------------------
+
+model_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
+                        help="A run's model served as an Open Inference Protocol web service, its versions and keys.")
+app.add_typer(model_app, name="model")
+model_key_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
+                            help="A model's API keys (for programs calling it without a Reprolab account).")
+model_app.add_typer(model_key_app, name="key")
+MODEL_COLUMNS = ("name", "version", "state", "active", "run_id", "artifact", "created_by", "error")
+
+
+@model_app.command("deploy")
+def model_deploy(run_id: str,
+                 artifact: Annotated[str, typer.Option(help="The run's output to serve: model.joblib, a .pkl, "
+                                                            ".onnx or score.py.")],
+                 name: Annotated[str, typer.Option(help="The model's name (default: from the artifact).")] = "",
+                 wait: Annotated[bool, typer.Option(help="Wait until the version serves.")] = True,
+                 url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Serve a run's output in the run's own image; a name deployed again gets a new version."""
+    c = _client(url, token)
+    ws = c.get(f"/runs/{run_id}")["workspace"]
+    m = c.post(f"/workspaces/{ws}/models", json={"run_id": run_id, "artifact": artifact, "name": name},
+               expect=(202,))
+    if wait:
+        m = c.poll(f"/workspaces/{ws}/models/{m['name']}/versions/{m['version']}",
+                   lambda x: x["state"] == "deploying", timeout=300)
+    if as_json:
+        _print_json(m)
+        return
+    if m["state"] == "failed":
+        typer.echo(f"model {m['name']} v{m['version']} failed: {m['error']}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"model {m['name']} v{m['version']} {m['state']}"
+               f"{' (active)' if m['active'] else ''}: {url.rstrip('/')}/serve/{ws}/{m['name']}/v2/models/{m['name']}")
+
+
+@model_app.command("list")
+def model_list(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Every version of every model of the workspace."""
+    models = _client(url, token).get(f"/workspaces/{workspace}/models")["items"]
+    if as_json:
+        _print_json(models)
+        return
+    _show([v for m in models for v in m["versions"]], False, MODEL_COLUMNS)
+
+
+@model_app.command("rollback")
+def model_rollback(workspace: str, name: str, version: int, url: UrlOpt = "http://127.0.0.1:8080",
+                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Serve VERSION at the model's stable URL."""
+    m = _client(url, token).post(f"/workspaces/{workspace}/models/{name}/rollback", json={"version": version})
+    if as_json:
+        _print_json(m)
+    else:
+        typer.echo(f"model {m['name']} now serves v{m['version']}")
+
+
+@model_key_app.command("create")
+def model_key_create(workspace: str, name: str, label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+                     rate: Annotated[int, typer.Option(help="Requests per minute (0: the gateway's default).")] = 0,
+                     url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """A new API key; its secret is printed this once."""
+    k = _client(url, token).post(f"/workspaces/{workspace}/models/{name}/keys",
+                                 json={"label": label, "rate_per_minute": rate}, expect=(201,))
+    if as_json:
+        _print_json(k)
+    else:
+        typer.echo(f"key {k['id']} ({k['prefix']}...): {k['secret']}\nkeep it now: it is not shown again")
+
+
+@model_key_app.command("list")
+def model_key_list(workspace: str, name: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+                   as_json: JsonOpt = False) -> None:
+    """The model's keys (prefix only)."""
+    _show(_client(url, token).get(f"/workspaces/{workspace}/models/{name}/keys"), as_json,
+          ("id", "prefix", "label", "rate_per_minute", "revoked", "created_by", "created"))
+
+
+@model_key_app.command("revoke")
+def model_key_revoke(workspace: str, name: str, key_id: str, url: UrlOpt = "http://127.0.0.1:8080",
+                     token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    k = _client(url, token).request("DELETE", f"/workspaces/{workspace}/models/{name}/keys/{key_id}")
+    if as_json:
+        _print_json(k)
+    else:
+        typer.echo(f"key {k['id']} revoked")

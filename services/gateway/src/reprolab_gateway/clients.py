@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2, serving_pb2
 from reprolab_common.nats import call
 from reprolab_common.subjects import Audit, Builder, Registry, Runner
 
@@ -502,3 +502,48 @@ class RunnerClient(_Client):
     async def put_session_policy(self, policy: runner_pb2.SessionPolicy) -> runner_pb2.SessionPolicy:
         return await self._call(Runner.SESSION_POLICY_PUT, runner_pb2.PutSessionPolicyRequest(
             actor=self.actor, policy=policy), runner_pb2.SessionPolicy)
+
+    # --- model serving (issue 15) -------------------------------------------------------------------
+
+    async def deploy_model(self, request: serving_pb2.DeployModelRequest) -> serving_pb2.ModelVersion:
+        request.actor.CopyFrom(self.actor)
+        return await self._call(Runner.MODEL_DEPLOY, request, serving_pb2.ModelVersion)
+
+    async def list_models(self, workspace: str, name: str = "") -> serving_pb2.ModelList:
+        return await self._call(Runner.MODEL_LIST, serving_pb2.ListModelsRequest(
+            actor=self.actor, workspace=workspace, name=name), serving_pb2.ModelList)
+
+    async def get_model(self, workspace: str, name: str, version: int = 0) -> serving_pb2.ModelVersion:
+        return await self._call(Runner.MODEL_GET, serving_pb2.GetModelRequest(
+            actor=self.actor, workspace=workspace, name=name, version=version), serving_pb2.ModelVersion)
+
+    async def activate_model(self, workspace: str, name: str, version: int) -> serving_pb2.ModelVersion:
+        return await self._call(Runner.MODEL_ACTIVATE, serving_pb2.ActivateModelRequest(
+            actor=self.actor, workspace=workspace, name=name, version=version), serving_pb2.ModelVersion)
+
+    async def stop_model(self, workspace: str, name: str, version: int) -> serving_pb2.ModelVersion:
+        return await self._call(Runner.MODEL_STOP, serving_pb2.StopModelRequest(
+            actor=self.actor, workspace=workspace, name=name, version=version), serving_pb2.ModelVersion)
+
+    async def route_model(self, workspace: str, name: str) -> serving_pb2.ModelRoute:
+        """The active version's upstream: for the serving proxy only, never a response body."""
+        return await self._call(Runner.MODEL_ROUTE, serving_pb2.RouteModelRequest(
+            actor=self.actor, workspace=workspace, name=name), serving_pb2.ModelRoute)
+
+    async def create_model_key(self, workspace: str, name: str, label: str,
+                               rate_per_minute: int) -> serving_pb2.CreatedModelKey:
+        return await self._call(Runner.MODEL_KEY_CREATE, serving_pb2.CreateModelKeyRequest(
+            actor=self.actor, workspace=workspace, name=name, label=label, rate_per_minute=rate_per_minute),
+            serving_pb2.CreatedModelKey)
+
+    async def list_model_keys(self, workspace: str, name: str) -> serving_pb2.ModelKeyList:
+        return await self._call(Runner.MODEL_KEY_LIST, serving_pb2.ListModelKeysRequest(
+            actor=self.actor, workspace=workspace, name=name), serving_pb2.ModelKeyList)
+
+    async def revoke_model_key(self, workspace: str, name: str, key_id: str) -> serving_pb2.ModelKey:
+        return await self._call(Runner.MODEL_KEY_REVOKE, serving_pb2.RevokeModelKeyRequest(
+            actor=self.actor, workspace=workspace, name=name, key_id=key_id), serving_pb2.ModelKey)
+
+    async def check_model_key(self, secret: str) -> serving_pb2.CheckedModelKey:
+        return await self._call(Runner.MODEL_KEY_CHECK, serving_pb2.CheckModelKeyRequest(
+            actor=self.actor, secret=secret), serving_pb2.CheckedModelKey)

@@ -29,6 +29,8 @@ from .core.throttle import AddressThrottle
 from .core.uploads import sweep_orphans
 from .lti.listener import GradeListener
 from .lti.web import router as lti_router
+from .serving import ServeState
+from .serving import router as serve_router
 from .sessions_proxy import install_session_proxy
 from .web.router import STATIC_DIR
 from .web.router import router as web_router
@@ -59,6 +61,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.nats = link
         app.state.outbox = outbox
         app.state.signin_throttle = AddressThrottle()
+        app.state.serve = ServeState(app)  # /serve/{ws}/{model}/v2/...: needs the store and NATS above
+        app.state.serve.start()
         grades = GradeListener(app, link)  # LTI: a scored run's grade goes to the LMS
         grades.start()
         try:
@@ -66,6 +70,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await grades.close()
             await app.state.session_proxy.aclose()
+            await app.state.serve.aclose()
             await outbox.close()
             await link.close()
             engine.dispose()
@@ -100,5 +105,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router)
     app.include_router(lti_router)
+    app.include_router(serve_router)  # /serve/{ws}/{model}/v2/... and /metrics: models (issue 15)
     install_session_proxy(app)  # /sessions/{id}/...: JupyterLab sessions (HTTP and websockets)
     return app

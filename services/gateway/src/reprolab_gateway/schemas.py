@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2
+from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2, serving_pb2
 
 from . import models
 from .core.problems import pattern
@@ -878,3 +878,112 @@ class SessionPolicy(_In):
                                      "environment.")
     network: Literal["none", "index"] = Field(default="index", description="index: the package index is "
                                               "reachable (on the local target: the bridge network); none: nothing.")
+
+
+# --- model serving (issue 15) -----------------------------------------------------------------------
+
+# The runner's ``check_name``: a model's name is also a DNS label of its Kubernetes objects.
+MODEL_NAME_PATTERN = pattern(r"^[a-z][a-z0-9-]{0,62}$",
+                             "use 1-63 lower-case letters, digits and '-', starting with a letter")
+OPTIONAL_MODEL_NAME_PATTERN = pattern(r"^$|^[a-z][a-z0-9-]{0,62}$",
+                                      "leave it empty or use 1-63 lower-case letters, digits and '-', starting "
+                                      "with a letter")
+ARTIFACT_PATTERN = pattern(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,499}$",
+                           "give the output's path as the run lists it (e.g. model.joblib): letters, digits, "
+                           "'.', '_', '-' and '/', not starting with '/' or '.'")
+ModelState = Literal["deploying", "serving", "stopped", "failed"]
+
+
+class ModelDeploy(_In):
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$",
+                        description="The run whose output to serve; it must have succeeded. The model is served "
+                                    "in this run's own image digest.")
+    artifact: str = Field(pattern=ARTIFACT_PATTERN,
+                          description="The output to serve, by its name among the run's outputs: a scikit-learn "
+                                      "joblib/pickle (.joblib, .pkl), an ONNX file (.onnx) or a score.py with "
+                                      "init() and run(inputs).")
+    name: str = Field(default="", max_length=63, pattern=OPTIONAL_MODEL_NAME_PATTERN,
+                      description="The model's name (its stable URL is /serve/<ws>/<name>/v2/...). Empty: "
+                                  "taken from the artifact's file name. Deploying to an existing name makes a new "
+                                  "version of it.")
+    sample_rate: float = Field(default=1.0, gt=0, le=1,
+                               description="Share of requests whose inputs and predictions are collected for "
+                                           "monitoring, above 0 and at most 1.")
+
+
+class ModelVersion(BaseModel):
+    workspace: str
+    name: str
+    version: int = Field(description="1, 2, ...: each deploy of the name is a new version.")
+    run_id: str = Field(description="The run the artifact came from (provenance: its code, data, environment).")
+    image: str = Field(description="The run's image, pinned by digest, that serves the model.")
+    artifact: str
+    kind: Literal["joblib", "pickle", "onnx", "score.py"]
+    state: ModelState = Field(description="deploying, then serving (or failed with error); stopped once "
+                                          "deleted.")
+    active: bool = Field(description="Whether this version answers the model's stable URL.")
+    target: str
+    error: str | None
+    created_by: str
+    created: datetime | None
+
+    @classmethod
+    def of(cls, m: serving_pb2.ModelVersion) -> ModelVersion:
+        return cls(workspace=m.workspace, name=m.name, version=m.version, run_id=m.run_id, image=m.image,
+                   artifact=m.artifact, kind=m.kind if m.kind in ("joblib", "pickle", "onnx") else "score.py",
+                   state=m.state if m.state in ("deploying", "serving", "stopped") else "failed", active=m.active,
+                   target=m.target, error=m.error or None, created_by=m.created_by, created=ts(m.created))
+
+
+class Model(BaseModel):
+    workspace: str
+    name: str
+    active_version: int | None = Field(description="The version the stable URL serves (null: none).")
+    url: str = Field(description="The stable Open Inference Protocol v2 base URL (through the gateway); "
+                                 "authenticate with a model API key or your API token.")
+    versions: list[ModelVersion] = Field(description="Every version, oldest first.")
+
+
+class ModelList(BaseModel):
+    items: list[Model]
+
+
+class ModelRollback(_In):
+    version: int = Field(ge=1, le=INT32_MAX, description="The version to serve at the stable URL (it must be "
+                                                          "serving); an older one rolls back.")
+
+
+class ModelKeyCreate(_In):
+    label: str = Field(default="", max_length=200, pattern=TEXT_PATTERN,
+                       description="What the key is for (shown in the list).")
+    rate_per_minute: int = Field(default=0, ge=0, le=1_000_000,
+                                 description="Requests per minute allowed with this key; 0: the gateway's "
+                                             "default (REPROLAB_GATEWAY_SERVE_DEFAULT_RATE_PER_MINUTE).")
+
+
+class ModelKey(BaseModel):
+    id: str
+    workspace: str
+    name: str = Field(description="The model the key opens.")
+    prefix: str = Field(description="The key's first characters, to tell keys apart; the rest is never shown "
+                                    "again.")
+    label: str
+    created_by: str
+    created: datetime | None
+    revoked: bool
+    rate_per_minute: int
+
+    @classmethod
+    def of(cls, k: serving_pb2.ModelKey) -> ModelKey:
+        return cls(id=k.id, workspace=k.workspace, name=k.name, prefix=k.prefix, label=k.label,
+                   created_by=k.created_by, created=ts(k.created), revoked=k.revoked,
+                   rate_per_minute=k.rate_per_minute)
+
+
+class CreatedModelKey(ModelKey):
+    secret: str = Field(description="The key itself, shown this once: send it as 'Authorization: Bearer "
+                                    "<secret>' to /serve/<ws>/<name>/v2/...")
+
+
+class ModelKeyList(BaseModel):
+    items: list[ModelKey]

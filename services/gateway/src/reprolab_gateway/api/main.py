@@ -18,6 +18,7 @@ from .routes import (
     lti,
     me,
     members,
+    models,
     package_indexes,
     people,
     publish,
@@ -48,6 +49,7 @@ api_router.include_router(builds.router)
 api_router.include_router(runs.router)
 api_router.include_router(reruns.router)
 api_router.include_router(sessions.router)
+api_router.include_router(models.router)
 api_router.include_router(datasets.router)
 api_router.include_router(cleanup.router)
 api_router.include_router(assignments.router)

@@ -109,6 +109,19 @@ class GatewaySettings(BaseSettings):
         default=5.0, ge=0, description="How long the proxy reuses the runner's answer to where a session runs "
         "(a JupyterLab page load is ~100 requests).")
 
+    # --- model serving (serving/) -----------------------------------------------------------------------
+    serve_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body the /serve proxy forwards to a model "
+        "(413 above).")
+    serve_default_rate_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per model API key whose own rate is 0, and per user "
+        "calling a model with their API token (429 with Retry-After above).")
+    serve_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long the /serve proxy reuses the runner's answer to where a model is "
+        "served and which model a key opens (rollbacks and revocations made through this gateway apply at once).")
+    serve_flush_seconds: float = Field(
+        default=5.0, gt=0, description="Collected inference traffic is written to the object store this often.")
+
     # --- accounts and sign-in (auth/) ---------------------------------------------------------------
     public_url: str = Field(
         default="",

@@ -359,6 +359,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if request_id:
             self.send_header("X-Request-Id", request_id)
+        if self.close_connection:  # the client must not send another request on this connection
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -427,9 +429,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         request_id = ""
+        # a request refused before its body is read leaves that body on the connection, where it would be read
+        # as the next request's line (a 501 for the next client of a kept-alive proxy connection): close it
+        keep_alive, self.close_connection = not self.close_connection, True
         try:
             action, _ = self._route()
             body = self._body()
+            self.close_connection = not keep_alive
             if action == "model_infer":
                 request_id = self._infer(body)
             elif action == "model_predict":
