@@ -292,6 +292,35 @@ def test_rollback_traffic_feedback_and_metrics(running, served: Served) -> None:
     assert s.http.get("/metrics").status_code == 401
 
 
+def test_the_cli(running, served: Served) -> None:
+    """``reprolab model deploy|list|rollback|key create|list|revoke`` against the same platform."""
+    from reprolab_cli.main import app
+    from typer.testing import CliRunner
+
+    s = served
+
+    def cli(*args: str) -> Any:
+        r = CliRunner().invoke(app, [*args, "--url", s.url, "--token", s.tokens["I"], "--json"],
+                               env={"COLUMNS": "200"})
+        assert r.exit_code == 0, (args, r.output)
+        return json.loads(r.output)
+
+    m = cli("model", "deploy", s.run_id, "--artifact", "model.joblib", "--name", "by-cli")
+    assert (m["name"], m["version"], m["state"], m["active"]) == ("by-cli", 1, "serving", True), m
+    listed = cli("model", "list", s.ws)
+    assert {x["name"] for x in listed} >= {"iris", "by-cli"}
+    key = cli("model", "key", "create", s.ws, "by-cli", "--label", "cli", "--rate", "5")
+    assert key["secret"].startswith("rlm_") and key["rate_per_minute"] == 5
+    r = s.http.post(f"/serve/{s.ws}/by-cli/v2/models/by-cli/predict", json={"rows": [VIRGINICA]},
+                    headers={"Authorization": f"Bearer {key['secret']}"})
+    assert r.status_code == 200 and r.json()["predictions"] == [2], r.text
+    keys = cli("model", "key", "list", s.ws, "by-cli")
+    assert [k["prefix"] for k in keys] == [key["prefix"]] and "secret" not in keys[0]
+    assert cli("model", "key", "revoke", s.ws, "by-cli", key["id"])["revoked"] is True
+    assert cli("model", "rollback", s.ws, "by-cli", "1")["active"] is True
+    s.ok("I", "DELETE", f"/workspaces/{s.ws}/models/by-cli")
+
+
 def test_delete_stops_every_version(running, served: Served) -> None:
     s = served
     base = f"/workspaces/{s.ws}/models"
