@@ -63,6 +63,9 @@ OWNER_NOT_SWEPT = {
     ("DELETE", "/api/v1/workspaces/{ws}/environments/{env}"):
         "A's fork has runs, so its owner gets the 409 that names them (by design); deletion that succeeds: "
         "tests/integration/test_cleanup.py",
+    ("POST", "/api/v1/workspaces/{ws}/sessions/{notebook_id}/capture"):
+        "A installed nothing in the session, so its owner gets the 422 saying so (by design); a save that "
+        "succeeds: tests/sessions/test_session_capture.py",
 }
 # Routes the sweep does not call as the other student, and why.
 STUDENT_NOT_SWEPT = {
@@ -338,6 +341,7 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("POST", "/api/v1/runs/{run_id}/rerun"): lambda: {"json": {}},
         ("POST", "/api/v1/workspaces/{ws}/sessions"): lambda: {"json": {"environment": w.fork, "version": 1}},
         ("DELETE", "/api/v1/workspaces/{ws}/sessions/{notebook_id}"): dict,
+        ("POST", "/api/v1/workspaces/{ws}/sessions/{notebook_id}/capture"): dict,
         ("PUT", "/api/v1/workspaces/{ws}/session-settings"): lambda: {"json": {"idle_timeout_seconds": 3600}},
         ("POST", "/api/v1/workspaces/{ws}/datasets"): lambda: {
             "params": {"name": f"d-{uuid.uuid4().hex[:6]}.csv"}, "content": b"z\n"},

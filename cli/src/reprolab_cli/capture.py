@@ -9,29 +9,26 @@ version of the fork), builds it, and links the two: the version's note names the
 and entry, and a ``capture.submitted`` entry naming the new version is appended to the container's
 chain, which is then synced into the workspace's activity log with your token.
 
-The Typer command is declared with the other ``env`` commands in main.py; this module is its logic
-and imports only the client, so it loads however the CLI is started.
+The Typer command is declared with the other ``env`` commands in main.py; this module is its logic.
+The spec logic (``derive_spec``, ``change_lines``) is ``reprolab_common.capture``'s, shared with the
+gateway's "Save as a new version" of a JupyterLab session.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 import subprocess
 from typing import Any
 
+from reprolab_common.capture import change_lines, derive_spec
+
 from .client import Client, ReprolabError
 
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+__all__ = ["CaptureError", "capture", "change_lines", "derive_spec", "podman_exec"]
 
 
 class CaptureError(ReprolabError):
     pass
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def podman_exec(podman: str, container: str, *cmd: str) -> str:
@@ -45,45 +42,6 @@ def podman_exec(podman: str, container: str, *cmd: str) -> str:
             raise CaptureError(f"no running container {container!r}")
         raise CaptureError(f"`{' '.join(cmd[:3])}` in container {container} failed: {detail}")
     return proc.stdout
-
-
-def derive_spec(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` with the captured changes: python pins replaced/added/dropped, apt and R names added/dropped."""
-    out = copy.deepcopy(spec)
-    py = changes.get("python") or {}
-    if py:
-        section = out.setdefault("python", {})
-        reqs = list(section.get("requirements", []))
-        touched = {_norm(n) for part in ("added", "removed", "changed") for n in py.get(part, {})}
-
-        def name_of(req: str) -> str:
-            m = _NAME.match(req)
-            return _norm(m.group(1)) if m else ""
-
-        reqs = [r for r in reqs if name_of(r) not in touched]
-        reqs += [f"{n}=={v}" for n, v in sorted(py.get("added", {}).items())]
-        reqs += [f"{n}=={v[1]}" for n, v in sorted(py.get("changed", {}).items())]
-        section["requirements"] = reqs
-    apt = changes.get("apt") or {}
-    if apt:
-        names = set(out.get("apt", [])) - set(apt.get("removed", {}))
-        out["apt"] = sorted(names | set(apt.get("added", {})) | set(apt.get("changed", {})))
-    r = changes.get("r") or {}
-    if r:
-        section = out.setdefault("r", {})
-        names = set(section.get("packages", [])) - set(r.get("removed", {}))
-        section["packages"] = sorted(names | set(r.get("added", {})) | set(r.get("changed", {})))
-    return out
-
-
-def change_lines(changes: dict[str, Any]) -> list[str]:
-    """One line per change: ``+ python idna 3.7``, ``- apt curl 7.88``, ``~ python six 1.16.0 -> 1.17.0``."""
-    lines = []
-    for kind, d in sorted(changes.items()):
-        lines += [f"+ {kind} {n} {v}" for n, v in sorted(d.get("added", {}).items())]
-        lines += [f"- {kind} {n} {v}" for n, v in sorted(d.get("removed", {}).items())]
-        lines += [f"~ {kind} {n} {v[0]} -> {v[1]}" for n, v in sorted(d.get("changed", {}).items())]
-    return lines
 
 
 def _source_version(c: Client, workspace: str, name: str, lock_digest: str, version: int) -> dict[str, Any]:

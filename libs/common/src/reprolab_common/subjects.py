@@ -92,6 +92,7 @@ class Runner(StrEnum):
     SESSION_TOUCH = "runner.session.touch"
     SESSION_POLICY_GET = "runner.session.policy.get"
     SESSION_POLICY_PUT = "runner.session.policy.put"
+    SESSION_CAPTURE = "runner.session.capture"
     MODEL_DEPLOY = "runner.model.deploy"
     MODEL_LIST = "runner.model.list"
     MODEL_GET = "runner.model.get"

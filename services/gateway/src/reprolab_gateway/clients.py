@@ -155,9 +155,10 @@ class RegistryClient(_Client):
         spec_json: str | None = None,
         rollback_to: int | None = None,
         note: str = "",
+        parent_version: int = 0,
     ) -> registry_pb2.Version:
         request = registry_pb2.CreateVersionRequest(
-            actor=self.actor, workspace=workspace, environment=environment, note=note
+            actor=self.actor, workspace=workspace, environment=environment, note=note, parent_version=parent_version
         )
         if spec_json is not None:
             request.spec_json = spec_json
@@ -494,6 +495,11 @@ class RunnerClient(_Client):
         request = runner_pb2.TouchSessionRequest(actor=self.actor, session_id=session_id)
         request.at.FromDatetime(at or datetime.now(UTC))
         return await self._call(Runner.SESSION_TOUCH, request, runner_pb2.Session)
+
+    async def capture_session(self, session_id: str) -> runner_pb2.SessionCapture:
+        """What the running session installed beyond its version's lock (the in-image agent's capture)."""
+        return await self._call(Runner.SESSION_CAPTURE, runner_pb2.GetSessionRequest(
+            actor=self.actor, session_id=session_id), runner_pb2.SessionCapture, deadline=150)
 
     async def get_session_policy(self, workspace: str) -> runner_pb2.SessionPolicy:
         return await self._call(Runner.SESSION_POLICY_GET, runner_pb2.GetSessionPolicyRequest(

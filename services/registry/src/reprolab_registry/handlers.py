@@ -347,6 +347,7 @@ class Handlers:
                 spec_json=r.spec_json if source == "spec_json" else None,
                 rollback_to=r.rollback_to if source == "rollback_to" else None,
                 note=r.note,
+                parent_version=r.parent_version,
             )
         )
         return version_proto(view)

@@ -594,9 +594,11 @@ def create_version(
     spec_json: str | None = None,
     rollback_to: int | None = None,
     note: str = "",
+    parent_version: int = 0,
 ) -> VersionView:
-    """A new version from a spec (origin ``update``, parent = the latest) or a rollback to version
-    ``rollback_to`` (origin ``rollback``, parent = that version, same spec)."""
+    """A new version from a spec (origin ``update``, parent = ``parent_version``, else the latest) or a
+    rollback to version ``rollback_to`` (origin ``rollback``, parent = that version, same spec). A session
+    saved as a new version names the version it ran: its lineage must not skip to a later one."""
     acc = access(session=session, actor=actor, workspace=workspace)
     env = _get_env(session, acc, actor, environment, lock=True)
     if env.kind == EnvKind.WORKSPACE and not acc.can_manage:
@@ -613,7 +615,11 @@ def create_version(
     if spec_json is not None:
         spec = parse_spec_json(spec_json)
         _check_datasets(session, acc, spec)
-        parent = _version(session, env, env.latest_version)
+        if parent_version < 0:
+            raise invalid([("parent_version", "must be 0 (the latest) or a version number")], "request")
+        parent = _version(session, env, parent_version or env.latest_version)
+        if parent_version and parent is None:
+            raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {parent_version}")
         version = _add_version(
             session,
             actor,

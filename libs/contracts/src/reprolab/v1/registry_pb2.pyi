@@ -261,20 +261,22 @@ class DeleteEnvironmentRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., runs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateVersionRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "environment", "spec_json", "rollback_to", "note")
+    __slots__ = ("actor", "workspace", "environment", "spec_json", "rollback_to", "note", "parent_version")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_TO_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     environment: str
     spec_json: str
     rollback_to: int
     note: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., spec_json: _Optional[str] = ..., rollback_to: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    parent_version: int
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., spec_json: _Optional[str] = ..., rollback_to: _Optional[int] = ..., note: _Optional[str] = ..., parent_version: _Optional[int] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ("actor", "workspace", "environment")

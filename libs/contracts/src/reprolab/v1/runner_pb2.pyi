@@ -522,6 +522,14 @@ class TouchSessionRequest(_message.Message):
     at: _timestamp_pb2.Timestamp
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class SessionCapture(_message.Message):
+    __slots__ = ("session", "capture_json")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_JSON_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    capture_json: str
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., capture_json: _Optional[str] = ...) -> None: ...
+
 class SessionEvent(_message.Message):
     __slots__ = ("session_id", "environment", "version", "image", "error", "reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

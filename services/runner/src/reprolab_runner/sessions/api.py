@@ -4,18 +4,22 @@ checks what a request may ask for (limits, one session per user and environment)
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.micro.service import Service
 from reprolab.v1 import runner_pb2
+from reprolab_common.capture import CaptureError, parse_capture
 from reprolab_common.db import transact
-from reprolab_common.errors import Invalid
+from reprolab_common.errors import Conflict, Invalid, ServiceUnavailable
 from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.subjects import Runner
 from sqlalchemy.orm import sessionmaker
 
 from ..config import RunnerSettings
+from ..targets.base import TargetError
 from . import service
 from .manager import SessionManager
 from .models import NotebookSession, SessionStatus
@@ -114,6 +118,24 @@ class SessionApi:
             conn.upstream_url, conn.server_token = s.upstream_url, s.server_token
         return conn
 
+    async def capture(self, r: runner_pb2.GetSessionRequest) -> runner_pb2.SessionCapture:
+        """What a running session installed beyond its version's lock (``reprolab env capture --json`` in the
+        container, checked by ``reprolab_common.capture.parse_capture``). The inspection is the runner's: it
+        alone reaches the container. Creating the version is the gateway's (it holds the caller's rights)."""
+        s = await transact(self.sessions, lambda db: service.get(db, r.session_id))
+        if s.status != SessionStatus.RUNNING or not s.handle:
+            raise Conflict(f"session {s.id} is {s.status}, not running: start it again to save what it installs")
+        try:
+            raw = await asyncio.wait_for(asyncio.to_thread(self.manager.target.capture, s.handle), 120)
+            doc = parse_capture(raw)
+        except TargetError as exc:
+            raise Conflict(f"cannot read what session {s.id} installed: {exc}") from exc
+        except TimeoutError as exc:
+            raise ServiceUnavailable(f"session {s.id} did not answer `reprolab env capture` in 120 s") from exc
+        except CaptureError as exc:
+            raise Conflict(f"session {s.id}'s image gave an unusable capture: {exc}") from exc
+        return runner_pb2.SessionCapture(session=self._proto(s), capture_json=json.dumps(doc, sort_keys=True))
+
     async def touch(self, r: runner_pb2.TouchSessionRequest) -> runner_pb2.Session:
         at = r.at.ToDatetime(tzinfo=UTC) if r.HasField("at") else datetime.now(UTC)
         return self._proto(await transact(self.sessions, lambda db: service.touch(db, r.session_id, at)))
@@ -154,6 +176,7 @@ async def add_session_endpoints(micro: Service, api: SessionApi, in_flight: InFl
         (Runner.SESSION_STOP, runner_pb2.StopSessionRequest, api.stop),
         (Runner.SESSION_CONNECT, runner_pb2.ConnectSessionRequest, api.connect),
         (Runner.SESSION_TOUCH, runner_pb2.TouchSessionRequest, api.touch),
+        (Runner.SESSION_CAPTURE, runner_pb2.GetSessionRequest, api.capture),
         (Runner.SESSION_POLICY_GET, runner_pb2.GetSessionPolicyRequest, api.policy_get),
         (Runner.SESSION_POLICY_PUT, runner_pb2.PutSessionPolicyRequest, api.policy_put),
     ):

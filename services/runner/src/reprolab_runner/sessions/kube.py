@@ -112,6 +112,11 @@ class KubernetesSessions(SessionTarget):
         root-owned chain in it (recording cells in a cluster needs a sidecar; not built)."""
         return b""
 
+    def capture(self, handle: str) -> bytes:
+        """Not built for the cluster yet: it needs an exec into the pod (``pods/exec`` rights for the runner's
+        service account), which the chart does not grant. Said plainly instead of an empty capture."""
+        raise TargetError("saving a session as a new version is not available on the kubernetes target yet")
+
     def owned(self) -> dict[str, str]:
         selector = f"{manifests.SESSION_LABEL}" + (f",{manifests.INSTALLATION_LABEL}={self.installation}"
                                                    if self.installation else "")

@@ -97,6 +97,11 @@ class SessionTarget(ABC):
         """The activity agent's chain in the running server (``activity.CHAIN_PATH``); b"" when none."""
 
     @abstractmethod
+    def capture(self, handle: str) -> bytes:
+        """The in-image agent's ``reprolab env capture --json`` in the running server: what was installed
+        beyond the image's baseline (its lock). ``TargetError`` saying why when it cannot be read."""
+
+    @abstractmethod
     def owned(self) -> dict[str, str]:
         """session id → handle of every session workload of this installation."""
 
@@ -254,6 +259,28 @@ class LocalSessions(SessionTarget):
         except (docker.errors.DockerException, requests.RequestException, tarfile.TarError, KeyError) as exc:
             log.warning("cannot read session %s's activity chain: %s", handle, exc)
             return b""
+
+    def capture(self, handle: str) -> bytes:
+        """Run as the container's user (root: the agent reads the root-owned chain and baseline; it also
+        looks in /home/*/.local, where the student's ``pip install --user`` goes). Through the engine's
+        exec API, as ``podman exec`` does for the CLI's ``env capture``."""
+        from reprolab_common.capture import MAX_CAPTURE_BYTES
+
+        try:
+            container = self.client.containers.get(handle)
+            code, (out, err) = container.exec_run(["reprolab", "env", "capture", "--json"], demux=True)
+        except docker.errors.NotFound as exc:
+            raise TargetError("the session's container no longer exists") from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise self.images._api_error(f"cannot inspect session {handle}", exc) from exc
+        if code != 0:
+            tail = (err or out or b"").decode(errors="replace").strip().splitlines()
+            raise TargetError(f"`reprolab env capture` in the session failed (exit {code})"
+                              + (f": {tail[-1][:300]}" if tail else ""))
+        out = out or b""
+        if len(out) > MAX_CAPTURE_BYTES:
+            raise TargetError(f"the session's capture is larger than {MAX_CAPTURE_BYTES} bytes")
+        return out
 
     def owned(self) -> dict[str, str]:
         labels = [SESSION_LABEL] + ([f"{INSTALLATION_LABEL}={self.installation}"] if self.installation else [])

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from reprolab.v1 import builder_pb2
+from reprolab.v1 import builder_pb2, registry_pb2
 from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
 from reprolab_common.objectstore import ObjectNotFound
 
@@ -30,6 +30,21 @@ def _parse_ref(ref: str) -> tuple[str, str, int] | None:
     return None
 
 
+async def start_build(ws: str, env: str, version: registry_pb2.Version, registry: RegistryDep,
+                      builder: BuilderDep) -> builder_pb2.Build:
+    """Ask the builder for ``version`` (the caller's right to build it is checked by the caller): FROM its
+    parent's image when the parent was built and is visible to the caller. Shared with a session's "Save as
+    a new version", so a saved version builds exactly as one requested here."""
+    parent_lock = ""
+    if (parent := _parse_ref(version.parent)) is not None:
+        try:
+            parent_lock = (await registry.get_version(*parent)).lock_digest
+        except ProblemError:
+            parent_lock = ""  # the parent is not visible to the caller: build from scratch
+    build = await builder.request(ws, env, version.number, version.spec_json, parent_lock)
+    return seen_from(build, ws, env, version.number)
+
+
 @router.post("/workspaces/{ws}/environments/{env}/versions/{n}/builds", status_code=202, response_model=Build,
              responses={422: {"description": "The spec could not be locked (a package that does not exist, "
                                              "conflicting pins, an unknown R package, a missing base image)."}})
@@ -41,14 +56,7 @@ async def request_build(ws: WsPath, env: EnvPath, registry: RegistryDep, builder
     if not environment.caller_can_change:
         raise Forbidden(f"building versions of {env!r} requires the instructor or admin role or owning it; "
                         "fork it to build your own")
-    version = await registry.get_version(ws, env, n)
-    parent_lock = ""
-    if (parent := _parse_ref(version.parent)) is not None:
-        try:
-            parent_lock = (await registry.get_version(*parent)).lock_digest
-        except ProblemError:
-            parent_lock = ""  # the parent is not visible to the caller: build from scratch
-    build = seen_from(await builder.request(ws, env, n, version.spec_json, parent_lock), ws, env, n)
+    build = await start_build(ws, env, await registry.get_version(ws, env, n), registry, builder)
     body = Build.of(build)
     if build.status == builder_pb2.BUILD_STATUS_FAILED and not build.lock_digest:
         problem = ProblemError(f"version {n} of {env!r} cannot be built: {build.error}", status=422,

@@ -7,13 +7,32 @@ workspace. Opening a session in the browser is the proxy's (``/sessions/{id}/``)
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from reprolab.v1 import registry_pb2, runner_pb2
-from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
+import json
+import re
+from typing import Any
 
-from ...schemas import Session, SessionCreate, SessionList, SessionPolicy, _json_object, cpu_millis, memory_bytes
-from ..deps import RegistryDep, RunnerDep
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from reprolab.v1 import registry_pb2, runner_pb2
+from reprolab_common.capture import change_lines, derive_spec
+from reprolab_common.errors import Conflict, Forbidden, Invalid, NotFound, ProblemError
+
+from ...core.problems import pattern
+from ...schemas import (
+    Build,
+    Session,
+    SessionCreate,
+    SessionList,
+    SessionPolicy,
+    Version,
+    _In,
+    _json_object,
+    cpu_millis,
+    memory_bytes,
+)
+from ..deps import BuilderDep, RegistryDep, RunnerDep
 from ..params import WsPath
+from .builds import start_build
 from .runs import MANAGERS, pinned_image
 
 router = APIRouter(tags=["sessions"])
@@ -103,3 +122,101 @@ async def put_session_policy(ws: WsPath, body: SessionPolicy, registry: Registry
         network=body.network))
     return SessionPolicy(idle_timeout_seconds=p.idle_timeout_seconds, max_per_environment=p.max_per_environment,
                          network=p.network)
+
+
+# --- "Save as a new version" (issue 12 item 7) -------------------------------------------------------
+
+
+class SessionCaptureIn(_In):
+    note: str = Field(default="", max_length=1000, pattern=pattern(r"^[^\x00-\x08\x0b-\x1f]*$",
+                                                                   "must be printable characters"),
+                      description="Your words for the new version (the packages saved are listed after them).")
+    build: bool = Field(default=True, description="Start the new version's build at once.")
+
+
+class SessionCaptured(BaseModel):
+    session: Session
+    source: str = Field(description="<workspace>/<env>/v<n>: the version the session runs, the new one's lineage.")
+    forked: bool = Field(description="True when the version went to your fork (you cannot change the session's "
+                                     "environment, e.g. a student in a course environment).")
+    changes: dict[str, Any] = Field(description="What was installed, removed or changed beyond the lock, per kind "
+                                                "(python, apt, r): added {name: version}, removed, changed [old, new].")
+    version: Version = Field(description="The new version (its parent: the session's version or, in a fork, the "
+                                         "fork's copy of it).")
+    build: Build | None = Field(description="Its build, when requested; follow /api/v1/builds/{id}.")
+
+
+def _fork_name(environment: str, username: str, number: int) -> str:
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", f"{environment}-{username}-v{number}".lower()))
+    return name.strip("-")[:63].rstrip("-") or "env"
+
+
+async def _target_environment(ws: str, s: runner_pb2.Session, registry: RegistryDep,
+                              user_id: str, username: str) -> tuple[str, int, bool]:
+    """(environment, parent version, forked) the new version goes to.
+
+    Who cannot change the session's environment (a student in a course environment) gets it in their own
+    fork, created here, rather than a 409 "fork first": a student has no other way to keep what they
+    installed, the fork's first version is a copy of exactly the session's version (parent: that version), so
+    the lineage holds, and "Save" stays one click. A fork of that version the caller already owns is reused
+    (saving twice does not scatter forks); the new version's parent is then the fork's copy (version 1)."""
+    env = await registry.get_environment(ws, s.environment)
+    if env.caller_can_change:
+        return s.environment, s.version, False
+    source = f"{ws}/{s.environment}/v{s.version}"
+    for e in (await registry.list_environments(ws)).items:
+        if e.forked_from == source and e.caller_can_change and e.owner in (user_id, username):
+            return e.name, 1, True
+    try:
+        forked = await registry.fork_environment(ws, s.environment, version=s.version)
+    except ProblemError as exc:
+        if exc.status != 409:  # the default name (<env>-<user>) is taken by a fork of another version
+            raise
+        forked = await registry.fork_environment(ws, s.environment, version=s.version,
+                                                 new_name=_fork_name(s.environment, username, s.version))
+    return forked.name, 1, True
+
+
+@router.post("/workspaces/{ws}/sessions/{notebook_id}/capture", status_code=201, response_model=SessionCaptured,
+             responses={404: {"description": "No such session, or it is not yours (only its owner saves it)."},
+                        409: {"description": "The session is not running."},
+                        422: {"description": "Nothing was installed beyond the lock: there is nothing to save."}})
+async def capture_session(ws: WsPath, notebook_id: str, registry: RegistryDep, runner: RunnerDep,
+                          builder: BuilderDep, body: SessionCaptureIn | None = None) -> SessionCaptured:
+    """Save what was installed in your running session (``pip install`` in a cell or the terminal) as a new
+    version of its environment, derived from the session's version, and start its build.
+
+    The runner asks the image's agent what changed since the image was built (``reprolab env capture``);
+    the new spec is the session version's spec with those pins (the same logic as the CLI's ``env
+    capture``). If you cannot change the environment (a course environment, as a student) the version goes
+    to your fork of it, made on the way. Only the session's owner may save it: an instructor who can see a
+    student's session gets a 404, as for a session that is not theirs to change."""
+    body = body or SessionCaptureIn()
+    s = await visible_session(ws, notebook_id, runner, registry)
+    if s.owner != runner.actor.user_id:
+        raise NotFound(f"no session {notebook_id!r} of yours")
+    if s.status != runner_pb2.SESSION_STATUS_RUNNING:
+        raise Conflict(f"session {notebook_id} is not running; start a session, install what you need in it, "
+                       "then save it as a new version")
+    captured = await runner.capture_session(notebook_id)
+    doc = json.loads(captured.capture_json)
+    changes = doc.get("changes") or {}
+    if not changes:
+        raise Invalid("nothing was installed beyond the lock: install packages in the session (e.g. %pip install "
+                      "in a notebook cell) before saving it as a new version", errors=[("session", "no changes")])
+    source = await registry.get_version(ws, s.environment, s.version)
+    spec = derive_spec(_json_object(source.spec_json) or {}, changes)
+    target, parent, forked = await _target_environment(ws, s, registry, runner.actor.user_id,
+                                                       runner.actor.username)
+    chain = doc.get("chain") or {}
+    origin = f"saved from session {s.id} of {ws}/{s.environment}/v{s.version}"
+    if chain.get("id"):
+        origin += f" (activity chain {chain['id']}, entry {chain.get('seq')})"
+    note = "\n".join(part for part in (body.note.strip(), origin + ": " + "; ".join(change_lines(changes))) if part)
+    version = await registry.create_version(ws, target, spec_json=json.dumps(spec, sort_keys=True),
+                                            note=note[:2000], parent_version=parent)
+    build = None
+    if body.build:
+        build = Build.of(await start_build(ws, target, version, registry, builder))
+    return SessionCaptured(session=Session.of(captured.session), source=f"{ws}/{s.environment}/v{s.version}",
+                           forked=forked, changes=changes, version=Version.of(version), build=build)
