@@ -288,6 +288,8 @@ def test_rollback_traffic_feedback_and_metrics(running, served: Served) -> None:
     assert ok and int(ok[0].rsplit(" ", 1)[1]) >= 5, r.text[:2000]
     count = f'reprolab_serve_request_duration_seconds_count{{workspace="{s.ws}",model="iris",endpoint="infer"}}'
     assert count in r.text, r.text[:2000]
+    assert f'workspace="{s.ws}",model="iris",endpoint="infer",code="429"' in r.text  # refusals are counted too
+    assert 'model="nosuch"' not in r.text  # names that serve nothing do not grow the label set
     assert s.http.get("/metrics", headers={"Authorization": f"Bearer {s.tokens['I']}"}).status_code == 403
     assert s.http.get("/metrics").status_code == 401
 

@@ -308,7 +308,8 @@ async def serve_model(ws: str, name: str, rest: str, request: Request) -> Respon
     started = time.perf_counter()
     endpoint = endpoint_of(rest)
     response = await _serve(serve, ws, name, rest, request, endpoint)
-    if _NAME.match(ws) and _MODEL.match(name):
+    # only for models that exist and callers it let in: names made up by anyone must not grow the label set
+    if getattr(request.state, "serve_route", False):
         serve.metrics.observe(ws, name, endpoint, response.status_code, time.perf_counter() - started)
     return response
 
@@ -318,12 +319,13 @@ async def _serve(serve: ServeState, ws: str, name: str, rest: str, request: Requ
         return error(404, f"no model {name!r} is served in workspace {ws!r}")
     try:
         caller = await authenticate(request, serve, ws, name)
+        route = await serve.route(ws, name)  # cached: a 404 for a model that is not served
+        request.state.serve_route = True
         wait = serve.buckets.take(caller.who, caller.rate)
         if wait:
             raise ServeError(429, f"more than {caller.rate} requests per minute; retry in {wait} s",
                              {"Retry-After": str(wait)})
         body = await read_body(request, serve.settings.serve_max_body_bytes) if request.method == "POST" else b""
-        route = await serve.route(ws, name)
         if not route.upstream_url:
             raise ServeError(503, f"version {route.model.version} of model {name!r} is {route.model.state}, not "
                                   "serving yet", {"Retry-After": "2"})
