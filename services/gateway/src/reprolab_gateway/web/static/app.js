@@ -736,7 +736,9 @@ pages.environment = async () => {
 
   const versions = await refresh();
   const builds = await history();
-  const shown = builds.find((b) => String(b.version) === $("#build-version").value) || builds[0];
+  // ?build=<id>: the build a link asked for (a session saved as a new version links to its build)
+  const shown = builds.find((b) => b.id === params.get("build")) ||
+    builds.find((b) => String(b.version) === $("#build-version").value) || builds[0];
   if (shown) watch(shown).catch((err) => flash(err.message, true));
   $("#fork-name").value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
 
@@ -1362,6 +1364,10 @@ pages.sessions = async () => {
       s.status === "running" || ACTIVE_SESSION.includes(s.status) ? [
         s.status === "running" ? el("a", { href: `${s.url}lab`, class: "button small", target: "_blank", rel: "noopener",
           "aria-label": `Open the session of ${s.environment} v${s.version} in JupyterLab` }, "Open") : "",
+        s.status === "running" && s.owner_username === body.dataset.user ? [" ", el("button", { type: "button",
+          class: "secondary small", "data-save": s.id,
+          "aria-label": `Save what you installed in the session of ${s.environment} v${s.version} as a new version` },
+          "Save as a new version")] : "",
         " ", el("button", { type: "button", class: "danger small", "data-stop": s.id,
           "aria-label": `Stop the session of ${s.environment} v${s.version}` }, "Stop")] : ""]),
     "No sessions yet.");
@@ -1381,7 +1387,30 @@ pages.sessions = async () => {
     }
     return list;
   };
+  // "Save as a new version": what was installed in the session becomes a derived version (in the student's
+  // fork when they cannot change the environment) whose build starts at once; shown with a link to follow it.
+  const saved = (r) => {
+    const build = r.build;
+    const link = el("a", { href: `/w/${WS}/env/${encodeURIComponent(r.version.environment)}` +
+      (build ? `?build=${encodeURIComponent(build.id)}` : "") }, `${r.version.environment} v${r.version.number}`);
+    const changes = Object.entries(r.changes).flatMap(([kind, d]) => [
+      ...Object.entries(d.added || {}).map(([n, v]) => `+ ${kind} ${n} ${v}`),
+      ...Object.entries(d.removed || {}).map(([n, v]) => `− ${kind} ${n} ${v}`),
+      ...Object.entries(d.changed || {}).map(([n, v]) => `${kind} ${n} ${v[0]} → ${v[1]}`)]);
+    $("#saved-version").replaceChildren(el("p", { class: "flash", role: "status", "data-version":
+      `${r.version.environment}/v${r.version.number}` },
+      "Saved as ", link, r.forked ? " (your fork)" : "", ` from ${r.source}: ${changes.join(", ")}. `,
+      build ? ["Build ", badge(build.status), " ", el("a", { href: link.getAttribute("href"), "data-build": build.id },
+        "follow the build")] : "Not built yet."));
+    $("#saved-version").hidden = false;
+  };
   $("#sessions-table").addEventListener("click", (event) => {
+    const save = event.target.closest("button[data-save]");
+    if (save) busy(save, async () => {
+      flash("Saving what you installed as a new version…");
+      saved(await api("POST", `/workspaces/${WS}/sessions/${save.dataset.save}/capture`, { json: {} }));
+      flash("Saved as a new version; its build has started.");
+    });
     const target = event.target.closest("button[data-stop]");
     if (target) busy(target, async () => {
       await api("DELETE", `/workspaces/${WS}/sessions/${target.dataset.stop}`);
