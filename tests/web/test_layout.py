@@ -239,7 +239,8 @@ def test_the_activity_list_says_what_each_entry_is_about_not_raw_ids(portal: Por
     page = tab.page
     sign_in(page, portal.url, course.instructor[1])
     subjects = page.locator("#activity tbody tr td:nth-child(5)")
-    wanted = {f"member {course.student[0]} (student)", "dataset labels.csv", "py v1", "build of py v1",
+    # a build that joined an identical lock's build (the suite shares its cache) is named by its environment
+    wanted = {f"member {course.student[0]} (student)", "dataset labels.csv", "py v1",
               f"run {course.run_id[:8]} of py v1"}
     # the log is written by the audit service from the bus, after the API calls return: a busy machine
     # may show the page before the last events are in, so look again (as a person would reload)
@@ -248,11 +249,13 @@ def test_the_activity_list_says_what_each_entry_is_about_not_raw_ids(portal: Por
         page.goto(f"{portal.url}/w/{course.ws}/activity")
         expect(subjects.first).to_have_text(f"workspace {course.ws}")
         texts = subjects.all_inner_texts()
-        if wanted <= set(texts) or time.monotonic() > deadline:
+        builds = [t for t in texts if t.startswith("build of ")]
+        if (wanted <= set(texts) and builds) or time.monotonic() > deadline:
             break
         page.wait_for_timeout(1000)
     assert f"member {course.student[0]} (student)" in texts
-    assert {"dataset labels.csv", "py v1", "build of py v1"} <= set(texts), texts
+    assert {"dataset labels.csv", "py v1"} <= set(texts), texts
+    assert builds and all(re.fullmatch(r"build of [a-z0-9-]+( v\d+)?", t) for t in builds), texts
     assert f"run {course.run_id[:8]} of py v1" in texts
     assert not [t for t in texts if re.search(r"[0-9a-f]{8}-[0-9a-f]{4}|sha256:", t)], texts
     page.get_by_role("link", name=f"run {course.run_id[:8]} of py v1").first.click()
