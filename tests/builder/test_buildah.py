@@ -24,8 +24,6 @@ from reprolab_common.natsserver import free_port
 
 from .conftest import make_settings
 
-pytestmark = pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
-
 BASE = "localhost/reprolab/bookworm-python:latest"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")

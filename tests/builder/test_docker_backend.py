@@ -3,7 +3,6 @@ real OCI registry on loopback."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import uuid
@@ -16,8 +15,6 @@ import pytest
 from reprolab_builder.backends import BuildError
 from reprolab_builder.backends.docker import MANIFEST_ACCEPT, DockerBackend, split_image_ref
 from reprolab_builder.config import BuilderSettings
-
-pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,6 @@ def test_wrong_password_and_unreachable_index_are_named(tmp_path, served, base_i
                     private, public)[1:]])
 
 
-@pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
 def test_build_installs_the_private_package_and_the_secret_is_nowhere(tmp_path, served, oci_registry,
                                                                       base_image) -> None:
     private, public = served

@@ -3,7 +3,6 @@ offline from the R source cache, and checked inside the image."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import uuid
@@ -15,8 +14,6 @@ from reprolab_builder.lock import resolve
 
 from .conftest import make_settings
 from .cranrepo import CranServer, build_repository
-
-pytestmark = pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
 
 BASE = "localhost/reprolab/bookworm-python:latest"
 

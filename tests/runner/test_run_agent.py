@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,8 +20,6 @@ import boto3
 import pytest
 from reprolab_runner.agent import agent_source
 from reprolab_runner.targets.vm import AGENT_PATH, OUTPUT_NAMES, cloud_init, decode_cloud_init
-
-pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is needed to run the agent")
 
 BUCKET = "agent-test"
 

@@ -30,10 +30,6 @@ from reprolab_cli.supervisor import Platform
 from reprolab_common import registrytoken as rt
 from reprolab_common.privatefiles import write_private
 
-pytestmark = pytest.mark.skipif(
-    not all(map(__import__("shutil").which, ("docker-registry", "podman", "skopeo"))),
-    reason="needs docker-registry, podman and skopeo (make test-deps)")
-
 SPEC = {"base": "localhost/reprolab/bookworm-python:latest", "python": {"version": "3.11", "requirements": []}}
 
 

@@ -9,9 +9,7 @@ One model is deployed for the module (``served``) and shared by the tests.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from ..integration.test_runs import tar_gz
 
 pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
@@ -37,17 +37,6 @@ json.dump({"accuracy": float(model.score(X, y))}, open("/outputs/metrics.json", 
 """
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
-
-
-def tar_gz(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @dataclass

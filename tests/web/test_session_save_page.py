@@ -16,19 +16,16 @@ from playwright.sync_api import expect
 
 from ..builder.pep503 import SimpleIndex
 from ..sessions.test_session_capture import PKG, SPEC, install_wheel
-from . import test_layout
 from .conftest import Portal
 from .test_layout import check_page, sign_in
 
-sized = test_layout.sized
-
 
 @pytest.mark.timeout(900)
-def test_a_student_saves_the_session_as_a_new_version_from_the_portal(portal: Portal, sized, base_image,
+def test_a_student_saves_the_session_as_a_new_version_from_the_portal(portal: Portal, tab, base_image,
                                                                        tmp_path) -> None:
-    page, errors, size = sized
-    if size == "phone":
-        pytest.skip("one session per run: the flow runs at the laptop's size")
+    """One session per run, so the flow runs once, at the laptop's size (the sessions page's layout at 390 px is
+    tests/web/test_sessions_page.py's)."""
+    page, errors = tab.page, tab.errors
     index = SimpleIndex(tmp_path / "index")
     wheel = index.add(PKG, "1.0", body="VERSION = 'captured 1.0'\n")
     index.start()

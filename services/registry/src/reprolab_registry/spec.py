@@ -18,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from reprolab_common import canonical
 from reprolab_common.errors import Invalid
+from reprolab_common.names import sanitize_name  # noqa: F401  (re-exported: part of the spec rules)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -342,8 +343,3 @@ def check_digest(value: str, loc: str = "digest") -> str:
     return value
 
 
-def sanitize_name(raw: str) -> str:
-    """Best-effort conversion of free text (e.g. ``iris-Ada.Lovelace``) into a valid name."""
-    name = re.sub(r"[^a-z0-9-]+", "-", raw.lower())
-    name = re.sub(r"-{2,}", "-", name).strip("-")
-    return name[:63].rstrip("-") or "env"

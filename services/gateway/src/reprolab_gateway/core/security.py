@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 import weakref
+from collections.abc import Hashable
 
 from starlette.requests import HTTPConnection
 
@@ -48,40 +49,50 @@ def csrf_matches(conn: HTTPConnection, supplied: str | None) -> bool:
     return bool(cookie and supplied) and secrets.compare_digest(cookie.encode(), (supplied or "").encode())
 
 
-class TokenCache:
+class TTLCache:
+    """Keys → values for ``ttl`` seconds each, bounded (cleared whole when full: crude, but refilling costs
+    one lookup per live key). Used from the event loop only (plain dict operations, no await): no lock."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[Hashable, tuple[float, object]] = {}
+
+    def get(self, key: Hashable) -> object | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, key: Hashable, value: object, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + ttl, value)
+
+    def pop(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def forget(self) -> None:
+        self._entries.clear()
+
+
+class TokenCache(TTLCache):
     """Tokens checked in the last ``ttl`` seconds → their user, so an authenticated request does not pay
     a database query and two thread-pool hops each time (the token check was most of the gateway's CPU
     per request; bench/gateway.py).
 
     Keyed by the token's sha256 (the raw token is not kept). Revoking a token through this process
-    forgets it at once (``forget``); another gateway process keeps accepting a revoked token for at most
-    ``ttl`` seconds (REPROLAB_GATEWAY_TOKEN_CACHE_SECONDS; 0 turns the cache off). Used from the event
-    loop only (plain dict operations, no await), so it needs no lock."""
+    forgets it at once (``forget``: the cache cannot map a token id back to its hash, so every entry goes);
+    another gateway process keeps accepting a revoked token for at most ``ttl`` seconds
+    (REPROLAB_GATEWAY_TOKEN_CACHE_SECONDS; 0 turns the cache off)."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, object]] = {}
+        super().__init__(max_entries)
         _caches.add(self)
-
-    def get(self, token_hash: str) -> object | None:
-        hit = self._entries.get(token_hash)
-        if hit is None:
-            return None
-        if hit[0] < time.monotonic():
-            self._entries.pop(token_hash, None)
-            return None
-        return hit[1]
-
-    def put(self, token_hash: str, user: object, ttl: float) -> None:
-        if ttl <= 0:
-            return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # crude but bounded; refilling costs one query per live token
-        self._entries[token_hash] = (time.monotonic() + ttl, user)
-
-    def forget(self) -> None:
-        """Drop every entry: after a revocation (the cache cannot map a token id back to its hash)."""
-        self._entries.clear()
 
 
 # Every cache of this process (one per app: apps over different databases must not share users), so a

@@ -36,6 +36,7 @@ from starlette.background import BackgroundTask
 
 from ..api.deps import get_current_user
 from ..clients import RegistryClient, RunnerClient
+from ..core.security import TTLCache
 from .metrics import ServeMetrics
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,9 @@ class ServeState:
         self.app = app
         self.buckets = TokenBuckets()
         self.metrics = ServeMetrics()
-        self._routes: dict[tuple[str, str], tuple[float, serving_pb2.ModelRoute]] = {}
-        self._keys: dict[str, tuple[float, serving_pb2.CheckedModelKey]] = {}
-        self._members: dict[tuple[str, str], float] = {}
+        self._routes = TTLCache()  # (ws, name) -> ModelRoute
+        self._keys = TTLCache()  # sha256 of a key's secret -> CheckedModelKey
+        self._members = TTLCache()  # (user id, ws) -> True: a member, as the registry said
         self._client: httpx.AsyncClient | None = None
         self._flusher: asyncio.Task | None = None
         self.traffic = self._traffic_log()
@@ -129,40 +130,33 @@ class ServeState:
 
     # --- caches -----------------------------------------------------------------------------------
     def forget(self, ws: str, name: str) -> None:
-        self._routes.pop((ws, name), None)
+        self._routes.pop((ws, name))
 
     def forget_keys(self) -> None:
-        self._keys.clear()
+        self._keys.forget()
 
     async def route(self, ws: str, name: str) -> serving_pb2.ModelRoute:
-        now = time.monotonic()
-        hit = self._routes.get((ws, name))
-        if hit and hit[0] > now:
-            return hit[1]
+        if (hit := self._routes.get((ws, name))) is not None:
+            return hit
         try:
             route = await self.runner(GATEWAY).route_model(ws, name)
         except ProblemError as exc:
             if exc.status == 404:
                 raise ServeError(404, f"no model {name!r} is served in workspace {ws!r}") from exc
             raise
-        self._routes[(ws, name)] = (now + self.settings.serve_cache_seconds, route)
+        self._routes.put((ws, name), route, self.settings.serve_cache_seconds)
         return route
 
     async def check_key(self, secret: str) -> serving_pb2.CheckedModelKey:
         digest = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
-        hit = self._keys.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
+        if (hit := self._keys.get(digest)) is not None:
+            return hit
         checked = await self.runner(GATEWAY).check_model_key(secret)
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[digest] = (now + self.settings.serve_cache_seconds, checked)
+        self._keys.put(digest, checked, self.settings.serve_cache_seconds)
         return checked
 
     async def check_member(self, actor: common_pb2.Actor, ws: str, name: str) -> None:
-        now = time.monotonic()
-        if self._members.get((actor.user_id, ws), 0) > now:
+        if self._members.get((actor.user_id, ws)):
             return
         try:
             await RegistryClient(self.app.state.nats, actor, self.settings.nats_timeout_seconds).get_workspace(ws)
@@ -170,7 +164,7 @@ class ServeState:
             if exc.status in (403, 404):  # not a member: as if the model did not exist
                 raise ServeError(404, f"no model {name!r} is served in workspace {ws!r}") from exc
             raise
-        self._members[(actor.user_id, ws)] = now + self.settings.serve_cache_seconds
+        self._members.put((actor.user_id, ws), True, self.settings.serve_cache_seconds)
 
     # --- traffic ----------------------------------------------------------------------------------
     def start(self) -> None:

@@ -7,13 +7,14 @@ cost a bus round trip. ``FixedResolver`` is a fake for tests that run a Jupyter 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from reprolab.v1 import common_pb2
+
+from ..core.security import TTLCache
 
 
 class SessionGone(Exception):
@@ -73,12 +74,11 @@ class RunnerResolver:
         # the subject is the gateway's alone; who may open the session is decided here, from the owner)
         self._client_for = client_for
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Upstream]] = {}
+        self._cache = TTLCache()  # session id -> Upstream
 
     async def resolve(self, session_id: str, actor: common_pb2.Actor) -> Upstream:
-        hit = self._cache.get(session_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if (hit := self._cache.get(session_id)) is not None:
+            return hit
         from reprolab_common.errors import NotFound, ProblemError
 
         client = self._client_for(actor)
@@ -101,13 +101,11 @@ class RunnerResolver:
         upstream = Upstream(session_id=session.id, workspace=session.workspace, owner=session.owner,
                             upstream_url=f"{parts.scheme}://{parts.netloc}", server_token=conn.server_token,
                             instructors_may_open=bool(getattr(conn, "instructors_may_open", False)))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[session_id] = (time.monotonic() + self.ttl, upstream)
+        self._cache.put(session_id, upstream, self.ttl)
         return upstream
 
     def forget(self, session_id: str) -> None:
-        self._cache.pop(session_id, None)
+        self._cache.pop(session_id)
 
     async def touch(self, session_id: str, at: float, actor: common_pb2.Actor) -> None:
         client = self._client_for(actor)

@@ -8,7 +8,6 @@ workspace. Opening a session in the browser is the proxy's (``/sessions/{id}/``)
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,6 +15,7 @@ from pydantic import BaseModel, Field
 from reprolab.v1 import registry_pb2, runner_pb2
 from reprolab_common.capture import change_lines, derive_spec
 from reprolab_common.errors import Conflict, Forbidden, Invalid, NotFound, ProblemError
+from reprolab_common.names import sanitize_name
 
 from ...core.problems import pattern
 from ...schemas import (
@@ -146,11 +146,6 @@ class SessionCaptured(BaseModel):
     build: Build | None = Field(description="Its build, when requested; follow /api/v1/builds/{id}.")
 
 
-def _fork_name(environment: str, username: str, number: int) -> str:
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", f"{environment}-{username}-v{number}".lower()))
-    return name.strip("-")[:63].rstrip("-") or "env"
-
-
 async def _target_environment(ws: str, s: runner_pb2.Session, registry: RegistryDep,
                               user_id: str, username: str) -> tuple[str, int, bool]:
     """(environment, parent version, forked) the new version goes to.
@@ -173,7 +168,7 @@ async def _target_environment(ws: str, s: runner_pb2.Session, registry: Registry
         if exc.status != 409:  # the default name (<env>-<user>) is taken by a fork of another version
             raise
         forked = await registry.fork_environment(ws, s.environment, version=s.version,
-                                                 new_name=_fork_name(s.environment, username, s.version))
+                                                 new_name=sanitize_name(f"{s.environment}-{username}-v{s.version}"))
     return forked.name, 1, True
 
 
