@@ -104,6 +104,14 @@ def test_build_pull_run_derive_and_join(running, instructor) -> None:
         time.sleep(0.5)
     assert teacher.get(f"/workspaces/{ws}/environments/tiny/versions/3")["image_digest"] == build["image_digest"]
     assert _manifest_digest(running, ws, "tiny", "v3") == build["image_digest"]
+    # joining a build is recorded in the joining workspace's log, naming the version it was asked for
+    deadline = time.monotonic() + 60
+    while not (joins := [e for e in teacher.get(f"/workspaces/{ws}/activity", params={"type": "build.joined"})[
+            "items"] if e["subject"] == f"builds/{build_id}"]):
+        assert time.monotonic() < deadline, "no build.joined entry"
+        time.sleep(0.5)
+    details = joins[0]["event"]["details"]
+    assert (details["environment"], details["version"]) == ("tiny", 3), joins
 
 
 def _manifest(running, ws: str, env: str, tag: str) -> dict:

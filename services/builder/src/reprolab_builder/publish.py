@@ -73,8 +73,10 @@ def keyring(settings: BuilderSettings) -> Keyring:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             doc = {"current": "k1", "keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}}
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # one name per call, not per process: two threads of one builder (concurrent first requests) each
+            # write their own file, and only one of them is linked into place
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, json.dumps(doc).encode())
             finally:

@@ -81,10 +81,17 @@ def request_build(*, session: Session, actor: common_pb2.Actor, workspace: str, 
         BuildTarget.build_id == build.id, BuildTarget.workspace == workspace, BuildTarget.environment == environment,
         BuildTarget.version == version)).scalar_one_or_none()
     if target is None:
-        session.add(BuildTarget(build_id=build.id, workspace=workspace, environment=environment, version=version,
-                                image_ref=image_ref(registry, workspace, environment, version),
-                                requested_by=actor.username))
+        target = BuildTarget(build_id=build.id, workspace=workspace, environment=environment, version=version,
+                             image_ref=image_ref(registry, workspace, environment, version),
+                             requested_by=actor.username)
+        session.add(target)
         session.flush()
+        if joined:  # the build's own events go to its first requester's workspace: this one records the request
+            add_event(session, OutboxEvent, new_event(
+                type="build.joined", actor=actor, workspace=workspace, subject=f"builds/{build.id}",
+                build=events_pb2.BuildEvent(
+                    build_id=build.id, environment=environment, version=version, lock_digest=build.lock_digest or "",
+                    image_ref=target.image_ref, image_digest=build.image_digest, error=build.error)))
     targets = list(session.execute(select(BuildTarget).where(BuildTarget.build_id == build.id)).scalars())
     return Requested(build=build, joined=joined, enqueue=enqueue, targets=targets)
 
