@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import random
 import subprocess
 import textwrap
 import uuid
@@ -19,9 +21,12 @@ from reprolab_common.db import in_transaction, make_engine, migrate, session_fac
 from reprolab_common.errors import Invalid, NotFound
 from reprolab_common.objectstore import make_object_store
 from reprolab_common.settings import CommonSettings
+from reprolab_runner.deploy import service
 from reprolab_runner.deploy.api import ModelApi
 from reprolab_runner.deploy.deployer import Deployer
 from reprolab_runner.deploy.engine import LocalServing
+from reprolab_runner.deploy.monitoring import Monitor
+from reprolab_runner.deploy.traffic import TrafficLog
 from reprolab_runner.models import MIGRATIONS, Output, Run
 
 BOB = common_pb2.Actor(user_id="u-bob", username="bob")
@@ -47,10 +52,13 @@ def world(database_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, podman_
     sessions = session_factory(engine)
     store = make_object_store(common)
     installation = f"t-{uuid.uuid4().hex[:8]}"
-    settings = SimpleNamespace(common=common, docker_url=podman_socket, installation_id=lambda: installation)
+    settings = SimpleNamespace(common=common, docker_url=podman_socket, installation_id=lambda: installation,
+                               model_min_accuracy=0.8, model_monitor_seconds=300)
     target = LocalServing(settings, installation=installation)
     deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=lambda: None, target=target)
-    api = ModelApi(settings=settings, sessions=sessions, deployer=deployer, wake_outbox=lambda: None)
+    monitor = Monitor(settings=settings, sessions=sessions, store=store, wake_outbox=lambda: None)
+    api = ModelApi(settings=settings, sessions=sessions, deployer=deployer, wake_outbox=lambda: None,
+                   monitoring=monitor)
     digest = subprocess.run(["podman", "image", "inspect", base_image, "--format", "{{.Digest}}"],
                             capture_output=True, text=True, check=True).stdout.strip()
     pinned = f"{base_image.rsplit(':', 1)[0]}@{digest}"
@@ -61,7 +69,7 @@ def world(database_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, podman_
     engine.dispose()
 
 
-def add_run(w: SimpleNamespace, score: str, status: str = "succeeded") -> str:
+def add_run(w: SimpleNamespace, score: str, status: str = "succeeded", datasets: str = "[]") -> str:
     run_id = str(uuid.uuid4())
     key = f"runs/{run_id}/outputs/score.py"
     w.store.put_bytes(key, score.encode())
@@ -71,7 +79,8 @@ def add_run(w: SimpleNamespace, score: str, status: str = "succeeded") -> str:
     def _add(s):  # noqa: ANN001, ANN202
         s.add(Run(id=run_id, workspace="ws", environment="py", version=1, image=image, code_digest="sha256:x",
                   code_object_key="c", command_json="[]", target="local", cpu_millis=1000, memory_bytes=1 << 30,
-                  pids=64, timeout_seconds=60, status=status, requested_by="bob", requested_by_id="u-bob"))
+                  pids=64, timeout_seconds=60, status=status, requested_by="bob", requested_by_id="u-bob",
+                  datasets_json=datasets))
         s.flush()
         s.add(Output(run_id=run_id, name="score.py", size=len(score), sha256=hashlib.sha256(score.encode()).hexdigest(),
                      object_key=key))
@@ -89,8 +98,9 @@ async def deployed(w: SimpleNamespace, run_id: str) -> serving_pb2.ModelVersion:
     return got
 
 
-async def predict(w: SimpleNamespace) -> list[str]:
-    route = await w.api.route(serving_pb2.RouteModelRequest(workspace="ws", name="iris"))
+async def predict(w: SimpleNamespace, version: int = 0) -> list[str]:
+    route = await w.api.route(serving_pb2.RouteModelRequest(workspace="ws", name="iris", version=version))
+    assert route.model.version == (version or route.model.version)
     async with httpx.AsyncClient() as http:
         r = await http.post(f"{route.upstream_url}/v2/models/iris/versions/{route.model.version}/infer", json={
             "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [6.3, 3.3, 6.0, 2.5]}]})
@@ -104,6 +114,7 @@ async def test_deploy_roll_back_and_stop(world: SimpleNamespace) -> None:
     assert await predict(world) == ["virginica"]
     v2 = await deployed(world, add_run(world, SCORE.replace("2.5", "100")))
     assert not v2.active and await predict(world) == ["virginica"]  # a new version is not live until activated
+    assert await predict(world, version=2) == ["setosa"]  # but it answers at its own versions/2 URL
     await world.api.activate(serving_pb2.ActivateModelRequest(workspace="ws", name="iris", version=2))
     assert await predict(world) == ["setosa"]
     await world.api.activate(serving_pb2.ActivateModelRequest(workspace="ws", name="iris", version=1))  # rollback
@@ -144,3 +155,48 @@ async def test_a_model_that_cannot_load_ends_failed_with_its_output(world: Simpl
     got = await world.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=v.version))
     assert got.state == "failed" and "cannot load me" in got.error
     assert world.target.owned() == {}
+
+
+async def test_monitoring_compares_traffic_with_the_runs_training_data(world: SimpleNamespace) -> None:
+    """The reference is the run's own dataset (a CSV in the object store); tensor traffic has positional
+    features, matched to its numeric columns; shifted traffic drifts and raises one alert."""
+    rng = random.Random(3)
+    lines = ["sepal_length,sepal_width,petal_length,petal_width,species"]
+    lines += [f"{rng.gauss(5.8, .8):.2f},{rng.gauss(3, .4):.2f},{rng.gauss(3.7, 1.7):.2f},{rng.gauss(1.2, .7):.2f},"
+              f"{rng.choice(['setosa', 'virginica'])}" for _ in range(150)]
+    key = f"datasets/{uuid.uuid4().hex}"
+    world.store.put_bytes(key, "\n".join(lines).encode())
+    run_id = add_run(world, SCORE, datasets=json.dumps([{"name": "iris-train.csv", "object_key": key,
+                                                         "mount": "/data/iris-train.csv", "digest": "sha256:x"}]))
+    with pytest.raises(NotFound):
+        await world.api.monitor(serving_pb2.ModelMonitorRequest(workspace="ws", name="iris"))
+    in_transaction(world.sessions, lambda s: service.create_version(
+        s, actor=BOB, workspace="ws", name="iris", run_id=run_id, image=world.image, artifact="score.py",
+        target="local"))
+    traffic = TrafficLog(world.store)
+    rows = [{str(j): v for j, v in enumerate([rng.gauss(5.8, .8), rng.gauss(3, .4), rng.gauss(3.7, 1.7),
+                                               rng.gauss(1.2, .7)])} for _ in range(60)]
+    traffic.record("ws", "iris", 1, "same", rows, ["setosa"] * 60)
+    traffic.flush()
+
+    async def report(**kw: object) -> tuple[dict, list]:
+        got = await world.api.monitor(serving_pb2.ModelMonitorRequest(workspace="ws", name="iris", **kw))
+        return json.loads(got.report_json), [a.kind for a in got.alerts]
+
+    rep, alerts = await report(run_now=True)
+    assert rep["reference"] == {"dataset": "iris-train.csv", "rows": 150}
+    assert rep["features"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert rep["windows"][-1]["count"] == 60 and rep["windows"][-1]["drift"]["drifted"] is False and alerts == []
+    assert rep["reference_stats"]["sepal_length"]["count"] == 150
+    shifted = [{k: v + 3 for k, v in r.items()} for r in rows]
+    traffic.record("ws", "iris", 1, "shift", shifted * 3, ["virginica"] * 180)
+    traffic.flush()
+    stale, _ = await report()  # the stored report of the last pass
+    assert stale["windows"][-1]["count"] == 60
+    rep, alerts = await report(run_now=True)
+    assert rep["windows"][-1]["count"] == 240 and rep["windows"][-1]["drift"]["drifted"] is True
+    assert alerts == ["drift"]  # one per window, however many passes see it
+    day, alerts = await report(window="day", run_now=True)
+    assert day["window"] == "day" and alerts == ["drift"]
+    with pytest.raises(Invalid, match="hour"):
+        await report(window="week")

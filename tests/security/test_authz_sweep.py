@@ -79,7 +79,7 @@ NOT_SWEPT = {
     **{(m, f"/api/v1/workspaces/{{ws}}/models{p}"): _MODELS for m, p in (
         ("POST", ""), ("GET", "/{name}"), ("DELETE", "/{name}"), ("GET", "/{name}/versions/{n}"),
         ("POST", "/{name}/rollback"), ("POST", "/{name}/keys"), ("GET", "/{name}/keys"),
-        ("DELETE", "/{name}/keys/{key_id}"))},
+        ("DELETE", "/{name}/keys/{key_id}"), ("GET", "/{name}/monitoring"), ("POST", "/{name}/monitoring"))},
     ("POST", "/api/v1/invites/{token}/accept"):
         "the path's token is the secret that authorises it (a capability, not an object's ID): whoever holds "
         "the link may join; tests/auth/test_invites.py covers used, expired and revoked links",

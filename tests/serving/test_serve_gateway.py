@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,16 +26,19 @@ pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
 BASE = "localhost/reprolab/bookworm-python:latest"
 TRAIN = """
-import json, os
+import csv, json, os
 import joblib
-from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-X, y = load_iris(return_X_y=True)
+rows = list(csv.DictReader(open("/data/iris-train.csv")))
+species = sorted({r["species"] for r in rows})
+X = [[float(r[c]) for c in ("sepal_length", "sepal_width", "petal_length", "petal_width")] for r in rows]
+y = [species.index(r["species"]) for r in rows]
 model = LogisticRegression(max_iter=500).fit(X, y)
 os.makedirs("/outputs", exist_ok=True)
 joblib.dump(model, "/outputs/model.joblib")
 json.dump({"accuracy": float(model.score(X, y))}, open("/outputs/metrics.json", "w"))
 """
+IRIS_TRAIN = Path(__file__).resolve().parents[2] / "cli" / "src" / "reprolab_cli" / "data" / "iris-train.csv"
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 
@@ -106,8 +110,12 @@ def served(running, base_image) -> Iterator[Served]:
                  600, "build")
     assert done["status"] == "succeeded", done
     code = s.ok("I", "POST", f"/workspaces/{s.ws}/code", content=tar_gz({"train.py": TRAIN}))["digest"]
+    # the training data, a dataset of the workspace: the run mounts it, and monitoring compares traffic with it
+    s.ok("I", "POST", f"/workspaces/{s.ws}/datasets", params={"name": "iris-train.csv", "visibility": "public"},
+         content=IRIS_TRAIN.read_bytes())
     run = s.ok("I", "POST", f"/workspaces/{s.ws}/runs", json={"environment": "sk", "code": code,
-                                                            "command": ["python3", "train.py"]})
+                                                            "command": ["python3", "train.py"],
+                                                            "datasets": ["iris-train.csv"]})
     finished = _wait(lambda: (r := s.ok("I", "GET", f"/runs/{run['id']}"))["status"] in (
         "succeeded", "failed", "cancelled", "timed_out") and r, 180, "run")
     assert finished["status"] == "succeeded", finished
@@ -245,6 +253,14 @@ def test_rollback_traffic_feedback_and_metrics(running, served: Served) -> None:
     assert s.ok("I", "POST", f"{base}/iris/rollback", json={"version": 2})["active"] is True
     assert s.infer(s.key, [SETOSA]).json()["model_version"] == "2"
     assert s.ok("I", "POST", f"{base}/iris/rollback", json={"version": 1})["version"] == 1
+    # each version also answers at its own URL, whichever is active
+    for version in (1, 2):
+        r = s.serve(s.key, "POST", f"/models/iris/versions/{version}/infer", json={"inputs": [
+            {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [SETOSA]}]})
+        assert r.status_code == 200 and r.json()["model_version"] == str(version), r.text
+    for bad in ("9", "x", "0"):
+        r = s.serve(s.key, "GET", f"/models/iris/versions/{bad}")
+        assert r.status_code == 404 and "version" in r.json()["error"], (bad, r.text)
     r = s.infer(s.key, [SETOSA, VIRGINICA])
     assert r.json()["model_version"] == "1", r.text
     rid = r.headers["x-request-id"]
@@ -269,6 +285,28 @@ def test_rollback_traffic_feedback_and_metrics(running, served: Served) -> None:
     assert set(mine) == {f"{rid}:0", f"{rid}:1"}, sorted(mine)
     assert json.loads(mine[f"{rid}:1"]["inputs"]) == {"0": 6.7, "1": 3.0, "2": 5.2, "3": 2.3}
     assert json.loads(mine[f"{rid}:1"]["prediction"]) == 2 and mine[f"{rid}:1"]["version"] == 1
+    # monitoring: the traffic against the run's training data (its dataset), per hour
+    shifted = [[v + 4 for v in VIRGINICA]] * 40
+    assert s.infer(s.key, shifted).status_code == 200
+    _wait(lambda: sum(pq.read_table(f).num_rows for f in (root / "traffic").rglob("*.parquet")) >= 42, 20, "flush")
+    assert s.api("B", "POST", f"{base}/iris/monitoring").status_code == 403  # a student may only read it
+    rep = s.ok("I", "POST", f"{base}/iris/monitoring")
+    assert rep["reference"] == {"dataset": "iris-train.csv", "rows": 120}, rep["reference"]
+    assert rep["features"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    last = rep["windows"][-1]
+    assert last["count"] >= 42 and last["drift"]["drifted"] is True, last
+    assert [a["kind"] for a in rep["alerts"]] == ["drift"] and "petal_length" in rep["alerts"][0]["detail"]
+    stats = rep["stats"][last["start"]]["sepal_length"]
+    assert stats["count"] == last["count"] and stats["max"] == VIRGINICA[0] + 4
+    assert rep["predictions"][-1]["class_shares"]
+    again = s.ok("B", "GET", f"{base}/iris/monitoring")  # the stored report, for any member
+    assert again["updated"] == rep["updated"] and len(again["alerts"]) == 1
+    assert s.ok("B", "GET", f"{base}/iris/monitoring", params={"window": "day"})["window"] == "day"
+    assert s.api("B", "GET", f"{base}/iris/monitoring", params={"window": "week"}).status_code == 422
+    assert s.api("B", "GET", f"{base}/nosuch/monitoring").status_code == 404
+    assert s.api("X", "GET", f"{base}/iris/monitoring").status_code == 404
+    _wait(lambda: s.ok("I", "GET", f"/workspaces/{s.ws}/activity", params={"type": "model.drift_alert"})["items"],
+          30, "the drift alert in the activity log")
     # Prometheus metrics: a platform admin's
     r = s.http.get("/metrics", headers={"Authorization": f"Bearer {running.platform.admin_token()}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text

@@ -531,10 +531,16 @@ class RunnerClient(_Client):
         return await self._call(Runner.MODEL_STOP, serving_pb2.StopModelRequest(
             actor=self.actor, workspace=workspace, name=name, version=version), serving_pb2.ModelVersion)
 
-    async def route_model(self, workspace: str, name: str) -> serving_pb2.ModelRoute:
-        """The active version's upstream: for the serving proxy only, never a response body."""
+    async def route_model(self, workspace: str, name: str, version: int = 0) -> serving_pb2.ModelRoute:
+        """The active version's upstream (or that version's): for the serving proxy only, never a response body."""
         return await self._call(Runner.MODEL_ROUTE, serving_pb2.RouteModelRequest(
-            actor=self.actor, workspace=workspace, name=name), serving_pb2.ModelRoute)
+            actor=self.actor, workspace=workspace, name=name, version=version), serving_pb2.ModelRoute)
+
+    async def monitor_model(self, workspace: str, name: str, window: str, run_now: bool = False
+                            ) -> serving_pb2.ModelMonitorReport:
+        return await self._call(Runner.MODEL_MONITOR, serving_pb2.ModelMonitorRequest(
+            actor=self.actor, workspace=workspace, name=name, window=window, run_now=run_now),
+            serving_pb2.ModelMonitorReport)
 
     async def create_model_key(self, workspace: str, name: str, label: str,
                                rate_per_minute: int) -> serving_pb2.CreatedModelKey:

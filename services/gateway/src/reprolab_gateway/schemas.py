@@ -987,3 +987,57 @@ class CreatedModelKey(ModelKey):
 
 class ModelKeyList(BaseModel):
     items: list[ModelKey]
+
+
+class ModelAlert(BaseModel):
+    id: str
+    kind: Literal["drift", "accuracy"] = Field(description="drift: the inputs of a window drifted from the "
+                                                           "training data; accuracy: late labels say the model "
+                                                           "was wrong too often.")
+    version: int
+    window_start: str = Field(description="Start of the window (ISO 8601, UTC) the alert is about.")
+    detail: str
+    created: datetime | None
+
+
+class ModelReference(BaseModel):
+    dataset: str = Field(description="The run's dataset whose columns stand for the model's inputs.")
+    rows: int
+
+
+class ModelMonitoring(BaseModel):
+    """A monitoring report: per window, feature statistics and drift against the training data, class shares
+    (or the prediction distribution) and accuracy once labels arrived; and every alert of the model."""
+
+    model: str
+    window: Literal["hour", "day"]
+    features: list[str] = Field(description="The model's input features, named by the reference's columns "
+                                            "when it has one.")
+    reference: ModelReference | None = Field(
+        description="The training data compared against; null when none of the run's datasets (CSV, TSV, "
+                    "Parquet) has columns that match the inputs: then there are statistics but no drift.")
+    updated: str | None = Field(description="When the report was computed (ISO 8601).")
+    reference_stats: dict[str, dict[str, Any]] = Field(
+        description="Per feature: count, missing, missing_share, mean, median, std, min, max, cv of the "
+                    "reference.")
+    stats: dict[str, dict[str, dict[str, Any]]] = Field(
+        description="Per window start, per feature: the same statistics over the requests of that window.")
+    windows: list[dict[str, Any]] = Field(
+        description="Per window: start, count and drift (null without a reference): drifted, drifted_count, "
+                    "drifted_share, share, and per feature its kind, test (ks, chi2, z, wasserstein, "
+                    "jensenshannon), score, threshold and whether it drifted.")
+    predictions: list[dict[str, Any]] = Field(
+        description="Per window: count, class_shares (a classifier) or distribution (a regressor), labelled, "
+                    "accuracy and mae once labels arrived.")
+    alerts: list[ModelAlert]
+
+    @classmethod
+    def of(cls, r: serving_pb2.ModelMonitorReport) -> ModelMonitoring:
+        doc = json.loads(r.report_json or "{}")
+        return cls(model=doc.get("model", ""), window=doc.get("window", "hour"), features=doc.get("features", []),
+                   reference=doc.get("reference"), updated=doc.get("updated"),
+                   reference_stats=doc.get("reference_stats", {}), stats=doc.get("stats", {}),
+                   windows=doc.get("windows", []), predictions=doc.get("predictions", []),
+                   alerts=[ModelAlert(id=a.id, kind=a.kind if a.kind == "accuracy" else "drift", version=a.version,
+                                      window_start=a.window_start, detail=a.detail, created=ts(a.created))
+                           for a in r.alerts])

@@ -23,6 +23,7 @@ from .api import Api, add_endpoints
 from .config import get_settings
 from .deploy.api import ModelApi, add_model_endpoints
 from .deploy.deployer import Deployer
+from .deploy.monitoring import Monitor
 from .models import MIGRATIONS, OutboxEvent
 from .sessions.api import SessionApi, add_session_endpoints
 from .sessions.manager import SessionManager
@@ -61,15 +62,17 @@ async def main(stop: asyncio.Event) -> None:
     await add_session_endpoints(ctx.micro, SessionApi(settings=settings, sessions=sessions, manager=sessions_mgr,
                                                       wake_outbox=publisher.wake), in_flight)
     deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)
+    model_monitor = Monitor(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)
     await add_model_endpoints(ctx.micro, ModelApi(settings=settings, sessions=sessions, deployer=deployer,
-                                                  wake_outbox=publisher.wake), in_flight)
+                                                  wake_outbox=publisher.wake, monitoring=model_monitor), in_flight)
     await sessions_mgr.resume()
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
     log.info("runner ready (reconciler removed %d leftovers)", removed)
     tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop)),
              asyncio.create_task(worker.reconcile_forever(ctx.stop)),
-             asyncio.create_task(sessions_mgr.cull_forever(ctx.stop))]
+             asyncio.create_task(sessions_mgr.cull_forever(ctx.stop)),
+             asyncio.create_task(model_monitor.forever(ctx.stop))]
     await stop.wait()
     ctx.stop.set()
     await ctx.micro.stop()

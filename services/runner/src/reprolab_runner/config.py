@@ -35,6 +35,11 @@ class RunnerSettings(BaseSettings):
                      "targets need REPROLAB_OBJECT_STORE=s3 (they fetch inputs and upload outputs by presigned "
                      "URL); the clouds use the credentials the run's requester stored for that vendor."),
     )
+    model_monitor_seconds: float = Field(
+        default=300.0, gt=0, description=("How often every served model's traffic is compared with its training "
+                                          "data (drift and accuracy alerts); a report can also be asked for now."))
+    model_min_accuracy: float = Field(
+        default=0.8, ge=0, le=1, description="A window's accuracy on late labels below this raises an alert.")
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
     reconcile_cloud_hours: float = Field(
         default=48.0,

@@ -123,14 +123,16 @@ class ModelRoute(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., upstream_url: _Optional[str] = ..., sample_rate: _Optional[float] = ...) -> None: ...
 
 class RouteModelRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "name")
+    __slots__ = ("actor", "workspace", "name", "version")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     name: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ModelKey(_message.Message):
     __slots__ = ("id", "workspace", "name", "prefix", "label", "created_by", "created", "revoked", "rate_per_minute")
@@ -221,16 +223,18 @@ class CheckedModelKey(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., key: _Optional[_Union[ModelKey, _Mapping]] = ...) -> None: ...
 
 class ModelMonitorRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "name", "window")
+    __slots__ = ("actor", "workspace", "name", "window", "run_now")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    RUN_NOW_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     name: str
     window: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., window: _Optional[str] = ...) -> None: ...
+    run_now: bool
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., window: _Optional[str] = ..., run_now: _Optional[bool] = ...) -> None: ...
 
 class ModelMonitorReport(_message.Message):
     __slots__ = ("report_json", "alerts")

@@ -135,16 +135,20 @@ class ServeState:
     def forget_keys(self) -> None:
         self._keys.forget()
 
-    async def route(self, ws: str, name: str) -> serving_pb2.ModelRoute:
-        if (hit := self._routes.get((ws, name))) is not None:
+    async def route(self, ws: str, name: str, version: int = 0) -> serving_pb2.ModelRoute:
+        """The active version's server (cached), or ``version``'s (asked each time: ``.../versions/{v}/`` URLs are
+        for comparing versions, not for production traffic, and a cache would have to learn every version)."""
+        if not version and (hit := self._routes.get((ws, name))) is not None:
             return hit
         try:
-            route = await self.runner(GATEWAY).route_model(ws, name)
+            route = await self.runner(GATEWAY).route_model(ws, name, version)
         except ProblemError as exc:
             if exc.status == 404:
-                raise ServeError(404, f"no model {name!r} is served in workspace {ws!r}") from exc
+                what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+                raise ServeError(404, f"no {what} is served in workspace {ws!r}") from exc
             raise
-        self._routes.put((ws, name), route, self.settings.serve_cache_seconds)
+        if not version:
+            self._routes.put((ws, name), route, self.settings.serve_cache_seconds)
         return route
 
     async def check_key(self, secret: str) -> serving_pb2.CheckedModelKey:
@@ -244,6 +248,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def version_of(rest: str) -> int:
+    """The version a ``/models/{m}/versions/{v}/...`` path names (0: none, the active one). ServeError 404 for a
+    version that is not a number."""
+    parts = [p for p in rest.split("/") if p]
+    if len(parts) >= 4 and parts[0] == "models" and parts[2] == "versions":
+        if not parts[3].isdigit() or not 0 < int(parts[3]) <= 2**31 - 1:
+            raise ServeError(404, f"unknown version {parts[3]!r} of model {parts[1]!r}: versions are 1, 2, ...")
+        return int(parts[3])
+    return 0
+
+
 def endpoint_of(rest: str) -> str:
     parts = [p for p in rest.split("/") if p]
     if not parts:
@@ -313,7 +328,7 @@ async def _serve(serve: ServeState, ws: str, name: str, rest: str, request: Requ
         return error(404, f"no model {name!r} is served in workspace {ws!r}")
     try:
         caller = await authenticate(request, serve, ws, name)
-        route = await serve.route(ws, name)  # cached: a 404 for a model that is not served
+        route = await serve.route(ws, name, version_of(rest))  # cached: a 404 for a model that is not served
         request.state.serve_route = True
         wait = serve.buckets.take(caller.who, caller.rate)
         if wait:

@@ -4,6 +4,8 @@ run is in the workspace, finished, and has that output)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 
 from nats.micro.service import Service
@@ -16,9 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from ..models import Output, Run
+from ..serving.monitor import Window
 from . import service
 from .deployer import Deployer
 from .models import DeployedModel, ModelKey
+from .monitoring import Monitor
 
 
 def version_proto(m: DeployedModel) -> serving_pb2.ModelVersion:
@@ -45,6 +49,7 @@ class ModelApi:
     sessions: sessionmaker
     deployer: Deployer
     wake_outbox: object
+    monitoring: Monitor
 
     async def deploy(self, r: serving_pb2.DeployModelRequest) -> serving_pb2.ModelVersion:
         def _create(db):  # noqa: ANN001, ANN202
@@ -87,8 +92,8 @@ class ModelApi:
         return version_proto(m)
 
     async def route(self, r: serving_pb2.RouteModelRequest) -> serving_pb2.ModelRoute:
-        """The gateway's proxy: the active version's server (a serving one only)."""
-        m = await transact(self.sessions, lambda db: service.get(db, r.workspace, r.name))
+        """The gateway's proxy: the active version's server, or (``version``) that version's; a serving one only."""
+        m = await transact(self.sessions, lambda db: service.get(db, r.workspace, r.name, r.version))
         route = serving_pb2.ModelRoute(model=version_proto(m), sample_rate=m.sample_rate)
         if m.state == "serving":
             route.upstream_url = m.endpoint
@@ -112,8 +117,19 @@ class ModelApi:
         return serving_pb2.CheckedModelKey(valid=True, key=key_proto(key)) if key else serving_pb2.CheckedModelKey()
 
     async def monitor(self, r: serving_pb2.ModelMonitorRequest) -> serving_pb2.ModelMonitorReport:
+        """The last pass's report of one window (a pass now when asked, or when there has been none) and
+        every alert of the model."""
+        try:
+            window = Window(r.window or "hour")
+        except ValueError:
+            raise Invalid("window must be 'hour' or 'day'", errors=[("window", r.window)]) from None
+        if not await transact(self.sessions, lambda db: service.versions(db, r.workspace, r.name)):
+            raise NotFound(f"no model {r.name!r} in workspace {r.workspace!r}")
+        stored = None if r.run_now else await asyncio.to_thread(self.monitoring.stored, r.workspace, r.name, window)
+        if stored is None:
+            stored = (await self.monitoring.run_once(r.workspace, r.name))[str(window)]
         rows = await transact(self.sessions, lambda db: service.alerts(db, r.workspace, r.name))
-        report = serving_pb2.ModelMonitorReport(report_json="{}")
+        report = serving_pb2.ModelMonitorReport(report_json=json.dumps(stored))
         for a in rows:
             alert = report.alerts.add(id=a.id, kind=a.kind, version=a.version, window_start=a.window_start,
                                       detail=a.detail)

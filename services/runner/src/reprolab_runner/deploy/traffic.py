@@ -102,15 +102,20 @@ class TrafficLog:
         return key
 
 
-def _tables(store: ObjectStore, base: str) -> Iterator[pa.Table]:
+def _tables(store: ObjectStore, base: str, since: dt.date | None = None) -> Iterator[pa.Table]:
+    """The batches under ``base`` in order; ``since``: only those of that UTC day or later (batches sit in
+    one folder per day, so older days are skipped by their key without being read)."""
     for info in sorted(store.list_objects(base), key=lambda i: i.key):
-        if info.key.endswith(".parquet"):
-            yield pq.read_table(io.BytesIO(store.read_bytes(info.key)))
+        if not info.key.endswith(".parquet"):
+            continue
+        if since is not None and info.key[len(base):len(base) + 10] < since.isoformat():
+            continue
+        yield pq.read_table(io.BytesIO(store.read_bytes(info.key)))
 
 
-def read_traffic(store: ObjectStore, workspace: str, name: str) -> list[Record]:
+def read_traffic(store: ObjectStore, workspace: str, name: str, since: dt.date | None = None) -> list[Record]:
     out = []
-    for t in _tables(store, prefix(workspace, name, "traffic")):
+    for t in _tables(store, prefix(workspace, name, "traffic"), since):
         for row in t.to_pylist():
             out.append(Record(row["time"], row["request_id"], row["version"], json.loads(row["inputs"]),
                               json.loads(row["prediction"])))

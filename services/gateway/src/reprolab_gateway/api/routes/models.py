@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from reprolab.v1 import registry_pb2, serving_pb2
 from reprolab_common.errors import Forbidden, Invalid, NotFound
 
@@ -26,6 +27,7 @@ from ...schemas import (
     ModelKeyCreate,
     ModelKeyList,
     ModelList,
+    ModelMonitoring,
     ModelRollback,
     ModelVersion,
 )
@@ -164,6 +166,29 @@ async def delete_model(ws: WsPath, name: ModelPath, request: Request, registry: 
             await runner.stop_model(ws, name, v.version)
     _forget(request, ws, name)
     return _model(ws, name, await _versions(ws, name, runner))
+
+
+Window = Annotated[Literal["hour", "day"], Query(description="Length of the report's windows (UTC).")]
+
+
+@router.get("/workspaces/{ws}/models/{name}/monitoring", response_model=ModelMonitoring, responses=_NOT_MEMBER)
+async def get_model_monitoring(ws: WsPath, name: ModelPath, registry: RegistryDep, runner: RunnerDep,
+                               window: Window = "hour") -> ModelMonitoring:
+    """What the model saw and said, per window, against its training data: feature statistics, input drift
+    (Evidently's default tests), class shares, accuracy on late labels, and the alerts raised. The report is the
+    last monitoring pass's (they run every few minutes; ``updated`` says when); ``POST`` runs one now."""
+    await registry.get_workspace(ws)
+    await _versions(ws, name, runner)
+    return ModelMonitoring.of(await runner.monitor_model(ws, name, window))
+
+
+@router.post("/workspaces/{ws}/models/{name}/monitoring", response_model=ModelMonitoring, responses=_MANAGE)
+async def run_model_monitoring(ws: WsPath, name: ModelPath, registry: RegistryDep, runner: RunnerDep,
+                               window: Window = "hour") -> ModelMonitoring:
+    """Run a monitoring pass now (traffic collected in the last few seconds may not be in it yet) and answer its
+    report; new alerts go to the activity log and the model's webhook."""
+    await _managed(ws, name, registry, runner, "run its monitoring")
+    return ModelMonitoring.of(await runner.monitor_model(ws, name, window, run_now=True))
 
 
 @router.post("/workspaces/{ws}/models/{name}/keys", status_code=201, response_model=CreatedModelKey,
