@@ -4,7 +4,9 @@ An instructor (alice) sets up "Intro to ML": a student (bob), the Iris data (tra
 features public, test labels hidden), an environment she builds, changes and rolls back, and an
 assignment whose evaluation scores predictions against the hidden labels. bob forks the environment,
 adds a package, builds his fork, trains a model in it on this machine (target ``local``) and is
-scored in a separate evaluation sandbox; the leaderboard ranks him against alice's baseline. The
+scored in a separate evaluation sandbox; the leaderboard ranks him against alice's baseline. bob deploys
+his model as a web service in the run's own image, an app calls it with a model API key, and traffic whose
+petals are longer than any in the training data raises a drift alert. The
 activity log is exported and verified offline, and a tampered copy fails. The story ends with the
 portal's URL and each person's username, password (set fresh each run) and API token.
 
@@ -41,7 +43,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .client import DEFAULT_DATA_DIR, ApiError, Client, ReprolabError
+from .client import DEFAULT_DATA_DIR, ApiError, Client, ReprolabError, _http
 from .pull_cmd import pull_image
 
 WS = "intro-ml"
@@ -83,6 +85,7 @@ json.dump({"score": round(correct / len(truth), 4)}, open("/outputs/score.json",
 # bob's training script: fit on the public training split, predict the public test features.
 TRAIN_PY = """\
 import json, os
+import joblib
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -96,6 +99,7 @@ folds = cross_val_score(model, X, y, cv=5)
 print(tabulate([[f"fold {i + 1}", f"{s:.3f}"] for i, s in enumerate(folds)], headers=["5-fold CV", "accuracy"]))
 model.fit(X, y)
 os.makedirs("/outputs", exist_ok=True)
+joblib.dump(model, "/outputs/model.joblib")  # deployable as a web service
 pd.DataFrame({"id": test["id"], "species": model.predict(test[X.columns])}).to_csv(
     "/outputs/predictions.csv", index=False)
 json.dump({"cv_accuracy": round(float(folds.mean()), 4), "train_rows": len(train), "predicted": len(test)},
@@ -288,6 +292,60 @@ def _submit(client: Client, files: dict[str, str], command: list[str], **body: A
         "resources": {"cpu": "1", "memory": "1Gi", "timeout": 300}, **body})
 
 
+def _serve_and_monitor(bob: Client, console: Console, run: dict) -> dict:
+    """Deploy the run's model.joblib in the run's own image, call it with a model API key, send traffic whose
+    features are shifted, and show the drift alert the monitoring pass raises."""
+    base_url = str(bob.http.base_url).rstrip("/").removesuffix("/api/v1")
+    _step(console, "bob deploys his model as a web service (Open Inference Protocol), in his run's own image: "
+                   "it predicts with exactly the packages it was trained with")
+    started = time.monotonic()
+    version = bob.post(f"/workspaces/{WS}/models", expect=(202,),
+                       json={"run_id": run["id"], "artifact": "model.joblib", "name": "iris"})
+    version = bob.poll(f"/workspaces/{WS}/models/iris/versions/{version['version']}",
+                       lambda v: v["state"] == "deploying", 120, 0.3)
+    assert version["state"] == "serving", f"model not serving: {version['error']}"
+    key = bob.post(f"/workspaces/{WS}/models/iris/keys", expect=(201,), json={"label": "demo app"})
+    model = bob.get(f"/workspaces/{WS}/models/iris")
+    serve = _http().Client(base_url=base_url.rstrip("/"), timeout=60,
+                           headers={"Authorization": f"Bearer {key['secret']}"})
+    infer = f"{model['url']}/infer"
+    features = [[float(r[c]) for c in ("sepal_length", "sepal_width", "petal_length", "petal_width")]
+                for r in csv.DictReader(_data("iris-test-features.csv").open())]
+
+    def predict(rows: list[list[float]]) -> list:
+        r = serve.post(infer, json={"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64",
+                                                "data": rows}]})
+        assert r.status_code == 200, f"infer: {r.status_code} {r.text}"
+        return r.json()["outputs"][0]["data"]
+
+    first = predict(features[:1])
+    console.print(f"    {base_url.rstrip('/')}{model['url']} (v{version['version']}, image "
+                  f"...{version['image'][-12:]}); first prediction {first} "
+                  f"{time.monotonic() - started:.1f} s after 'deploy', with a model API key")
+    _step(console, "an app calls it: 30 flowers like the training data, then 40 whose petals are 3 cm longer; "
+                   "bob runs the monitoring pass (it also runs every 5 minutes)")
+    predict(features)
+    predict([[a, b, c + 3, d + 2] for a, b, c, d in (features + features)[:40]])
+    serve.close()
+    report: dict = {}
+    deadline = time.monotonic() + 30
+    while not report.get("alerts"):  # the gateway writes collected traffic every 5 s
+        assert time.monotonic() < deadline, f"no drift alert after 30 s: {report.get('windows')}"
+        time.sleep(1)
+        report = bob.post(f"/workspaces/{WS}/models/iris/monitoring")
+    last = report["windows"][-1]
+    table = Table("feature", "test", "p-value or distance", "drifted", "mean now", "mean in training",
+                  title=f"monitoring: {last['count']} predictions in the hour from {last['start'][11:16]} UTC "
+                        f"against {report['reference']['dataset']}", title_style="bold")
+    now = report["stats"][last["start"]]
+    for f in last["drift"]["features"]:
+        table.add_row(f["feature"], f["test"], f"{f['score']:.3g}", "yes" if f["drifted"] else "no",
+                      f"{now[f['feature']]['mean']:.2f}", f"{report['reference_stats'][f['feature']]['mean']:.2f}")
+    console.print(table)
+    console.print(f"    [bold red]alert[/bold red]: {report['alerts'][0]['detail']}")
+    return model
+
+
 def _follow_scored(client: Client, console: Console, run: dict, timeout: float = 300) -> dict:
     """Show the run's live output under a spinner, then wait for the evaluation sandbox's score."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
@@ -434,6 +492,8 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     console.print(table)
     assert [r["username"] for r in board["rows"]] == ["bob", "alice"], board
 
+    model = _serve_and_monitor(bob, console, run)
+
     _step(console, "alice exports the gradebook of 'iris' (CSV): each student's best submission, its time, "
                    "late flag and score")
     alice.post(f"/workspaces/{WS}/assignments/iris/submissions/{run['id']}/feedback",
@@ -471,7 +531,8 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
         while True:
             alice.download(f"/workspaces/{WS}/activity/export", bundle)
             text = bundle.read_text()
-            if '"dataset.downloaded"' in text and text.count('"run.scored"') >= 2:
+            if ('"dataset.downloaded"' in text and text.count('"run.scored"') >= 2
+                    and '"model.drift_alert"' in text):
                 break
             assert time.monotonic() < deadline, "the activity log lacks the story's last events after 30s"
             time.sleep(0.3)
@@ -504,5 +565,6 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
     console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: course {WS}, "
                   f"{len(versions)} versions of iris (v3 rolled back to v1) built into one image, bob's fork "
                   f"{fork['name']} built on it, his run scored {run['score']} (baseline {base_run['score']}), "
+                  f"his model served at {model['url']} with a drift alert, "
                   f"{result.entries} activity entries exported and verified.")
     return tokens

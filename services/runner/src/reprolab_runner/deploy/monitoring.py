@@ -176,7 +176,7 @@ def alerts_from(db: Db, m: DeployedModel, rep: Mapping[str, Any], *, min_accurac
             a = service.record_alert(db, m, kind="drift", window_start=w["start"],
                                      detail=f"input drift: {d.get('drifted_count')} of {len(d.get('features', []))} "
                                             f"features drifted ({names}) in the {window} from {_when(w['start'])}, "
-                                            f"{w['count']} requests against the training data")
+                                            f"{w['count']} predictions against the training data")
             new += [a] if a else []
     for p in rep["predictions"]:
         if (p.get("accuracy") is not None and p["accuracy"] < min_accuracy and p.get("labelled", 0) >= min_labels
