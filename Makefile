@@ -46,7 +46,7 @@ images: install container-deps base-image ## Build the platform images (services
 	@if [ "$(CHECK)" = 1 ]; then bash scripts/images-check.sh; fi
 
 .PHONY: test-deps
-test-deps: container-deps base-image ## Install what the tests need beyond Python (PostgreSQL, containers; root)
+test-deps: container-deps base-image mlserver-env ## Install what the tests need beyond Python (PostgreSQL, containers; root)
 	bash scripts/test-deps.sh
 
 .PHONY: test
@@ -73,3 +73,7 @@ lint: install ## Ruff
 .PHONY: clean
 clean: ## Remove the virtualenvs and local state
 	rm -rf .venv $(TOOLS) .reprolab .pytest_cache
+
+.PHONY: mlserver-env
+mlserver-env: $(UV) ## MLServer 1.7.1 in its own venv, .tools/mlserver (the yardstick of tests/serving/test_oip_mlserver.py, bench/serve.py)
+	UV=$(UV) bash scripts/mlserver-env.sh
