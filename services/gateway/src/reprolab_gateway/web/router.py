@@ -196,6 +196,8 @@ PAGES = {
     "people": ("/w/{ws}/people", "people.html"),
     "package_indexes": ("/w/{ws}/package-indexes", "package_indexes.html"),
     "sessions": ("/w/{ws}/sessions", "sessions.html"),
+    "models": ("/w/{ws}/models", "models.html"),
+    "model": ("/w/{ws}/models/{model}", "model.html"),
     "users": ("/admin/users", "users.html"),
 }
 

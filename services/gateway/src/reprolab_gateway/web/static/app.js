@@ -976,8 +976,31 @@ pages.run = async () => {
     fill("#metrics", Object.entries(out.metrics || {}).map(([k, v]) => [k, JSON.stringify(v)]), "No metrics.json.");
     fill("#outputs", out.files.map((f) => [
       el("a", { href: `${API}/runs/${id}/outputs/${f.name.split("/").map(encodeURIComponent).join("/")}`, download: "" }, f.name),
-      bytes(f.size), el("span", { class: "digest", title: f.sha256 }, short(f.sha256))]), "No outputs.");
+      bytes(f.size), el("span", { class: "digest", title: f.sha256 }, short(f.sha256)),
+      run.status === "succeeded" && MODEL_FILE.test(f.name) ? el("button", { type: "button", class: "secondary small",
+        "data-deploy": f.name, "aria-label": `Deploy ${f.name} as a model` }, "Deploy as a model") : ""]), "No outputs.");
   };
+  // "Deploy as a model": a model file of a succeeded run becomes a web service, served in the run's image
+  const deployForm = $("#deploy-form");
+  $("#outputs").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-deploy]");
+    if (!target) return;
+    deployForm.dataset.artifact = target.dataset.deploy;
+    $("#deploy-artifact").textContent = target.dataset.deploy;
+    $("#deploy-name").value = defaultModelName(target.dataset.deploy);
+    deployForm.hidden = false;
+    $("#deploy-name").focus();
+  });
+  $("#deploy-cancel").addEventListener("click", () => { deployForm.hidden = true; });
+  onSubmit(deployForm, async (data) => {
+    const name = $("#deploy-name").value.trim();
+    const v = await api("POST", `/workspaces/${WS}/models`, { json: { run_id: id, artifact: deployForm.dataset.artifact, name } });
+    deployForm.hidden = true;
+    const done = $("#deployed");
+    done.replaceChildren(`Deploying ${v.artifact} as version ${v.version} of model ${v.name}: `,
+      el("a", { href: modelPage(v.name) }, `follow it on the model's page`), " (it serves in about a minute).");
+    done.hidden = false;
+  });
   $("#cancel-run").addEventListener("click", (event) => busy(event.target, async () => {
     await api("POST", `/runs/${id}/cancel`);
     await details();
@@ -1132,6 +1155,8 @@ function describeSubject(e) {
       ? link(`/w/${WS}/env/${d.environment}`, `build${ofVersion}`) : `build ${id.slice(0, 8)}`;
     case "runs": return link(`/w/${WS}/runs/${id}`, `run ${id.slice(0, 8)}${ofVersion}`);
     case "assignments": return link(`/w/${WS}/assignments/${id}`, `assignment ${id}`);
+    case "models": return el("span", {}, link(`/w/${WS}/models/${id}`, n ? `model ${id} v${n}` : `model ${id}`),
+      d.detail ? `: ${d.detail}` : "");
     default: return e.subject;
   }
 }
@@ -1420,6 +1445,471 @@ pages.sessions = async () => {
   });
   await show();
   setInterval(() => show().catch((err) => flash(err.message, true)), 3000);
+};
+
+// --- models: a run's output served as a web service (issue 15) -----------------------------------------
+
+const MODEL_FILE = /(\.joblib|\.pkl|\.pickle|\.onnx|(^|\/)score\.py)$/i;
+
+// The model name the API would take from a file name (outputs/Iris_Model.joblib → iris-model).
+function defaultModelName(artifact) {
+  const parts = artifact.split("/");
+  const file = parts[parts.length - 1];
+  const stem = file === "score.py" && parts.length > 1 ? parts[parts.length - 2] : file.replace(/\.[^.]*$/, "");
+  const name = stem.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").replace(/^[^a-z]+/, "")
+    .slice(0, 63).replace(/-+$/, "");
+  return name || "model";
+}
+
+const modelPage = (name) => `/w/${WS}/models/${encodeURIComponent(name)}`;
+const modelState = (m) => {
+  const active = m.versions.find((v) => v.version === m.active_version);
+  return active ? active.state : (m.versions[m.versions.length - 1] || {}).state || "stopped";
+};
+const runLink = (id) => el("a", { href: `/w/${WS}/runs/${id}`, class: "mono" }, id.slice(0, 8));
+
+pages.models = async () => {
+  const list = await api("GET", `/workspaces/${WS}/models`);
+  fill("#models-table", list.items.map((m) => {
+    const active = m.versions.find((v) => v.version === m.active_version);
+    const shown = active || m.versions[m.versions.length - 1];
+    return [el("a", { href: modelPage(m.name) }, m.name),
+      active ? `version ${active.version} of ${m.versions.length}` : "none",
+      badge(modelState(m)), shown ? runLink(shown.run_id) : "—",
+      el("code", { class: "url" }, location.origin + m.url)];
+  }), "No models yet: open a finished run that saved a model file (.joblib, .pkl, .onnx or score.py) and press "
+    + "“Deploy as a model” beside the file.");
+};
+
+// --- tiny SVG charts: no library; every series, band and bar carries a data- attribute to be counted ---
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const PALETTE = ["#1d4ed8", "#b45309", "#047857", "#9333ea", "#be123c", "#0e7490", "#4d7c0f", "#6b7280"];
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== undefined && value !== null && value !== false) node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const num = (v) => typeof v === "number" && Number.isFinite(v);
+const fmt = (v) => (!num(v) ? "—" : Math.abs(v) >= 1000 || v === Math.round(v) ? String(Math.round(v * 100) / 100)
+  : v.toPrecision(3).replace(/\.?0+$/, ""));
+
+// A chart over windows (x: their index): lines (with optional min–max bands), dashed reference lines and
+// stacked bars. opts: {labels, lines: [{name, values, lo?, hi?, color}], refs: [{name, value, color}],
+// stacks: [{name, values, color}] (each a share 0..1 per window), yMin?, yMax?, title}.
+function chart({ labels, lines = [], refs = [], stacks = [], yMin, yMax, title, percent = false }) {
+  const W = 560;
+  const H = 200;
+  const L = 48;
+  const R = 10;
+  const T = 12;
+  const B = 30;
+  const n = Math.max(labels.length, 1);
+  const all = [...lines.flatMap((s) => [...s.values, ...(s.lo || []), ...(s.hi || [])]), ...refs.map((r) => r.value)]
+    .filter(num);
+  let lo = yMin ?? (all.length ? Math.min(...all) : 0);
+  let hi = yMax ?? (all.length ? Math.max(...all) : 1);
+  if (hi === lo) { lo -= Math.abs(lo) * 0.1 || 1; hi += Math.abs(hi) * 0.1 || 1; }
+  const step = (W - L - R) / n;
+  const x = (i) => L + step * (i + 0.5);
+  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+  const tick = (v) => (percent ? `${Math.round(v * 100)}%` : fmt(v));
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, class: "chart" },
+    svg("title", {}, title),
+    svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }),
+    svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }),
+    [hi, (hi + lo) / 2, lo].map((v) => svg("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", class: "tick" }, tick(v))));
+  // at most ~8 labels on the x axis, always the first and the last
+  const every = Math.ceil(labels.length / 8);
+  labels.forEach((label, i) => {
+    if (i % every === 0 || i === labels.length - 1) {
+      root.append(svg("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", class: "tick" }, label));
+    }
+  });
+  stacks.forEach((s, k) => {
+    s.values.forEach((v, i) => {
+      if (!num(v) || v <= 0) return;
+      const below = stacks.slice(0, k).reduce((sum, o) => sum + (num(o.values[i]) ? o.values[i] : 0), 0);
+      const top = y(below + v);
+      root.append(svg("rect", { x: x(i) - step * 0.35, y: top, width: step * 0.7, height: Math.max(0.5, y(below) - top),
+        fill: s.color, "data-bar": s.name, "data-window": labels[i] }, svg("title", {}, `${labels[i]}: ${s.name} ${tick(v)}`)));
+    });
+  });
+  for (const r of refs) {
+    if (!num(r.value)) continue;
+    root.append(svg("line", { x1: L, x2: W - R, y1: y(r.value), y2: y(r.value), stroke: r.color, "stroke-width": 2,
+      "stroke-dasharray": "6 4", "data-series": r.name }, svg("title", {}, `${r.name}: ${fmt(r.value)}`)));
+  }
+  for (const s of lines) {
+    if (s.lo && s.hi) {
+      const idx = s.values.map((_, i) => i).filter((i) => num(s.lo[i]) && num(s.hi[i]));
+      if (idx.length) {
+        const pts = [...idx.map((i) => [x(i) - (idx.length === 1 ? step * 0.2 : 0), y(s.hi[i])]),
+          ...idx.slice().reverse().map((i) => [x(i) + (idx.length === 1 ? step * 0.2 : 0), y(s.lo[i])])];
+        if (idx.length === 1) pts.splice(1, 0, [x(idx[0]) + step * 0.2, y(s.hi[idx[0]])]);
+        if (idx.length === 1) pts.push([x(idx[0]) - step * 0.2, y(s.lo[idx[0]])]);
+        root.append(svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), fill: s.color, "fill-opacity": 0.15,
+          "data-band": s.name }));
+      }
+    }
+    const pts = s.values.map((v, i) => [i, v]).filter(([, v]) => num(v));
+    if (!pts.length) continue;
+    root.append(svg("g", { "data-series": s.name },
+      svg("polyline", { points: pts.map(([i, v]) => `${x(i)},${y(v)}`).join(" "), fill: "none", stroke: s.color,
+        "stroke-width": 2 }),
+      pts.map(([i, v]) => svg("circle", { cx: x(i), cy: y(v), r: 3.5, fill: s.color },
+        svg("title", {}, `${labels[i]}: ${s.name} ${tick(v)}`)))));
+  }
+  return root;
+}
+
+function legend(items) {
+  return el("ul", { class: "legend" }, items.map(([name, color, dashed]) =>
+    el("li", {}, el("span", { class: dashed ? "swatch dashed" : "swatch", "data-color": color }), name)));
+}
+
+// the legend's swatches take their colour from script (no inline style attribute: the CSP forbids it)
+function paintSwatches(root) {
+  $$(".swatch", root).forEach((s) => {
+    if (s.classList.contains("dashed")) s.style.borderTopColor = s.dataset.color;
+    else s.style.backgroundColor = s.dataset.color;
+  });
+}
+
+const hourOf = (iso) => iso.slice(11, 16);
+const dayOf = (iso) => iso.slice(0, 10);
+const windowLabel = (iso, window) => (window === "day" ? dayOf(iso).slice(5) : hourOf(iso));
+const windowWords = (iso, window) => (window === "day" ? `the day of ${dayOf(iso)} (UTC)`
+  : `the hour from ${hourOf(iso)} on ${dayOf(iso)} (UTC)`);
+const TESTS = { ks: "Kolmogorov–Smirnov", chi2: "chi-squared", z: "Z-test", wasserstein: "Wasserstein distance",
+  jensenshannon: "Jensen–Shannon distance" };
+const testWords = (f) => (["ks", "chi2", "z"].includes(f.test)
+  ? `${TESTS[f.test] || f.test} p = ${fmt(f.score)} (drift below ${fmt(f.threshold)})`
+  : `${TESTS[f.test] || f.test} ${fmt(f.score)} (drift from ${fmt(f.threshold)})`);
+
+// The banner: the most recent alerts in words, with the window's drift when the report has it.
+function alertBanner(report) {
+  const box = $("#model-alerts");
+  const alerts = [...report.alerts].sort((a, b) => String(b.window_start).localeCompare(String(a.window_start)));
+  if (!alerts.length) {
+    box.replaceChildren();
+    return;
+  }
+  const byStart = Object.fromEntries(report.windows.map((w) => [w.start, w]));
+  const words = (a) => {
+    const w = byStart[a.window_start];
+    const d = w && w.drift;
+    if (a.kind === "drift" && d) {
+      const names = d.features.filter((f) => f.drifted).map((f) => f.feature).join(", ");
+      return `Input drift detected in ${windowWords(a.window_start, report.window)}: ${d.drifted_count} of `
+        + `${d.features.length} features drifted (${names}). The requests no longer look like the training data.`;
+    }
+    if (a.kind === "drift") return `Input drift detected (version ${a.version}): ${a.detail}.`;
+    return `Accuracy fell (version ${a.version}): ${a.detail}.`;
+  };
+  const shown = alerts.slice(0, 3);
+  box.replaceChildren(el("div", { class: "alert-banner" },
+    shown.map((a) => el("p", { "data-alert": a.kind }, words(a))),
+    alerts.length > shown.length ? el("p", {}, `… and ${alerts.length - shown.length} earlier alert(s), listed under Monitoring.`)
+      : ""));
+}
+
+function renderMonitoring(report, model) {
+  const box = $("#monitoring");
+  const window = report.window;
+  const predictUrl = `${location.origin}${model.url}/predict`;
+  $("#mon-updated").textContent = report.updated ? `Report of ${when(report.updated)} UTC.` : "No report made yet.";
+  $("#mon-reference").textContent = report.reference
+    ? `Compared with the training data: ${report.reference.dataset} (${report.reference.rows} rows), a dataset of the run.`
+    : "No training data to compare with: none of the run's datasets (CSV, TSV, Parquet) has columns that match the "
+      + "model's inputs, so there are statistics below but no drift.";
+  alertBanner(report);
+  const windows = report.windows || [];
+  if (!windows.length) {
+    box.replaceChildren(el("p", { class: "empty" }, `No traffic yet: send a prediction to ${predictUrl} (“Try it” above, or `
+      + "a program with an API key). Requests are summarised every few minutes"
+      + (canManageModel ? "; “Check now” does it at once." : ".")));
+    return;
+  }
+  const starts = windows.map((w) => w.start);
+  const labels = starts.map((s) => windowLabel(s, window));
+  const parts = [];
+
+  // inputs: each feature's mean per window, its lowest-to-highest band, the training data's mean
+  const features = report.features || [];
+  parts.push(el("h3", {}, "Inputs"), el("p", { class: "hint" }, `Requests per ${window}: `
+    + windows.map((w, i) => `${labels[i]} ${w.count}`).join(", ") + "."));
+  const grid = el("div", { class: "charts" });
+  features.forEach((f) => {
+    const per = starts.map((s) => ((report.stats || {})[s] || {})[f] || {});
+    const ref = (report.reference_stats || {})[f];
+    const color = PALETTE[0];
+    const lines = [{ name: "mean", values: per.map((p) => p.mean), lo: per.map((p) => p.min), hi: per.map((p) => p.max), color }];
+    const refs = ref && num(ref.mean) ? [{ name: "training mean", value: ref.mean, color: "#6b7280" }] : [];
+    const last = per[per.length - 1];
+    grid.append(el("figure", { class: "chart-box", "data-feature": f },
+      chart({ labels, lines, refs, title: `${f}: mean per ${window} with its lowest to highest value`
+        + (refs.length ? `, beside the training data's mean ${fmt(ref.mean)}` : "") }),
+      el("figcaption", {}, el("strong", {}, f), ` – last ${window}: mean ${fmt(last.mean)}, from ${fmt(last.min)} to `
+        + `${fmt(last.max)}` + (num(last.missing_share) && last.missing_share > 0 ? `, ${Math.round(last.missing_share * 100)}% missing` : "")
+        + (refs.length ? `; training data: mean ${fmt(ref.mean)}, from ${fmt(ref.min)} to ${fmt(ref.max)}` : ""))));
+  });
+  parts.push(legend([["mean of the requests", PALETTE[0]], ["lowest to highest (band)", "#bfdbfe"],
+    ["mean of the training data", "#6b7280", true]]), grid);
+
+  // drift per window
+  parts.push(el("h3", {}, "Drift"));
+  if (!report.reference) {
+    parts.push(el("p", { class: "hint" }, "No drift without training data to compare with."));
+  } else {
+    const table = el("table", { class: "data", id: "drift-table" }, el("caption", { class: "sr-only" }, "Drift per window"),
+      el("thead", {}, el("tr", {}, ["Window", "Requests", "Drift", "Features that drifted"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody"));
+    fill(table.querySelector("tbody"), windows.slice().reverse().map((w) => {
+      const d = w.drift;
+      if (!d) return [labels[starts.indexOf(w.start)], String(w.count), "—", "not tested"];
+      const drifted = d.features.filter((f) => f.drifted);
+      return [windowWords(w.start, window), String(w.count),
+        d.drifted ? el("span", { class: "badge bad" }, `drifted: ${d.drifted_count} of ${d.features.length}`)
+          : el("span", { class: "badge ok" }, `no drift (${d.drifted_count} of ${d.features.length})`),
+        drifted.length ? el("ul", { class: "plain" }, drifted.map((f) => el("li", {}, el("strong", {}, f.feature), `: ${testWords(f)}`)))
+          : "none"];
+    }), "No windows.");
+    parts.push(table);
+  }
+
+  // predictions: share of each class per window (stacked bars), or a regressor's distribution; accuracy
+  const preds = report.predictions || [];
+  parts.push(el("h3", {}, "Predictions"));
+  const classes = [...new Set(preds.flatMap((p) => Object.keys(p.class_shares || {})))].sort();
+  if (classes.length) {
+    const pl = preds.map((p) => windowLabel(p.start, window));
+    const stacks = classes.map((c, k) => ({ name: c, color: PALETTE[k % PALETTE.length],
+      values: preds.map((p) => (p.class_shares || {})[c] ?? 0) }));
+    parts.push(el("figure", { class: "chart-box", id: "class-shares" },
+      chart({ labels: pl, stacks, yMin: 0, yMax: 1, percent: true, title: `Share of each predicted class per ${window}` }),
+      el("figcaption", {}, `Share of each predicted class per ${window}; last ${window}: `
+        + classes.map((c) => `${c} ${Math.round(((preds[preds.length - 1].class_shares || {})[c] || 0) * 100)}%`).join(", "))),
+    legend(classes.map((c, k) => [`class ${c}`, PALETTE[k % PALETTE.length]])));
+  } else if (preds.some((p) => p.distribution)) {
+    const pl = preds.map((p) => windowLabel(p.start, window));
+    const dist = preds.map((p) => p.distribution || {});
+    parts.push(el("figure", { class: "chart-box", id: "prediction-distribution" },
+      chart({ labels: pl, lines: [{ name: "mean prediction", values: dist.map((d) => d.mean), lo: dist.map((d) => d.min),
+        hi: dist.map((d) => d.max), color: PALETTE[2] }], title: `Predicted values per ${window}: mean, lowest to highest` }),
+      el("figcaption", {}, `Predicted values per ${window}: mean (line), lowest to highest (band).`)));
+  } else {
+    parts.push(el("p", { class: "hint" }, "No predictions summarised yet."));
+  }
+  const labelled = preds.filter((p) => num(p.accuracy) || num(p.mae));
+  if (labelled.length) {
+    const pl = preds.map((p) => windowLabel(p.start, window));
+    const isAcc = labelled.some((p) => num(p.accuracy));
+    parts.push(el("figure", { class: "chart-box", id: "accuracy" },
+      chart({ labels: pl, lines: [{ name: isAcc ? "accuracy" : "mean absolute error",
+        values: preds.map((p) => (isAcc ? p.accuracy : p.mae)), color: PALETTE[4] }],
+      ...(isAcc ? { yMin: 0, yMax: 1, percent: true } : {}),
+      title: isAcc ? `Accuracy per ${window} on the true labels sent back` : `Mean absolute error per ${window}` }),
+      el("figcaption", {}, (isAcc ? "Accuracy" : "Mean absolute error") + ` per ${window}, on `
+        + `${labelled.reduce((s, p) => s + (p.labelled || 0), 0)} true labels sent back.`)));
+  } else {
+    parts.push(el("p", { class: "hint", id: "no-labels" }, "No true labels yet, so no accuracy: send them later to "
+      + `${location.origin}/serve/${WS}/${model.name}/feedback as {"labels": {"<request id>": <true label>}} `
+      + "(the request id is the X-Request-Id of the prediction's answer)."));
+  }
+
+  // every alert, newest first
+  const alerts = [...report.alerts].sort((a, b) => String(b.created || b.window_start).localeCompare(String(a.created || a.window_start)));
+  parts.push(el("h3", {}, "Alerts"), alerts.length
+    ? el("ul", { id: "alert-list" }, alerts.map((a) => el("li", {}, badge(a.kind === "drift" ? "drift" : "accuracy"),
+      ` version ${a.version}, ${windowWords(a.window_start, report.window)}: ${a.detail}`)))
+    : el("p", { class: "hint" }, "No alerts: the inputs look like the training data."));
+  box.replaceChildren(...parts);
+  paintSwatches(box);
+}
+
+let canManageModel = false;
+
+pages.model = async () => {
+  const name = body.dataset.model;
+  const base = `/workspaces/${WS}/models/${encodeURIComponent(name)}`;
+  const runs = {};
+  const runOf = async (id) => {
+    if (!(id in runs)) {
+      runs[id] = api("GET", `/runs/${id}`).catch(() => null);  // a student may not see an instructor's run
+    }
+    return runs[id];
+  };
+  let model = null;
+  let report = null;
+
+  const showModel = async () => {
+    const ws = await api("GET", `/workspaces/${WS}`);
+    model = await api("GET", base);
+    canManageModel = MANAGERS.includes(ws.caller_role) || model.versions.some((v) => v.created_by === body.dataset.user);
+    $$("[data-manage]").forEach((node) => { node.hidden = !canManageModel; });
+    const active = model.versions.find((v) => v.version === model.active_version);
+    const url = location.origin + model.url;
+    const details = [
+      ["Serving", active ? el("span", {}, `version ${active.version} `, badge(active.state)) : el("span", {}, "nothing ", badge(modelState(model)))],
+      ["Address", el("code", { class: "url", id: "model-url" }, url)],
+      ["Predict", el("code", { class: "url" }, `POST ${url}/predict {"rows": [[…], …]}`)],
+      ["Protocol", el("span", {}, "Open Inference Protocol v2: ", el("code", { class: "url" }, `${url}/infer`), " with typed tensors")],
+    ];
+    if (active) details.push(["Trained by run", runLink(active.run_id)], ["Deployed by", `${active.created_by}, ${when(active.created)}`]);
+    $("#model-details").replaceChildren(...details.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    const rows = await Promise.all([...model.versions].reverse().map(async (v) => {
+      const run = await runOf(v.run_id);
+      const actions = [];
+      if (canManageModel && v.state === "serving" && !v.active) {
+        const older = model.active_version !== null && v.version < model.active_version;
+        actions.push(el("button", { type: "button", class: "secondary small", "data-activate": v.version },
+          older ? `Roll back to v${v.version}` : "Make active"));
+      }
+      const digest = (v.image.split("@")[1] || "");
+      return [el("span", { "data-version": v.version }, `v${v.version}`, v.active ? el("small", {}, "active") : ""),
+        [badge(v.state), v.error ? el("small", { class: "error-text" }, v.error) : ""],
+        runLink(v.run_id),
+        run ? `${run.environment} v${run.version}` : "—",
+        el("span", { class: "digest", title: v.image }, short(digest) || v.image),
+        el("code", {}, v.artifact), `${v.created_by}, ${when(v.created)}`, actions.length ? actions : "—"];
+    }));
+    fill("#versions-table", rows, "No versions.");
+    $("#stop-model").hidden = !model.versions.some((v) => ["serving", "deploying"].includes(v.state));
+    return model;
+  };
+
+  const showKeys = async () => {
+    if (!canManageModel) return;
+    const keys = await api("GET", `${base}/keys`);
+    fill("#keys-table", keys.items.map((k) => [el("code", {}, `${k.prefix}…`), k.label || "—", k.created_by, when(k.created),
+      k.rate_per_minute ? String(k.rate_per_minute) : "default", k.revoked ? badge("revoked") : badge("active"),
+      k.revoked ? "—" : el("button", { type: "button", class: "danger small", "data-revoke": k.id,
+        "aria-label": `Revoke the key starting ${k.prefix}` }, "Revoke")]), "No keys yet.");
+  };
+
+  const showMonitoring = async (runNow = false) => {
+    const window = $("#mon-window").value;
+    report = await api(runNow ? "POST" : "GET", `${base}/monitoring?window=${window}`);
+    renderMonitoring(report, model);
+    // an example row for "Try it": the training data's means, when there is training data
+    const rows = $("#try-rows");
+    const ref = report.reference_stats || {};
+    if (!rows.value && report.features.length && report.features.every((f) => ref[f] && num(ref[f].mean))) {
+      rows.value = JSON.stringify([report.features.map((f) => Math.round(ref[f].mean * 100) / 100)]);
+      $("#try-rows-hint").textContent = `In this order: ${report.features.join(", ")}. The example is the training data's average row.`;
+    }
+  };
+
+  await showModel();
+  await showKeys();
+  if (!$("#try-rows-hint").textContent) {
+    $("#try-rows-hint").textContent = "e.g. [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]: one inner list per row, "
+      + "the features in the order the model was trained with.";
+  }
+  try {
+    await showMonitoring();
+  } catch (err) {
+    $("#monitoring").replaceChildren(el("p", { class: "hint" }, `No monitoring report: ${err.message}`));
+  }
+
+  $("#versions-table").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-activate]");
+    if (!target) return;
+    busy(target, async () => {
+      const v = await api("POST", `${base}/rollback`, { json: { version: Number(target.dataset.activate) } });
+      flash(`Version ${v.version} now answers at the model's address.`);
+      await showModel();
+    });
+  });
+  $("#stop-model").addEventListener("click", (event) => busy(event.target, async () => {
+    if (!confirm(`Stop serving ${name}? Every version stops and its address answers “not found”; the history stays.`)) return;
+    await api("DELETE", base);
+    flash(`Model ${name} stopped. Deploy it again from a run to serve it.`);
+    await showModel();
+  }));
+  onSubmit($("#key-form"), async (data, form) => {
+    const made = await api("POST", `${base}/keys`, { json: { label: data.get("label").trim(),
+      rate_per_minute: Number(data.get("rate") || 0) } });
+    form.reset();
+    $("#new-key-value").value = made.secret;
+    $("#new-key").hidden = false;
+    $("#try-key").value = made.secret;  // ready for "Try it"; it stays in this page only
+    flash(`Key ${made.prefix}… created. Copy it now: it is not shown again.`);
+    await showKeys();
+  });
+  $("#copy-key").addEventListener("click", async () => {
+    const input = $("#new-key-value");
+    input.select();
+    try {
+      await navigator.clipboard.writeText(input.value);
+      flash("Key copied.");
+    } catch {
+      flash("Selected: press Ctrl+C (or ⌘C) to copy it.");
+    }
+  });
+  $("#keys-table").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-revoke]");
+    if (!target) return;
+    busy(target, async () => {
+      await api("DELETE", `${base}/keys/${target.dataset.revoke}`);
+      flash("Key revoked: requests with it are refused from now on.");
+      await showKeys();
+    });
+  });
+  onSubmit($("#try-form"), async () => {
+    const out = $("#try-result");
+    let doc;
+    try {
+      doc = JSON.parse($("#try-rows").value);
+    } catch (err) {
+      throw new Error(`The rows are not JSON: ${err.message}`);
+    }
+    const rows = Array.isArray(doc) ? doc : doc && doc.rows;
+    if (!Array.isArray(rows) || !rows.length) throw new Error("Give a list of rows, e.g. [[5.1, 3.5, 1.4, 0.2]].");
+    const secret = $("#try-key").value.trim();
+    if (!secret) throw new Error("Fill in a model API key or your API token: the model's address needs one.");
+    // straight to the model's address, as a program would call it (not through /api/v1: its own key)
+    const res = await fetch(`${model.url}/predict`, { method: "POST", credentials: "omit",
+      headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ rows }) });
+    let answer = {};
+    try { answer = await res.json(); } catch { /* not JSON */ }
+    out.hidden = false;
+    if (!res.ok) {
+      out.textContent = `${res.status}: ${answer.error || "the model refused the request"}`;
+      out.classList.add("error");
+      return;
+    }
+    out.classList.remove("error");
+    const preds = answer.predictions || [];
+    out.textContent = `Predicted: ${preds.map((p) => JSON.stringify(p)).join(", ")}\n`
+      + `(version ${answer.model_version ?? "?"}, request id ${res.headers.get("x-request-id") || answer.id || "—"})`;
+    out.dataset.predictions = JSON.stringify(preds);
+  });
+  $("#mon-window").addEventListener("change", () => busy($("#mon-window"), () => showMonitoring()));
+  $("#mon-now").addEventListener("click", (event) => busy(event.target, async () => {
+    await showMonitoring(true);
+    flash("Monitoring report made now.");
+  }));
+  // a version being deployed: follow it until it serves (or fails)
+  const follow = async () => {
+    for (let i = 0; i < 120 && model.versions.some((v) => v.state === "deploying"); i++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      await showModel();
+    }
+  };
+  follow().catch((err) => flash(err.message, true));
+  // the report is remade every few minutes: read it again now and then
+  setInterval(() => showMonitoring().catch(() => {}), 60_000);
 };
 
 // --- account: password, browser sessions, API tokens -------------------------------------------------
