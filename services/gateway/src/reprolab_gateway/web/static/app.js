@@ -1499,16 +1499,17 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 const num = (v) => typeof v === "number" && Number.isFinite(v);
+// 3 significant digits, no exponent for the numbers people read here (a p-value is said "below 0.001")
 const fmt = (v) => (!num(v) ? "—" : Math.abs(v) >= 1000 || v === Math.round(v) ? String(Math.round(v * 100) / 100)
-  : v.toPrecision(3).replace(/\.?0+$/, ""));
+  : Math.abs(v) < 0.001 ? v.toExponential(1) : String(Number(v.toPrecision(3))));
 
 // A chart over windows (x: their index): lines (with optional min–max bands), dashed reference lines and
 // stacked bars. opts: {labels, lines: [{name, values, lo?, hi?, color}], refs: [{name, value, color}],
 // stacks: [{name, values, color}] (each a share 0..1 per window), yMin?, yMax?, title}.
 function chart({ labels, lines = [], refs = [], stacks = [], yMin, yMax, title, percent = false }) {
-  const W = 560;
-  const H = 200;
-  const L = 48;
+  const W = 420;
+  const H = 190;
+  const L = 44;
   const R = 10;
   const T = 12;
   const B = 30;
@@ -1592,7 +1593,8 @@ const windowWords = (iso, window) => (window === "day" ? `the day of ${dayOf(iso
 const TESTS = { ks: "Kolmogorov–Smirnov", chi2: "chi-squared", z: "Z-test", wasserstein: "Wasserstein distance",
   jensenshannon: "Jensen–Shannon distance" };
 const testWords = (f) => (["ks", "chi2", "z"].includes(f.test)
-  ? `${TESTS[f.test] || f.test} p = ${fmt(f.score)} (drift below ${fmt(f.threshold)})`
+  ? `${TESTS[f.test] || f.test} p ${num(f.score) && f.score < 0.001 ? "< 0.001" : `= ${fmt(f.score)}`} `
+    + `(drift below ${fmt(f.threshold)})`
   : `${TESTS[f.test] || f.test} ${fmt(f.score)} (drift from ${fmt(f.threshold)})`);
 
 // The banner: the most recent alerts in words, with the window's drift when the report has it.
@@ -1627,12 +1629,12 @@ function renderMonitoring(report, model) {
   const window = report.window;
   const predictUrl = `${location.origin}${model.url}/predict`;
   $("#mon-updated").textContent = report.updated ? `Report of ${when(report.updated)} UTC.` : "No report made yet.";
+  const windows = report.windows || [];
   $("#mon-reference").textContent = report.reference
     ? `Compared with the training data: ${report.reference.dataset} (${report.reference.rows} rows), a dataset of the run.`
-    : "No training data to compare with: none of the run's datasets (CSV, TSV, Parquet) has columns that match the "
-      + "model's inputs, so there are statistics below but no drift.";
+    : windows.length ? "No training data to compare with: none of the run's datasets (CSV, TSV, Parquet) has columns "
+      + "that match the model's inputs, so there are statistics below but no drift." : "";
   alertBanner(report);
-  const windows = report.windows || [];
   if (!windows.length) {
     box.replaceChildren(el("p", { class: "empty" }, `No traffic yet: send a prediction to ${predictUrl} (“Try it” above, or `
       + "a program with an API key). Requests are summarised every few minutes"
