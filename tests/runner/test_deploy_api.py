@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.server
 import json
 import random
 import subprocess
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -53,7 +55,8 @@ def world(database_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, podman_
     store = make_object_store(common)
     installation = f"t-{uuid.uuid4().hex[:8]}"
     settings = SimpleNamespace(common=common, docker_url=podman_socket, installation_id=lambda: installation,
-                               model_min_accuracy=0.8, model_monitor_seconds=300)
+                               model_min_accuracy=0.8, model_monitor_seconds=300,
+                               model_webhook_allow_private=True)
     target = LocalServing(settings, installation=installation)
     deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=lambda: None, target=target)
     monitor = Monitor(settings=settings, sessions=sessions, store=store, wake_outbox=lambda: None)
@@ -157,6 +160,31 @@ async def test_a_model_that_cannot_load_ends_failed_with_its_output(world: Simpl
     assert world.target.owned() == {}
 
 
+class HookServer:
+    """A real HTTP server on loopback that records the JSON POSTed to it (a model's alert webhook)."""
+
+    def __init__(self) -> None:
+        received, paths = self.received, self.paths = [], []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                paths.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 async def test_monitoring_compares_traffic_with_the_runs_training_data(world: SimpleNamespace) -> None:
     """The reference is the run's own dataset (a CSV in the object store); tensor traffic has positional
     features, matched to its numeric columns; shifted traffic drifts and raises one alert."""
@@ -170,9 +198,12 @@ async def test_monitoring_compares_traffic_with_the_runs_training_data(world: Si
                                                          "mount": "/data/iris-train.csv", "digest": "sha256:x"}]))
     with pytest.raises(NotFound):
         await world.api.monitor(serving_pb2.ModelMonitorRequest(workspace="ws", name="iris"))
+    hook = HookServer()
     in_transaction(world.sessions, lambda s: service.create_version(
         s, actor=BOB, workspace="ws", name="iris", run_id=run_id, image=world.image, artifact="score.py",
-        target="local"))
+        target="local", webhook_url=f"{hook.url}/hooks/s3cr3t-path"))
+    listed = await world.api.list(serving_pb2.ListModelsRequest(workspace="ws", name="iris"))
+    assert listed.items[0].webhook_url == "http://127.0.0.1/…"  # the path (the hook's secret) is not shown
     traffic = TrafficLog(world.store)
     rows = [{str(j): v for j, v in enumerate([rng.gauss(5.8, .8), rng.gauss(3, .4), rng.gauss(3.7, 1.7),
                                                rng.gauss(1.2, .7)])} for _ in range(60)]
@@ -196,6 +227,9 @@ async def test_monitoring_compares_traffic_with_the_runs_training_data(world: Si
     rep, alerts = await report(run_now=True)
     assert rep["windows"][-1]["count"] == 240 and rep["windows"][-1]["drift"]["drifted"] is True
     assert alerts == ["drift"]  # one per window, however many passes see it
+    assert [(p["model"], p["kind"]) for p in hook.received] == [("iris", "drift")]  # the webhook heard it once
+    assert hook.paths == ["/hooks/s3cr3t-path"] and "petal_length" in hook.received[0]["detail"]
+    hook.close()
     day, alerts = await report(window="day", run_now=True)
     assert day["window"] == "day" and alerts == ["drift"]
     with pytest.raises(Invalid, match="hour"):

@@ -89,3 +89,15 @@ def test_shifted_traffic_raises_one_drift_alert_and_late_labels_an_accuracy_aler
     with db() as s:
         types = [events_pb2.Event.FromString(r.payload).type for r in s.scalars(select(OutboxEvent))]
     assert sorted(types) == ["model.accuracy_alert", "model.drift_alert"]
+
+
+def test_webhooks_call_public_addresses_only_unless_allowed() -> None:
+    refusal = monitoring.webhook_refusal
+    assert refusal("http://127.0.0.1:9/hook") == "its host is not a public address"
+    assert refusal("http://169.254.169.254/latest/meta-data") == "its host is not a public address"
+    assert refusal("http://10.1.2.3/x") == "its host is not a public address"
+    assert refusal("http://[::1]/x") == "its host is not a public address"
+    assert refusal("http://127.0.0.1:9/hook", allow_private=True) == ""
+    assert refusal("ftp://example.org/x") == "not an http(s) URL"
+    assert refusal("http://nosuch.invalid/x").startswith("its host does not resolve")
+    assert monitoring.webhook_host("https://hooks.example.org/services/T0/B0/secret") == "https://hooks.example.org/…"

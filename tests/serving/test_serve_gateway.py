@@ -25,7 +25,16 @@ from ..integration.test_runs import tar_gz
 pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
 
 BASE = "localhost/reprolab/bookworm-python:latest"
-TRAIN = """
+SCORE = '''
+def init():
+    global THRESHOLD
+    THRESHOLD = 2.5
+
+
+def run(inputs):
+    return ["virginica" if row[2] > THRESHOLD else "setosa" for row in inputs["input-0"]]
+'''
+TRAIN = f"SCORE = {SCORE!r}\n" + """
 import csv, json, os
 import joblib
 from sklearn.linear_model import LogisticRegression
@@ -34,8 +43,15 @@ species = sorted({r["species"] for r in rows})
 X = [[float(r[c]) for c in ("sepal_length", "sepal_width", "petal_length", "petal_width")] for r in rows]
 y = [species.index(r["species"]) for r in rows]
 model = LogisticRegression(max_iter=500).fit(X, y)
-os.makedirs("/outputs", exist_ok=True)
+os.makedirs("/outputs/rule", exist_ok=True)
 joblib.dump(model, "/outputs/model.joblib")
+# the same model as an ONNX graph (class indices and probabilities as plain tensors)
+import numpy as np
+from skl2onnx import to_onnx
+onx = to_onnx(model, np.asarray(X[:1], dtype=np.float32), options={"zipmap": False}, target_opset=17)
+open("/outputs/model.onnx", "wb").write(onx.SerializeToString())
+# and the seed's contract: score.py with init() and run(inputs)
+open("/outputs/rule/score.py", "w").write(SCORE)
 json.dump({"accuracy": float(model.score(X, y))}, open("/outputs/metrics.json", "w"))
 """
 IRIS_TRAIN = Path(__file__).resolve().parents[2] / "cli" / "src" / "reprolab_cli" / "data" / "iris-train.csv"
@@ -104,7 +120,7 @@ def served(running, base_image) -> Iterator[Served]:
     s.ok("I", "POST", f"/workspaces/{s.ws}/members", json={"username": b_name, "role": "student"})
     s.ok("X", "POST", "/workspaces", json={"slug": f"svx-{uuid.uuid4().hex[:8]}", "title": "Elsewhere"})
     s.ok("I", "POST", f"/workspaces/{s.ws}/environments", json={"name": "sk", "spec": {
-        "base": BASE, "python": {"version": "3.11", "requirements": ["scikit-learn"]}}})
+        "base": BASE, "python": {"version": "3.11", "requirements": ["scikit-learn", "onnxruntime", "skl2onnx"]}}})
     build = s.ok("I", "POST", f"/workspaces/{s.ws}/environments/sk/versions/1/builds")
     done = _wait(lambda: (b := s.ok("I", "GET", f"/builds/{build['id']}"))["status"] in ("succeeded", "failed") and b,
                  600, "build")
@@ -152,6 +168,30 @@ def test_infer_with_a_key_and_with_a_token(running, served: Served) -> None:
         assert s.serve(s.key, "GET", rest).status_code == 200, rest
     meta = s.serve(s.key, "GET", "/models/iris").json()
     assert meta["name"] == "iris" and meta["versions"] == ["1"], meta
+
+
+def test_onnx_and_score_py_artifacts_of_the_same_run(running, served: Served) -> None:
+    """The run's other outputs: an ONNX graph (served by the image's onnxruntime) and a score.py."""
+    s = served
+    base = f"/workspaces/{s.ws}/models"
+    for name, artifact, kind in (("iris-onnx", "model.onnx", "onnx"), ("iris-rule", "rule/score.py", "score.py")):
+        v = s.ok("I", "POST", base, json={"run_id": s.run_id, "artifact": artifact, "name": name})
+        assert (v["kind"], v["image"]) == (kind, s.ok("I", "GET", f"{base}/iris/versions/1")["image"]), v
+        doc = _wait(lambda n=name: (d := s.ok("I", "GET", f"{base}/{n}/versions/1"))["state"] != "deploying" and d,
+                    90, name)
+        assert doc["state"] == "serving", doc
+    token = s.tokens["I"]
+    r = s.http.post(f"/serve/{s.ws}/iris-onnx/v2/models/iris-onnx/infer", headers={"Authorization": f"Bearer {token}"},
+                    json={"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [SETOSA, VIRGINICA]}]})
+    assert r.status_code == 200, r.text
+    outputs = {o["name"]: o for o in r.json()["outputs"]}
+    assert outputs["label"]["data"] == [0, 2] and outputs["label"]["datatype"] == "INT64", outputs
+    assert outputs["probabilities"]["shape"] == [2, 3] and outputs["probabilities"]["datatype"] == "FP32"
+    meta = s.http.get(f"/serve/{s.ws}/iris-onnx/v2/models/iris-onnx", headers={"Authorization": f"Bearer {token}"})
+    assert meta.json()["platform"] == "onnxruntime" and meta.json()["inputs"][0]["shape"] == [-1, 4], meta.text
+    r = s.http.post(f"/serve/{s.ws}/iris-rule/v2/models/iris-rule/predict",
+                    headers={"Authorization": f"Bearer {token}"}, json={"rows": [SETOSA, VIRGINICA]})
+    assert r.status_code == 200 and r.json()["predictions"] == ["setosa", "virginica"], r.text
 
 
 def test_bad_requests_are_4xx_with_a_message_and_serving_goes_on(running, served: Served) -> None:

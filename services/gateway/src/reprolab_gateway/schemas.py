@@ -909,6 +909,11 @@ class ModelDeploy(_In):
     sample_rate: float = Field(default=1.0, gt=0, le=1,
                                description="Share of requests whose inputs and predictions are collected for "
                                            "monitoring, above 0 and at most 1.")
+    webhook_url: str = Field(default="", max_length=1000, pattern=r"^(https?://[^\s]+)?$",
+                             description="Where drift and accuracy alerts are POSTed as JSON (workspace, model, "
+                                         "version, kind, window_start, detail); only public addresses are called "
+                                         "unless the operator allows private ones. Shown afterwards as its host "
+                                         "only: its path may hold the hook's secret.")
 
 
 class ModelVersion(BaseModel):
@@ -926,13 +931,15 @@ class ModelVersion(BaseModel):
     error: str | None
     created_by: str
     created: datetime | None
+    webhook: str | None = Field(description="The alert webhook's scheme and host (null: none).")
 
     @classmethod
     def of(cls, m: serving_pb2.ModelVersion) -> ModelVersion:
         return cls(workspace=m.workspace, name=m.name, version=m.version, run_id=m.run_id, image=m.image,
                    artifact=m.artifact, kind=m.kind if m.kind in ("joblib", "pickle", "onnx") else "score.py",
                    state=m.state if m.state in ("deploying", "serving", "stopped") else "failed", active=m.active,
-                   target=m.target, error=m.error or None, created_by=m.created_by, created=ts(m.created))
+                   target=m.target, error=m.error or None, created_by=m.created_by, created=ts(m.created),
+                   webhook=m.webhook_url or None)
 
 
 class Model(BaseModel):

@@ -40,6 +40,9 @@ class RunnerSettings(BaseSettings):
                                           "data (drift and accuracy alerts); a report can also be asked for now."))
     model_min_accuracy: float = Field(
         default=0.8, ge=0, le=1, description="A window's accuracy on late labels below this raises an alert.")
+    model_webhook_allow_private: bool = Field(
+        default=False, description=("Let model webhooks call loopback, private and link-local addresses (a hook "
+                                    "inside the platform's network); by default only public addresses are called."))
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
     reconcile_cloud_hours: float = Field(
         default=48.0,

@@ -22,7 +22,7 @@ from ..serving.monitor import Window
 from . import service
 from .deployer import Deployer
 from .models import DeployedModel, ModelKey
-from .monitoring import Monitor
+from .monitoring import Monitor, webhook_host
 
 
 def version_proto(m: DeployedModel) -> serving_pb2.ModelVersion:
@@ -30,7 +30,7 @@ def version_proto(m: DeployedModel) -> serving_pb2.ModelVersion:
     msg = serving_pb2.ModelVersion(
         workspace=m.workspace, name=m.name, version=m.version, run_id=m.run_id, image=m.image,
         artifact=m.artifact, kind=m.kind, state=m.state, active=m.active, target=m.target, error=m.error,
-        created_by=m.created_by, webhook_url=m.webhook_url)
+        created_by=m.created_by, webhook_url=webhook_host(m.webhook_url))  # the path may hold the hook's secret
     msg.created.FromDatetime(m.created_at)
     return msg
 

@@ -19,8 +19,11 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import ipaddress
 import json
 import logging
+import socket
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -192,17 +195,53 @@ def _when(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def notify(m: DeployedModel, alerts: Sequence[ModelAlert]) -> None:
-    """POST each new alert to the model's webhook (best effort: a failing hook is logged, not retried)."""
-    if not m.webhook_url:
-        return
+def webhook_refusal(url: str, *, allow_private: bool = False) -> str:
+    """Why the runner will not POST to ``url`` ("" when it will). A webhook is a URL any deployer chooses and
+    the runner calls from inside the platform's network, so by default only public addresses are called: not
+    loopback, private, link-local (cloud metadata) or reserved ones (REPROLAB_RUNNER_MODEL_WEBHOOK_ALLOW_PRIVATE
+    for a hook inside the network). The check resolves the name once; the call resolves it again."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        return f"its host does not resolve ({type(exc).__name__})"
+    if not allow_private:
+        for info in infos:
+            if not ipaddress.ip_address(info[4][0].split("%")[0]).is_global:
+                return "its host is not a public address"
+    return ""
+
+
+def webhook_host(url: str) -> str:
+    """What may be shown of a webhook URL: its scheme and host (the path often holds the hook's secret)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…" if parts.hostname else ""
+
+
+def notify(m: DeployedModel, alerts: Sequence[ModelAlert], *, allow_private: bool = False) -> int:
+    """POST each new alert to the model's webhook (best effort: a failing hook is logged, not retried); the
+    number delivered. The URL itself is never logged: it may carry the hook's secret."""
+    if not m.webhook_url or not alerts:
+        return 0
+    where = webhook_host(m.webhook_url)
+    if refusal := webhook_refusal(m.webhook_url, allow_private=allow_private):
+        log.warning("webhook %s of model %s/%s not called: %s", where, m.workspace, m.name, refusal)
+        return 0
+    sent = 0
     for a in alerts:
         try:
-            httpx.post(m.webhook_url, timeout=5, json={"workspace": m.workspace, "model": m.name,
-                                                       "version": a.version, "kind": a.kind,
-                                                       "window_start": a.window_start, "detail": a.detail})
+            r = httpx.post(m.webhook_url, timeout=5, follow_redirects=False, trust_env=False,
+                           json={"workspace": m.workspace, "model": m.name, "version": a.version, "kind": a.kind,
+                                 "window_start": a.window_start, "detail": a.detail})
+            sent += r.is_success
+            if not r.is_success:
+                log.warning("webhook %s of model %s/%s answered %d", where, m.workspace, m.name, r.status_code)
         except httpx.HTTPError as exc:
-            log.warning("webhook of model %s/%s failed: %s", m.workspace, m.name, exc)
+            log.warning("webhook %s of model %s/%s failed: %s", where, m.workspace, m.name, type(exc).__name__)
+    return sent
 
 
 def report_key(workspace: str, name: str, window: monitor.Window) -> str:
@@ -257,7 +296,8 @@ class Monitor:
                               min_accuracy=self.settings.model_min_accuracy))
         if new:
             self.wake_outbox()
-            await asyncio.to_thread(notify, m, new)
+            await asyncio.to_thread(notify, m, new,
+                                    allow_private=self.settings.model_webhook_allow_private)
         return reports
 
     def stored(self, workspace: str, name: str, window: monitor.Window) -> dict[str, Any] | None:

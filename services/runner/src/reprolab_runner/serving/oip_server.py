@@ -153,7 +153,14 @@ def _plain(value):  # noqa: ANN001, ANN202
     return value
 
 
+# numpy dtype names -> the protocol's datatypes: an ONNX graph's float32 output is FP32, not FP64
+_NUMPY_TYPES = {"bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
+                "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64", "float16": "FP16",
+                "float32": "FP32", "float64": "FP64"}
+
+
 def output_tensor(name: str, value) -> dict:  # noqa: ANN001
+    declared = _NUMPY_TYPES.get(getattr(getattr(value, "dtype", None), "name", ""), "")
     value = _plain(value)
     if not isinstance(value, list):
         value = [value]
@@ -162,10 +169,10 @@ def output_tensor(name: str, value) -> dict:  # noqa: ANN001
         shape.append(len(probe))
         probe = probe[0] if probe else None
     flat = _flatten(value, [])
-    datatype = _datatype_of(flat)
+    datatype = declared or _datatype_of(flat)
     if datatype == "BYTES":
         flat = [v if isinstance(v, str) else str(v) for v in flat]
-    elif datatype == "FP64":
+    elif datatype in _FLOATS:
         flat = [float(v) for v in flat]
     return {"name": name, "shape": shape, "datatype": datatype, "data": flat}
 

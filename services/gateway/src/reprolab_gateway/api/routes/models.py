@@ -114,7 +114,8 @@ async def deploy_model(ws: WsPath, body: ModelDeploy, registry: RegistryDep, run
         raise Forbidden(f"model {name!r} is someone else's: only the workspace's instructors and admins, or whoever "
                         "deployed it, can add a version; choose another name")
     return ModelVersion.of(await runner.deploy_model(serving_pb2.DeployModelRequest(
-        workspace=ws, name=name, run_id=run.id, artifact=body.artifact, sample_rate=body.sample_rate)))
+        workspace=ws, name=name, run_id=run.id, artifact=body.artifact, sample_rate=body.sample_rate,
+        webhook_url=body.webhook_url)))
 
 
 @router.get("/workspaces/{ws}/models", response_model=ModelList, responses=_NOT_MEMBER)
