@@ -181,6 +181,8 @@ def run_demo(*, data_dir: Path, url: str | None, token: str | None, console: Con
         if not token:
             console.print("[red]--token is required with --url[/red]")
             return 2
+        if platform is not None:
+            stack.callback(_tidy, Client(url, token))  # runs before the platform stops (LIFO)
         try:
             tokens = _scenario(Client(url, token), console, started)
         except (ReprolabError, TimeoutError, AssertionError) as exc:
@@ -290,6 +292,42 @@ def _submit(client: Client, files: dict[str, str], command: list[str], **body: A
     return client.request("POST", f"/workspaces/{WS}/runs", expect=(202,), json={
         "code": code["digest"], "command": command, "target": "local",
         "resources": {"cpu": "1", "memory": "1Gi", "timeout": 300}, **body})
+
+
+def _open_session(bob: Client, console: Console, env: str, version: int) -> dict:
+    """bob's JupyterLab in his fork's image, through the gateway, ready to open in a browser."""
+    _step(console, f"bob opens his fork {env} v{version} in JupyterLab: the same image, his own home folder kept "
+                   "between sessions, every cell recorded in the activity log")
+    base_url = str(bob.http.base_url).rstrip("/").removesuffix("/api/v1")
+    started = time.monotonic()
+    session = bob.post(f"/workspaces/{WS}/sessions", json={"environment": env, "version": version}, expect=(201,))
+    session = bob.poll(f"/workspaces/{WS}/sessions/{session['id']}", lambda s: s["status"] == "starting", 600, 0.5)
+    assert session["status"] == "running", f"session {session['status']}: {session['error']}"
+    status = bob.http.get(f"{base_url}/sessions/{session['id']}/api/status")
+    assert status.status_code == 200, f"JupyterLab through the gateway: {status.status_code} {status.text[:200]}"
+    session["url"] = f"{base_url}/sessions/{session['id']}/lab"
+    console.print(f"    ready in {time.monotonic() - started:.1f} s: open [bold]{session['url']}[/bold] (sign in "
+                  f"as bob), or the Sessions page {base_url}/w/{WS}/sessions")
+    return session
+
+
+def _tidy(admin: Client) -> None:
+    """Stop what the demo started that outlives its services (model servers and notebook servers are
+    containers of their own): the demo's platform is about to stop, and nothing would stop them later."""
+    try:
+        for model in admin.get(f"/workspaces/{WS}/models")["items"]:
+            if model["active_version"] is not None or any(v["state"] in ("serving", "deploying")
+                                                          for v in model["versions"]):
+                admin.request("DELETE", f"/workspaces/{WS}/models/{model['name']}")
+        live = [s for s in admin.get(f"/workspaces/{WS}/sessions")["items"]
+                if s["status"] not in ("stopped", "failed")]
+        for s in live:
+            admin.request("DELETE", f"/workspaces/{WS}/sessions/{s['id']}", expect=(200, 202, 204))
+        for s in live:
+            admin.poll(f"/workspaces/{WS}/sessions/{s['id']}", lambda x: x["status"] not in ("stopped", "failed"),
+                       60, 0.5)
+    except (ReprolabError, TimeoutError) as exc:
+        print(f"could not stop the demo's model and notebook servers: {exc}")
 
 
 def _serve_and_monitor(bob: Client, console: Console, run: dict) -> dict:
@@ -562,9 +600,11 @@ def _scenario(admin: Client, console: Console, started: float) -> dict[str, str]
         assert not bad.ok, "a tampered bundle verified"
         console.print(f"    a copy that blames alice for bob's download fails: {bad.reason}")
 
+    session = _open_session(bob, console, fork["name"], added["number"])
     console.print(f"[bold green]demo passed[/bold green] in {time.monotonic() - started:.1f}s: course {WS}, "
                   f"{len(versions)} versions of iris (v3 rolled back to v1) built into one image, bob's fork "
                   f"{fork['name']} built on it, his run scored {run['score']} (baseline {base_run['score']}), "
                   f"his model served at {model['url']} with a drift alert, "
-                  f"{result.entries} activity entries exported and verified.")
+                  f"{result.entries} activity entries exported and verified; bob's JupyterLab is open at "
+                  f"{session['url']}")
     return tokens
