@@ -74,6 +74,12 @@ def test_a_student_opens_jupyterlab_from_a_version_and_sees_the_idle_warning(por
         lab.wait_for_load_state("domcontentloaded")
         assert f"/sessions/{sid}/lab" in lab.url
         expect(lab.locator("#jupyter-config-data")).to_be_attached(timeout=60_000)
+        # the layer's defaults: no prompt to fetch Jupyter news (a session has no internet), no update check
+        notes = lab.request.get(f"{lab.url.split('/lab')[0]}/lab/api/settings/"
+                                "@jupyterlab/apputils-extension:notification")
+        assert notes.ok, notes.text()
+        defaults = notes.json()["schema"]["properties"]  # overrides.json becomes the settings' defaults
+        assert (defaults["fetchNews"]["default"], defaults["checkForUpdates"]["default"]) == ("false", False)
         lab.screenshot(path=str(test_layout.SCREENSHOTS / "layout-laptop-jupyterlab.png"))
         lab.close()  # an open JupyterLab polls the server and keeps the session active
         warning = page.locator("#cull-warnings .cull-warning")

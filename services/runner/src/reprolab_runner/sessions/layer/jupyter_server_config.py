@@ -14,3 +14,6 @@ c.ServerApp.quit_button = False
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 c.ServerApp.terminals_enabled = True
+# Default settings (settings/overrides.json): no "get notified about Jupyter news?" prompt; a session has no
+# internet to fetch news from, and a course's students should not be asked to turn that on.
+c.LabApp.app_settings_dir = "/opt/reprolab/session/settings"
