@@ -170,6 +170,45 @@ def test_infer_with_a_key_and_with_a_token(running, served: Served) -> None:
     assert meta["name"] == "iris" and meta["versions"] == ["1"], meta
 
 
+def test_the_serving_surface_is_described_and_answers_as_described(running, served: Served) -> None:
+    """/serve/openapi.json is a valid OpenAPI 3.1 document, and real answers (metadata, infer, predict, errors,
+    feedback) validate against its schemas."""
+    import jsonschema
+    from openapi_spec_validator import validate
+
+    got = served.http.get("/serve/openapi.json")
+    assert got.status_code == 200, got.text
+    doc = got.json()
+    validate(doc)
+    assert "/serve/openapi.json" in served.http.get("/api/v1/openapi.json").json()["info"]["description"]
+    schemas = doc["components"]["schemas"]
+
+    def check(response: httpx.Response, schema: str, status: int = 200) -> None:
+        """The status is documented for the operation, and the body matches that schema."""
+        assert response.status_code == status, response.text
+        assert str(status) in doc["paths"][path][response.request.method.lower()]["responses"], (path, status)
+        jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{schema}", "components": {
+            "schemas": schemas}}).validate(response.json())
+
+    key = served.key
+    path = "/serve/{ws}/{name}/v2/models/{name}"
+    check(served.serve(key, "GET", "/models/iris"), "MetadataModelResponse")
+    path = "/serve/{ws}/{name}/v2/models/{name}/infer"
+    check(served.infer(key, [SETOSA, VIRGINICA]), "InferenceResponse")
+    check(served.serve(key, "POST", "/models/iris/infer", json={"inputs": [{"name": "input-0", "shape": [1, 3],
+                                                                           "datatype": "FP64", "data": [1, 2, 3]}]}),
+          "Error", 400)
+    check(served.serve("rlm_wrong", "POST", "/models/iris/infer", json={}), "Error", 401)
+    path = "/serve/{ws}/{name}/v2/models/{name}/predict"
+    check(served.serve(key, "POST", "/models/iris/predict", json={"rows": [SETOSA]}), "PredictResponse")
+    path = "/serve/{ws}/{name}/v2/models/{name}/versions/{version}"
+    check(served.serve(key, "GET", "/models/iris/versions/99"), "Error", 404)
+    path = "/serve/{ws}/{name}/feedback"
+    r = served.http.post(f"/serve/{served.ws}/iris/feedback", json={"labels": {"x": 1}},
+                         headers={"Authorization": f"Bearer {key}"})
+    check(r, "FeedbackResponse")
+
+
 def test_onnx_and_score_py_artifacts_of_the_same_run(running, served: Served) -> None:
     """The run's other outputs: an ONNX graph (served by the image's onnxruntime) and a score.py."""
     s = served

@@ -80,7 +80,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version=VERSION,
         description="Reproducible environments for data-science courses and research groups. "
         "Authenticate with `Authorization: Bearer <API token>` (the web portal at / signs in with a password, "
-        "single sign-on or a token and keeps a revocable session in a cookie); errors are application/problem+json.",
+        "single sign-on or a token and keeps a revocable session in a cookie); errors are application/problem+json. "
+        "Deployed models answer at /serve/{ws}/{name}/v2/... (the Open Inference Protocol), described apart at "
+        "/serve/openapi.json.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None,  # served below from the gateway's own copy of Swagger UI (works offline)
         redoc_url=None,

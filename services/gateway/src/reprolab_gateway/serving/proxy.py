@@ -38,6 +38,7 @@ from ..api.deps import get_current_user
 from ..clients import RegistryClient, RunnerClient
 from ..core.security import TTLCache
 from .metrics import ServeMetrics
+from .openapi import document
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,12 @@ def _record(serve: ServeState, ws: str, name: str, version: int, sample_rate: fl
             serve.traffic.record(ws, name, version, request_id, rows, predictions, sample_rate=sample_rate)
     except Exception as exc:  # noqa: BLE001 - collection must never break serving
         log.warning("model %s/%s: traffic not recorded: %s", ws, name, exc)
+
+
+@router.get("/serve/openapi.json")
+async def serve_openapi(request: Request) -> JSONResponse:
+    """The serving surface's own OpenAPI document (``openapi.py``): not in /api/v1's, which speaks problems."""
+    return JSONResponse(document(getattr(request.app, "version", "")))
 
 
 @router.api_route("/serve/{ws}/{name}/v2{rest:path}", methods=["GET", "POST"])
