@@ -2,7 +2,8 @@
 follows the model's page until the version serves, creates an API key (shown once), predicts with "Try it",
 sends traffic whose inputs have shifted, has a monitoring pass made, and sees the charts (inline SVG: one
 chart per feature with its mean series beside the training data's, stacked bars of the predicted classes) and
-the red drift banner; then revokes the key (Try it is refused) and stops the model. At a phone's size the
+the red drift banner; makes a second version active and rolls back to the first; then revokes the key
+(Try it is refused) and stops the model. At a phone's size the
 models pages do not scroll sideways.
 
 Real parts: the platform's gateway, runner, builder and podman; a built environment with scikit-learn, a run
@@ -229,8 +230,24 @@ def test_deploy_try_monitor_and_alert_from_the_portal(portal: Portal, trained: T
     finally:
         phone.close()
 
-    # revoke the key: Try it is refused with the proxy's words; then stop the model
+    # a second version (deployed through the API: the button is tested above): make it active, roll back
+    t.post(f"/workspaces/{ws}/models", json={"run_id": trained.run_id, "artifact": "model.joblib", "name": "iris"},
+           expect=(202,))
     page.goto(f"{portal.url}/w/{ws}/models/iris")
+    newest = versions.locator("tr").first
+    expect(newest).to_contain_text("v2")
+    expect(newest).to_contain_text("serving", timeout=180_000)
+    newest.get_by_role("button", name="Make active").click()
+    expect(page.locator("#flash")).to_contain_text("Version 2 now answers")
+    expect(page.locator("#model-details")).to_contain_text("version 2")
+    older = versions.locator("tr").nth(1)
+    older.get_by_role("button", name="Roll back to v1").click()
+    expect(page.locator("#flash")).to_contain_text("Version 1 now answers")
+    expect(versions.locator("tr").nth(1)).to_contain_text("active")
+    assert t.get(f"/workspaces/{ws}/models/iris")["active_version"] == 1
+    shot(page, "06-model-rolled-back")
+
+    # revoke the key: Try it is refused with the proxy's words; then stop the model
     page.get_by_role("button", name=re.compile("Revoke the key starting rlm_")).click()
     expect(page.locator("#keys-table tbody")).to_contain_text("revoked")
     page.get_by_label("Model API key or your API token").fill(secret)
@@ -240,6 +257,6 @@ def test_deploy_try_monitor_and_alert_from_the_portal(portal: Portal, trained: T
     page.get_by_role("button", name="Stop serving this model").click()
     expect(versions).to_contain_text("stopped", timeout=60_000)
     expect(page.get_by_role("button", name="Stop serving this model")).to_be_hidden()
-    shot(page, "06-model-stopped")
+    shot(page, "07-model-stopped")
     assert not errors, errors
     assert not tab.offsite, tab.offsite

@@ -1530,8 +1530,9 @@ function chart({ labels, lines = [], refs = [], stacks = [], yMin, yMax, title, 
     [hi, (hi + lo) / 2, lo].map((v) => svg("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", class: "tick" }, tick(v))));
   // at most ~8 labels on the x axis, always the first and the last
   const every = Math.ceil(labels.length / 8);
+  const lastLabel = labels.length - 1;
   labels.forEach((label, i) => {
-    if (i % every === 0 || i === labels.length - 1) {
+    if ((i % every === 0 && i + every <= lastLabel) || i === lastLabel) {
       root.append(svg("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", class: "tick" }, label));
     }
   });
@@ -1673,13 +1674,15 @@ function renderMonitoring(report, model) {
     parts.push(el("p", { class: "hint" }, "No drift without training data to compare with."));
   } else {
     const table = el("table", { class: "data", id: "drift-table" }, el("caption", { class: "sr-only" }, "Drift per window"),
-      el("thead", {}, el("tr", {}, ["Window", "Requests", "Drift", "Features that drifted"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, [window === "day" ? "Day (UTC)" : "Hour from (UTC)", "Requests", "Drift",
+        "Features that drifted"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody"));
     fill(table.querySelector("tbody"), windows.slice().reverse().map((w) => {
       const d = w.drift;
-      if (!d) return [labels[starts.indexOf(w.start)], String(w.count), "—", "not tested"];
+      const at = window === "day" ? dayOf(w.start) : `${dayOf(w.start)} ${hourOf(w.start)}`;
+      if (!d) return [at, String(w.count), "—", "not tested"];
       const drifted = d.features.filter((f) => f.drifted);
-      return [windowWords(w.start, window), String(w.count),
+      return [at, String(w.count),
         d.drifted ? el("span", { class: "badge bad" }, `drifted: ${d.drifted_count} of ${d.features.length}`)
           : el("span", { class: "badge ok" }, `no drift (${d.drifted_count} of ${d.features.length})`),
         drifted.length ? el("ul", { class: "plain" }, drifted.map((f) => el("li", {}, el("strong", {}, f.feature), `: ${testWords(f)}`)))
@@ -1691,20 +1694,22 @@ function renderMonitoring(report, model) {
   // predictions: share of each class per window (stacked bars), or a regressor's distribution; accuracy
   const preds = report.predictions || [];
   parts.push(el("h3", {}, "Predictions"));
+  const predCharts = el("div", { class: "charts" });
+  parts.push(predCharts);
   const classes = [...new Set(preds.flatMap((p) => Object.keys(p.class_shares || {})))].sort();
   if (classes.length) {
     const pl = preds.map((p) => windowLabel(p.start, window));
     const stacks = classes.map((c, k) => ({ name: c, color: PALETTE[k % PALETTE.length],
       values: preds.map((p) => (p.class_shares || {})[c] ?? 0) }));
-    parts.push(el("figure", { class: "chart-box", id: "class-shares" },
+    predCharts.append(el("figure", { class: "chart-box", id: "class-shares" },
       chart({ labels: pl, stacks, yMin: 0, yMax: 1, percent: true, title: `Share of each predicted class per ${window}` }),
       el("figcaption", {}, `Share of each predicted class per ${window}; last ${window}: `
-        + classes.map((c) => `${c} ${Math.round(((preds[preds.length - 1].class_shares || {})[c] || 0) * 100)}%`).join(", "))),
-    legend(classes.map((c, k) => [`class ${c}`, PALETTE[k % PALETTE.length]])));
+        + classes.map((c) => `${c} ${Math.round(((preds[preds.length - 1].class_shares || {})[c] || 0) * 100)}%`).join(", ")),
+      legend(classes.map((c, k) => [`class ${c}`, PALETTE[k % PALETTE.length]]))));
   } else if (preds.some((p) => p.distribution)) {
     const pl = preds.map((p) => windowLabel(p.start, window));
     const dist = preds.map((p) => p.distribution || {});
-    parts.push(el("figure", { class: "chart-box", id: "prediction-distribution" },
+    predCharts.append(el("figure", { class: "chart-box", id: "prediction-distribution" },
       chart({ labels: pl, lines: [{ name: "mean prediction", values: dist.map((d) => d.mean), lo: dist.map((d) => d.min),
         hi: dist.map((d) => d.max), color: PALETTE[2] }], title: `Predicted values per ${window}: mean, lowest to highest` }),
       el("figcaption", {}, `Predicted values per ${window}: mean (line), lowest to highest (band).`)));
@@ -1715,7 +1720,7 @@ function renderMonitoring(report, model) {
   if (labelled.length) {
     const pl = preds.map((p) => windowLabel(p.start, window));
     const isAcc = labelled.some((p) => num(p.accuracy));
-    parts.push(el("figure", { class: "chart-box", id: "accuracy" },
+    predCharts.append(el("figure", { class: "chart-box", id: "accuracy" },
       chart({ labels: pl, lines: [{ name: isAcc ? "accuracy" : "mean absolute error",
         values: preds.map((p) => (isAcc ? p.accuracy : p.mae)), color: PALETTE[4] }],
       ...(isAcc ? { yMin: 0, yMax: 1, percent: true } : {}),
