@@ -135,7 +135,7 @@ def test_deploy_try_monitor_and_alert_from_the_portal(portal: Portal, trained: T
     expect(page.get_by_label("New key")).to_have_value(re.compile(r"^rlm_"))
     secret = page.get_by_label("New key").input_value()
     assert secret.startswith("rlm_"), secret
-    expect(page.get_by_label("Model API key or your API token")).to_have_value(secret)
+    expect(page.get_by_label("Model API key (optional)")).to_have_value(secret)
     keys = page.locator("#keys-table tbody")
     expect(keys).to_contain_text("portal test")
     expect(keys).to_contain_text("active")
@@ -250,9 +250,16 @@ def test_deploy_try_monitor_and_alert_from_the_portal(portal: Portal, trained: T
     # revoke the key: Try it is refused with the proxy's words; then stop the model
     page.get_by_role("button", name=re.compile("Revoke the key starting rlm_")).click()
     expect(page.locator("#keys-table tbody")).to_contain_text("revoked")
-    page.get_by_label("Model API key or your API token").fill(secret)
+    page.get_by_label("Model API key (optional)").fill(secret)
     page.get_by_role("button", name="Predict").click()
     expect(result).to_contain_text("401: the model API key is unknown or has been revoked")
+    # no key: the signed-in person calls it by the portal's session (cookie + CSRF header)
+    page.get_by_label("Model API key (optional)").fill("")
+    page.get_by_role("button", name="Predict").click()
+    expect(result).to_contain_text("Predicted:")
+    forged = page.request.post(f"{portal.url}/serve/{ws}/iris/v2/models/iris/predict",
+                               data={"rows": [[5.9, 3.0, 4.2, 1.3]]})  # the cookie alone, as another site's form
+    assert forged.status == 403 and "CSRF" in forged.json()["error"], forged.text()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Stop serving this model").click()
     expect(versions).to_contain_text("stopped", timeout=60_000)

@@ -2,7 +2,8 @@
 Protocol server (``reprolab_runner/serving/oip_server.py``; where it runs is the runner's ``runner.model.route``).
 
 Who may call: the holder of one of the model's API keys (``Authorization: Bearer rlm_...``, checked by the
-runner, which stores only its SHA-256), or a member of the workspace with their platform API token. Per key
+runner, which stores only its SHA-256), or a member of the workspace with their platform API token or, from the
+portal's "Try it", their signed-in session (the cookie, with the CSRF header on a POST, as /api/v1 takes it). Per key
 (and per user for tokens) a token bucket of ``rate_per_minute`` (0: ``serve_default_rate_per_minute``)
 answers 429 with ``Retry-After`` when spent. A body above ``serve_max_body_bytes`` is answered 413 before
 it is read whole. Errors use the protocol's shape, ``{"error": "..."}``. The key is never logged: it lives
@@ -36,7 +37,7 @@ from starlette.background import BackgroundTask
 
 from ..api.deps import get_current_user
 from ..clients import RegistryClient, RunnerClient
-from ..core.security import TTLCache
+from ..core.security import SESSION_COOKIE, TTLCache
 from .metrics import ServeMetrics
 from .openapi import document
 
@@ -213,10 +214,10 @@ async def authenticate(request: Request, serve: ServeState, ws: str, name: str) 
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     secret = value.strip()
-    if not header:
+    if not header and not request.cookies.get(SESSION_COOKIE):
         raise ServeError(401, "this model needs 'Authorization: Bearer <model API key or your API token>'",
                          {"WWW-Authenticate": "Bearer"})
-    if scheme.lower() != "bearer" or not secret:
+    if header and (scheme.lower() != "bearer" or not secret):
         raise ServeError(401, "malformed Authorization header: expected 'Bearer <key>'", {"WWW-Authenticate": "Bearer"})
     default = serve.settings.serve_default_rate_per_minute
     if secret.startswith(KEY_PREFIX):
@@ -227,7 +228,7 @@ async def authenticate(request: Request, serve: ServeState, ws: str, name: str) 
             raise ServeError(403, f"this API key does not open model {name!r} of workspace {ws!r}")
         actor = common_pb2.Actor(username=f"key:{checked.key.prefix}")
         return Caller(f"key:{checked.key.id}", checked.key.rate_per_minute or default, actor)
-    try:
+    try:  # a platform token, or the portal's session cookie (a POST must then carry the CSRF header)
         user = await get_current_user(request, serve.settings, None)
     except ProblemError as exc:
         raise ServeError(exc.status, exc.detail, getattr(exc, "headers", None)) from exc
@@ -406,7 +407,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics of the serving proxy; a platform admin's API token is required (the labels name
     workspaces and models)."""
     serve = state(request)
-    try:
+    try:  # a platform token, or the portal's session cookie (a POST must then carry the CSRF header)
         user = await get_current_user(request, serve.settings, None)
     except ProblemError as exc:
         return PlainTextResponse(exc.detail + "\n", status_code=exc.status, headers={"WWW-Authenticate": "Bearer"}

@@ -1883,11 +1883,13 @@ pages.model = async () => {
     const rows = Array.isArray(doc) ? doc : doc && doc.rows;
     if (!Array.isArray(rows) || !rows.length) throw new Error("Give a list of rows, e.g. [[5.1, 3.5, 1.4, 0.2]].");
     const secret = $("#try-key").value.trim();
-    if (!secret) throw new Error("Fill in a model API key or your API token: the model's address needs one.");
-    // straight to the model's address, as a program would call it (not through /api/v1: its own key)
-    const res = await fetch(`${model.url}/predict`, { method: "POST", credentials: "omit",
-      headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${secret}` },
-      body: JSON.stringify({ rows }) });
+    // straight to the model's address, as a program would call it: with the key typed in, or (none typed)
+    // as the signed-in person, by the portal's session cookie and its CSRF header
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+    if (secret) headers.Authorization = `Bearer ${secret}`;
+    else headers["X-Reprolab-CSRF"] = cookie("reprolab_csrf");
+    const res = await fetch(`${model.url}/predict`, { method: "POST", credentials: secret ? "omit" : "same-origin",
+      headers, body: JSON.stringify({ rows }) });
     let answer = {};
     try { answer = await res.json(); } catch { /* not JSON */ }
     out.hidden = false;
