@@ -341,6 +341,10 @@ def load_model(path: str) -> Model:
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: 50 clients connecting at once overflowed it, the kernel
+    # dropped SYNs and those clients retried after 1 s (bench/serve.py at c=50: p99 1.48 s, resets). The
+    # kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address, model: Model, name: str, version: str,  # noqa: ANN001
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
