@@ -352,6 +352,13 @@ class Server(ThreadingHTTPServer):
         self.model, self.model_name, self.model_version = model, name, version
         self.max_body_bytes = max_body_bytes
 
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        # a client that hangs up mid-request (a load generator stopping, a proxy timing out) is not an error
+        # of the server: socketserver would print a traceback per connection into the model's log
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class Handler(BaseHTTPRequestHandler):
     server: Server
@@ -455,6 +462,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequest(f"{self.path} takes GET", 405)
         except BadRequest as exc:
             self._send(exc.status, {"error": str(exc)}, request_id)
+        except ConnectionError:  # the client hung up while we answered: nobody to send a 500 to
+            self.close_connection = True
         except Exception as exc:  # the model itself failed: the service keeps serving
             self._send(500, {"error": f"the model failed: {type(exc).__name__}: {exc}"}, request_id)
 
