@@ -54,13 +54,15 @@ test: install test-deps ## Set up and run the whole test suite (real NATS, Postg
 	$(UV) run --frozen pytest -q -rfE --durations=25
 
 .PHONY: bench
-bench: install container-deps base-image ## Benchmarks: print figures beside baselines measured in the same run
+bench: install container-deps base-image mlserver-env ## Benchmarks: print figures beside baselines measured in the same run
 	bash scripts/bench-deps.sh
 	$(UV) run --frozen python bench/gateway.py
 	$(UV) run --frozen python bench/faults.py
 	$(UV) run --frozen python bench/audit.py
 	$(UV) run --frozen python bench/build.py
 	$(UV) run --frozen python bench/run.py
+	$(UV) run --frozen python bench/session.py
+	$(UV) run --frozen python bench/serve.py
 
 .PHONY: proto
 proto: install ## Regenerate the Python contracts from proto/
