@@ -143,6 +143,7 @@ def test_default_resources(default_docs: list[dict[str, Any]]) -> None:
     expected |= {("NetworkPolicy", "rl-reprolab-default-deny"), ("NetworkPolicy", "rl-reprolab-builds")}
     expected |= {("Role", "rl-reprolab-builder"), ("RoleBinding", "rl-reprolab-builder"),
                  ("Role", "rl-reprolab-runner"), ("RoleBinding", "rl-reprolab-runner"),
+                 ("Role", "rl-reprolab-runner-models"), ("RoleBinding", "rl-reprolab-runner-models"),
                  ("Service", "rl-reprolab-gateway"), ("Job", "rl-reprolab-migrations"),
                  ("Secret", "rl-reprolab-migrations"), ("Secret", "rl-reprolab-postgresql"),
                  ("Secret", "rl-reprolab-s3"), ("Secret", "rl-reprolab-registry-auth")}

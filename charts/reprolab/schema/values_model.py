@@ -193,6 +193,10 @@ class Runner(Component):
     runStorage: str = Field("10Gi", description="Size of each run's PersistentVolumeClaim.")
     runStorageClass: str = Field("", description="StorageClass of the runs' claims (empty: the cluster default).")
     credentialKeysSecret: str = Field("", description="Secret with key keyring (REPROLAB_RUNNER_CREDENTIAL_KEYS).")
+    modelTarget: Literal["kubernetes", "local"] = Field(
+        "kubernetes", description=("Where deployed models are served: kubernetes (a Deployment, Service and HPA per "
+                                   "version in jobNamespace) or local (podman beside the runner; not in a cluster)."))
+    modelMaxReplicas: int = Field(4, ge=1, description="Most replicas the autoscaler gives one model version.")
 
 
 class Audit(Component):
