@@ -72,7 +72,7 @@ async def main(stop: asyncio.Event) -> None:
     tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop)),
              asyncio.create_task(worker.reconcile_forever(ctx.stop)),
              asyncio.create_task(sessions_mgr.cull_forever(ctx.stop)),
-             asyncio.create_task(model_monitor.forever(ctx.stop))]
+             asyncio.create_task(model_monitor.forever(ctx.stop)), asyncio.create_task(deployer.forever(ctx.stop))]
     await stop.wait()
     ctx.stop.set()
     await ctx.micro.stop()

@@ -43,6 +43,20 @@ class RunnerSettings(BaseSettings):
     model_webhook_allow_private: bool = Field(
         default=False, description=("Let model webhooks call loopback, private and link-local addresses (a hook "
                                     "inside the platform's network); by default only public addresses are called."))
+    model_target: str = Field(
+        default="local", description=("Where deployed models are served: local (podman on this host) or kubernetes "
+                                      "(a Deployment, Service and HorizontalPodAutoscaler per version in "
+                                      "kubernetes_namespace; needs REPROLAB_OBJECT_STORE=s3: its pods fetch the "
+                                      "artifact by presigned URL)."))
+    kubernetes_model_url_seconds: int = Field(
+        default=7 * 24 * 3600, ge=600, le=7 * 24 * 3600,
+        description=("Lifetime of a served model's presigned artifact URL and image pull grant (S3 allows at "
+                     "most 7 days). Every new pod (a reschedule, an eviction, a scale-up) fetches the artifact "
+                     "again, so the runner renews both once less than half of this is left."))
+    kubernetes_model_ready_seconds: float = Field(
+        default=600.0, gt=0, description="How long a model's Deployment may take to become available (image pull).")
+    kubernetes_model_max_replicas: int = Field(
+        default=4, ge=1, description="Most replicas the HorizontalPodAutoscaler gives one model version.")
     reconcile_seconds: float = Field(default=60.0, description="How often leftovers of finished runs are removed.")
     reconcile_cloud_hours: float = Field(
         default=48.0,

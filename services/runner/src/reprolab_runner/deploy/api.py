@@ -63,7 +63,7 @@ class ModelApi:
             if out is None:
                 raise Invalid(f"run {r.run_id} has no output {r.artifact!r}", errors=[("artifact", r.artifact)])
             m = service.create_version(db, actor=r.actor, workspace=r.workspace, name=r.name, run_id=run.id,
-                                       image=run.image, artifact=r.artifact, target="local",
+                                       image=run.image, artifact=r.artifact, target=self.deployer.target.name,
                                        sample_rate=r.sample_rate, webhook_url=r.webhook_url)
             return m, out.object_key, out.sha256
 

@@ -1,10 +1,12 @@
-"""Where a model server runs. One ABC (:class:`ServingTarget`), one implementation per place.
+"""Where a model server runs. One ABC (:class:`ServingTarget`), one implementation per place: ``local``
+(here, podman) and ``kubernetes`` (``k8s.KubernetesServing``, a Deployment + Service + HPA).
 
 The model is served in the run's own image digest, so it predicts with exactly the packages it was
 trained with. Nothing is installed into that image: ``serving/oip_server.py`` (standard library only)
 is bind-mounted read-only at ``/opt/reprolab/serving/oip_server.py`` and started with the image's own
 ``/usr/bin/python3``; the artifact (copied out of the run's outputs into ``<data_dir>/models/...``) is
-mounted read-only beside it. The container gets the local run target's sandbox: read-only root, a
+mounted read-only beside it (``kubernetes`` copies nothing to this host: its pods fetch the artifact
+from the object store by presigned URL). The container gets the local run target's sandbox: read-only root, a
 ``/tmp`` tmpfs, every capability dropped, no-new-privileges, the nobody user, CPU/memory/pids limits.
 Its port is published on 127.0.0.1 only; the runner and the gateway reach it there.
 """
@@ -62,8 +64,12 @@ class ServingSpec:
     name: str
     version: int
     image: str  # the run's image, pinned by digest
-    artifact_dir: Path  # a host directory holding the artifact (and, for score.py, its siblings)
     artifact_name: str
+    # local: a host directory holding the artifact (and, for score.py, its siblings)
+    artifact_dir: Path | None = None
+    # kubernetes: the run's output in the object store and the digest the run recorded for it
+    artifact_key: str = ""
+    artifact_sha256: str = ""
     cpu_millis: int = 1000
     memory_bytes: int = 1 << 30
     pids: int = 256
@@ -78,6 +84,12 @@ def server_command(spec: ServingSpec) -> list[str]:
 
 class ServingTarget(ABC):
     name: str
+    remote: bool = False
+    """True when the server runs elsewhere and fetches the artifact itself (``ServingSpec.artifact_key``);
+    False: the deployer copies it into a host directory first (``ServingSpec.artifact_dir``)."""
+    ready_timeout: float = 60.0
+    """How long :func:`wait_ready` waits by default (a cluster may first pull the image)."""
+    poll_seconds: float = 0.1
 
     @abstractmethod
     def start(self, spec: ServingSpec) -> Started:
@@ -99,6 +111,13 @@ class ServingTarget(ABC):
     def owned(self) -> dict[str, str]:
         """model id → handle of every model server of this installation."""
 
+    def ready(self, started: Started, http: httpx.Client) -> bool:
+        """Whether the server answers ``/v2/health/ready`` with 200 (at ``started.upstream_url``)."""
+        try:
+            return http.get(f"{started.upstream_url}/v2/health/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
 
 class LocalServing(ServingTarget):
     """Model servers as podman containers through its Docker API (the local run target's engine)."""
@@ -114,6 +133,8 @@ class LocalServing(ServingTarget):
         return self.images.client
 
     def start(self, spec: ServingSpec) -> Started:
+        if spec.artifact_dir is None:
+            raise TargetError("the local serving target needs the artifact copied into a host directory")
         handle = handle_for(spec.workspace, spec.name, spec.version)
         self.images._ensure_image(spec.image)
         labels = {MODEL_LABEL: spec.model_id,
@@ -188,20 +209,22 @@ class LocalServing(ServingTarget):
         return {c.labels[MODEL_LABEL]: c.name for c in found}
 
 
-def wait_ready(target: ServingTarget, started: Started, *, timeout: float = 60.0) -> float:
-    """Poll ``/v2/health/ready`` until 200; returns the seconds waited. Fails fast when the server dies."""
+def wait_ready(target: ServingTarget, started: Started, *, timeout: float | None = None) -> float:
+    """Poll ``target.ready`` until it is; returns the seconds waited. Fails fast when the server dies.
+
+    ``local`` asks ``/v2/health/ready`` itself; ``kubernetes`` asks the API server whether the Deployment
+    is rolled out and available, which its pods' readiness probe on ``/v2/health/ready`` decides (the
+    Service's cluster DNS name resolves only inside the cluster)."""
+    timeout = target.ready_timeout if timeout is None else timeout
     t0 = time.monotonic()
     with httpx.Client(timeout=2.0) as http:
         while True:
-            try:
-                if http.get(f"{started.upstream_url}/v2/health/ready").status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                pass
+            if target.ready(started, http):
+                return time.monotonic() - t0
             alive, why = target.alive(started.handle)
             if not alive:
                 tail = target.logs(started.handle)
                 raise TargetError(why + (f"; its last output: {tail[-1500:]}" if tail else ""))
             if time.monotonic() - t0 > timeout:
                 raise TargetError(f"the model server did not answer within {timeout:.0f} s")
-            time.sleep(0.1)
+            time.sleep(target.poll_seconds)

@@ -11,7 +11,9 @@ container mounts that directory read-only. Every container meets Pod Security "r
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 from pathlib import PurePosixPath
 from typing import Any
@@ -84,6 +86,8 @@ def deployment(spec: ServingSpec, *, namespace: str, installation: str, artifact
                     {"name": "ARTIFACT_SHA256", "value": artifact_sha256},
                     {"name": "ARTIFACT_URL", "valueFrom": {"secretKeyRef": {"name": f"{name}-artifact",
                                                                             "key": "url"}}}],
+            # a failure's reason (digest mismatch, 403 of an expired URL) shows in the pod's status
+            "terminationMessagePolicy": "FallbackToLogsOnError",
             "securityContext": _restricted(), "resources": _resources(spec),
             "volumeMounts": [{"name": "model", "mountPath": "/model"}, {"name": "tmp", "mountPath": "/tmp"}],
         }],
@@ -93,6 +97,7 @@ def deployment(spec: ServingSpec, *, namespace: str, installation: str, artifact
             "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
             "workingDir": ARTIFACT_DIR,
             "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": PORT}, "periodSeconds": 2},
+            "terminationMessagePolicy": "FallbackToLogsOnError",
             "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORT}, "periodSeconds": 10,
                               "failureThreshold": 3},
             "securityContext": _restricted(), "resources": _resources(spec),
@@ -142,9 +147,33 @@ def upstream_url(spec: ServingSpec, namespace: str) -> str:
     return f"http://{name_for(spec)}.{namespace}.svc:80"
 
 
+def pull_secret(spec: ServingSpec, *, namespace: str, installation: str, registry: str, username: str,
+                password: str) -> dict[str, Any]:
+    """The kubelet's credentials for the run's image (``kubernetes.io/dockerconfigjson``): a pull grant for
+    that one repository (``registrytoken.grant_for``), never the runner's own password."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": f"{name_for(spec)}-pull", "namespace": namespace,
+                         "labels": labels(spec, installation)},
+            "data": docker_config(registry=registry, username=username, password=password)}
+
+
+def docker_config(*, registry: str, username: str, password: str) -> dict[str, str]:
+    """A pull Secret's ``data``."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = json.dumps({"auths": {registry: {"auth": auth}}})
+    return {".dockerconfigjson": base64.b64encode(config.encode()).decode()}
+
+
 def make_model_manifests(spec: ServingSpec, *, namespace: str, installation: str, artifact_url: str,
-                         artifact_sha256: str) -> list[dict[str, Any]]:
-    """Everything one model version needs, in apply order."""
+                         artifact_sha256: str, max_replicas: int = 4,
+                         pull_grant: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Everything one model version needs, in apply order (with ``pull_grant``, a pull Secret too)."""
     kw = {"namespace": namespace, "installation": installation}
-    return [server_config_map(spec, **kw), artifact_secret(spec, url=artifact_url, **kw),
-            deployment(spec, artifact_sha256=artifact_sha256, **kw), service(spec, **kw), autoscaler(spec, **kw)]
+    docs = [server_config_map(spec, **kw), artifact_secret(spec, url=artifact_url, **kw),
+            deployment(spec, artifact_sha256=artifact_sha256, **kw), service(spec, **kw),
+            autoscaler(spec, max_replicas=max_replicas, **kw)]
+    if pull_grant:
+        secret = pull_secret(spec, **pull_grant, **kw)
+        docs[2]["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": secret["metadata"]["name"]}]
+        docs.insert(2, secret)
+    return docs
