@@ -36,6 +36,10 @@ CHANGES = (
     " 4.3 maps a claim to the volume named by claimName but ignores subPath, mounting the whole volume);"
     " every mount of a run's claim is by subPath, so each directory is still one volume shared by the"
     " run's pods, as the subdirectories of one claim are",
+    "emptyDir volumes become fresh hostPath directories of mode 0777, one per pod and volume, as the kubelet"
+    " makes them, where a pod's containers need that (`per_pod_empty_dirs`): podman 4.3 turns an emptyDir into"
+    " the NAMED volume of the emptyDir's name, shared by every pod that names one alike and kept after them,"
+    " and chowns it to the user of whichever container mounts it first",
     "the run pod is played with `--network none`: podman does not enforce NetworkPolicy, so the run"
     " policy's deny-all egress is stood in for by a pod with no network at all",
 )
@@ -99,6 +103,21 @@ def claims_by_subpath(pod: dict[str, Any], prefix: str = "") -> list[str]:
                 mount["name"] = volume
     spec["volumes"] = [v for v in spec.get("volumes", []) if v["name"] not in claims] + list(added.values())
     return list(added)
+
+
+def per_pod_empty_dirs(pod: dict[str, Any], workdir: Path) -> list[Path]:
+    """Each emptyDir becomes a new hostPath directory of mode 0777 (see :data:`CHANGES`): private to this pod
+    and writable by each of its containers' users, as the kubelet makes emptyDirs. Returns the directories."""
+    made = []
+    for v in pod["spec"].get("volumes", []):
+        if "emptyDir" in v:
+            path = workdir / f"{pod['metadata']['name']}-{v['name']}"
+            path.mkdir(parents=True)
+            path.chmod(0o777)
+            del v["emptyDir"]
+            v["hostPath"] = {"path": str(path), "type": "Directory"}
+            made.append(path)
+    return made
 
 
 def remove_volumes(names: list[str]) -> None:

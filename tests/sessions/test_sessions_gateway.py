@@ -205,7 +205,8 @@ def test_the_kubernetes_session_pod_runs_as_rendered_with_podman_kube_play(runni
     no capabilities, /tmp an emptyDir, the home a claim, the token from the Secret) executed by ``podman kube
     play`` with the very session image the platform built: JupyterLab answers with the token only, runs as
     1000, writes its file to the claim, and a second pod on the same claim finds it. Changes for podman are
-    kubeplay.CHANGES' only (secretKeyRef made literal, ports dropped); the pod runs on podman's bridge."""
+    kubeplay.CHANGES' only (secretKeyRef made literal, ports dropped, emptyDirs per pod); the pod runs on
+    podman's bridge. Its activity container is test_sessions_k8s_pod.py's."""
     from reprolab_runner.sessions import manifests
     from reprolab_runner.sessions.targets import PORT, SessionSpec
 
@@ -229,11 +230,13 @@ def test_the_kubernetes_session_pod_runs_as_rendered_with_podman_kube_play(runni
             sid = f"k{uuid.uuid4().hex[:10]}"
             spec = SessionSpec(session_id=sid, workspace=ws, owner_id="u1", image=image, token=uuid.uuid4().hex * 2,
                                cpu_millis=1000, memory_bytes=1 << 30, pids=512, network="index")
-            secret = manifests.token_secret(spec, namespace="default", installation="kp", home_key=home_key)
+            secret = manifests.token_secret(spec, namespace="default", installation="kp", home_key=home_key,
+                                            agent_token=uuid.uuid4().hex)
             values = {secret["metadata"]["name"]: kubeplay.secret_values(secret)}
             secrets += kubeplay.create_secrets(values, tmp_path)
             pod = kubeplay.for_podman(manifests.pod(spec, namespace="default", installation="kp", home_key=home_key),
                                       secrets=values)
+            kubeplay.per_pod_empty_dirs(pod, tmp_path)
             name = kubeplay.play(pod, tmp_path, args=())
             played.append(name)
             assert kubeplay.process_user(name, manifests.CONTAINER) in ("1000:1000", "1000")

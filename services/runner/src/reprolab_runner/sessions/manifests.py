@@ -11,10 +11,21 @@ runs the server as is; no capability, no privilege escalation, RuntimeDefault se
 filesystem with ``/tmp`` an emptyDir, no service-account token. ``fsGroup`` makes the PVC writable.
 The server's port comes in ``JUPYTER_PORT`` (jupyter_server reads it) so that a node-less test can
 move it.
+
+Activity and "save as a new version" without root and without ``pods/exec``: a second container
+(``activity``) of the same image, as uid 65534, runs ``layer/agentd.py``. It alone mounts the chain's
+emptyDir (``/var/lib/reprolab-activity``); it listens on the agent's socket in a small emptyDir that the notebook
+container mounts READ-ONLY at ``/run/reprolab`` (the kernel connects as locally; the student cannot
+remove or replace the socket); it mounts the home read-only (``pip install`` in the notebook container
+lands in ``~/.local``: the root filesystem is read-only) and serves ``GET /chain`` and ``GET /capture``
+on ``AGENT_PORT`` to the bearer of the Secret's ``agent-token`` (a key the notebook container never
+gets). The NetworkPolicy opens that port to the runner's pods only.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from .targets import HOME, PORT, SERVER, SessionSpec
@@ -26,6 +37,13 @@ COMPONENT = "session"
 MANAGED_BY = "reprolab-runner"
 CONTAINER = "notebook"
 STUDENT_UID = 1000
+AGENT_CONTAINER = "activity"
+AGENT_UID = 65534  # nobody: neither the student nor root
+AGENT_PORT = 8890
+AGENT_TOKEN_KEY = "agent-token"
+AGENT_SCRIPT = "/opt/reprolab/session/agentd.py"
+CHAIN_DIR = "/var/lib/reprolab-activity"  # only the activity container has it (not in the image: created for it)
+SOCKET_DIR = "/run/reprolab"  # the agent's socket (agent.py's SOCKET) is agent.sock in it
 
 
 def names(session_id: str) -> str:
@@ -58,17 +76,49 @@ def home_claim(*, home_key: str, namespace: str, size_bytes: int, storage_class:
             "spec": spec}
 
 
-def token_secret(spec: SessionSpec, *, namespace: str, installation: str, home_key: str) -> dict[str, Any]:
+def token_secret(spec: SessionSpec, *, namespace: str, installation: str, home_key: str,
+                 agent_token: str) -> dict[str, Any]:
+    """The notebook server's token (the notebook container's ``JUPYTER_TOKEN``) and the runner's token for
+    the activity container (``agent-token``: only that container gets it). ``data``, as the API server
+    keeps it and answers it back (the runner reads ``agent-token`` back after a restart)."""
+    values = {"token": spec.token, AGENT_TOKEN_KEY: agent_token}
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": names(spec.session_id), "namespace": namespace,
                          "labels": labels(spec, installation, home_key)},
-            "stringData": {"token": spec.token}}
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}}
 
 
 def server_args(spec: SessionSpec) -> list[str]:
     return ["python3", SERVER, "--config=/opt/reprolab/session/jupyter_server_config.py", "--ip=0.0.0.0",
             "--port-retries=0", f"--ServerApp.base_url={spec.base_url}", f"--ServerApp.root_dir={HOME}",
             "--no-browser"]
+
+
+def restricted(uid: int) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def agent_container(spec: SessionSpec) -> dict[str, Any]:
+    """The activity container (see the module's docstring). First in the pod: its socket is there before
+    the notebook server, hence any kernel, starts."""
+    return {
+        "name": AGENT_CONTAINER, "image": spec.image, "command": ["python3", AGENT_SCRIPT],
+        "env": [{"name": "REPROLAB_AGENT_PORT", "value": str(AGENT_PORT)},
+                {"name": "REPROLAB_ACTIVITY_DIR", "value": CHAIN_DIR},
+                {"name": "REPROLAB_AGENT_SOCKET", "value": f"{SOCKET_DIR}/agent.sock"},
+                {"name": "REPROLAB_SESSION_COMMAND", "value": json.dumps(server_args(spec))},
+                {"name": "REPROLAB_AGENT_TOKEN", "valueFrom": {"secretKeyRef": {"name": names(spec.session_id),
+                                                                                "key": AGENT_TOKEN_KEY}}}],
+        "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "securityContext": restricted(AGENT_UID),
+        "volumeMounts": [{"name": "activity", "mountPath": CHAIN_DIR},
+                         {"name": "agent-socket", "mountPath": SOCKET_DIR},
+                         {"name": "home", "mountPath": HOME, "readOnly": True}],
+    }
 
 
 def pod(spec: SessionSpec, *, namespace: str, installation: str, home_key: str,
@@ -82,10 +132,9 @@ def pod(spec: SessionSpec, *, namespace: str, installation: str, home_key: str,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": cpu, "memory": str(spec.memory_bytes)},
                       "limits": {"cpu": cpu, "memory": str(spec.memory_bytes)}},
-        "securityContext": {"runAsNonRoot": True, "runAsUser": STUDENT_UID, "runAsGroup": STUDENT_UID,
-                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumeMounts": [{"name": "home", "mountPath": HOME}, {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": restricted(STUDENT_UID),
+        "volumeMounts": [{"name": "home", "mountPath": HOME}, {"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "agent-socket", "mountPath": SOCKET_DIR, "readOnly": True}],
         "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 2},
     }
     body: dict[str, Any] = {
@@ -98,9 +147,11 @@ def pod(spec: SessionSpec, *, namespace: str, installation: str, home_key: str,
             "automountServiceAccountToken": False, "enableServiceLinks": False,
             "securityContext": {"runAsNonRoot": True, "runAsUser": STUDENT_UID, "runAsGroup": STUDENT_UID,
                                 "fsGroup": STUDENT_UID, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [container],
+            "containers": [agent_container(spec), container],
             "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": claim_name(home_key)}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}],
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}},
+                        {"name": "activity", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {"name": "agent-socket", "emptyDir": {"sizeLimit": "1Mi"}}],
         },
     }
     if pull_secret:
@@ -113,12 +164,15 @@ def service(spec: SessionSpec, *, namespace: str, installation: str, home_key: s
             "metadata": {"name": names(spec.session_id), "namespace": namespace,
                          "labels": labels(spec, installation, home_key)},
             "spec": {"type": "ClusterIP", "selector": {SESSION_LABEL: spec.session_id},
-                     "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}]}}
+                     "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"},
+                               {"name": "agent", "port": AGENT_PORT, "targetPort": AGENT_PORT, "protocol": "TCP"}]}}
 
 
 def network_policy(spec: SessionSpec, *, namespace: str, installation: str, home_key: str,
-                   index_cidrs: list[str], gateway_labels: dict[str, str]) -> dict[str, Any]:
-    """Ingress: the gateway's pods only, on the server's port. Egress: nothing for ``none``; for
+                   index_cidrs: list[str], gateway_labels: dict[str, str],
+                   runner_labels: dict[str, str]) -> dict[str, Any]:
+    """Ingress: the gateway's pods only, on the server's port; the runner's pods only, on the activity
+    container's port. Egress: nothing for ``none``; for
     ``index`` the package index's addresses on 443 (and DNS to resolve its name)."""
     egress: list[dict[str, Any]] = []
     if spec.network == "index":
@@ -133,7 +187,9 @@ def network_policy(spec: SessionSpec, *, namespace: str, installation: str, home
             "spec": {"podSelector": {"matchLabels": {SESSION_LABEL: spec.session_id}},
                      "policyTypes": ["Ingress", "Egress"],
                      "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": gateway_labels}}],
-                                  "ports": [{"protocol": "TCP", "port": PORT}]}],
+                                  "ports": [{"protocol": "TCP", "port": PORT}]},
+                                 {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": runner_labels}}],
+                                  "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}],
                      "egress": egress}}
 
 
