@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from reprolab_common.capture import parse_capture
 from reprolab_runner.sessions import activity, manifests
 from reprolab_runner.sessions.targets import PORT, SessionSpec
 
@@ -161,7 +162,9 @@ def scenario(kmock: Any, image: str, workdir: Path) -> None:
         assert install["changes"] == {"python": {"added": {PKG: PKG_VERSION}}}, install
 
         # GET /capture: `reprolab env capture --json` against the lock, from the read-only view of the home
-        doc = json.loads(target.capture(started.handle))
+        raw = target.capture(started.handle)
+        doc = json.loads(raw)
+        assert parse_capture(raw)["changes"] == doc["changes"]  # what the runner's API accepts (sessions/api.py)
         assert doc["format"] == "reprolab-capture/1"
         assert doc["changes"] == {"python": {"added": {PKG: PKG_VERSION}}}, doc["changes"]
         assert f"{PKG}=={PKG_VERSION}" in doc["proposed_spec"]["python"]["requirements"]

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 GATEWAY_LABELS = {"app.kubernetes.io/component": "gateway"}
 RUNNER_LABELS = {"app.kubernetes.io/component": "runner"}
-AGENT_TIMEOUT = httpx.Timeout(10.0, read=150.0)  # a capture scans the environment (agentd allows 120 s)
+AGENT_TIMEOUT = httpx.Timeout(10.0, read=110.0)  # a capture scans the environment: agentd allows it 100 s
 
 
 class KubernetesSessions(SessionTarget):
