@@ -61,9 +61,11 @@ def _spec(tmp_path: Path) -> ServingSpec:
 def test_manifests_validate_strictly_and_are_restricted(tmp_path: Path) -> None:
     docs = m.make_model_manifests(_spec(tmp_path), namespace="models", installation="i1",
                                   artifact_url="http://store/x", artifact_sha256="0" * 64)
-    assert [d["kind"] for d in docs] == ["ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert [d["kind"] for d in docs] == ["NetworkPolicy", "ConfigMap", "Secret", "Deployment", "Service",
+                                         "HorizontalPodAutoscaler"]
     for doc in docs:
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    docs = docs[1:]  # the policy first: no pod exists before it
     pod = docs[2]["spec"]["template"]["spec"]
     for c in pod["initContainers"] + pod["containers"]:
         sc = c["securityContext"]
@@ -95,7 +97,8 @@ def test_the_model_pod_runs_restricted_and_serves(podman: str, artifact_server: 
     spec = _spec(tmp_path)
     docs = m.make_model_manifests(spec, namespace="models", installation="i1", artifact_url=url,
                                   artifact_sha256=sha)
-    cm, secret, deployment = docs[0], docs[1], docs[2]
+    # podman kube play enforces no NetworkPolicy (its content is checked in tests/runner/test_deploy_k8s.py)
+    cm, secret, deployment = docs[1], docs[2], docs[3]
     name = f"kplay-model-{uuid.uuid4().hex[:8]}"
     pod = _playable(deployment, secret, name)
     cm_path = tmp_path / "configmap.yaml"
@@ -133,7 +136,7 @@ def test_a_tampered_artifact_stops_the_pod_before_it_serves(podman: str, artifac
                                                             tmp_path: Path) -> None:
     url, _ = artifact_server
     docs = m.make_model_manifests(_spec(tmp_path), namespace="models", installation="i1", artifact_url=url,
-                                  artifact_sha256="f" * 64)
+                                  artifact_sha256="f" * 64)[1:]  # without the NetworkPolicy
     name = f"kplay-model-{uuid.uuid4().hex[:8]}"
     pod = _playable(docs[2], docs[1], name)
     cm_path = tmp_path / "configmap.yaml"

@@ -56,6 +56,7 @@ SECRETS = kmocklib.resource("v1/secrets")
 CONFIGMAPS = kmocklib.resource("v1/configmaps")
 SERVICES = kmocklib.resource("v1/services")
 HPAS = kmocklib.resource("autoscaling/v2/horizontalpodautoscalers")
+POLICIES = kmocklib.resource("networking.k8s.io/v1/networkpolicies")
 SCORE = textwrap.dedent("""
     def init():
         pass
@@ -75,7 +76,8 @@ def fake_k8s(kmock: Any) -> Any:
     kmock.resources["v1/pods"] = {"namespaced": True, "kind": "Pod", "verbs": {"list", "get"},
                                   "subresources": {"log"}}
     for resource, kind in (("v1/configmaps", "ConfigMap"), ("v1/secrets", "Secret"), ("v1/services", "Service"),
-                           ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler")):
+                           ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+                           ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy")):
         kmock.resources[resource] = {"namespaced": True, "kind": kind, "verbs": {"create", "patch", "delete"}}
     kmock["get", re.compile(r"/api/v1/namespaces/[^/]+/pods/[^/]+/log")] << LOG
     return kmock
@@ -160,7 +162,7 @@ def crash_looping_init(message: str = "artifact digest mismatch: 0000") -> dict[
 
 
 NAME = m.name_for(spec())
-KINDS = ["ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"]
+KINDS = ["NetworkPolicy", "ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"]
 
 
 # -- the target -------------------------------------------------------------------------------------
@@ -170,8 +172,9 @@ async def test_start_creates_five_restricted_objects_and_a_working_presigned_url
     started = await call(make_target(fake_k8s, s3).start, spec())
     assert started == Started(handle=f"{NS}/{NAME}", upstream_url=f"http://{NAME}.{NS}.svc:80")
     posts = [(r.data["kind"], r.data["metadata"]["name"], r.namespace) for r in fake_k8s["post"]]
-    assert posts == [("ConfigMap", f"{NAME}-server", NS), ("Secret", f"{NAME}-artifact", NS), ("Deployment", NAME, NS),
-                     ("Service", NAME, NS), ("HorizontalPodAutoscaler", NAME, NS)]
+    assert posts == [("NetworkPolicy", NAME, NS), ("ConfigMap", f"{NAME}-server", NS),
+                     ("Secret", f"{NAME}-artifact", NS), ("Deployment", NAME, NS), ("Service", NAME, NS),
+                     ("HorizontalPodAutoscaler", NAME, NS)]
     objects = {r.data["kind"]: dict(r.data) for r in fake_k8s["post"]}
     for obj in objects.values():
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -189,6 +192,14 @@ async def test_start_creates_five_restricted_objects_and_a_working_presigned_url
     assert pod["automountServiceAccountToken"] is False and "imagePullSecrets" not in pod
     assert objects["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == NAME
     assert objects["Service"]["spec"]["selector"] == {"app.kubernetes.io/instance": NAME}
+    # only the gateway's pods reach the server; the pod reaches the object store (and DNS) only
+    policy = objects["NetworkPolicy"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": NAME}}
+    assert policy["ingress"] == [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {
+        "app.kubernetes.io/component": "gateway"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
+    store = policy["egress"][0]
+    assert store["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert "169.254.0.0/16" in store["to"][0]["ipBlock"]["except"]  # no cloud metadata, no cluster
     # the presigned URL is in the Secret only, and it really fetches the run's artifact from the store
     url = objects["Secret"]["stringData"]["url"]
     assert url not in json.dumps(dep) and "Signature=" in url
@@ -268,10 +279,10 @@ async def test_stop_removes_everything_and_is_idempotent(fake_k8s: Any, s3: S3Ob
     target = make_target(fake_k8s, s3)
     started = await call(target.start, spec())
     other = await call(target.start, spec(4))
-    assert len(live(fake_k8s)) == 10
+    assert len(live(fake_k8s)) == 12
     await call(target.stop, started.handle)
     assert live(fake_k8s) == {(k, n.replace(NAME, m.name_for(spec(4)))) for k, n in [
-        ("ConfigMap", f"{NAME}-server"), ("Secret", f"{NAME}-artifact"), ("Deployment", NAME), ("Service", NAME),
+        ("NetworkPolicy", NAME), ("ConfigMap", f"{NAME}-server"), ("Secret", f"{NAME}-artifact"), ("Deployment", NAME), ("Service", NAME),
         ("HorizontalPodAutoscaler", NAME)]}  # the other version is untouched
     assert {r.data["propagationPolicy"] for r in fake_k8s["delete"]} == {"Background"}
     await call(target.stop, started.handle)  # 404s are fine
@@ -305,13 +316,13 @@ async def test_a_second_start_replaces_what_an_earlier_attempt_left(fake_k8s: An
     await call(target.start, spec())
     await call(target.start, spec(cpu_millis=750))
     patched = [(r.resource, r.name) for r in fake_k8s["patch"]]
-    assert patched == [(CONFIGMAPS, f"{NAME}-server"), (SECRETS, f"{NAME}-artifact"), (DEPLOYMENTS, NAME),
+    assert patched == [(POLICIES, NAME), (CONFIGMAPS, f"{NAME}-server"), (SECRETS, f"{NAME}-artifact"), (DEPLOYMENTS, NAME),
                        (SERVICES, NAME), (HPAS, NAME)]
     (secret_patch,) = requests_to(fake_k8s, "patch", SECRETS)
     assert "Signature=" in secret_patch.data["stringData"]["url"]  # a fresh URL
     container = fake_k8s.objects[DEPLOYMENTS, NS, NAME]["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["cpu"] == "750m"
-    assert len(live(fake_k8s)) == 5
+    assert len(live(fake_k8s)) == 6
 
 
 @pytest.mark.parametrize(("status", "words"), [

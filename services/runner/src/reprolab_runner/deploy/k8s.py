@@ -76,6 +76,12 @@ class KubernetesServing(ServingTarget):
         self.url_seconds = int(getattr(settings, "kubernetes_model_url_seconds", 7 * 24 * 3600))
         self.ready_timeout = float(getattr(settings, "kubernetes_model_ready_seconds", 600.0))
         self.max_replicas = int(getattr(settings, "kubernetes_model_max_replicas", 4))
+        # the model pods' egress: the object store, as the run target's fetch pods (the same settings)
+        self.policy = {"store_cidrs": list(getattr(settings, "kubernetes_egress_cidrs", [])),
+                       "store_ports": list(getattr(settings, "kubernetes_store_ports", [443])),
+                       "store_dns": bool(getattr(settings, "kubernetes_allow_dns", True)),
+                       "cluster_cidrs": list(getattr(settings, "kubernetes_cluster_cidrs",
+                                                     manifests.DEFAULT_CLUSTER_CIDRS))}
         self._api_client = api_client
         self.clock = clock
 
@@ -112,7 +118,10 @@ class KubernetesServing(ServingTarget):
     def _verbs(self, kind: str) -> tuple[Any, Any, Any]:
         """(create, patch, delete) of one kind."""
         core, apps, hpa = self._core, self._apps, self._autoscaling
+        net = kubernetes.client.NetworkingV1Api(self.api_client)
         return {
+            "NetworkPolicy": (net.create_namespaced_network_policy, net.patch_namespaced_network_policy,
+                              net.delete_namespaced_network_policy),
             "ConfigMap": (core.create_namespaced_config_map, core.patch_namespaced_config_map,
                           core.delete_namespaced_config_map),
             "Secret": (core.create_namespaced_secret, core.patch_namespaced_secret, core.delete_namespaced_secret),
@@ -167,7 +176,8 @@ class KubernetesServing(ServingTarget):
         url = self._presign(spec.artifact_key)
         docs = manifests.make_model_manifests(
             spec, namespace=self.namespace, installation=self.installation, artifact_url=url,
-            artifact_sha256=spec.artifact_sha256, max_replicas=self.max_replicas, pull_grant=self._grant(spec.image))
+            artifact_sha256=spec.artifact_sha256, max_replicas=self.max_replicas, pull_grant=self._grant(spec.image),
+            policy=self.policy)
         (dep,) = [d for d in docs if d["kind"] == "Deployment"]
         dep["metadata"]["annotations"] |= {KEY_ANNOTATION: spec.artifact_key, EXPIRES_ANNOTATION: str(expires)}
         try:
@@ -245,7 +255,7 @@ class KubernetesServing(ServingTarget):
         namespace, name = _parse(handle)
         for kind, obj in (("HorizontalPodAutoscaler", name), ("Service", name), ("Deployment", name),
                           ("Secret", f"{name}-artifact"), ("Secret", f"{name}-pull"),
-                          ("ConfigMap", f"{name}-server")):
+                          ("ConfigMap", f"{name}-server"), ("NetworkPolicy", name)):
             self._delete(kind, obj, namespace)
 
     def owned(self) -> dict[str, str]:

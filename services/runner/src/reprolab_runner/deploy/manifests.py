@@ -15,9 +15,11 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ..targets.k8s_manifests import DEFAULT_CLUSTER_CIDRS, DNS_PEERS, DNS_PORTS, _outside
 from .engine import ARTIFACT_DIR, MODEL_LABEL, PORT, PYTHON, SERVER_PATH, SERVER_SOURCE, ServingSpec, server_command
 
 UID = 65534
@@ -164,16 +166,43 @@ def docker_config(*, registry: str, username: str, password: str) -> dict[str, s
     return {".dockerconfigjson": base64.b64encode(config.encode()).decode()}
 
 
+GATEWAY_LABELS = {"app.kubernetes.io/component": "gateway"}  # the chart's gateway pods (as for sessions)
+
+
+def network_policy(spec: ServingSpec, *, namespace: str, installation: str, store_cidrs: Sequence[str] = (),
+                   store_ports: Sequence[int] = (443,), store_dns: bool = True,
+                   cluster_cidrs: Sequence[str] = DEFAULT_CLUSTER_CIDRS) -> dict[str, Any]:
+    """Ingress: the gateway's pods only, on the server's port, so that nothing in the cluster (a student's run
+    with network, another workspace's model) calls a model without the gateway's key check and rate limit.
+    Egress: the object store only (its CIDRs on its ports, or anywhere outside the cluster and link-local on
+    them when none are given) and DNS: the init container fetches the artifact by presigned URL. A NetworkPolicy
+    covers the whole pod, so a ``score.py`` could reach the store's addresses too, with no credentials."""
+    peers = [{"ipBlock": {"cidr": c}} for c in store_cidrs] or _outside(cluster_cidrs)
+    egress: list[dict[str, Any]] = [{"to": peers, "ports": [{"protocol": "TCP", "port": p} for p in store_ports]}]
+    if store_dns:
+        egress.append({"to": DNS_PEERS, "ports": DNS_PORTS})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name_for(spec), "namespace": namespace, "labels": labels(spec, installation)},
+            "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": name_for(spec)}},
+                     "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": GATEWAY_LABELS}}],
+                                  "ports": [{"protocol": "TCP", "port": PORT}]}],
+                     "egress": egress}}
+
+
 def make_model_manifests(spec: ServingSpec, *, namespace: str, installation: str, artifact_url: str,
                          artifact_sha256: str, max_replicas: int = 4,
-                         pull_grant: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Everything one model version needs, in apply order (with ``pull_grant``, a pull Secret too)."""
+                         pull_grant: dict[str, str] | None = None,
+                         policy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Everything one model version needs, in apply order (with ``pull_grant``, a pull Secret too);
+    ``policy``: :func:`network_policy`'s keyword arguments (its NetworkPolicy goes first, before any pod)."""
     kw = {"namespace": namespace, "installation": installation}
-    docs = [server_config_map(spec, **kw), artifact_secret(spec, url=artifact_url, **kw),
+    docs = [network_policy(spec, **(policy or {}), **kw), server_config_map(spec, **kw),
+            artifact_secret(spec, url=artifact_url, **kw),
             deployment(spec, artifact_sha256=artifact_sha256, **kw), service(spec, **kw),
             autoscaler(spec, max_replicas=max_replicas, **kw)]
     if pull_grant:
         secret = pull_secret(spec, **pull_grant, **kw)
-        docs[2]["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": secret["metadata"]["name"]}]
-        docs.insert(2, secret)
+        docs[3]["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": secret["metadata"]["name"]}]
+        docs.insert(3, secret)
     return docs
