@@ -261,6 +261,13 @@ def test_network_policies_default_deny_and_allow_only_dependencies(full_docs: li
             assert "ingress" not in spec
         api_server = [r for r in spec["egress"] if {"ipBlock": {"cidr": "10.96.0.1/32"}} in r.get("to", [])]
         assert bool(api_server) == (service in ("builder", "runner")), service
+        # the gateway's /serve reaches the model servers (and only them) in the runner's job namespace
+        models = [r for r in spec["egress"] if any(p.get("podSelector") == {"matchLabels": {
+            "app.kubernetes.io/name": "reprolab-model"}} for p in r.get("to", []))]
+        assert bool(models) == (service == "gateway"), service
+        if models:
+            assert models[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+            assert models[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
 
 
 # -- Pod Security and OpenAPI validity ------------------------------------------------------------
