@@ -357,10 +357,12 @@ def test_rollback_traffic_feedback_and_metrics(running, served: Served) -> None:
     import pyarrow.parquet as pq
 
     root = s.objects_dir / "models" / s.ws / "iris"
-    _wait(lambda: list((root / "traffic").rglob("*.parquet")) and list((root / "feedback").rglob("*.parquet")),
-          20, "parquet batches")
-    rows = [row for f in (root / "traffic").rglob("*.parquet") for row in pq.read_table(f).to_pylist()]
-    mine = {row["request_id"]: row for row in rows if row["request_id"].startswith(rid)}
+    def mine() -> dict:  # this request's rows, once a flush has written them (earlier tests' batches may exist)
+        rows = [row for f in (root / "traffic").rglob("*.parquet") for row in pq.read_table(f).to_pylist()]
+        return {row["request_id"]: row for row in rows if row["request_id"].startswith(rid)}
+
+    _wait(lambda: len(mine()) == 2 and list((root / "feedback").rglob("*.parquet")), 20, "parquet batches")
+    mine = mine()
     assert set(mine) == {f"{rid}:0", f"{rid}:1"}, sorted(mine)
     assert json.loads(mine[f"{rid}:1"]["inputs"]) == {"0": 6.7, "1": 3.0, "2": 5.2, "3": 2.3}
     assert json.loads(mine[f"{rid}:1"]["prediction"]) == 2 and mine[f"{rid}:1"]["version"] == 1
