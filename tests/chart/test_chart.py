@@ -144,6 +144,7 @@ def test_default_resources(default_docs: list[dict[str, Any]]) -> None:
     expected |= {("Role", "rl-reprolab-builder"), ("RoleBinding", "rl-reprolab-builder"),
                  ("Role", "rl-reprolab-runner"), ("RoleBinding", "rl-reprolab-runner"),
                  ("Role", "rl-reprolab-runner-models"), ("RoleBinding", "rl-reprolab-runner-models"),
+                 ("Role", "rl-reprolab-runner-sessions"), ("RoleBinding", "rl-reprolab-runner-sessions"),
                  ("Service", "rl-reprolab-gateway"), ("Job", "rl-reprolab-migrations"),
                  ("Secret", "rl-reprolab-migrations"), ("Secret", "rl-reprolab-postgresql"),
                  ("Secret", "rl-reprolab-s3"), ("Secret", "rl-reprolab-registry-auth")}
@@ -268,6 +269,26 @@ def test_network_policies_default_deny_and_allow_only_dependencies(full_docs: li
         if models:
             assert models[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
             assert models[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        # JupyterLab sessions: the gateway proxies to the notebook server, the runner also reads the activity
+        # container (chain, capture); nobody else reaches the session pods
+        sessions = [r for r in spec["egress"] if any(p.get("podSelector") == {"matchExpressions": [{
+            "key": "reprolab.org/session-id", "operator": "Exists"}]} for p in r.get("to", []))]
+        ports = {"gateway": [8888], "runner": [8888, 8890]}.get(service)
+        assert [[p["port"] for p in r["ports"]] for r in sessions] == ([ports] if ports else []), service
+
+
+def test_the_sessions_role_is_what_the_session_target_uses(default_docs: list[dict[str, Any]]) -> None:
+    from reprolab_runner.sessions import manifests
+
+    named = {(d["kind"], d["metadata"]["name"]): d for d in default_docs}
+    role = named[("Role", "rl-reprolab-runner-sessions")]
+    (expected,) = manifests.runner_rbac("reprolab-sessions")
+    assert role["metadata"]["namespace"] == "reprolab-sessions" and role["rules"] == expected["rules"]
+    assert named[("RoleBinding", "rl-reprolab-runner-sessions")]["subjects"][0]["name"] == "rl-reprolab-runner"
+    runner = named[("Deployment", "rl-reprolab-runner")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in runner["env"]}
+    assert (env["REPROLAB_RUNNER_SESSION_TARGET"], env["REPROLAB_RUNNER_KUBERNETES_SESSION_NAMESPACE"]) == (
+        "kubernetes", "reprolab-sessions")
 
 
 # -- Pod Security and OpenAPI validity ------------------------------------------------------------

@@ -197,6 +197,11 @@ class Runner(Component):
         "kubernetes", description=("Where deployed models are served: kubernetes (a Deployment, Service and HPA per "
                                    "version in jobNamespace) or local (podman beside the runner; not in a cluster)."))
     modelMaxReplicas: int = Field(4, ge=1, description="Most replicas the autoscaler gives one model version.")
+    sessionTarget: Literal["kubernetes", "local"] = Field(
+        "kubernetes", description=("Where JupyterLab sessions run: kubernetes (a Pod, Service, NetworkPolicy and the "
+                                   "user's home PVC in sessionNamespace) or local (podman; not in a cluster)."))
+    sessionNamespace: str = Field("reprolab-sessions", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                  description="Namespace of the session pods and home claims (created beforehand).")
 
 
 class Audit(Component):
