@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-# What a test changes in a rendered pod spec to run it outside a cluster (docs/operations.md lists it).
+# What a test changes in a rendered pod spec to run it outside a cluster (docs/architecture.md lists it).
 CHANGES = (
     "env `valueFrom.secretKeyRef` becomes the literal value of that Secret key: podman 4.3 reads"
     " secretKeyRef only from secrets in its own JSON form and refuses Kubernetes Secrets",
