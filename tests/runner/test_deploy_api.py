@@ -14,12 +14,14 @@ import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from reprolab.v1 import common_pb2, serving_pb2
-from reprolab_common.db import in_transaction, make_engine, migrate, session_factory
+from reprolab.v1 import common_pb2, events_pb2, serving_pb2
+from reprolab_common.db import in_transaction, make_engine, migrate, session_factory, utcnow
 from reprolab_common.errors import Invalid, NotFound
 from reprolab_common.objectstore import make_object_store
 from reprolab_common.settings import CommonSettings
@@ -27,9 +29,11 @@ from reprolab_runner.deploy import service
 from reprolab_runner.deploy.api import ModelApi
 from reprolab_runner.deploy.deployer import Deployer
 from reprolab_runner.deploy.engine import LocalServing
+from reprolab_runner.deploy.models import DeployedModel
 from reprolab_runner.deploy.monitoring import Monitor
 from reprolab_runner.deploy.traffic import TrafficLog
-from reprolab_runner.models import MIGRATIONS, Output, Run
+from reprolab_runner.models import MIGRATIONS, OutboxEvent, Output, Run
+from sqlalchemy import select
 
 BOB = common_pb2.Actor(user_id="u-bob", username="bob")
 SCORE = textwrap.dedent("""
@@ -157,6 +161,77 @@ async def test_a_model_that_cannot_load_ends_failed_with_its_output(world: Simpl
     await asyncio.gather(*world.api.deployer.tasks)
     got = await world.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=v.version))
     assert got.state == "failed" and "cannot load me" in got.error
+    assert world.target.owned() == {}
+
+
+def model_events(w: SimpleNamespace, verb: str) -> list[events_pb2.Event]:
+    def _read(db):  # noqa: ANN001, ANN202
+        return [events_pb2.Event.FromString(row.payload) for row in db.scalars(select(OutboxEvent))]
+    return [e for e in in_transaction(w.sessions, _read) if e.type == f"model.{verb}"]
+
+
+async def test_the_reconciler_restarts_gone_servers_removes_orphans_and_fails_dead_deploys(
+        world: SimpleNamespace) -> None:
+    """What the runner does at start and every minute: a server that is gone (removed, or exited as after
+    a machine restart) is started again from the artifact copy and answers; a server of a version that is
+    no longer served is removed; a deploy its runner never finished is failed, a recent one left alone."""
+    deployer = world.api.deployer
+    v1 = await deployed(world, add_run(world, SCORE))
+    assert await deployer.reconcile_once() == {"restarted": 0, "removed": 0, "failed": 0}  # all is as it should be
+
+    world.target.stop(world.target.owned()["ws/iris/1"])  # removed
+    assert await deployer.reconcile_once() == {"restarted": 1, "removed": 0, "failed": 0}
+    assert await deployer.reconcile_once() == {"restarted": 0, "removed": 0, "failed": 0}  # under way: not twice
+    await asyncio.gather(*deployer.tasks)
+    got = await world.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=1))
+    assert got.state == "serving", got.error
+    assert await predict(world) == ["virginica"]
+
+    handle = world.target.owned()["ws/iris/1"]
+    await asyncio.to_thread(subprocess.run, ["podman", "stop", "-t", "0", handle], check=True,
+                            capture_output=True)  # exited, still there
+    assert world.target.alive(handle)[0] is False
+    assert (await deployer.reconcile_once())["restarted"] == 1
+    await asyncio.gather(*deployer.tasks)
+    assert await predict(world) == ["virginica"]
+    reasons = [e.model.detail for e in model_events(world, "restarted")]
+    assert reasons == ["its server was removed",
+                       "the model server was killed (SIGKILL: its memory limit, or a stop from outside)"], reasons
+
+    # the version is stopped but its server was not (a runner died in between): the server goes
+    in_transaction(world.sessions, lambda db: service.stopped(
+        db, actor=BOB, model_id=service.get(db, "ws", "iris", v1.version).id))
+    assert await deployer.reconcile_once() == {"restarted": 0, "removed": 1, "failed": 0}
+    assert world.target.owned() == {}
+
+    # deploys no task of this runner is doing: an old one is failed, a recent one is not touched
+    run_id = add_run(world, SCORE)
+
+    def _deploying(db, age: float) -> str:  # noqa: ANN001
+        m = service.create_version(db, actor=BOB, workspace="ws", name="iris", run_id=run_id, image=world.image,
+                                   artifact="score.py", target="local")
+        m.state_since = utcnow() - timedelta(seconds=age)
+        return m.id
+    old = in_transaction(world.sessions, lambda db: _deploying(db, deployer.stale_after() + 5))
+    recent = in_transaction(world.sessions, lambda db: _deploying(db, 1))
+    assert await deployer.reconcile_once() == {"restarted": 0, "removed": 0, "failed": 1}
+    states = in_transaction(world.sessions, lambda db: {
+        i: (db.get(DeployedModel, i).state, db.get(DeployedModel, i).error) for i in (old, recent)})
+    assert states[old] == ("failed", "the runner stopped before this version was ready; deploy it again")
+    assert states[recent] == ("deploying", "")
+
+
+async def test_a_restart_without_the_artifact_copy_fails_and_says_why(world: SimpleNamespace) -> None:
+    v1 = await deployed(world, add_run(world, SCORE))
+    path = in_transaction(world.sessions, lambda db: service.get(db, "ws", "iris", v1.version).artifact_path)
+    await asyncio.to_thread(Path(path).unlink)
+    world.target.stop(world.target.owned()["ws/iris/1"])
+    assert (await world.api.deployer.reconcile_once())["restarted"] == 1
+    await asyncio.gather(*world.api.deployer.tasks)
+    got = await world.api.get(serving_pb2.GetModelRequest(workspace="ws", name="iris", version=1))
+    assert got.state == "failed"
+    assert got.error == ("its server was removed, and restarting it failed: the copy of its artifact is gone from "
+                         "the runner's data directory; deploy it again")
     assert world.target.owned() == {}
 
 

@@ -38,6 +38,10 @@ class RunnerSettings(BaseSettings):
     model_monitor_seconds: float = Field(
         default=300.0, gt=0, description=("How often every served model's traffic is compared with its training "
                                           "data (drift and accuracy alerts); a report can also be asked for now."))
+    model_reconcile_seconds: float = Field(
+        default=60.0, gt=0, description=("How often the model servers are compared with the deployed versions: a "
+                                          "local server that is gone is started again, a server of a stopped "
+                                          "version removed, a deploy its runner did not finish failed."))
     model_min_accuracy: float = Field(
         default=0.8, ge=0, le=1, description="A window's accuracy on late labels below this raises an alert.")
     model_webhook_allow_private: bool = Field(

@@ -179,8 +179,10 @@ class LocalServing(ServingTarget):
         state = container.attrs.get("State") or {}
         if state.get("Status") == "running":
             return True, ""
-        if state.get("OOMKilled") or state.get("ExitCode") == 137:
-            return False, "the model server was killed, most likely out of memory"
+        if state.get("OOMKilled"):
+            return False, "the model server ran out of memory and was killed"
+        if state.get("ExitCode") == 137:
+            return False, "the model server was killed (SIGKILL: its memory limit, or a stop from outside)"
         return False, f"the model server exited (code {state.get('ExitCode')})"
 
     def logs(self, handle: str, tail: int = 30) -> str:

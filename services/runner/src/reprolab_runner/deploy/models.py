@@ -45,6 +45,8 @@ class DeployedModel(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_by_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # when ``state`` last changed (None on rows of before migration 0007: ``created_at`` stands in)
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
 
 
 class ModelKey(Base):

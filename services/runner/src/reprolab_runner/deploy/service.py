@@ -17,7 +17,7 @@ from reprolab_common.db import utcnow
 from reprolab_common.errors import Invalid, NotFound
 from reprolab_common.nats import new_event
 from reprolab_common.outbox import add_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session as Db
 
 from ..models import OutboxEvent
@@ -64,10 +64,16 @@ def create_version(db: Db, *, actor: common_pb2.Actor, workspace: str, name: str
                       image=image, artifact=artifact, kind=kind, state=ModelState.DEPLOYING, active=last == 0,
                       target=target, sample_rate=sample_rate or 1.0, webhook_url=webhook_url,
                       created_by=actor.username, created_by_id=actor.user_id, artifact_path="", handle="",
-                      endpoint="", error="", created_at=utcnow())
+                      endpoint="", error="", created_at=(now := utcnow()), state_since=now)
     db.add(m)
     db.flush()
     return m
+
+
+def live_on(db: Db, target: str) -> list[DeployedModel]:
+    """Every version deploying or serving on ``target`` (what its servers should be)."""
+    return list(db.scalars(select(DeployedModel).where(
+        DeployedModel.target == target, DeployedModel.state.in_((ModelState.DEPLOYING, ModelState.SERVING)))))
 
 
 def versions(db: Db, workspace: str, name: str = "") -> list[DeployedModel]:
@@ -91,13 +97,30 @@ def get(db: Db, workspace: str, name: str, version: int = 0) -> DeployedModel:
 def serving(db: Db, model_id: str, *, handle: str, endpoint: str, artifact_path: str) -> DeployedModel:
     m = db.get(DeployedModel, model_id)
     m.state, m.handle, m.endpoint, m.artifact_path = ModelState.SERVING, handle, endpoint, artifact_path
+    m.state_since = utcnow()
     emit(db, m, "deployed")
+    return m
+
+
+def claim_restart(db: Db, model_id: str) -> bool:
+    """Move a serving version whose server is gone to ``deploying`` unless another runner did so first
+    (compare and set: of two reconcilers, one restarts it)."""
+    done = db.execute(update(DeployedModel).where(DeployedModel.id == model_id,
+                                                  DeployedModel.state == ModelState.SERVING)
+                      .values(state=ModelState.DEPLOYING, state_since=utcnow(), endpoint=""))
+    return done.rowcount == 1
+
+
+def restarted(db: Db, model_id: str, *, handle: str, endpoint: str, reason: str) -> DeployedModel:
+    m = db.get(DeployedModel, model_id)
+    m.state, m.handle, m.endpoint, m.state_since = ModelState.SERVING, handle, endpoint, utcnow()
+    emit(db, m, "restarted", detail=reason)
     return m
 
 
 def failed(db: Db, model_id: str, error: str) -> DeployedModel:
     m = db.get(DeployedModel, model_id)
-    m.state, m.error = ModelState.FAILED, error[:4000]
+    m.state, m.error, m.endpoint, m.state_since = ModelState.FAILED, error[:4000], "", utcnow()
     emit(db, m, "failed")
     return m
 
@@ -116,7 +139,7 @@ def activate(db: Db, *, actor: common_pb2.Actor, workspace: str, name: str, vers
 
 def stopped(db: Db, *, actor: common_pb2.Actor, model_id: str) -> DeployedModel:
     m = db.get(DeployedModel, model_id)
-    m.state, m.active, m.endpoint = ModelState.STOPPED, False, ""
+    m.state, m.active, m.endpoint, m.state_since = ModelState.STOPPED, False, "", utcnow()
     emit(db, m, "stopped", actor)
     return m
 
