@@ -100,3 +100,37 @@ def test_a_student_opens_jupyterlab_from_a_version_and_sees_the_idle_warning(por
             time.sleep(0.5)
         for volume in homes - {""}:
             subprocess.run(["podman", "volume", "rm", "-f", volume], capture_output=True)
+
+
+def test_instructors_set_the_session_limits_and_students_read_them(portal: Portal, sized) -> None:
+    """Issue 12 item 8: the workspace's session limits on the sessions page, in words for everyone; the form
+    for instructors only, its values what the API then answers."""
+    page, errors, size = sized
+    _tname, ttoken, teacher = portal.user("sl-prof")
+    sname, stoken, _student = portal.user("sl-stud")
+    ws = f"sl-{uuid.uuid4().hex[:8]}"
+    teacher.post("/workspaces", json={"slug": ws, "title": "Limits"})
+    teacher.post(f"/workspaces/{ws}/members", json={"username": sname, "role": "student"})
+    sign_in(page, portal.url, ttoken)
+    page.goto(f"{portal.url}/w/{ws}/sessions")
+    limits = page.locator("#session-limits")
+    expect(limits).to_contain_text("Idle sessions stop after 60 min")  # the runner's defaults
+    expect(limits).to_contain_text("1 session per student and environment.")
+    expect(page.get_by_label("Stop idle sessions after (minutes)")).to_have_value("60")
+    page.get_by_label("Stop idle sessions after (minutes)").fill("90")
+    page.get_by_label("Sessions per student and environment").fill("2")
+    page.get_by_label("Network inside sessions").select_option("none")
+    page.get_by_role("button", name="Save limits").click()
+    expect(page.locator("#flash")).to_contain_text("running ones keep theirs")
+    expect(limits).to_contain_text("Idle sessions stop after 90 min")
+    expect(limits).to_contain_text("2 sessions per student and environment. No network inside a session")
+    assert teacher.get(f"/workspaces/{ws}/session-settings") == {
+        "idle_timeout_seconds": 5400, "max_per_environment": 2, "network": "none"}
+    check_page(page, errors, f"{size}-sessions-limits-instructor")
+
+    page.context.clear_cookies()
+    sign_in(page, portal.url, stoken)
+    page.goto(f"{portal.url}/w/{ws}/sessions")
+    expect(page.locator("#session-limits")).to_contain_text("Idle sessions stop after 90 min")
+    expect(page.locator("#session-settings-form")).to_be_hidden()
+    check_page(page, errors, f"{size}-sessions-limits-student")

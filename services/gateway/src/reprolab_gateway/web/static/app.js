@@ -1445,7 +1445,39 @@ pages.sessions = async () => {
   });
   await show();
   setInterval(() => show().catch((err) => flash(err.message, true)), 3000);
+  await sessionLimits();
 };
+
+// The workspace's session policy in words for everyone; instructors and admins change it here.
+function limitsText(p) {
+  const idle = p.idle_timeout_seconds
+    ? `Idle sessions stop after ${p.idle_timeout_seconds % 60 ? `${p.idle_timeout_seconds} s`
+      : `${p.idle_timeout_seconds / 60} min`} (a warning comes first; the files in your home folder stay).`
+    : "Idle sessions are never stopped.";
+  const per = `${p.max_per_environment} session${p.max_per_environment === 1 ? "" : "s"} per student and environment.`;
+  const net = p.network === "none" ? "No network inside a session: packages cannot be installed from the index."
+    : "Inside a session only the package index can be reached.";
+  return `${idle} ${per} ${net} CPU and memory are the environment's own resources, as for runs.`;
+}
+
+async function sessionLimits() {
+  const { manager } = await workspaceRole();
+  const url = `/workspaces/${WS}/session-settings`;
+  const show = (p) => {
+    $("#session-limits").textContent = limitsText(p);
+    if (!manager) return;
+    $("#ss-idle").value = Math.round(p.idle_timeout_seconds / 60);
+    $("#ss-max").value = p.max_per_environment;
+    $("#ss-net").value = p.network;
+  };
+  show(await api("GET", url));
+  onSubmit($("#session-settings-form"), async (data) => {
+    const json = { idle_timeout_seconds: Number(data.get("idle")) * 60, max_per_environment: Number(data.get("max")),
+      network: data.get("network") };
+    show(await api("PUT", url, { json }));
+    flash("Saved. The new limits apply to sessions started from now on; running ones keep theirs.");
+  });
+}
 
 // --- models: a run's output served as a web service (issue 15) -----------------------------------------
 
