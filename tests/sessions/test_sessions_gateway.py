@@ -127,7 +127,7 @@ def cell_details(event: object) -> dict:
 
 @pytest.mark.timeout(900)  # the first start may build the notebook layer
 def test_a_session_started_and_used_through_the_gateway_keeps_its_home(running, gw_lab) -> None:
-    ws, _teacher, ((alice, alice_token), (_bob, bob_token)), homes = gw_lab
+    ws, teacher, ((alice, alice_token), (bob, bob_token)), homes = gw_lab
     gw = running.platform.url.rstrip("/")
     s = alice.post(f"/workspaces/{ws}/sessions", json={"environment": "py"}, expect=(201,))
     sid = s["id"]
@@ -145,6 +145,23 @@ def test_a_session_started_and_used_through_the_gateway_keeps_its_home(running, 
         # another student and nobody: as if there were no such session
         assert c.get(base + "api/status", headers=bearer(bob_token)).status_code == 404
         assert c.get(base + "api/status").status_code in (401, 403, 404)
+        # an instructor only when the workspace's policy lets instructors open students' sessions
+        helper = f"gi-{uuid.uuid4().hex[:8]}"
+        helper_token = running.admin.post("/users", json={"username": helper})["token"]
+        teacher.post(f"/workspaces/{ws}/members", json={"username": helper, "role": "instructor"})
+        assert c.get(base + "api/status", headers=bearer(helper_token)).status_code == 404
+        policy = teacher.get(f"/workspaces/{ws}/session-settings")
+        assert policy["instructors_may_open"] is False
+        for allowed, status in ((True, 200), (False, 404)):
+            teacher.request("PUT", f"/workspaces/{ws}/session-settings",
+                            json={**policy, "instructors_may_open": allowed})
+            deadline = time.monotonic() + 30  # the gateway keeps a session's address for a few seconds
+            while (got := c.get(base + "api/status", headers=bearer(helper_token)).status_code) != status:
+                assert time.monotonic() < deadline, (allowed, got)
+                time.sleep(0.5)
+        # a student cannot change the policy
+        assert bob.response("PUT", f"/workspaces/{ws}/session-settings", expect=(403,),
+                            json={**policy, "instructors_may_open": True}).status_code == 403
         kernel = c.post(base + "api/kernels", headers=bearer(alice_token), json={"name": "python3"})
         assert kernel.status_code == 201, kernel.text
         kid = kernel.json()["id"]

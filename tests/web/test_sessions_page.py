@@ -120,12 +120,15 @@ def test_instructors_set_the_session_limits_and_students_read_them(portal: Porta
     page.get_by_label("Stop idle sessions after (minutes)").fill("90")
     page.get_by_label("Sessions per student and environment").fill("2")
     page.get_by_label("Network inside sessions").select_option("none")
+    expect(limits).to_contain_text("Only its owner can open a session.")
+    page.get_by_label("Instructors and admins may open students' sessions").check()
     page.get_by_role("button", name="Save limits").click()
-    expect(page.locator("#flash")).to_contain_text("running ones keep theirs")
+    expect(page.locator("#flash")).to_contain_text("Running sessions follow the new idle limit at once")
     expect(limits).to_contain_text("Idle sessions stop after 90 min")
     expect(limits).to_contain_text("2 sessions per student and environment. No network inside a session")
+    expect(limits).to_contain_text("Instructors and admins of the workspace may open a student's session")
     assert teacher.get(f"/workspaces/{ws}/session-settings") == {
-        "idle_timeout_seconds": 5400, "max_per_environment": 2, "network": "none"}
+        "idle_timeout_seconds": 5400, "max_per_environment": 2, "network": "none", "instructors_may_open": True}
     check_page(page, errors, f"{size}-sessions-limits-instructor")
 
     page.context.clear_cookies()

@@ -878,6 +878,9 @@ class SessionPolicy(_In):
                                      "environment.")
     network: Literal["none", "index"] = Field(default="index", description="index: the package index is "
                                               "reachable (on the local target: the bridge network); none: nothing.")
+    instructors_may_open: bool = Field(default=False, strict=True, description=(
+        "The workspace's instructors and admins may open its students' sessions (to help them); otherwise only "
+        "a session's owner can."))
 
 
 # --- model serving (issue 15) -----------------------------------------------------------------------

@@ -503,14 +503,16 @@ class ConnectSessionRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class SessionConnection(_message.Message):
-    __slots__ = ("session", "upstream_url", "server_token")
+    __slots__ = ("session", "upstream_url", "server_token", "instructors_may_open")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_URL_FIELD_NUMBER: _ClassVar[int]
     SERVER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTORS_MAY_OPEN_FIELD_NUMBER: _ClassVar[int]
     session: Session
     upstream_url: str
     server_token: str
-    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., upstream_url: _Optional[str] = ..., server_token: _Optional[str] = ...) -> None: ...
+    instructors_may_open: bool
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., upstream_url: _Optional[str] = ..., server_token: _Optional[str] = ..., instructors_may_open: _Optional[bool] = ...) -> None: ...
 
 class TouchSessionRequest(_message.Message):
     __slots__ = ("actor", "session_id", "at")
@@ -547,16 +549,18 @@ class SessionEvent(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionPolicy(_message.Message):
-    __slots__ = ("workspace", "idle_timeout_seconds", "max_per_environment", "network")
+    __slots__ = ("workspace", "idle_timeout_seconds", "max_per_environment", "network", "instructors_may_open")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_PER_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTORS_MAY_OPEN_FIELD_NUMBER: _ClassVar[int]
     workspace: str
     idle_timeout_seconds: int
     max_per_environment: int
     network: str
-    def __init__(self, workspace: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_per_environment: _Optional[int] = ..., network: _Optional[str] = ...) -> None: ...
+    instructors_may_open: bool
+    def __init__(self, workspace: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_per_environment: _Optional[int] = ..., network: _Optional[str] = ..., instructors_may_open: _Optional[bool] = ...) -> None: ...
 
 class GetSessionPolicyRequest(_message.Message):
     __slots__ = ("actor", "workspace")

@@ -100,7 +100,7 @@ class RunnerResolver:
         parts = urlsplit(conn.upstream_url)
         upstream = Upstream(session_id=session.id, workspace=session.workspace, owner=session.owner,
                             upstream_url=f"{parts.scheme}://{parts.netloc}", server_token=conn.server_token,
-                            instructors_may_open=bool(getattr(conn, "instructors_may_open", False)))
+                            instructors_may_open=conn.instructors_may_open)
         self._cache.put(session_id, upstream, self.ttl)
         return upstream
 

@@ -113,7 +113,9 @@ class SessionApi:
     async def connect(self, r: runner_pb2.ConnectSessionRequest) -> runner_pb2.SessionConnection:
         """The gateway's proxy: where the server is and its token (a running session only)."""
         s = await transact(self.sessions, lambda db: service.get(db, r.session_id))
-        conn = runner_pb2.SessionConnection(session=self._proto(s))
+        p = await transact(self.sessions, lambda db: service.policy(db, s.workspace))
+        conn = runner_pb2.SessionConnection(session=self._proto(s),
+                                            instructors_may_open=bool(p and p.instructors_may_open))
         if s.status == SessionStatus.RUNNING:
             conn.upstream_url, conn.server_token = s.upstream_url, s.server_token
         return conn
@@ -148,7 +150,8 @@ class SessionApi:
                                             max_per_environment=st.session_max_per_environment,
                                             network=st.session_network)
         return runner_pb2.SessionPolicy(workspace=p.workspace, idle_timeout_seconds=p.idle_timeout_seconds,
-                                        max_per_environment=p.max_per_environment, network=p.network)
+                                        max_per_environment=p.max_per_environment, network=p.network,
+                                        instructors_may_open=bool(p.instructors_may_open))
 
     async def policy_put(self, r: runner_pb2.PutSessionPolicyRequest) -> runner_pb2.SessionPolicy:
         p = r.policy
@@ -163,9 +166,11 @@ class SessionApi:
             raise Invalid("; ".join(f"{loc} {msg}" for loc, msg in problems), errors=problems)
         await transact(self.sessions, lambda db: service.put_policy(
             db, workspace=p.workspace, idle_timeout_seconds=p.idle_timeout_seconds,
-            max_per_environment=p.max_per_environment, network=p.network, updated_by=r.actor.username))
+            max_per_environment=p.max_per_environment, network=p.network, updated_by=r.actor.username,
+            instructors_may_open=p.instructors_may_open))
         return runner_pb2.SessionPolicy(workspace=p.workspace, idle_timeout_seconds=p.idle_timeout_seconds,
-                                        max_per_environment=p.max_per_environment, network=p.network)
+                                        max_per_environment=p.max_per_environment, network=p.network,
+                                        instructors_may_open=p.instructors_may_open)
 
 
 async def add_session_endpoints(micro: Service, api: SessionApi, in_flight: InFlight) -> None:

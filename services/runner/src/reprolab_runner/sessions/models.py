@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from reprolab_common.db import UTCDateTime, utcnow
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..models import Base
@@ -76,5 +76,7 @@ class SessionPolicy(Base):
     idle_timeout_seconds: Mapped[int] = mapped_column(Integer)
     max_per_environment: Mapped[int] = mapped_column(Integer)
     network: Mapped[str] = mapped_column(String(16))
+    # the workspace's instructors and admins may open its students' sessions (migration 0008)
+    instructors_may_open: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -149,13 +149,14 @@ def policy(db: Db, workspace: str) -> SessionPolicy | None:
 
 
 def put_policy(db: Db, *, workspace: str, idle_timeout_seconds: int, max_per_environment: int, network: str,
-               updated_by: str) -> SessionPolicy:
+               updated_by: str, instructors_may_open: bool = False) -> SessionPolicy:
     row = db.get(SessionPolicy, workspace, with_for_update=True)
     if row is None:
         row = SessionPolicy(workspace=workspace)
         db.add(row)
     row.idle_timeout_seconds, row.max_per_environment, row.network = (idle_timeout_seconds, max_per_environment,
                                                                       network)
+    row.instructors_may_open = instructors_may_open
     row.updated_by, row.updated_at = updated_by, utcnow()
     # running sessions of the workspace follow the new idle timeout from now on
     for s in db.execute(select(NotebookSession).where(NotebookSession.workspace == workspace,

@@ -103,11 +103,12 @@ async def stop_session(ws: WsPath, notebook_id: str, registry: RegistryDep, runn
 
 @router.get("/workspaces/{ws}/session-settings", response_model=SessionPolicy)
 async def get_session_policy(ws: WsPath, registry: RegistryDep, runner: RunnerDep) -> SessionPolicy:
-    """Idle timeout, sessions per student and environment, network of this workspace's sessions."""
+    """Idle timeout, sessions per student and environment, network of this workspace's sessions, and whether its
+    instructors may open students' sessions."""
     await registry.get_workspace(ws)  # members only
     p = await runner.get_session_policy(ws)
     return SessionPolicy(idle_timeout_seconds=p.idle_timeout_seconds, max_per_environment=p.max_per_environment,
-                         network=p.network)
+                         network=p.network, instructors_may_open=p.instructors_may_open)
 
 
 @router.put("/workspaces/{ws}/session-settings", response_model=SessionPolicy,
@@ -119,9 +120,9 @@ async def put_session_policy(ws: WsPath, body: SessionPolicy, registry: Registry
         raise Forbidden("only the workspace's instructors and admins can change its session settings")
     p = await runner.put_session_policy(runner_pb2.SessionPolicy(
         workspace=ws, idle_timeout_seconds=body.idle_timeout_seconds, max_per_environment=body.max_per_environment,
-        network=body.network))
+        network=body.network, instructors_may_open=body.instructors_may_open))
     return SessionPolicy(idle_timeout_seconds=p.idle_timeout_seconds, max_per_environment=p.max_per_environment,
-                         network=p.network)
+                         network=p.network, instructors_may_open=p.instructors_may_open)
 
 
 # --- "Save as a new version" (issue 12 item 7) -------------------------------------------------------

@@ -1376,6 +1376,10 @@ pages.sessions = async () => {
   const started = params.get("started");
   if (started) flash("Starting JupyterLab… The first session of a version prepares its notebook layer (about a minute).");
   if (params.get("already")) flash(`You already have a session of ${params.get("already")}: open it below or stop it first.`);
+  const { manager } = await workspaceRole();
+  const limits = { policy: await api("GET", `/workspaces/${WS}/session-settings`) };
+  // the owner opens a session; the workspace's instructors too when its policy lets them (else the gateway says 404)
+  const mayOpen = (s) => s.owner_username === body.dataset.user || (manager && limits.policy.instructors_may_open);
   let announced = false;
   const show = async () => {
     const list = (await api("GET", `/workspaces/${WS}/sessions`)).items
@@ -1387,7 +1391,7 @@ pages.sessions = async () => {
       when(s.created) || "—",
       el("span", { class: s.cull_warning ? "cull-warning" : "" }, idleText(s)),
       s.status === "running" || ACTIVE_SESSION.includes(s.status) ? [
-        s.status === "running" ? el("a", { href: `${s.url}lab`, class: "button small", target: "_blank", rel: "noopener",
+        s.status === "running" && mayOpen(s) ? el("a", { href: `${s.url}lab`, class: "button small", target: "_blank", rel: "noopener",
           "aria-label": `Open the session of ${s.environment} v${s.version} in JupyterLab` }, "Open") : "",
         s.status === "running" && s.owner_username === body.dataset.user ? [" ", el("button", { type: "button",
           class: "secondary small", "data-save": s.id,
@@ -1445,7 +1449,7 @@ pages.sessions = async () => {
   });
   await show();
   setInterval(() => show().catch((err) => flash(err.message, true)), 3000);
-  await sessionLimits();
+  sessionLimits(manager, limits, show);
 };
 
 // The workspace's session policy in words for everyone; instructors and admins change it here.
@@ -1457,25 +1461,31 @@ function limitsText(p) {
   const per = `${p.max_per_environment} session${p.max_per_environment === 1 ? "" : "s"} per student and environment.`;
   const net = p.network === "none" ? "No network inside a session: packages cannot be installed from the index."
     : "Inside a session only the package index can be reached.";
-  return `${idle} ${per} ${net} CPU and memory are the environment's own resources, as for runs.`;
+  const who = p.instructors_may_open ? "Instructors and admins of the workspace may open a student's session to help."
+    : "Only its owner can open a session.";
+  return `${idle} ${per} ${net} ${who} CPU and memory are the environment's own resources, as for runs.`;
 }
 
-async function sessionLimits() {
-  const { manager } = await workspaceRole();
+// ``limits.policy`` is kept current for the table's Open links; ``refresh`` redraws the table.
+function sessionLimits(manager, limits, refresh) {
   const url = `/workspaces/${WS}/session-settings`;
   const show = (p) => {
+    limits.policy = p;
     $("#session-limits").textContent = limitsText(p);
     if (!manager) return;
     $("#ss-idle").value = Math.round(p.idle_timeout_seconds / 60);
     $("#ss-max").value = p.max_per_environment;
     $("#ss-net").value = p.network;
+    $("#ss-open").checked = p.instructors_may_open;
   };
-  show(await api("GET", url));
+  show(limits.policy);
   onSubmit($("#session-settings-form"), async (data) => {
     const json = { idle_timeout_seconds: Number(data.get("idle")) * 60, max_per_environment: Number(data.get("max")),
-      network: data.get("network") };
+      network: data.get("network"), instructors_may_open: data.get("open") === "on" };
     show(await api("PUT", url, { json }));
-    flash("Saved. The new limits apply to sessions started from now on; running ones keep theirs.");
+    flash("Saved. Running sessions follow the new idle limit at once; the other limits apply to sessions started "
+      + "from now on.");
+    await refresh();
   });
 }
 
