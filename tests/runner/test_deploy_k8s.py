@@ -282,8 +282,8 @@ async def test_stop_removes_everything_and_is_idempotent(fake_k8s: Any, s3: S3Ob
     assert len(live(fake_k8s)) == 12
     await call(target.stop, started.handle)
     assert live(fake_k8s) == {(k, n.replace(NAME, m.name_for(spec(4)))) for k, n in [
-        ("NetworkPolicy", NAME), ("ConfigMap", f"{NAME}-server"), ("Secret", f"{NAME}-artifact"), ("Deployment", NAME), ("Service", NAME),
-        ("HorizontalPodAutoscaler", NAME)]}  # the other version is untouched
+        ("NetworkPolicy", NAME), ("ConfigMap", f"{NAME}-server"), ("Secret", f"{NAME}-artifact"), ("Deployment", NAME),
+        ("Service", NAME), ("HorizontalPodAutoscaler", NAME)]}  # the other version is untouched
     assert {r.data["propagationPolicy"] for r in fake_k8s["delete"]} == {"Background"}
     await call(target.stop, started.handle)  # 404s are fine
     await call(target.stop, other.handle)
@@ -316,8 +316,8 @@ async def test_a_second_start_replaces_what_an_earlier_attempt_left(fake_k8s: An
     await call(target.start, spec())
     await call(target.start, spec(cpu_millis=750))
     patched = [(r.resource, r.name) for r in fake_k8s["patch"]]
-    assert patched == [(POLICIES, NAME), (CONFIGMAPS, f"{NAME}-server"), (SECRETS, f"{NAME}-artifact"), (DEPLOYMENTS, NAME),
-                       (SERVICES, NAME), (HPAS, NAME)]
+    assert patched == [(POLICIES, NAME), (CONFIGMAPS, f"{NAME}-server"), (SECRETS, f"{NAME}-artifact"),
+                       (DEPLOYMENTS, NAME), (SERVICES, NAME), (HPAS, NAME)]
     (secret_patch,) = requests_to(fake_k8s, "patch", SECRETS)
     assert "Signature=" in secret_patch.data["stringData"]["url"]  # a fresh URL
     container = fake_k8s.objects[DEPLOYMENTS, NS, NAME]["spec"]["template"]["spec"]["containers"][0]

@@ -69,15 +69,19 @@ async def main(stop: asyncio.Event) -> None:
     # leftovers of runs that ended while no runner watched go first
     removed = await worker.reconcile()
     log.info("runner ready (reconciler removed %d leftovers)", removed)
-    try:  # model servers the table says are serving come back before the gateway routes to them
-        log.info("model servers at start: %s", await deployer.reconcile_once())
-    except Exception:  # noqa: BLE001 - the periodic pass tries again; the runner still starts
-        log.exception("model server reconciliation at start failed")
+
+    async def reconcile_models_now() -> None:  # in the background: an engine or API server that is slow to
+        try:  # answer must not hold up the runner's start
+            log.info("model servers at start: %s", await deployer.reconcile_once())
+        except Exception:  # noqa: BLE001 - the periodic pass tries again
+            log.exception("model server reconciliation at start failed")
+
     tasks = [asyncio.create_task(publisher.run(ctx.stop)), asyncio.create_task(worker.run(ctx.stop)),
              asyncio.create_task(worker.reconcile_forever(ctx.stop)),
              asyncio.create_task(sessions_mgr.cull_forever(ctx.stop)),
              asyncio.create_task(model_monitor.forever(ctx.stop)), asyncio.create_task(deployer.forever(ctx.stop)),
-             asyncio.create_task(deployer.reconcile_forever(ctx.stop, settings.model_reconcile_seconds))]
+             asyncio.create_task(deployer.reconcile_forever(ctx.stop, settings.model_reconcile_seconds)),
+             asyncio.create_task(reconcile_models_now())]
     await stop.wait()
     ctx.stop.set()
     await ctx.micro.stop()
