@@ -131,16 +131,20 @@ class Deployer:
             await transact(self.sessions, lambda db: service.serving(
                 db, model_id, handle=started.handle, endpoint=started.upstream_url, artifact_path=artifact_path))
         except Exception as exc:  # noqa: BLE001 - every failure ends in ``failed`` with its reason
-            if not isinstance(exc, TargetError):
-                log.exception("model %s failed to deploy", model_id)
-            if handle:
-                try:
-                    await asyncio.to_thread(target.stop, handle)
-                except TargetError:
-                    pass
-            error = str(exc) or type(exc).__name__
-            await transact(self.sessions, lambda db: service.failed(db, model_id, error))
+            await self._failed(model_id, handle, exc, "model %s failed to deploy")
         self.wake_outbox()
+
+    async def _failed(self, model_id: str, handle: str, exc: Exception, what: str, prefix: str = "") -> None:
+        """A deploy or restart that failed: its server (if one was started) removed, the version ``failed``."""
+        if not isinstance(exc, TargetError):
+            log.exception(what, model_id)
+        if handle:
+            try:
+                await asyncio.to_thread(self.target.stop, handle)
+            except TargetError:
+                pass
+        error = prefix + (str(exc) or type(exc).__name__)
+        await transact(self.sessions, lambda db: service.failed(db, model_id, error))
 
     # --- the reconciler ----------------------------------------------------------------------------
 
@@ -184,7 +188,7 @@ class Deployer:
                 continue  # another runner is restarting it
             self._spawn(m.id, self._restart(m, why))
             counts["restarted"] += 1
-        if any(counts.values()):
+        if counts["failed"]:  # the restarts publish their own events when they end
             self.wake_outbox()
         return counts
 
@@ -207,15 +211,8 @@ class Deployer:
             await transact(self.sessions, lambda db: service.restarted(
                 db, m.id, handle=started.handle, endpoint=started.upstream_url, reason=why))
         except Exception as exc:  # noqa: BLE001 - a restart that fails ends the version in ``failed``
-            if not isinstance(exc, TargetError):
-                log.exception("model %s could not be restarted", m.id)
-            if handle:
-                try:
-                    await asyncio.to_thread(target.stop, handle)
-                except TargetError:
-                    pass
-            error = f"{why}, and restarting it failed: {exc or type(exc).__name__}"
-            await transact(self.sessions, lambda db: service.failed(db, m.id, error))
+            await self._failed(m.id, handle, exc, "model %s could not be restarted",
+                               prefix=f"{why}, and restarting it failed: ")
         self.wake_outbox()
 
     async def reconcile_forever(self, stop: asyncio.Event, every: float = RECONCILE_SECONDS) -> None:

@@ -112,8 +112,11 @@ class SessionApi:
 
     async def connect(self, r: runner_pb2.ConnectSessionRequest) -> runner_pb2.SessionConnection:
         """The gateway's proxy: where the server is and its token (a running session only)."""
-        s = await transact(self.sessions, lambda db: service.get(db, r.session_id))
-        p = await transact(self.sessions, lambda db: service.policy(db, s.workspace))
+        def read(db):  # noqa: ANN001, ANN202 - the session and its workspace's policy in one transaction
+            s = service.get(db, r.session_id)
+            return s, service.policy(db, s.workspace)
+
+        s, p = await transact(self.sessions, read)
         conn = runner_pb2.SessionConnection(session=self._proto(s),
                                             instructors_may_open=bool(p and p.instructors_may_open))
         if s.status == SessionStatus.RUNNING:
