@@ -91,32 +91,46 @@ def delete_run(*, session: Session, run_id: str, actor: common_pb2.Actor) -> tup
 
 
 def request_cancel(*, session: Session, run_id: str) -> Run:
+    """Cancel a run that has not ended: it is ``cancelled`` from now on, whatever its container does next
+    (``cancel_requested`` tells the worker to stop it; the worker's later report cannot replace this
+    outcome, see ``started`` and ``finish``)."""
     run = session.get(Run, run_id, with_for_update=True)
     if run is None:
         raise NotFound(f"no run {run_id!r}")
     if run.status in TERMINAL:
         raise Conflict(f"run {run_id} already ended ({run.status})")
     run.cancel_requested = 1
-    if run.status == Status.QUEUED and not run.handle:
-        finish(session=session, run=run, status=Status.CANCELLED, error="cancelled before it started")
+    finish(session=session, run=run, status=Status.CANCELLED,
+           error="cancelled by request" if run.handle else "cancelled before it started")
     return run
 
 
 def started(*, session: Session, run_id: str, handle: str) -> Run | None:
     """Record the target's handle; None when the run was deleted meanwhile (cancelled before it started,
-    then deleted while the worker was starting it): the worker then removes what it started."""
+    then deleted while the worker was starting it): the worker then removes what it started. A run that
+    ended meanwhile (cancelled while its container was starting) keeps its state: compare-and-set, so the
+    worker's late start never turns ``cancelled`` back into ``running`` (the worker then stops it)."""
     run = session.get(Run, run_id, with_for_update=True)
     if run is None:
         return None
-    run.handle, run.status, run.started_at = handle, Status.RUNNING, utcnow()
+    run.handle = handle
+    if run.status in TERMINAL:
+        return run
+    run.status, run.started_at = Status.RUNNING, utcnow()
     emit(session, run, "started")
     return run
 
 
 def finish(*, session: Session, run: Run, status: Status, exit_code: int | None = None, error: str = "",
            metrics_json: str = "", provenance_json: str = "", outputs: list[tuple[str, int, str, str]] = ()) -> Run:
-    """The one terminal transition of a run; a second call leaves the first outcome in place."""
+    """The one terminal transition of a run (compare-and-set on the state): a second call leaves the first
+    outcome in place and emits nothing. The worker's report on a run cancelled meanwhile only adds what the
+    container left (its log and outputs), so the cancelled run keeps them."""
     if run.status in TERMINAL:
+        if run.status == Status.CANCELLED and outputs and not run.provenance_json:
+            run.metrics_json, run.provenance_json = metrics_json, provenance_json
+            for name, size, sha, key in outputs:
+                session.add(Output(run_id=run.id, name=name, size=size, sha256=sha, object_key=key))
         return run
     run.status, run.exit_code, run.error, run.finished_at = status, exit_code, error, utcnow()
     run.metrics_json, run.provenance_json = metrics_json, provenance_json

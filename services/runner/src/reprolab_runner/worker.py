@@ -539,18 +539,20 @@ class Worker:
         error = self.host_paths(redact(error, getattr(target, "secrets", ())))  # students read it
         prov = provenance(run)
 
-        def _store(s: Any) -> None:
+        def _store(s: Any) -> str:
             fresh = s.get(Run, run.id, with_for_update=True)
             first = fresh.status not in TERMINAL
             service.finish(session=s, run=fresh, status=outcome, exit_code=exit_code, error=error,
                            metrics_json=metrics, provenance_json=prov, outputs=outputs)
             if first:
                 inside.emit(s, fresh, self._workdir(run.id))
+            return fresh.status
 
-        await transact(self.sessions, _store)
+        # the recorded outcome: a run cancelled meanwhile stays cancelled, whatever its container reported
+        final = await transact(self.sessions, _store)
         self.wake_outbox()
         try:
-            await self.js.publish(f"logs.run.{run.id}", f"run {outcome}".encode(), headers={END_HEADER: outcome},
+            await self.js.publish(f"logs.run.{run.id}", f"run {final}".encode(), headers={END_HEADER: final},
                                   timeout=5)
         except Exception as exc:
             log.warning("could not publish the end of the run log: %s", exc)
