@@ -830,6 +830,11 @@ class SessionCreate(_In):
     version: int = Field(default=0, ge=0, le=INT32_MAX, description="0: the latest version (it must be built).")
     resources: RunResourcesIn | None = Field(default=None, description="cpu, memory, pids (no timeout: a session "
                                              "ends when stopped or idle). Default: the spec's, else 2 CPUs, 2Gi.")
+    assignment: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="The assignment you open it for: its starter code is unpacked into ~/<assignment>/. Left out: "
+        "the starter code of every open assignment that uses this environment (or the environment it was "
+        "forked from). Files already in your home are never overwritten.")
 
 
 class Session(BaseModel):
@@ -849,6 +854,8 @@ class Session(BaseModel):
     cull_in_seconds: int | None
     network: str
     url: str = Field(description="Where the browser opens it (through the gateway).")
+    starter_code: list[str] = Field(default_factory=list, description="In the answer to a start only: the "
+                                    "assignments whose starter code goes into ~/<assignment>/ (where absent).")
 
     @classmethod
     def of(cls, s: runner_pb2.Session) -> Session:

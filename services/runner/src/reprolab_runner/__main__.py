@@ -58,7 +58,8 @@ async def main(stop: asyncio.Event) -> None:
     in_flight = InFlight()
     await add_endpoints(ctx.micro, Api(settings=settings, sessions=sessions, enqueue=worker.enqueue,
                                        wake_outbox=publisher.wake, store=store), in_flight)
-    sessions_mgr = SessionManager(settings=settings, sessions=sessions, nc=ctx.nc, wake_outbox=publisher.wake)
+    sessions_mgr = SessionManager(settings=settings, sessions=sessions, nc=ctx.nc, wake_outbox=publisher.wake,
+                                  store=store)
     await add_session_endpoints(ctx.micro, SessionApi(settings=settings, sessions=sessions, manager=sessions_mgr,
                                                       wake_outbox=publisher.wake), in_flight)
     deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)

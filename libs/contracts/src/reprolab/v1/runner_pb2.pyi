@@ -441,7 +441,7 @@ class Session(_message.Message):
     def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., owner: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., error: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_activity: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_timeout_seconds: _Optional[int] = ..., cull_warning: _Optional[bool] = ..., cull_in_seconds: _Optional[int] = ..., owner_username: _Optional[str] = ..., image: _Optional[str] = ..., target: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., network: _Optional[str] = ..., stopped: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "environment", "version", "image", "lock_digest", "resources", "target")
+    __slots__ = ("actor", "workspace", "environment", "version", "image", "lock_digest", "resources", "target", "starter")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -450,6 +450,7 @@ class StartSessionRequest(_message.Message):
     LOCK_DIGEST_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    STARTER_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     environment: str
@@ -458,7 +459,18 @@ class StartSessionRequest(_message.Message):
     lock_digest: str
     resources: RunResources
     target: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., lock_digest: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., target: _Optional[str] = ...) -> None: ...
+    starter: _containers.RepeatedCompositeFieldContainer[SessionStarter]
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., environment: _Optional[str] = ..., version: _Optional[int] = ..., image: _Optional[str] = ..., lock_digest: _Optional[str] = ..., resources: _Optional[_Union[RunResources, _Mapping]] = ..., target: _Optional[str] = ..., starter: _Optional[_Iterable[_Union[SessionStarter, _Mapping]]] = ...) -> None: ...
+
+class SessionStarter(_message.Message):
+    __slots__ = ("assignment", "digest", "object_key")
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    assignment: str
+    digest: str
+    object_key: str
+    def __init__(self, assignment: _Optional[str] = ..., digest: _Optional[str] = ..., object_key: _Optional[str] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("actor", "session_id")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from .manager import SessionManager
 from .models import NotebookSession, SessionStatus
 from .targets import NETWORKS
 
+STARTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 STATUS = {SessionStatus.STARTING: runner_pb2.SESSION_STATUS_STARTING,
           SessionStatus.RUNNING: runner_pb2.SESSION_STATUS_RUNNING,
           SessionStatus.STOPPING: runner_pb2.SESSION_STATUS_STOPPING,
@@ -83,6 +85,10 @@ class SessionApi:
             raise Invalid(f"sessions run on {self.settings.session_target!r} on this platform, not {target!r}",
                           errors=[("target", target)])
         cpu, memory, pids = self._limits(r.resources)
+        for st in r.starter:  # the folder of the home each goes to: a plain name, never a path
+            if not STARTER_NAME.fullmatch(st.assignment) or not st.object_key or not st.digest:
+                raise Invalid(f"starter code {st.assignment!r}: an assignment's name, digest and object key are "
+                              "needed", errors=[("starter", st.assignment)])
 
         def _create(db):  # noqa: ANN001, ANN202
             p = service.policy(db, r.workspace)
@@ -94,7 +100,7 @@ class SessionApi:
 
         s = await transact(self.sessions, _create)
         self.wake_outbox()
-        self.manager.begin(s.id)
+        self.manager.begin(s.id, list(r.starter))
         return self._proto(s)
 
     async def get(self, r: runner_pb2.GetSessionRequest) -> runner_pb2.Session:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ..config import RunnerSettings
 from ..targets.base import TargetError
-from . import activity, service
+from . import activity, service, starter
 from .models import NotebookSession, SessionStatus
 from .targets import LocalSessions, SessionSpec, SessionTarget
 
@@ -75,8 +75,9 @@ def _parse_time(value: str) -> datetime | None:
 
 class SessionManager:
     def __init__(self, *, settings: RunnerSettings, sessions: sessionmaker, nc: Any, wake_outbox: Callable[[], None],
-                 target: SessionTarget | None = None) -> None:
+                 target: SessionTarget | None = None, store: Any = None) -> None:
         self.settings = settings
+        self.store = store  # the object store the assignments' starter code is read from
         self.sessions = sessions
         self.nc = nc
         self.wake_outbox = wake_outbox
@@ -85,6 +86,9 @@ class SessionManager:
         self._starting: set[str] = set()
         self._stopping: set[str] = set()
         self._synced: dict[str, int] = {}  # session id -> highest chain sequence put in the outbox
+        # session id -> the starter code it gets (kept until it is running: a start cut short by a
+        # restart fails, see ``resume``)
+        self._starter: dict[str, list[Any]] = {}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -93,9 +97,12 @@ class SessionManager:
 
     # --- start -------------------------------------------------------------------------------------
 
-    def begin(self, session_id: str) -> None:
+    def begin(self, session_id: str, starters: list[Any] | None = None) -> None:
+        """Start the session in the background; ``starters``: ``runner_pb2.SessionStarter`` to unpack."""
         if session_id not in self._starting:
             self._starting.add(session_id)
+            if starters:
+                self._starter[session_id] = list(starters)
             self._spawn(self._start(session_id))
 
     async def _layer(self, s: NotebookSession) -> str:
@@ -135,6 +142,7 @@ class SessionManager:
             handle = started.handle
             await transact(self.sessions, lambda db: service.set_handle(db, session_id, handle))
             await self._wait_ready(started.handle, started.upstream_url, s.server_token)
+            await self._unpack_starters(session_id, started.upstream_url, s.server_token)
             s = await transact(self.sessions, lambda db: service.started(
                 db, session_id, handle=started.handle, upstream_url=started.upstream_url))
             self.wake_outbox()
@@ -153,6 +161,29 @@ class SessionManager:
             self.wake_outbox()
         finally:
             self._starting.discard(session_id)
+            self._starter.pop(session_id, None)
+
+    async def _unpack_starters(self, session_id: str, upstream_url: str, token: str) -> None:
+        """Each assignment's starter code into ~/<assignment>/ where the home has nothing yet (``starter``).
+        A starter that cannot be read or written is logged and left out: the session starts anyway."""
+        wanted = self._starter.get(session_id) or []
+        if not wanted or self.store is None:
+            return
+        async with httpx.AsyncClient(timeout=30.0, headers={"Authorization": f"token {token}"}) as http:
+            for st in wanted:
+                try:
+                    if await asyncio.to_thread(self.store.size, st.object_key) > starter.MAX_BYTES:
+                        raise starter.StarterError(f"the archive is larger than {starter.MAX_BYTES} bytes")
+                    data = await asyncio.to_thread(self.store.read_bytes, st.object_key)
+                    if "sha256:" + hashlib.sha256(data).hexdigest() != st.digest:
+                        raise starter.StarterError("its digest does not match")
+                    files = await asyncio.to_thread(starter.files_of, data)
+                    n = await starter.unpack(http, upstream_url, st.assignment, files)
+                    log.info("session %s: %d of %d starter files of %s written", session_id, n, len(files),
+                             st.assignment)
+                except Exception as exc:  # noqa: BLE001 - the session starts without it
+                    log.warning("session %s: the starter code of %s was not unpacked: %s", session_id,
+                                st.assignment, exc)
 
     @staticmethod
     def _reason(exc: Exception) -> str:

@@ -8,6 +8,7 @@ workspace. Opening a session in the browser is the proxy's (``/sessions/{id}/``)
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -30,10 +31,10 @@ from ...schemas import (
     cpu_millis,
     memory_bytes,
 )
-from ..deps import BuilderDep, RegistryDep, RunnerDep
+from ..deps import BuilderDep, RegistryDep, RunnerDep, StoreDep
 from ..params import WsPath
 from .builds import start_build
-from .runs import MANAGERS, pinned_image
+from .runs import MANAGERS, find_code, pinned_image
 
 router = APIRouter(tags=["sessions"])
 
@@ -49,22 +50,66 @@ def _resources(body: SessionCreate, version: registry_pb2.Version) -> runner_pb2
                                    pids=req.pids if req and "pids" in req.model_fields_set else 0)
 
 
+def _is_open(a: registry_pb2.Assignment, manager: bool) -> bool:
+    """Students get an assignment's starter code once it opens, and while it still takes submissions."""
+    if manager:
+        return True
+    if a.HasField("opens_at") and a.opens_at.ToDatetime(tzinfo=UTC) > datetime.now(UTC):
+        return False
+    return not (a.past_due and a.late_policy == "refuse")
+
+
+async def _starters(ws: str, body: SessionCreate, env: registry_pb2.Environment, registry: RegistryDep,
+                    store: StoreDep) -> list[runner_pb2.SessionStarter]:
+    """The starter code the session gets: the named assignment's, else that of every open assignment whose
+    environment is the session's or the one it was forked from (a student's fork of the course environment)."""
+    manager = (await registry.get_workspace(ws)).caller_role in MANAGERS
+    if body.assignment:
+        chosen = [await registry.get_assignment(ws, body.assignment)]  # 404 when there is none
+        if not _is_open(chosen[0], manager):
+            raise Conflict(f"assignment {body.assignment!r} is not open now")
+    else:
+        origin = env.forked_from.rsplit("/v", 1)[0] if env.forked_from else ""
+        chosen = [a for a in (await registry.list_assignments(ws)).items
+                  if (a.environment == env.name or origin == f"{ws}/{a.environment}") and _is_open(a, manager)]
+    starters = []
+    for a in chosen:
+        if not a.starter_code_digest:
+            continue
+        try:
+            key = await find_code(ws, a.starter_code_digest, store)
+        except ProblemError:  # gone from the store: the session starts without it
+            continue
+        starters.append(runner_pb2.SessionStarter(assignment=a.name, digest=a.starter_code_digest, object_key=key))
+    return starters
+
+
 @router.post("/workspaces/{ws}/sessions", status_code=201, response_model=Session,
-             responses={409: {"description": "The version has no image yet, or you already have a session of "
-                                             "this environment."},
-                        404: {"description": "No such environment or version in the workspace."}})
-async def start_session(ws: WsPath, body: SessionCreate, registry: RegistryDep, runner: RunnerDep) -> Session:
+             responses={409: {"description": "The version has no image yet, you already have a session of this "
+                                             "environment, or the assignment named is not open yet."},
+                        404: {"description": "No such environment, version or assignment in the workspace."}})
+async def start_session(ws: WsPath, body: SessionCreate, registry: RegistryDep, runner: RunnerDep,
+                        store: StoreDep) -> Session:
     """Start JupyterLab in the version's image (``status`` is ``starting``; poll until ``running``, then open
-    ``url``). Your home (/home/student) is kept between sessions of this workspace."""
+    ``url``). Your home (/home/student) is kept between sessions of this workspace.
+
+    Starter code: the session opened for an ``assignment`` gets its starter code in ``~/<assignment>/``; without
+    one, it gets that of every open assignment that uses this environment, or the environment it was forked
+    from. The files are written before the session shows ``running``, only where your home has nothing at that
+    path: a resumed session keeps your edits, and a starter file you deleted comes back. ``starter_code`` in the
+    answer names the assignments."""
     env = await registry.get_environment(ws, body.environment)
     number = body.version or env.latest_version
     version = await registry.get_version(ws, body.environment, number)
     if not version.image_digest or not version.lock_digest:
         raise Conflict(f"version {number} of {body.environment!r} has no image yet; build it first "
                        f"(POST .../environments/{body.environment}/versions/{number}/builds)")
-    return Session.of(await runner.start_session(runner_pb2.StartSessionRequest(
+    starters = await _starters(ws, body, env, registry, store)
+    started = Session.of(await runner.start_session(runner_pb2.StartSessionRequest(
         workspace=ws, environment=body.environment, version=number, image=pinned_image(version),
-        lock_digest=version.lock_digest, resources=_resources(body, version))))
+        lock_digest=version.lock_digest, resources=_resources(body, version), starter=starters)))
+    started.starter_code = [s.assignment for s in starters]
+    return started
 
 
 @router.get("/workspaces/{ws}/sessions", response_model=SessionList)
