@@ -131,4 +131,21 @@ def env_download_image(
     `podman load -i FILE` (or `docker load -i FILE`)."""
     dest, size, _ = _download_version_file(url, token, workspace, name, version, output, "image.tar",
                                            "{name}-v{n}.oci.tar")
-    err.print(f"wrote {dest} ({size} bytes); load it with: podman load -i {dest}", highlight=False)
+    # soft_wrap: the command stays on one line, to be copied
+    err.print(f"wrote {dest} ({size} bytes); load it with: podman load -i {dest}", highlight=False, soft_wrap=True)
+
+
+def env_export_renv(
+    workspace: str,
+    name: str,
+    version: Annotated[int, typer.Option(help="Version (0: latest).")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: "
+                                                "<env>-v<n>-renv.lock).")] = None,
+    url: Annotated[str, typer.Option("--url", envvar="REPROLAB_URL", help="Gateway URL.")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option("--token", envvar="REPROLAB_TOKEN", help="API token.")] = None,
+) -> None:
+    """Download a built version's R packages as an renv.lock (R version, repository, exact package
+    versions): `renv::restore()` installs them; importing it gives the same lock."""
+    dest, size, number = _download_version_file(url, token, workspace, name, version, output, "renv.lock",
+                                                "{name}-v{n}-renv.lock")
+    err.print(f"wrote {dest} ({size} bytes): the R packages of {workspace}/{escape(name)} v{number}", highlight=False)

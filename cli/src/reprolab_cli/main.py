@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from .client import DEFAULT_DATA_DIR, Client, ReprolabError
 from .client import connect as _client
 from .credentials_cmd import credentials_app
-from .import_cmd import env_download_image, env_export_binder, env_import
+from .import_cmd import env_download_image, env_export_binder, env_export_renv, env_import
 from .index_cmd import index_app
 from .registry_cmd import env_publish, registry_app
 
@@ -56,6 +56,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(env_app, name="env")
 env_app.command("import")(env_import)
 env_app.command("export-binder")(env_export_binder)
+env_app.command("export-renv")(env_export_renv)
 env_app.command("download-image")(env_download_image)
 env_app.command("publish")(env_publish)
 app.add_typer(registry_app, name="registry")

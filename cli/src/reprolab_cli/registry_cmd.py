@@ -55,6 +55,7 @@ def list_(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt
                       highlight=False)
 
 
+@registry_app.command("rm")
 @registry_app.command("logout")
 def logout(workspace: str, registry: str, url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
     """Forget the workspace's credentials for REGISTRY."""

@@ -82,12 +82,14 @@ class RegistryClient(_Client):
         )
 
     async def create_environment(
-        self, workspace: str, *, name: str, description: str, spec_json: str
+        self, workspace: str, *, name: str, description: str, spec_json: str, imported_from: str = "",
+        repository_digest: str = "",
     ) -> registry_pb2.Environment:
         return await self._call(
             Registry.ENV_CREATE,
             registry_pb2.CreateEnvironmentRequest(
-                actor=self.actor, workspace=workspace, name=name, description=description, spec_json=spec_json
+                actor=self.actor, workspace=workspace, name=name, description=description, spec_json=spec_json,
+                imported_from=imported_from, repository_digest=repository_digest,
             ),
             registry_pb2.Environment,
         )

@@ -288,6 +288,8 @@ class Handlers:
                 name=r.name,
                 description=r.description,
                 spec_json=r.spec_json,
+                imported_from=r.imported_from,
+                repository_digest=r.repository_digest,
             )
         )
         return environment_proto(view)

@@ -489,6 +489,8 @@ def _add_env(
     kind: EnvKind,
     forked_from: str,
     at: datetime,
+    imported_from: str = "",
+    repository_digest: str = "",
 ) -> Environment:
     if (
         session.scalar(
@@ -520,15 +522,20 @@ def _add_env(
         "environment.created",
         f"environments/{name}",
         at,
-        environment_created=events_pb2.EnvironmentCreated(name=name, owner=owner, forked_from=forked_from),
+        environment_created=events_pb2.EnvironmentCreated(
+            name=name, owner=owner, forked_from=forked_from, imported_from=imported_from,
+            repository_digest=repository_digest,
+        ),
     )
     return env
 
 
 def create_environment(
-    *, session: Session, actor: common_pb2.Actor, workspace: str, name: str, description: str, spec_json: str
+    *, session: Session, actor: common_pb2.Actor, workspace: str, name: str, description: str, spec_json: str,
+    imported_from: str = "", repository_digest: str = "",
 ) -> EnvView:
-    """A workspace environment and its version 1 (origin ``create``). Instructors and admins only."""
+    """A workspace environment and its version 1 (origin ``create``). Instructors and admins only; an
+    import says where its repository came from (recorded in environment.created)."""
     acc = access(session=session, actor=actor, workspace=workspace)
     if not acc.can_manage:
         raise Forbidden(
@@ -541,7 +548,9 @@ def create_environment(
     _check_datasets(session, acc, spec)
     at = now()
     env = _add_env(
-        session, actor, acc, name=name, description=description, kind=EnvKind.WORKSPACE, forked_from="", at=at
+        session, actor, acc, name=name, description=description, kind=EnvKind.WORKSPACE, forked_from="", at=at,
+        imported_from=_text(imported_from, "imported_from"), repository_digest=_text(repository_digest,
+                                                                                    "repository_digest"),
     )
     version = _add_version(
         session, actor, acc, env, spec, origin=Origin.CREATE, parent=None, parent_ref="", at=at

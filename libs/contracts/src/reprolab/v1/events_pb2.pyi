@@ -130,14 +130,18 @@ class EnvironmentChange(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., versions: _Optional[int] = ...) -> None: ...
 
 class EnvironmentCreated(_message.Message):
-    __slots__ = ("name", "owner", "forked_from")
+    __slots__ = ("name", "owner", "forked_from", "imported_from", "repository_digest")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     FORKED_FROM_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     owner: str
     forked_from: str
-    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ...) -> None: ...
+    imported_from: str
+    repository_digest: str
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., forked_from: _Optional[str] = ..., imported_from: _Optional[str] = ..., repository_digest: _Optional[str] = ...) -> None: ...
 
 class VersionCreated(_message.Message):
     __slots__ = ("environment", "number", "spec_digest", "parent", "origin", "rollback_to")

@@ -197,18 +197,22 @@ class MemberList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
 
 class CreateEnvironmentRequest(_message.Message):
-    __slots__ = ("actor", "workspace", "name", "description", "spec_json")
+    __slots__ = ("actor", "workspace", "name", "description", "spec_json", "imported_from", "repository_digest")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     actor: _common_pb2.Actor
     workspace: str
     name: str
     description: str
     spec_json: str
-    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., spec_json: _Optional[str] = ...) -> None: ...
+    imported_from: str
+    repository_digest: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., spec_json: _Optional[str] = ..., imported_from: _Optional[str] = ..., repository_digest: _Optional[str] = ...) -> None: ...
 
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ("actor", "workspace", "include_archived")

@@ -89,6 +89,19 @@ def detect_tree(tree: RepoTree) -> Detection:
         raise refused(exc) from None
 
 
+def source_label(source: str) -> str:
+    """Where an import came from, for the activity log: ``path <folder>`` or ``url <address>`` with any
+    credentials, query and fragment left out (a signed URL's token must not reach the log)."""
+    if not source.startswith(("http://", "https://")):
+        return f"path {source}"
+    parts = urllib.parse.urlsplit(source)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return f"url {urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, '', ''))}"
+
+
 async def check_importer(registry: RegistryClient, workspace: str) -> None:
     """Before reading a byte: only admins and instructors create a workspace's environments."""
     ws = await registry.get_workspace(workspace)
@@ -97,7 +110,9 @@ async def check_importer(registry: RegistryClient, workspace: str) -> None:
 
 
 async def import_tree(tree: RepoTree, *, workspace: str, name: str, base: str, description: str, strict: bool,
-                      registry: RegistryClient, store: ObjectStore) -> Imported:
+                      registry: RegistryClient, store: ObjectStore, imported_from: str = "upload") -> Imported:
+    """The repository's files become a public dataset of the workspace and the detected spec its new
+    environment's version 1; ``imported_from`` (see ``source_label``) goes into environment.created."""
     await check_importer(registry, workspace)
     detection = await asyncio.to_thread(detect_tree, tree)
     if strict and detection.mapped.notes:
@@ -115,5 +130,6 @@ async def import_tree(tree: RepoTree, *, workspace: str, name: str, base: str, d
     text = description or (f"Imported from a Binder-ready repository ({detection.buildpack} pack; read "
                            f"{', '.join(detection.mapped.used) or 'no configuration file'})")
     env = await registry.create_environment(workspace, name=name, description=text[:MAX_DESCRIPTION],
-                                            spec_json=to_json_text(spec, "spec"))
+                                            spec_json=to_json_text(spec, "spec"), imported_from=imported_from,
+                                            repository_digest=digest)
     return Imported(env, detection, spec, digest)

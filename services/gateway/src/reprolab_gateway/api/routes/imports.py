@@ -13,7 +13,7 @@ from reprolab_common.errors import Invalid
 from ...core.problems import pattern
 from ...core.uploads import check_declared_length, spool
 from ...importer.archive import read_archive
-from ...importer.flow import check_importer, download_archive, import_tree, tree_from_path
+from ...importer.flow import check_importer, download_archive, import_tree, source_label, tree_from_path
 from ...schemas import Environment
 from ..deps import RegistryDep, SettingsDep, StoreDep
 from ..params import WsPath
@@ -76,6 +76,7 @@ async def import_environment(
     await check_importer(registry, ws)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     directory = settings.upload_dir()
+    origin = "upload"
     if kind == "application/json":
         try:
             body = json.loads(await request.body() or b"{}")
@@ -84,6 +85,7 @@ async def import_environment(
         source = body.get("source") if isinstance(body, dict) else None
         if not isinstance(source, str) or not source:
             raise Invalid("body.source is required: a path or an http(s) URL", errors=[("body.source", "required")])
+        origin = source_label(source)
         if source.startswith(("http://", "https://")):
             directory.mkdir(parents=True, exist_ok=True)
             dest = directory / f"import-{id(request)}"
@@ -101,7 +103,8 @@ async def import_environment(
         finally:
             spooled.remove()
     imported = await import_tree(tree, workspace=ws, name=name, base=base or settings.import_base,
-                                 description=description, strict=strict, registry=registry, store=store)
+                                 description=description, strict=strict, registry=registry, store=store,
+                                 imported_from=origin)
     m = imported.detection.mapped
     return ImportResult(
         environment=Environment.of(imported.environment),
