@@ -399,6 +399,10 @@ def _get_env(
     return env
 
 
+_VERSION_ID = select(Version.id).where(Version.environment_id == bindparam("environment_id"),
+                                       Version.number == bindparam("number"))
+
+
 def _version(session: Session, env: Environment, number: int) -> Version | None:
     return session.scalar(select(Version).where(Version.environment_id == env.id, Version.number == number))
 
@@ -437,7 +441,7 @@ def _add_version(
     spec: ValidSpec,
     *,
     origin: Origin,
-    parent: Version | None,
+    parent_id: int | None,
     parent_ref: str,
     rollback_to: int = 0,
     note: str = "",
@@ -449,7 +453,7 @@ def _add_version(
         number=env.latest_version,
         spec_json=spec.canonical_json,
         spec_digest=spec.digest,
-        parent_id=parent.id if parent is not None else None,
+        parent_id=parent_id,
         parent_ref=parent_ref,
         origin=origin,
         rollback_to=rollback_to,
@@ -553,31 +557,42 @@ def create_environment(
                                                                                     "repository_digest"),
     )
     version = _add_version(
-        session, actor, acc, env, spec, origin=Origin.CREATE, parent=None, parent_ref="", at=at
+        session, actor, acc, env, spec, origin=Origin.CREATE, parent_id=None, parent_ref="", at=at
     )
     return EnvView(workspace=workspace, env=env, latest=version, can_change=can_change(acc, actor, env))
+
+
+def _env_list_statement(manager: bool, include_archived: bool) -> Select:
+    """The environment list's statement, with the workspace and caller as bound parameters."""
+    conditions: list[ColumnElement[bool]] = [Environment.workspace_id == bindparam("workspace_id")]
+    if not manager:  # the same rule as _env_visibility, for students
+        conditions.append((Environment.kind == EnvKind.WORKSPACE) | (Environment.owner_id == bindparam("user_id")))
+    if not include_archived:
+        conditions.append(Environment.archived_at.is_(None))
+    return (
+        select(Environment, Version)
+        .where(*conditions)
+        .outerjoin(
+            Version,
+            and_(Version.environment_id == Environment.id, Version.number == Environment.latest_version),
+        )
+        .order_by(Environment.name)
+        .options(joinedload(Version.image))  # in the same query, not a second one
+    )
+
+
+# Built once per (caller manages the workspace, archived included), like _ACCESS: building the
+# statement (coercing its conditions, the join, the eager load) cost more CPU than running it.
+_ENV_LIST = {(m, a): _env_list_statement(m, a) for m in (False, True) for a in (False, True)}
 
 
 def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: str,
                       include_archived: bool = False) -> list[EnvView]:
     """The environments the caller sees; archived ones only when asked for (issue 17 clean-up)."""
     acc = access(session=session, actor=actor, workspace=workspace)
-    conditions = _env_visibility(acc, actor)
-    if not include_archived:
-        conditions.append(Environment.archived_at.is_(None))
-    # the visibility rules as plain conditions, not a join to a subquery of _visible_envs: building the
-    # subquery cost more CPU than the rest of the request (its column collection is derived every time)
     rows = (
-        session.execute(
-            select(Environment, Version)
-            .where(*conditions)
-            .outerjoin(
-                Version,
-                and_(Version.environment_id == Environment.id, Version.number == Environment.latest_version),
-            )
-            .order_by(Environment.name)
-            .options(joinedload(Version.image))  # in the same query, not a second one
-        )
+        session.execute(_ENV_LIST[(acc.can_manage, include_archived)],
+                        {"workspace_id": acc.workspace.id, "user_id": actor.user_id})
         .tuples()
         .all()
     )
@@ -626,8 +641,10 @@ def create_version(
         _check_datasets(session, acc, spec)
         if parent_version < 0:
             raise invalid([("parent_version", "must be 0 (the latest) or a version number")], "request")
-        parent = _version(session, env, parent_version or env.latest_version)
-        if parent_version and parent is None:
+        parent_number = parent_version or env.latest_version
+        # only the parent's id is needed: a column read, not a Version (and its image) loaded
+        parent_id = session.scalar(_VERSION_ID, {"environment_id": env.id, "number": parent_number})
+        if parent_version and parent_id is None:
             raise NotFound(f"environment {environment!r} in workspace {workspace!r} has no version {parent_version}")
         version = _add_version(
             session,
@@ -636,8 +653,8 @@ def create_version(
             env,
             spec,
             origin=Origin.UPDATE,
-            parent=parent,
-            parent_ref=ref(workspace, env.name, parent.number) if parent else "",
+            parent_id=parent_id,
+            parent_ref=ref(workspace, env.name, parent_number) if parent_id is not None else "",
             note=note,
             at=at,
         )
@@ -663,7 +680,7 @@ def create_version(
             env,
             spec,
             origin=Origin.ROLLBACK,
-            parent=target,
+            parent_id=target.id,
             parent_ref=ref(workspace, env.name, target.number),
             rollback_to=target.number,
             note=note,
@@ -765,7 +782,7 @@ def fork_environment(
         env,
         spec,
         origin=Origin.FORK,
-        parent=src_version,
+        parent_id=src_version.id,
         parent_ref=forked_from,
         at=at,
     )
