@@ -386,6 +386,7 @@ def plan(r_spec: dict[str, Any], base: dict[str, Any], *, settings: BuilderSetti
 # the build step (render.py calls it; the archives are linked into <context>/rsources by rcache)
 
 SITE_LIBRARY = "/usr/local/lib/R/site-library"
+BUILD_DIR = "/tmp/reprolab-r-build"  # where each archive is unpacked and built (a fixed path: render_step)
 # R CMD INSTALL stamps the install time into DESCRIPTION's Built field and Meta/package.rds (R 4.2
 # ignores SOURCE_DATE_EPOCH there); everything else it writes is a function of the sources. So the
 # stamp is set to the epoch afterwards: the layer then depends on the lock alone.
@@ -422,14 +423,18 @@ def render_step(packages: list[dict[str, Any]], files: dict[str, bytes]) -> str:
     files["rsources/normalise.R"] = NORMALISE_R.encode()
     order = json.dumps([[p["name"], p["version"], p["sha256"]] for p in packages], separators=(",", ":"))
     files["rsources/order.json"] = order.encode() + b"\n"
+    # Unpacked by us at a fixed path, not by R CMD INSTALL into its random tempfile("R.INSTALL") directory:
+    # that path reaches the installed files (help/paths.rds stores its length; a compiled library's
+    # debug info and GNU build id embed it), so a random one made two builds of one lock differ.
     installs = " \\\n && ".join(
-        f"R CMD INSTALL --no-docs --library={SITE_LIBRARY} /tmp/reprolab-r/{p['name']}_{p['version']}.tar.gz"
+        f"tar -xzf /tmp/reprolab-r/{p['name']}_{p['version']}.tar.gz -C {BUILD_DIR} "
+        f"&& R CMD INSTALL --no-docs --library={SITE_LIBRARY} {BUILD_DIR}/{p['name']}"
         for p in packages)
     names = " ".join(p["name"] for p in packages)
     return ("RUN --mount=type=bind,source=rsources,target=/tmp/reprolab-r \\\n"
             f"    export REPROLAB_R_SOURCES=sha256:{hashlib.sha256(order.encode()).hexdigest()} SOURCE_DATE_EPOCH=0 "
             "TZ=UTC LC_ALL=C.UTF-8 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \\\n"
-            f" && mkdir -p {SITE_LIBRARY} \\\n"
+            f" && mkdir -p {SITE_LIBRARY} {BUILD_DIR} \\\n"
             f" && {installs} \\\n"
             f" && Rscript /tmp/reprolab-r/normalise.R {SITE_LIBRARY} {names} \\\n"
-            " && rm -rf /tmp/Rtmp*\n")
+            f" && rm -rf /tmp/Rtmp* {BUILD_DIR}\n")
