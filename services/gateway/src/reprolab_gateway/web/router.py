@@ -195,6 +195,7 @@ PAGES = {
     "activity": ("/w/{ws}/activity", "activity.html"),
     "people": ("/w/{ws}/people", "people.html"),
     "package_indexes": ("/w/{ws}/package-indexes", "package_indexes.html"),
+    "registries": ("/w/{ws}/registries", "registries.html"),
     "sessions": ("/w/{ws}/sessions", "sessions.html"),
     "models": ("/w/{ws}/models", "models.html"),
     "model": ("/w/{ws}/models/{model}", "model.html"),

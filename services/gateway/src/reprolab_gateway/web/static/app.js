@@ -633,6 +633,71 @@ function packagesOf(spec) {
   return all.length ? all.join(", ") : "—";
 }
 
+// --- taking a built version out: downloads (image archive, Binder folder, renv.lock) and publishing ---------
+
+// The "Take it out" section offers the built versions only; drawn again whenever the versions change.
+let takeOutVersions = [];
+function showTakeOut(newest) {
+  takeOutVersions = newest.filter((v) => v.image_digest);
+  const section = $("#take-out");
+  section.hidden = !takeOutVersions.length;
+  if (!takeOutVersions.length) return;
+  const select = $("#out-version");
+  const kept = select.value;
+  select.replaceChildren(...takeOutVersions.map((v) => el("option", { value: v.number }, `v${v.number}`)));
+  if (takeOutVersions.some((v) => String(v.number) === kept)) select.value = kept;
+  takeOutLinks();
+}
+
+function takeOutLinks() {
+  const envName = body.dataset.env;
+  const v = takeOutVersions.find((x) => String(x.number) === $("#out-version").value) || takeOutVersions[0];
+  const path = `${API}/workspaces/${WS}/environments/${envName}/versions/${v.number}`;
+  const archive = `${envName}-v${v.number}.oci.tar`;
+  $("#out-archive").href = `${path}/image.tar`;
+  $("#out-archive").setAttribute("download", archive);
+  $("#out-archive").textContent = `Download v${v.number} as one file`;
+  $$(".out-file").forEach((node) => { node.textContent = archive; });
+  $("#out-binder").href = `${path}/binder`;
+  $("#out-binder").setAttribute("download", `${envName}-v${v.number}-binder.zip`);
+  $("#out-binder").textContent = `Download v${v.number} as a Binder-ready folder`;
+  const r = (v.spec && v.spec.r) || {};
+  $("#out-renv-item").hidden = !(r.packages && r.packages.length);
+  $("#out-renv").href = `${path}/renv.lock`;
+  $("#out-renv").setAttribute("download", `${envName}-v${v.number}-renv.lock`);
+  $("#out-digest").textContent = v.image_digest;
+  $("#publish-result").replaceChildren();
+}
+
+async function setupTakeOut() {
+  const envName = body.dataset.env;
+  $("#out-version").addEventListener("change", takeOutLinks);
+  $("#pub-registries").href = `/w/${WS}/registries`;
+  const { manager } = await workspaceRole();
+  if (!manager) return;
+  onSubmit($("#publish-form"), async (data) => {
+    const v = takeOutVersions.find((x) => String(x.number) === $("#out-version").value);
+    const destination = data.get("destination").trim();
+    const out = $("#publish-result");
+    out.replaceChildren(el("p", {}, `Publishing v${v.number} to ${destination}…`));
+    let result;
+    try {
+      result = await api("POST", `/workspaces/${WS}/environments/${envName}/versions/${v.number}/publish`,
+        { json: { destination } });
+    } catch (err) {
+      out.replaceChildren(el("p", { class: "error", role: "alert" }, `Not published: ${err.message}`));
+      return;
+    }
+    const same = result.digest === v.image_digest;
+    out.replaceChildren(el("p", {}, el("strong", {}, `Published v${v.number} to ${result.destination}.`),
+      same ? " It is the same exact copy as this platform's: the digests match." : ""),
+    el("p", { class: same ? "hint" : "error" }, "Digest: ", el("code", { id: "pub-digest" }, result.digest),
+      same ? "" : ` differs from this platform's copy (${v.image_digest}).`),
+    el("p", { class: "hint" }, "Students get it with ", el("code", {}, `podman pull ${result.destination}`), "."));
+    flash(`Published ${envName} v${v.number} to ${result.destination}.`);
+  });
+}
+
 pages.environment = async () => {
   const envName = body.dataset.env;
   const base = `/workspaces/${WS}/environments/${envName}`;
@@ -673,6 +738,7 @@ pages.environment = async () => {
     opts("#fork-version");
     $("#build-controls").hidden = !env.can_change;
     showPull(newest.find((v) => v.image_digest));
+    showTakeOut(newest);
     showTidy();
     return versions;
   }
@@ -735,6 +801,7 @@ pages.environment = async () => {
   });
 
   const versions = await refresh();
+  await setupTakeOut();
   const builds = await history();
   // ?build=<id>: the build a link asked for (a session saved as a new version links to its build)
   const shown = builds.find((b) => b.id === params.get("build")) ||
@@ -1150,7 +1217,8 @@ function describeSubject(e) {
     case "members": return `member ${d.username || id.slice(0, 8)}` +
       (d.role ? ` (${String(d.role).replace(/^ROLE_/, "").toLowerCase()})` : "");
     case "datasets": return `dataset ${d.name || short(id)}`;
-    case "environments": return link(`/w/${WS}/env/${id}`, n ? `${id} v${n}` : `environment ${id}`);
+    case "environments": return el("span", {}, link(`/w/${WS}/env/${id}`, n ? `${id} v${n}` : `environment ${id}`),
+      takenInOrOut(e.type, d));
     case "builds": return d.environment
       ? link(`/w/${WS}/env/${d.environment}`, `build${ofVersion}`) : `build ${id.slice(0, 8)}`;
     case "runs": return link(`/w/${WS}/runs/${id}`, `run ${id.slice(0, 8)}${ofVersion}`);
@@ -1159,6 +1227,17 @@ function describeSubject(e) {
       d.detail ? `: ${d.detail}` : "");
     default: return e.subject;
   }
+}
+
+// Where an imported environment came from, and how a version was taken out (issue 16: every import, publish
+// and download is in the log), in words.
+const EXPORT_WORDS = { "oci-archive": "downloaded as one file", binder: "downloaded as a Binder-ready folder",
+  "renv-lock": "renv.lock downloaded", publish: "published to" };
+function takenInOrOut(type, d) {
+  if (type === "environment.created" && d.imported_from) return `: imported (${d.imported_from})`;
+  if (type !== "version.exported") return "";
+  const words = EXPORT_WORDS[d.kind] || d.kind || "exported";
+  return d.kind === "publish" ? `: ${words} ${d.destination}` : `: ${words}`;
 }
 
 // A notebook cell run in a JupyterLab session (the session layer's IPython extension records it in the agent's
@@ -1344,6 +1423,44 @@ pages.package_indexes = async () => {
     $("#ix-password").value = "";
     $("#ix-token").value = "";
     flash(`Saved index ${name}. Its password or token cannot be shown again; save again to replace it.`);
+    await list();
+  });
+};
+
+// --- registries: the workspace's logins to external registries, for publishing (write-only secrets) ----------
+
+pages.registries = async () => {
+  const base = `/workspaces/${encodeURIComponent(WS)}/registry-credentials`;
+  const list = async () => {
+    try {
+      const found = await api("GET", base);
+      fill("#registries", (found.items || []).map((c) => [c.registry, c.username, c.created_by, when(c.created_at),
+        el("button", { type: "button", class: "danger small", "data-delete": c.registry,
+          "aria-label": `Remove the login to ${c.registry}` }, "Remove")]),
+      "No logins yet: add one below to publish environments to another registry.");
+    } catch (err) {
+      fill("#registries", [], err.message);
+    }
+  };
+  $("#registries").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-delete]");
+    if (!target) return;
+    busy(target, async () => {
+      if (!confirm(`Remove the workspace's login to ${target.dataset.delete}?`)) return;
+      await api("DELETE", `${base}/${encodeURIComponent(target.dataset.delete)}`);
+      flash(`Removed the login to ${target.dataset.delete}.`);
+      await list();
+    });
+  });
+  await list();
+  onSubmit($("#registry-form"), async (data) => {
+    const host = data.get("registry").trim().replace(/^https?:\/\//, "").replace(/\/+$/, "");
+    const json = { username: data.get("username").trim(), password: data.get("password") };
+    // write-only: the secret leaves the page before anything else can go wrong
+    $("#rg-password").value = "";
+    await api("PUT", `${base}/${encodeURIComponent(host)}`, { json });
+    $("#registry-form").reset();
+    flash(`Saved the login to ${host}. Its password cannot be shown again; save again to replace it.`);
     await list();
   });
 };
