@@ -25,7 +25,8 @@ def test_resolve_pins_base_versions_and_hashes(lock_settings):
     for p in lock["python"]["packages"]:
         assert re.match(r"^\d[\w.]*$", p["version"]) and p["hashes"] and all(HASH.match(h) for h in p["hashes"])
     inst = lock["python"]["installer"]
-    assert inst["filename"].startswith("pip-") and inst["filename"].endswith(".whl") and HASH.match(inst["sha256"])
+    assert inst["name"] == "uv" and inst["filename"].startswith(f"uv-{inst['version']}-") and HASH.match(inst["sha256"])
+    assert "manylinux" in inst["filename"] and inst["filename"].endswith("x86_64.whl")  # the base's platform
     assert lock["entrypoint"] == ["python3"] and lock["files"] == spec["files"]
     assert "apt" not in lock and "r" not in lock
     canonical.canonical_json(lock)  # JSON-able, no floats

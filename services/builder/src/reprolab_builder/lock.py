@@ -492,10 +492,16 @@ def reproducibility(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _installer(python: str, *, settings: BuilderSettings, log: Log, wheelcache: Any) -> dict[str, str]:
-    """Pin the pip wheel that installs the lock's wheels inside the build (run from the wheel)."""
-    pins = uv_compile(["pip"], python_version=python, settings=settings, log=log)
-    pip = next(p for p in pins if p["name"] == "pip")
-    files = wheelcache.fetch([pip], python_version=python, settings=settings, log=log)
-    path = files["pip"]
-    return {"name": "pip", "version": pip["version"], "filename": path.name,
+    """Pin the wheel that installs the lock's wheels inside the build: uv, the release the builder itself
+    resolves with (its binary runs from the unpacked wheel in the build step and is gone after it).
+
+    uv unpacks and links wheels several times faster than pip (the scientific bench set: about 5 s
+    against 20 s inside a build). Locks made before it name pip, and their rebuilds still use pip."""
+    from importlib.metadata import version as _version
+
+    pins = uv_compile([f"uv=={_version('uv')}"], python_version=python, settings=settings, log=log)
+    uv = next(p for p in pins if p["name"] == "uv")
+    files = wheelcache.fetch([uv], python_version=python, settings=settings, log=log)
+    path = files["uv"]
+    return {"name": "uv", "version": uv["version"], "filename": path.name,
             "sha256": "sha256:" + path.parent.name}

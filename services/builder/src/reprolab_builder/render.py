@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reprolab_common import canonical
 
@@ -59,6 +59,55 @@ def _apt_run(packages: list[dict[str, str]]) -> str:
             f" && {APT_CLEAN}\n")
 
 
+class Installer(NamedTuple):
+    """Shell fragments of a build step that installs locked wheels from ``/wheels`` (bind-mounted)."""
+    setup: str
+    install: str  # + "-r FILE" or wheel names
+    uninstall: str  # + names
+    cleanup: str
+
+
+UV_DIR = "/tmp/reprolab-uv"
+# uv writes <dist-info>/uv_cache.json (listed in RECORD) with the ctime of the wheel it installed from:
+# a wheel fetched again would change the image. The file only serves uv's own up-to-date check of a
+# local source, so it goes, and its RECORD line with it (one Python line, no quote the shell splits).
+UV_STRIP = ("python3 -c \"import pathlib,sys,sysconfig as s;[(r.write_text(''.join(ln for ln in "
+            "r.read_text().splitlines(True) if not ln.startswith(f.parent.name+'/uv_cache.json,'))),f.unlink()) "
+            "for d in (sys.argv[1:] or {s.get_paths()['purelib'],s.get_paths()['platlib']}) "
+            "for f in pathlib.Path(d).glob('*.dist-info/uv_cache.json') for r in [f.with_name('RECORD')]]\"")
+
+
+def installer_commands(installer: dict[str, Any], *, target: str = "") -> Installer:
+    """How the lock's installer runs inside the build, offline, hash-checked, wheels only.
+
+    uv (locks made since it replaced pip): its wheel is unpacked into ``UV_DIR`` by the image's own
+    Python and removed in the same step, so nothing of it stays in the layer; it installs into the
+    interpreter's own scheme (Debian's ``/usr/local/lib/python3.X/dist-packages``, as pip does).
+    pip (older locks): run from its wheel, as before, so their rebuilds keep their digests."""
+    wheel = f"/wheels/{installer['filename']}"
+    where = f"--target {target}" if target else "--system --break-system-packages"
+    if installer.get("name", "pip") == "uv":
+        binary = f"{UV_DIR}/uv-{installer['version']}.data/scripts/uv"
+        uv = f"TMPDIR={UV_DIR} {binary}"  # uv's lock file for the environment goes where the step removes it
+        common = f"--python python3 --no-config --no-cache --offline --color never {where}"
+        return Installer(
+            setup=f"python3 -m zipfile -e {wheel} {UV_DIR} && chmod 0755 {binary}",
+            install=(f"{uv} pip install {common} --no-index --find-links /wheels --require-hashes --no-deps "
+                     "--no-build --link-mode copy"),
+            uninstall=f"{uv} pip uninstall {common}",
+            cleanup=f"{UV_STRIP}{' ' + target if target else ''} && rm -rf {UV_DIR}")
+    flags = "--no-cache-dir --disable-pip-version-check --no-input --root-user-action=ignore"
+    if not target:
+        flags += " --break-system-packages"
+    pip = f"python3 {wheel}/pip"
+    return Installer(
+        setup="",
+        install=(f"{pip} install {flags}{' --target ' + target if target else ''} --no-index --find-links /wheels "
+                 "--require-hashes --no-deps --only-binary :all:"),
+        uninstall=f"{pip} uninstall -y {flags}",
+        cleanup="")
+
+
 def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -> dict[str, bytes]:
     """The build context (path → bytes) for ``lock``; wheels are linked in separately."""
     derived = bool(parent_lock) and "parent" in lock
@@ -94,19 +143,20 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
         if install or remove:
             reqs = requirements_text(install).encode()
             files["wheels/requirements.txt"] = reqs
-            pip = f"python3 /wheels/{py['installer']['filename']}/pip"
-            flags = ("--no-cache-dir --disable-pip-version-check --no-input --root-user-action=ignore "
-                     "--break-system-packages")
+            inst = installer_commands(py["installer"])
             # The requirements digest is part of the instruction so a layer cache never reuses
             # the install of a different wheel set.
             step = (f"RUN --mount=type=bind,source=wheels,target=/wheels \\\n"
                     f"    export REPROLAB_WHEELS=sha256:{hashlib.sha256(reqs).hexdigest()} SOURCE_DATE_EPOCH=0 "
                     "PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1")
+            if inst.setup:
+                step += f" \\\n && {inst.setup}"
             if remove:
-                step += f" \\\n && {pip} uninstall -y {flags} {' '.join(remove)}"
+                step += f" \\\n && {inst.uninstall} {' '.join(remove)}"
             if install:
-                step += (f" \\\n && {pip} install {flags} --no-index --find-links /wheels --require-hashes "
-                         "--no-deps --only-binary :all: -r /wheels/requirements.txt")
+                step += f" \\\n && {inst.install} -r /wheels/requirements.txt"
+            if inst.cleanup:
+                step += f" \\\n && {inst.cleanup}"
             lines.append(step + "\n")
 
     parent_sets = {(d["digest"], d["mount"]) for d in (parent_lock or {}).get("datasets", [])}

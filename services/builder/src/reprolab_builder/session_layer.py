@@ -26,8 +26,8 @@ from packaging.utils import canonicalize_name
 
 from .backends.base import BuildBackend, BuildError, BuildResult, LogSink
 from .config import BuilderSettings
-from .render import APT_CLEAN, write_context
-from .wheelcache import cached, fetch, sha256_file, wheels_root
+from .render import APT_CLEAN, installer_commands, write_context
+from .wheelcache import cached, fetch, link_wheel, sha256_file, wheels_root
 
 SESSION_DIR = "/opt/reprolab/session"
 SITE_DIR = f"{SESSION_DIR}/site"
@@ -77,15 +77,23 @@ def layer_ref(image: str, digest: str) -> str:
     return f"{repository}:session-{digest.removeprefix('sha256:')[:20]}"
 
 
-def render_layer(*, image: str, requirements: str, files: dict[str, bytes], installer: str, with_r: bool,
-                 digest: str) -> dict[str, bytes]:
-    """The context (path → bytes; wheels are linked in apart). ``installer`` is the pip wheel's file name."""
+def render_layer(*, image: str, requirements: str, files: dict[str, bytes], installer: dict[str, Any],
+                 with_r: bool, digest: str) -> dict[str, bytes]:
+    """The context (path → bytes; wheels are linked in apart). ``installer`` is the lock's installer
+    (uv, or pip for locks made before uv)."""
     out: dict[str, bytes] = {f"session/{rel}": data for rel, data in sorted(files.items())}
     out["wheels/requirements.txt"] = requirements.encode()
     if with_r:
         out["session/kernels/ir/kernel.json"] = (json.dumps(R_KERNEL, indent=2) + "\n").encode()
-    flags = ("--no-cache-dir --disable-pip-version-check --no-input --root-user-action=ignore --no-compile "
-             "--no-index --find-links /wheels --require-hashes --no-deps --only-binary :all:")
+    if installer.get("name", "pip") == "uv":
+        inst = installer_commands(installer, target=SITE_DIR)
+        install = f" && {inst.setup} \\\n && {inst.install}"
+        cleanup = f" && {inst.cleanup}"
+    else:  # the text older layers were built from
+        flags = ("--no-cache-dir --disable-pip-version-check --no-input --root-user-action=ignore --no-compile "
+                 "--no-index --find-links /wheels --require-hashes --no-deps --only-binary :all:")
+        install = f" && python3 /wheels/{installer['filename']}/pip install {flags} --target {SITE_DIR}"
+        cleanup = ""
     lines = [f"# {LAYER_FORMAT} {digest}\n", f"FROM {image}\n", "USER root\n"]
     if with_r:
         # IRkernel from Debian (r-cran-irkernel): the R the environment has gets a kernel, no CRAN download
@@ -96,7 +104,7 @@ def render_layer(*, image: str, requirements: str, files: dict[str, bytes], inst
         "RUN --mount=type=bind,source=wheels,target=/wheels \\\n"
         f"    export REPROLAB_WHEELS=sha256:{hashlib.sha256(requirements.encode()).hexdigest()} SOURCE_DATE_EPOCH=0 "
         "PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1 \\\n"
-        f" && python3 /wheels/{installer}/pip install {flags} --target {SITE_DIR} -r /wheels/requirements.txt \\\n"
+        f"{install} -r /wheels/requirements.txt{cleanup} \\\n"
         # bytecode now, not at every start (the student cannot write here): hash-based .pyc files carry no
         # time, so the layer stays reproducible (a file that does not compile only costs its speed-up)
         f" && (python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash {SITE_DIR} >/dev/null || true) \\\n"
@@ -127,24 +135,21 @@ def build_layer(*, lock: dict[str, Any], image: str, requirements: str, files: d
     with_r = bool(lock.get("r"))
     digest = layer_digest(image, requirements, files, with_r)
     packages = parse_requirements(requirements)
-    pip = {"name": "pip", "version": installer["version"], "hashes": [installer["sha256"]]}
+    pip = {"name": installer.get("name", "pip"), "version": installer["version"], "hashes": [installer["sha256"]]}
     fetch([*packages, pip], python_version=version, settings=settings, log=log)
     contexts = settings.cache_root() / "contexts"
     contexts.mkdir(parents=True, exist_ok=True)
     ctx = Path(tempfile.mkdtemp(prefix="session-" + digest.removeprefix("sha256:")[:12] + "-", dir=contexts))
     try:
         write_context(render_layer(image=image, requirements=requirements, files=files,
-                                   installer=installer["filename"], with_r=with_r, digest=digest), ctx)
+                                   installer=installer, with_r=with_r, digest=digest), ctx)
         root = wheels_root(settings)
         for p in [*packages, pip]:
             src = cached(root, p["name"], p["hashes"])
             if src is None or f"sha256:{sha256_file(src)}" not in p["hashes"]:
                 raise BuildError(f"wheel of {p['name']}=={p['version']} is missing or corrupt in the wheel cache")
             target = ctx / "wheels" / src.name
-            try:
-                target.hardlink_to(src)
-            except OSError:
-                shutil.copyfile(src, target)
+            link_wheel(src, target)
         ref = layer_ref(image, digest)
         log(f"session layer {digest[:19]} FROM {image}: building {ref}")
         return backend.build_and_push(ctx, ref, log=log), digest

@@ -212,7 +212,7 @@ def fetch(packages: list[dict[str, Any]], *, python_version: str, settings: Buil
 
 def ensure(lock: dict[str, Any], *, settings: BuilderSettings, log: Log = print,
            indexes: list[Any] | None = None) -> None:
-    """Fetch every wheel the lock needs (packages and the pip installer) that is not cached;
+    """Fetch every wheel the lock needs (packages and the installer, uv or pip) that is not cached;
     ``indexes`` are the building workspace's package indexes (their credentials)."""
     py = lock.get("python")
     if not py:
@@ -223,20 +223,24 @@ def ensure(lock: dict[str, Any], *, settings: BuilderSettings, log: Log = print,
         from .indexes import sources as _sources
 
         sources = _sources(py, indexes or [], pypi_url=settings.index_url)
-    fetch([*py["packages"], {"name": "pip", "version": inst["version"], "hashes": [inst["sha256"]]}],
+    fetch([*py["packages"], {"name": inst["name"], "version": inst["version"], "hashes": [inst["sha256"]]}],
           python_version=py["version"], settings=settings, log=log, sources=sources)
 
 
-def _link(src: Path, dest: Path) -> None:
+def link_wheel(src: Path, dest: Path) -> None:
+    """Link (or copy) a cached wheel into a build context, with its modification time at the epoch:
+    uv records the time of the file it installed from (``uv_cache.json``, listed in ``RECORD``), so a
+    wheel fetched again must not change the image."""
     try:
         os.link(src, dest)
     except OSError:
         shutil.copyfile(src, dest)
+    os.utime(dest, (0, 0))
 
 
 def materialize(lock: dict[str, Any], dest: Path, *, settings: BuilderSettings,
                 packages: list[dict[str, Any]] | None = None) -> list[str]:
-    """Hard-link (or copy) exactly the lock's wheels and the pip installer wheel into ``dest``
+    """Hard-link (or copy) exactly the lock's wheels and the installer's wheel into ``dest``
     (flat, as pip's ``--find-links`` wants), re-verifying each sha256. Returns the file names.
 
     ``packages`` narrows the set (a derived build installs only the delta)."""
@@ -247,7 +251,7 @@ def materialize(lock: dict[str, Any], dest: Path, *, settings: BuilderSettings,
     dest.mkdir(parents=True, exist_ok=True)
     inst = py["installer"]
     wanted = [*(py["packages"] if packages is None else packages),
-              {"name": "pip", "version": inst["version"], "hashes": [inst["sha256"]], "installer": True}]
+              {"name": inst["name"], "version": inst["version"], "hashes": [inst["sha256"]], "installer": True}]
     names = []
     for p in wanted:
         src = cached(root, p["name"], p["hashes"])
@@ -258,6 +262,6 @@ def materialize(lock: dict[str, Any], dest: Path, *, settings: BuilderSettings,
         target = dest / src.name
         if target.exists():
             target.unlink()
-        _link(src, target)
+        link_wheel(src, target)
         names.append(src.name)
     return sorted(names)
