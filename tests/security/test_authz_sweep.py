@@ -124,6 +124,8 @@ STUDENT = {
     # so is the JupyterLab session's; the session settings are the instructors'
     ("POST", "/api/v1/workspaces/{ws}/sessions"): 404,
     ("PUT", "/api/v1/workspaces/{ws}/session-settings"): 403,
+    # members read the quotas; instructors and admins change them
+    ("PUT", "/api/v1/workspaces/{ws}/quotas"): 403,
 }
 
 
@@ -343,6 +345,8 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("DELETE", "/api/v1/workspaces/{ws}/sessions/{notebook_id}"): dict,
         ("POST", "/api/v1/workspaces/{ws}/sessions/{notebook_id}/capture"): dict,
         ("PUT", "/api/v1/workspaces/{ws}/session-settings"): lambda: {"json": {"idle_timeout_seconds": 3600}},
+        # no limits (0): the sweep's own runs and sessions must not be refused
+        ("PUT", "/api/v1/workspaces/{ws}/quotas"): lambda: {"json": {"max_concurrent_runs": 0}},
         ("POST", "/api/v1/workspaces/{ws}/datasets"): lambda: {
             "params": {"name": f"d-{uuid.uuid4().hex[:6]}.csv"}, "content": b"z\n"},
         ("POST", "/api/v1/workspaces/{ws}/assignments"): lambda: {"json": {

@@ -26,6 +26,7 @@ from .client import connect as _client
 from .credentials_cmd import credentials_app
 from .import_cmd import env_download_image, env_export_binder, env_export_renv, env_import
 from .index_cmd import index_app
+from .quotas_cmd import workspace_quotas
 from .registry_cmd import env_publish, registry_app
 
 
@@ -362,6 +363,9 @@ def workspace_members(workspace: str, url: UrlOpt = "http://127.0.0.1:8080", tok
                       as_json: JsonOpt = False) -> None:
     c = _client(url, token)
     _show(c.get(f"/workspaces/{workspace}/members"), as_json, ("username", "role", "added_at"))
+
+
+workspace_app.command("quotas")(workspace_quotas)
 
 
 # --- environments ---------------------------------------------------------------------------

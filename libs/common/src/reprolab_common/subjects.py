@@ -93,6 +93,8 @@ class Runner(StrEnum):
     SESSION_POLICY_GET = "runner.session.policy.get"
     SESSION_POLICY_PUT = "runner.session.policy.put"
     SESSION_CAPTURE = "runner.session.capture"
+    QUOTA_GET = "runner.quota.get"
+    QUOTA_PUT = "runner.quota.put"
     MODEL_DEPLOY = "runner.model.deploy"
     MODEL_LIST = "runner.model.list"
     MODEL_GET = "runner.model.get"

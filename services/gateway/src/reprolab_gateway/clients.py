@@ -511,6 +511,16 @@ class RunnerClient(_Client):
         return await self._call(Runner.SESSION_POLICY_PUT, runner_pb2.PutSessionPolicyRequest(
             actor=self.actor, policy=policy), runner_pb2.SessionPolicy)
 
+    # --- workspace quotas (issue 17) ---------------------------------------------------------------
+
+    async def get_quota(self, workspace: str) -> runner_pb2.QuotaUsage:
+        return await self._call(Runner.QUOTA_GET, runner_pb2.GetQuotaRequest(actor=self.actor, workspace=workspace),
+                                runner_pb2.QuotaUsage)
+
+    async def put_quota(self, quota: runner_pb2.WorkspaceQuota) -> runner_pb2.QuotaUsage:
+        return await self._call(Runner.QUOTA_PUT, runner_pb2.PutQuotaRequest(actor=self.actor, quota=quota),
+                                runner_pb2.QuotaUsage)
+
     # --- model serving (issue 15) -------------------------------------------------------------------
 
     async def deploy_model(self, request: serving_pb2.DeployModelRequest) -> serving_pb2.ModelVersion:

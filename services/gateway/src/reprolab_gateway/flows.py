@@ -13,7 +13,8 @@ from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
 from reprolab_common.errors import Forbidden, Invalid, ProblemError
 from reprolab_common.objectstore import ObjectStore, check_key
 
-from .clients import AuditClient, RegistryClient
+from . import quotas
+from .clients import AuditClient, RegistryClient, RunnerClient
 from .core.config import GatewaySettings
 from .core.uploads import Spooled, check_declared_length, spool
 
@@ -61,9 +62,12 @@ async def upload_dataset(
     registry: RegistryClient,
     store: ObjectStore,
     settings: GatewaySettings,
+    runner: RunnerClient | None = None,
 ) -> registry_pb2.Dataset:
     """Check the caller may upload (before reading a byte), spool and hash the body, store it
-    content-addressed, then register it; if registering fails, remove what this upload stored."""
+    content-addressed, then register it; if registering fails, remove what this upload stored.
+    With ``runner``, an upload beyond the workspace's storage quota is refused (409) once spooled, before it
+    is kept (bytes the workspace already has add nothing; the spool is bounded by max_upload_bytes)."""
     limit = settings.max_upload_bytes
     check_declared_length(request, limit)
     dataset_key(workspace, "0" * 64)  # a workspace name that cannot be a key fails before any work
@@ -76,6 +80,8 @@ async def upload_dataset(
         refuse_empty(spooled, "the dataset's bytes")
         key = dataset_key(workspace, spooled.sha256)
         existed = await asyncio.to_thread(store.exists, key)
+        if runner is not None and not existed:
+            await quotas.check_storage(workspace, registry, runner, adding=spooled.size, what="this upload")
         if not existed:
             await asyncio.to_thread(store.put_file, key, spooled.path)
     finally:

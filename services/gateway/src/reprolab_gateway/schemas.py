@@ -890,6 +890,59 @@ class SessionPolicy(_In):
         "a session's owner can."))
 
 
+
+# --- workspace quotas (issue 17 item 4) ---------------------------------------------------------------
+
+STORAGE_COUNTED = ("storage counts the workspace's datasets (each stored file once) and the outputs its runs kept "
+                   "(logs.txt, metrics.json, /outputs files); not counted: uploaded code archives, environment "
+                   "images, session home folders")
+
+
+class QuotaLimits(_In):
+    """A workspace's limits; 0 means no limit."""
+
+    max_concurrent_runs: int = Field(default=0, ge=0, le=1000, strict=True, description=(
+        "Runs, sessions and model servers going at once in the whole workspace (0: no limit). A run or session "
+        "beyond it is refused with 429 and Retry-After; nothing is started."))
+    max_concurrent_runs_per_member: int = Field(default=0, ge=0, le=1000, strict=True, description=(
+        "Runs and sessions one member (a student, typically) may have going at once (0: no limit)."))
+    max_storage_bytes: int = Field(default=0, ge=0, le=1 << 50, strict=True, description=(
+        "Bytes the workspace may keep (0: no limit): " + STORAGE_COUNTED + ". A dataset upload that would go "
+        "beyond it, and a run started while the workspace is at or over it, are refused with 409 saying what is "
+        "used and allowed; nothing is stored or started."))
+
+
+class QuotaUsage(BaseModel):
+    concurrent: int = Field(description="Runs + sessions + model servers going now (what max_concurrent_runs counts).")
+    runs: int = Field(description="Runs queued, starting or running.")
+    sessions: int = Field(description="Sessions starting or running.")
+    model_servers: int = Field(description="Model servers deploying or serving.")
+    yours: int = Field(description="The caller's own runs and sessions going now.")
+    storage_bytes: int = Field(description="dataset_bytes + output_bytes (what max_storage_bytes counts).")
+    dataset_bytes: int
+    output_bytes: int
+
+
+class WorkspaceQuotas(BaseModel):
+    """The limits and what the workspace uses now."""
+
+    workspace: str
+    limits: QuotaLimits
+    usage: QuotaUsage
+    counted: str = Field(default=STORAGE_COUNTED, description="What storage counts, in words.")
+    updated_by: str = ""
+    can_change: bool = Field(description="The caller may change the limits (instructors and admins).")
+
+    @classmethod
+    def of(cls, u: runner_pb2.QuotaUsage, dataset_bytes: int, can_change: bool) -> WorkspaceQuotas:
+        q = u.quota
+        return cls(workspace=q.workspace, updated_by=q.updated_by, can_change=can_change, limits=QuotaLimits(
+            max_concurrent_runs=q.max_concurrent_runs, max_concurrent_runs_per_member=q.max_concurrent_runs_per_user,
+            max_storage_bytes=q.max_storage_bytes), usage=QuotaUsage(
+            concurrent=u.active_runs + u.active_sessions + u.active_models, runs=u.active_runs,
+            sessions=u.active_sessions, model_servers=u.active_models, yours=u.caller_active,
+            storage_bytes=dataset_bytes + u.output_bytes, dataset_bytes=dataset_bytes, output_bytes=u.output_bytes))
+
 # --- model serving (issue 15) -----------------------------------------------------------------------
 
 # The runner's ``check_name``: a model's name is also a DNS label of its Kubernetes objects.

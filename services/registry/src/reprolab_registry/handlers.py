@@ -398,10 +398,11 @@ class Handlers:
         return dataset_proto(view)
 
     async def dataset_list(self, r: registry_pb2.ListDatasetsRequest) -> registry_pb2.DatasetList:
-        views = await self.db.read(
-            lambda s: service.list_datasets(session=s, actor=r.actor, workspace=r.workspace)
+        views, total = await self.db.read(
+            lambda s: (service.list_datasets(session=s, actor=r.actor, workspace=r.workspace),
+                       service.datasets_total_bytes(session=s, actor=r.actor, workspace=r.workspace))
         )
-        return registry_pb2.DatasetList(items=[dataset_proto(v) for v in views])
+        return registry_pb2.DatasetList(items=[dataset_proto(v) for v in views], total_bytes=total)
 
     async def dataset_delete(self, r: registry_pb2.DeleteDatasetRequest) -> registry_pb2.DatasetDeletion:
         def delete(s: Session) -> registry_pb2.DatasetDeletion:

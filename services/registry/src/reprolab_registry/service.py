@@ -18,7 +18,7 @@ from reprolab_common.errors import Conflict, Forbidden, NotFound, ProblemError
 from reprolab_common.nats import new_event
 from reprolab_common.objectstore import check_key
 from reprolab_common.outbox import add_event
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -881,6 +881,15 @@ def list_datasets(*, session: Session, actor: common_pb2.Actor, workspace: str) 
         DatasetView(workspace=workspace, dataset=d)
         for d in session.scalars(query.order_by(Dataset.name, Dataset.created_at))
     ]
+
+
+def datasets_total_bytes(*, session: Session, actor: common_pb2.Actor, workspace: str) -> int:
+    """Bytes of every dataset of the workspace, hidden ones too (members only): what its storage quota
+    counts of datasets. Each digest is stored once per workspace, so this is what the store holds."""
+    acc = access(session=session, actor=actor, workspace=workspace)
+    total = session.scalar(select(func.coalesce(func.sum(Dataset.size), 0)).where(
+        Dataset.workspace_id == acc.workspace.id))
+    return int(total or 0)
 
 
 def get_dataset(

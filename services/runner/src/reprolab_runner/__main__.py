@@ -25,6 +25,7 @@ from .deploy.api import ModelApi, add_model_endpoints
 from .deploy.deployer import Deployer
 from .deploy.monitoring import Monitor
 from .models import MIGRATIONS, OutboxEvent
+from .quotas import QuotaApi, add_quota_endpoints
 from .sessions.api import SessionApi, add_session_endpoints
 from .sessions.manager import SessionManager
 from .worker import Worker
@@ -62,6 +63,7 @@ async def main(stop: asyncio.Event) -> None:
                                   store=store)
     await add_session_endpoints(ctx.micro, SessionApi(settings=settings, sessions=sessions, manager=sessions_mgr,
                                                       wake_outbox=publisher.wake), in_flight)
+    await add_quota_endpoints(ctx.micro, QuotaApi(sessions=sessions), in_flight)
     deployer = Deployer(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)
     model_monitor = Monitor(settings=settings, sessions=sessions, store=store, wake_outbox=publisher.wake)
     await add_model_endpoints(ctx.micro, ModelApi(settings=settings, sessions=sessions, deployer=deployer,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import credstore, gitsource, notebook, service
+from . import credstore, gitsource, notebook, quotas, service
 from .config import RunnerSettings
 from .credentials import Keyring
 from .models import Run, Status
@@ -113,8 +113,12 @@ class Api:
                 raise Invalid(f"a run of assignment {r.assignment!r} needs its evaluation's "
                               f"{', '.join(missing)}", errors=[(f"evaluation.{m}", "missing") for m in missing])
         resources = self._resources(r.resources)
-        run = await transact(self.sessions, lambda s: service.create_run(session=s, request=r,
-                                                                              resources=resources))
+
+        def _create(s: Any) -> Run:
+            quotas.admit(s, workspace=r.workspace, user_id=r.actor.user_id, what="run")  # 429 beyond the quota
+            return service.create_run(session=s, request=r, resources=resources)
+
+        run = await transact(self.sessions, _create)
         self.wake_outbox()
         await self.enqueue(run)
         return run_proto(run)

@@ -109,5 +109,6 @@ class Credential(Base):
 OutboxEvent = outbox_table(Base)
 
 # the session tables share this metadata (one migration chain per service)
+from . import quotas as _quotas  # noqa: E402,F401
 from .deploy import models as _deploy_models  # noqa: E402,F401
 from .sessions import models as _session_models  # noqa: E402,F401

@@ -361,10 +361,12 @@ class ListDatasetsRequest(_message.Message):
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
 
 class DatasetList(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "total_bytes")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Dataset]
-    def __init__(self, items: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
+    total_bytes: int
+    def __init__(self, items: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., total_bytes: _Optional[int] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
     __slots__ = ("actor", "workspace", "digest", "for_download")

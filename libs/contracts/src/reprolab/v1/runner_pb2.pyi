@@ -589,3 +589,49 @@ class PutSessionPolicyRequest(_message.Message):
     actor: _common_pb2.Actor
     policy: SessionPolicy
     def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., policy: _Optional[_Union[SessionPolicy, _Mapping]] = ...) -> None: ...
+
+class WorkspaceQuota(_message.Message):
+    __slots__ = ("workspace", "max_concurrent_runs", "max_concurrent_runs_per_user", "max_storage_bytes", "updated_by")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_RUNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_RUNS_PER_USER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    max_concurrent_runs: int
+    max_concurrent_runs_per_user: int
+    max_storage_bytes: int
+    updated_by: str
+    def __init__(self, workspace: _Optional[str] = ..., max_concurrent_runs: _Optional[int] = ..., max_concurrent_runs_per_user: _Optional[int] = ..., max_storage_bytes: _Optional[int] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class QuotaUsage(_message.Message):
+    __slots__ = ("quota", "active_runs", "active_sessions", "active_models", "caller_active", "output_bytes")
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_RUNS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_MODELS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    quota: WorkspaceQuota
+    active_runs: int
+    active_sessions: int
+    active_models: int
+    caller_active: int
+    output_bytes: int
+    def __init__(self, quota: _Optional[_Union[WorkspaceQuota, _Mapping]] = ..., active_runs: _Optional[int] = ..., active_sessions: _Optional[int] = ..., active_models: _Optional[int] = ..., caller_active: _Optional[int] = ..., output_bytes: _Optional[int] = ...) -> None: ...
+
+class GetQuotaRequest(_message.Message):
+    __slots__ = ("actor", "workspace")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    workspace: str
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class PutQuotaRequest(_message.Message):
+    __slots__ = ("actor", "quota")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    actor: _common_pb2.Actor
+    quota: WorkspaceQuota
+    def __init__(self, actor: _Optional[_Union[_common_pb2.Actor, _Mapping]] = ..., quota: _Optional[_Union[WorkspaceQuota, _Mapping]] = ...) -> None: ...

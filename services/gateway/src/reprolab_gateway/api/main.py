@@ -22,6 +22,7 @@ from .routes import (
     package_indexes,
     people,
     publish,
+    quotas,
     registry_token,
     reruns,
     runs,
@@ -37,6 +38,7 @@ api_router.include_router(me.router)
 api_router.include_router(auth.router)
 api_router.include_router(credentials.router)
 api_router.include_router(workspaces.router)
+api_router.include_router(quotas.router)
 api_router.include_router(members.router)
 api_router.include_router(people.router)
 api_router.include_router(invites.router)

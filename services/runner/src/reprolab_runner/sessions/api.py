@@ -19,6 +19,7 @@ from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.subjects import Runner
 from sqlalchemy.orm import sessionmaker
 
+from .. import quotas
 from ..config import RunnerSettings
 from ..targets.base import TargetError
 from . import service
@@ -91,6 +92,7 @@ class SessionApi:
                               "needed", errors=[("starter", st.assignment)])
 
         def _create(db):  # noqa: ANN001, ANN202
+            quotas.admit(db, workspace=r.workspace, user_id=r.actor.user_id, what="session")
             p = service.policy(db, r.workspace)
             return service.create(
                 db, request=r, target=target, network=p.network if p else self.settings.session_network,

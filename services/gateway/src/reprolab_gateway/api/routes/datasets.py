@@ -11,7 +11,7 @@ from reprolab_common.objectstore import ObjectNotFound
 
 from ... import flows
 from ...schemas import DATASET_NAME_PATTERN, DIGEST_PATTERN, Dataset, DatasetList
-from ..deps import RegistryDep, SettingsDep, StoreDep
+from ..deps import RegistryDep, RunnerDep, SettingsDep, StoreDep
 from ..params import WsPath
 
 router = APIRouter(prefix="/workspaces/{ws}/datasets", tags=["datasets"])
@@ -31,13 +31,17 @@ _SAFE_FILENAME = re.compile(DATASET_NAME_PATTERN)
                                                                 "minLength": 1}}},
         }
     },
-    responses={413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
+    responses={409: {"description": "Another dataset has this name, or the upload would go beyond the "
+                                    "workspace's storage quota (the problem says what is used and allowed; nothing "
+                                    "is stored)."},
+               413: {"description": "The upload is larger than REPROLAB_GATEWAY_MAX_UPLOAD_BYTES"},
                422: {"description": "The body is empty, or a query parameter is invalid."}},
 )
 async def upload_dataset(
     ws: WsPath,
     request: Request,
     registry: RegistryDep,
+    runner: RunnerDep,
     store: StoreDep,
     settings: SettingsDep,
     name: str = Query(pattern=DATASET_NAME_PATTERN, description="Dataset name (letters, digits, . _ -)."),
@@ -57,6 +61,7 @@ async def upload_dataset(
         registry=registry,
         store=store,
         settings=settings,
+        runner=runner,
     )
     return Dataset.of(dataset)
 

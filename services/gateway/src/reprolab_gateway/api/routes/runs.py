@@ -10,6 +10,7 @@ from reprolab.v1 import common_pb2, registry_pb2, runner_pb2
 from reprolab_common.errors import Conflict, Invalid, NotFound, ProblemError
 from reprolab_common.objectstore import ObjectNotFound
 
+from ... import quotas
 from ...core.archives import inspect_archive
 from ...core.sse import log_events
 from ...core.uploads import check_declared_length, spool
@@ -92,7 +93,10 @@ async def _evaluation(registry: RegistryDep, ws: str, name: str) -> tuple[regist
 
 
 @router.post("/workspaces/{ws}/runs", status_code=202, response_model=Run,
-             responses={409: {"description": "The version has no image yet: build it first."},
+             responses={409: {"description": "The version has no image yet (build it first), or the workspace "
+                                             "is at or over its storage quota."},
+                        429: {"description": "Beyond the workspace's concurrent runs quota (or the assignment's "
+                                             "daily submissions); Retry-After says when to try again."},
                         422: {"description": "The code, a dataset, the environment version or the assignment does "
                                              "not exist, the target is not enabled, or the body is invalid."}})
 async def submit_run(ws: WsPath, body: RunCreate, registry: RegistryDep, runner: RunnerDep, store: StoreDep) -> Run:
@@ -139,6 +143,8 @@ async def start_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Run
         d = await _dataset(registry, ws, ref, listing)
         mounts.append(runner_pb2.DatasetMount(digest=d.digest, name=d.name, mount=f"/data/{d.name}",
                                               object_key=d.object_key))
+    # the outputs of a run are kept: none starts while the workspace is at or over its storage quota (409)
+    await quotas.check_storage(ws, registry, runner, adding=0, what="the run")
     if body.assignment:
         # last, once everything else was checked: it counts the submission against the daily limit
         # (429 when none is left), and refuses one before the opening or after a refusing due date (409)
@@ -155,7 +161,7 @@ async def start_run(ws: str, body: RunCreate, registry: RegistryDep, runner: Run
                                                        git_commit=source.git_commit))
     if evaluation is not None:
         request.evaluation.CopyFrom(evaluation)
-    return Run.of(await runner.submit(request))
+    return Run.of(await quotas.retry_later(runner.submit(request)))  # 429 beyond the concurrent quota
 
 
 @router.get("/workspaces/{ws}/runs", response_model=RunList)

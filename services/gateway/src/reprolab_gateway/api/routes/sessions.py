@@ -18,6 +18,7 @@ from reprolab_common.capture import change_lines, derive_spec
 from reprolab_common.errors import Conflict, Forbidden, Invalid, NotFound, ProblemError
 from reprolab_common.names import sanitize_name
 
+from ... import quotas
 from ...core.problems import pattern
 from ...schemas import (
     Build,
@@ -87,7 +88,9 @@ async def _starters(ws: str, body: SessionCreate, env: registry_pb2.Environment,
 @router.post("/workspaces/{ws}/sessions", status_code=201, response_model=Session,
              responses={409: {"description": "The version has no image yet, you already have a session of this "
                                              "environment, or the assignment named is not open yet."},
-                        404: {"description": "No such environment, version or assignment in the workspace."}})
+                        404: {"description": "No such environment, version or assignment in the workspace."},
+                        429: {"description": "Beyond the workspace's concurrent runs quota (sessions count); "
+                                             "Retry-After says when to try again."}})
 async def start_session(ws: WsPath, body: SessionCreate, registry: RegistryDep, runner: RunnerDep,
                         store: StoreDep) -> Session:
     """Start JupyterLab in the version's image (``status`` is ``starting``; poll until ``running``, then open
@@ -105,9 +108,9 @@ async def start_session(ws: WsPath, body: SessionCreate, registry: RegistryDep, 
         raise Conflict(f"version {number} of {body.environment!r} has no image yet; build it first "
                        f"(POST .../environments/{body.environment}/versions/{number}/builds)")
     starters = await _starters(ws, body, env, registry, store)
-    started = Session.of(await runner.start_session(runner_pb2.StartSessionRequest(
+    started = Session.of(await quotas.retry_later(runner.start_session(runner_pb2.StartSessionRequest(
         workspace=ws, environment=body.environment, version=number, image=pinned_image(version),
-        lock_digest=version.lock_digest, resources=_resources(body, version), starter=starters)))
+        lock_digest=version.lock_digest, resources=_resources(body, version), starter=starters))))
     started.starter_code = [s.assignment for s in starters]
     return started
 
