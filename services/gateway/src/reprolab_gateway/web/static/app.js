@@ -281,6 +281,7 @@ pages.workspace = async () => {
     api("GET", `/workspaces/${WS}/assignments`)]);
   showEnvironments(envs, manager);
   showDatasets(datasets);
+  await showQuotas(manager);
   fill("#assignments", assignments.items.map((a) => [
     el("a", { href: `/w/${WS}/assignments/${a.name}` }, a.title || a.name), `${a.environment} v${a.version}`,
     el("code", {}, a.predictions), `${a.metric} (${a.higher_is_better ? "higher" : "lower"} is better)`]),
@@ -357,6 +358,71 @@ pages.workspaceRefresh = async () => {
   showMembers(members);
   showLabelChoices(datasets);
 };
+
+// --- workspace quotas (issue 17): usage against limits in words; instructors change them ----------------
+
+const GIB = 1024 ** 3;
+
+function quotaLines(q) {
+  const { limits: l, usage: u } = q;
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const going = `${plural(u.runs, "run", "runs")}, ${plural(u.sessions, "session", "sessions")}, `
+    + `${plural(u.model_servers, "model server", "model servers")}`;
+  return [
+    l.max_concurrent_runs
+      ? `At most ${l.max_concurrent_runs} runs, sessions and model servers at once: ${u.concurrent} going now (${going}).`
+      : `No limit on runs at once: ${u.concurrent} going now (${going}).`,
+    l.max_concurrent_runs_per_member
+      ? `Each member may have ${l.max_concurrent_runs_per_member} runs and sessions going at once; you have ${u.yours}.`
+      : `No limit per member; you have ${u.yours} going.`,
+    l.max_storage_bytes
+      ? `Storage: ${bytes(u.storage_bytes)} used of ${bytes(l.max_storage_bytes)} (datasets ${bytes(u.dataset_bytes)}, `
+        + `run outputs ${bytes(u.output_bytes)}).`
+      : `No storage limit: ${bytes(u.storage_bytes)} kept (datasets ${bytes(u.dataset_bytes)}, run outputs `
+        + `${bytes(u.output_bytes)}).`,
+  ];
+}
+
+async function showQuotas(manager) {
+  const url = `/workspaces/${WS}/quotas`;
+  const show = (q) => {
+    $("#quota-text").replaceChildren(...quotaLines(q).map((line) => el("li", {}, line)));
+    const meter = $("#quota-storage-meter");
+    meter.max = q.limits.max_storage_bytes || Math.max(q.usage.storage_bytes, 1);
+    meter.value = q.usage.storage_bytes;
+    meter.title = q.counted;
+    if (!manager) return;
+    $("#q-runs").value = q.limits.max_concurrent_runs;
+    $("#q-member").value = q.limits.max_concurrent_runs_per_member;
+    $("#q-storage").value = Number((q.limits.max_storage_bytes / GIB).toFixed(3));
+  };
+  try {
+    show(await api("GET", url));
+  } catch (err) {
+    $("#quota-text").replaceChildren(el("li", {}, `Could not load the quotas: ${err.message}`));
+    return;
+  }
+  if (!manager) return;
+  onSubmit($("#quota-form"), async (data) => {
+    const json = { max_concurrent_runs: Number(data.get("runs")), max_concurrent_runs_per_member: Number(data.get("member")),
+      max_storage_bytes: Math.round(Number(data.get("storage")) * GIB) };
+    show(await api("PUT", url, { json }));
+    flash("Limits saved. They apply to what starts or is uploaded from now on.");
+  });
+}
+
+// the run form says the workspace's limits to whoever starts runs (read-only; best effort)
+async function runQuotaHint() {
+  try {
+    const q = await api("GET", `/workspaces/${WS}/quotas`);
+    const l = q.limits;
+    if (!l.max_concurrent_runs && !l.max_concurrent_runs_per_member && !l.max_storage_bytes) return;
+    $("#run-quota").textContent = `Limits of this workspace: ${quotaLines(q).join(" ")} A run beyond them is refused; `
+      + "start it again when one ends.";
+  } catch (err) {
+    // the form works without it
+  }
+}
 
 // --- people: a workspace's members, a class list; the platform's accounts ---------------------------------
 
@@ -879,6 +945,7 @@ const scoreText = (r) => (r.assignment ? (r.score ?? r.scoring ?? "") : "");
 
 pages.runs = async () => {
   await workspaceRole();
+  runQuotaHint();
   const gone = new URLSearchParams(location.search).get("deleted");
   if (gone) flash(`Run ${gone} deleted.`);
   const [envs, datasets, assignments, runs, targets] = await Promise.all([
