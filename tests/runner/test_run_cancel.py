@@ -195,3 +195,20 @@ async def test_cancelled_while_it_runs(runner, podman_socket: str) -> None:
     run = await settled(worker, sessions, podman_socket, run_id)
     assert_cancelled_once(sessions, run)
     assert json.loads(run.provenance_json or "{}").get("run") in (None, run_id)
+
+
+async def test_cancelled_then_deleted_while_its_container_stops(runner, podman_socket: str, tmp_path: Path) -> None:
+    """A cancelled run has ended, so it may be deleted at once, before the worker has stopped its container:
+    the worker then stops and removes it, records nothing and keeps none of its outputs."""
+    api, worker, sessions, start = runner
+    start()
+    run_id = await submit(api, ["sh", "-c", "echo partial > /outputs/p.txt; trap 'exit 0' TERM; sleep 30 & wait"])
+    await until(lambda: row(sessions, run_id).status == "running")
+    await asyncio.sleep(0.5)
+    await api.cancel(runner_pb2.CancelRunRequest(actor=ACTOR, run_id=run_id))
+    await api.delete(runner_pb2.GetRunRequest(actor=ACTOR, run_id=run_id))
+    await until(lambda: not containers(podman_socket, run_id) and run_id not in worker._driving)
+    await asyncio.sleep(1.0)
+    assert row(sessions, run_id) is None
+    assert not list((tmp_path / "objects").glob(f"runs/{run_id}/**/*.txt")), "no outputs kept for no one"
+    assert [e for e in events(sessions, run_id) if e in TERMINAL_EVENTS] == ["run.cancelled"]

@@ -401,7 +401,8 @@ class Worker:
         async def look() -> None:
             nonlocal sent, cancelled
             fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
-            if fresh.cancel_requested and not cancelled:
+            # gone: cancelled (it ends at once now) and then deleted before its container stopped
+            if (fresh is None or fresh.cancel_requested) and not cancelled:
                 await asyncio.to_thread(target.cancel, handle)
                 cancelled = True
             sent = await self._publish_logs(run.id, target, handle, sent)
@@ -427,7 +428,7 @@ class Worker:
             outcome, error = Status.FAILED, status.reason or "the target failed"
         await self._finish(run, target, handle, outcome, exit_code=status.exit_code, error=error)
         fresh = await transact(self.sessions, lambda s: s.get(Run, run.id))
-        if service.needs_scoring(fresh):
+        if fresh is not None and service.needs_scoring(fresh):
             await self._score(fresh)
         await msg.ack()
 
@@ -541,6 +542,8 @@ class Worker:
 
         def _store(s: Any) -> str:
             fresh = s.get(Run, run.id, with_for_update=True)
+            if fresh is None:  # cancelled, then deleted while its container stopped: nothing to record
+                return ""
             first = fresh.status not in TERMINAL
             service.finish(session=s, run=fresh, status=outcome, exit_code=exit_code, error=error,
                            metrics_json=metrics, provenance_json=prov, outputs=outputs)
@@ -550,6 +553,13 @@ class Worker:
 
         # the recorded outcome: a run cancelled meanwhile stays cancelled, whatever its container reported
         final = await transact(self.sessions, _store)
+        if not final:
+            final = Status.CANCELLED
+            for _name, _size, _sha, key in outputs:  # no row names them: they would be kept for no one
+                try:
+                    await asyncio.to_thread(self.store.delete, key)
+                except Exception as exc:
+                    log.warning("could not remove output %s of the deleted run %s: %s", key, run.id, exc)
         self.wake_outbox()
         try:
             await self.js.publish(f"logs.run.{run.id}", f"run {final}".encode(), headers={END_HEADER: final},
