@@ -45,9 +45,9 @@ import httpx
 from reprolab_builder.backends.buildah import BuildahBackend
 from reprolab_builder.build import build_lock
 from reprolab_builder.config import BuilderSettings
-from reprolab_builder.lock import resolve
+from reprolab_builder.lock import resolve, uv_compile
 from reprolab_builder.render import python_delta
-from reprolab_builder.wheelcache import cached, wheels_root
+from reprolab_builder.wheelcache import cached, fetch, wheels_root
 from reprolab_common.localregistry import LocalRegistry
 
 BASE = "localhost/reprolab/bookworm-python:latest"
@@ -230,27 +230,37 @@ class Bench:
                   file=sys.stderr)
         return total, result.digest, phases
 
+    def pip_wheel(self, lock: dict) -> Path:
+        """A pip wheel for the baselines, which install with pip whatever installer the lock names."""
+        assert self.settings is not None
+        pins = uv_compile(["pip"], python_version=lock["python"]["version"], settings=self.settings,
+                          log=lambda _: None)
+        pip = next(p for p in pins if p["name"] == "pip")
+        return fetch([pip], python_version=lock["python"]["version"], settings=self.settings,
+                     log=lambda _: None)["pip"]
+
     def one_package_baseline(self, parent_image: str, lock: dict, parent_lock: dict) -> tuple[float, list[str]]:
         """buildah build FROM the parent whose only step installs the delta wheel(s) offline."""
         assert self.settings is not None
         install, _ = python_delta(lock, parent_lock)
         root = wheels_root(self.settings)
-        inst = lock["python"]["installer"]
+        pip = self.pip_wheel(lock)
         ctx = self.tmp / "one-package"
         (ctx / "wheels").mkdir(parents=True)
         names = []
-        for p in [*install, {"name": "pip", "hashes": [inst["sha256"]]}]:
+        for p in install:
             src = cached(root, p["name"], p["hashes"])
             if src is None:
                 raise Failure(f"wheel of {p['name']} is not in the wheel cache")
             os.link(src, ctx / "wheels" / src.name)
             names.append(src.name)
-        wheels = " ".join(f"/wheels/{n}" for n in names[:-1])
+        os.link(pip, ctx / "wheels" / pip.name)
+        wheels = " ".join(f"/wheels/{n}" for n in names)
         (ctx / "Containerfile").write_text(
             f"FROM {parent_image}\n"
             "RUN --mount=type=bind,source=wheels,target=/wheels \\\n"
             "    export SOURCE_DATE_EPOCH=0 PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1 \\\n"
-            f" && python3 /wheels/{inst['filename']}/pip install {PIP_FLAGS} --no-index --no-deps {wheels}\n")
+            f" && python3 /wheels/{pip.name}/pip install {PIP_FLAGS} --no-index --no-deps {wheels}\n")
         ref = f"localhost/reprolab-bench-{self.run}/one-package:latest"
         self.refs.append(ref)
         t0 = time.monotonic()
@@ -264,10 +274,7 @@ class Bench:
         (pip itself from its wheel, as the parent has none; the host CA bundle mounted, not copied)."""
         assert self.settings is not None
         install, _ = python_delta(lock, parent_lock)
-        inst = lock["python"]["installer"]
-        src = cached(wheels_root(self.settings), "pip", [inst["sha256"]])
-        if src is None:
-            raise Failure("the pip wheel is not in the wheel cache")
+        src = self.pip_wheel(lock)
         ctx = self.tmp / "one-package-online"
         (ctx / "wheels").mkdir(parents=True)
         os.link(src, ctx / "wheels" / src.name)
@@ -445,7 +452,7 @@ class Bench:
             print(line + (f"   {note}" if note else ""))
 
         print("(a) ours, cold (empty wheel/uv/pip caches, no earlier images)")
-        row("resolve (uv, hashes, base pin, pip installer)", t_resolve)
+        row("resolve (uv, hashes, base pin, uv installer)", t_resolve)
         row("fetch wheels + build + push", t_build,
             note=f"(wheels {ph['wheels']:.1f} s, buildah bud {ph['bud']:.1f} s, push {ph['push']:.1f} s)")
         row("resolve + build + push", cold, note=f"image {size1:.0f} MB compressed")
