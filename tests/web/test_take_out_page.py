@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from reprolab_cli.import_cmd import pack
 
 from ..integration.test_publish import PASSWORD, USER, auth_registry  # noqa: F401 - the fixture is used by name
 from . import test_layout
@@ -28,6 +29,7 @@ from .test_layout import check_page, sign_in, wait
 
 sized = test_layout.sized  # the fixture of the two screen sizes
 SHOTS = Path("/tmp/h16-shots")
+REPOS = Path(__file__).parents[1] / "importer" / "repos"
 
 
 def _shot(page: Page, name: str) -> None:
@@ -159,3 +161,49 @@ def test_students_may_download_but_not_publish(portal: Portal, built, sized) -> 
     expect(section.get_by_role("link", name=re.compile("Download v1"))).to_have_count(2)
     expect(page.locator("#publish")).to_be_hidden()
     _shot(page, f"take-out-student-{size}")
+
+
+def test_an_imported_r_environment_offers_renv_lock_and_the_activity_page_says_what_happened(
+        portal: Portal, built, tab, auth_registry, tmp_path) -> None:  # noqa: F811
+    """An environment imported from a repository with install.R (R packages from Debian) offers its
+    renv.lock; the activity page then says where the import came from and what was downloaded."""
+    page = tab.page
+    ws, teacher = built["ws"], built["teacher"]
+    archive = tmp_path / "repo.tar.gz"
+    pack(REPOS / "r-install-R", archive)
+    teacher.upload(f"/workspaces/{ws}/environments/import", archive, params={"name": "r-course"},
+                   content_type="application/gzip")
+    build = teacher.post(f"/workspaces/{ws}/environments/r-course/versions/1/builds", expect=(202,))
+    assert wait(teacher, f"/builds/{build['id']}", ("succeeded", "failed"))["status"] == "succeeded"
+    sign_in(page, portal.url, built["token"])
+    page.goto(f"{portal.url}/w/{ws}/env/r-course")
+    link = page.locator("#take-out").get_by_role("link", name="Download renv.lock")
+    expect(link).to_be_visible()
+    with page.expect_download(timeout=120_000) as got:
+        link.click()
+    assert got.value.suggested_filename == "r-course-v1-renv.lock"
+    doc = json.loads(Path(got.value.path()).read_text())
+    assert doc["Packages"]["jsonlite"]["Version"], doc
+    with page.expect_download(timeout=120_000) as got:
+        page.locator("#take-out").get_by_role("link", name="Download v1 as a Binder-ready folder").click()
+    assert got.value.suggested_filename == "r-course-v1-binder.zip"
+    dest = f"{auth_registry}/course/{ws}:activity"
+    teacher.request("PUT", f"/workspaces/{ws}/registry-credentials/{auth_registry}",
+                    json={"username": USER, "password": PASSWORD})
+    teacher.post(f"/workspaces/{ws}/environments/course/versions/1/publish", json={"destination": dest})
+
+    # the log is written from the bus after the API answered: look again until it is there
+    cells = page.locator("#activity tbody tr td:nth-child(5)")
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto(f"{portal.url}/w/{ws}/activity")
+        expect(cells.first).to_be_visible()
+        texts = cells.all_inner_texts()
+        if f"course v1: published to {dest}" in texts or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(1000)
+    assert "environment r-course: imported (upload)" in texts, texts
+    assert "r-course v1: renv.lock downloaded" in texts, texts
+    assert "r-course v1: downloaded as a Binder-ready folder" in texts, texts
+    assert f"course v1: published to {dest}" in texts, texts
+    assert not tab.errors, tab.errors
