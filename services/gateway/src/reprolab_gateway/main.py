@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from reprolab_common.nats import credentials
 from reprolab_common.objectstore import make_object_store
 
-from .api.main import api_router
+from .api.main import API_ROUTERS
 from .api.routes import health
 from .auth.accounts import redact_link_secrets_in_logs
 from .bootstrap import bootstrap_admin
@@ -92,7 +92,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_security_headers(app)
     app.include_router(health.router)
-    app.include_router(api_router, prefix=API_PREFIX)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False, response_class=HTMLResponse)
     async def swagger_ui() -> HTMLResponse:
