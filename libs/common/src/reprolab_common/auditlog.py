@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain, repeat
-from operator import add, getitem, sub
+from operator import getitem, sub
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,6 +67,8 @@ _HEX = frozenset("0123456789abcdef")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _digest = type(hashlib.sha256()).digest  # the method itself: no attribute lookup per call
 _CHUNK = 4096  # leaves hashed level by level at a time when verifying (a power of two)
+_LEAF_PREFIXED = hashlib.sha256(b"\x00")  # RFC 6962's leaf and node prefixes, fed once and copied per hash
+_NODE_PREFIXED = hashlib.sha256(b"\x01")
 
 
 # --- entries ------------------------------------------------------------------------------------
@@ -448,7 +450,15 @@ def _fast_entries(run: list[bytes], first_seq: int, ws_tail: bytes) -> list[byte
     if min(ends) < 9 + w:
         return None
     docs = list(map(getitem, run, map(slice, repeat(9, n), ends)))
-    leaves = list(map(_digest, map(hashlib.sha256, map(add, repeat(b"\x00", n), docs))))
+    # a copy of a hash already fed the 0x00 prefix, not SHA-256(b"\x00" + doc): no concatenated copy of
+    # each document, and copying a started hash costs less than starting one
+    leaves = []
+    append = leaves.append
+    start = _LEAF_PREFIXED.copy
+    for doc in docs:
+        h = start()
+        h.update(doc)
+        append(h.digest())
     # the doc's workspace (its last field), the leaf and the seq of every line, compared in one piece
     # with what they must be
     stated = b"".join(map(getitem, run, map(slice, map(sub, ends, repeat(w, n)), repeat(None, n))))
@@ -456,8 +466,9 @@ def _fast_entries(run: list[bytes], first_seq: int, ws_tail: bytes) -> list[byte
     if stated != ((fmt * n) % tuple(chain.from_iterable(zip(map(bytes.hex, leaves), seqs, strict=True)))).encode():
         return None
     # the entry's own top-level "seq" is its last ,"seq": (nothing after it can hold a raw one)
-    if not all(map(bytes.startswith, docs, map(b',"seq":%d,'.__mod__, seqs),
-                   map(bytes.rfind, docs, repeat(b',"seq":', n)))):
+    # (the expected texts made by one formatting of the whole run and a split, not one formatting a line)
+    expected = ((b',"seq":%d,\n' * n) % tuple(seqs)).split(b"\n")
+    if not all(map(bytes.startswith, docs, expected, map(bytes.rfind, docs, repeat(b',"seq":', n)))):
         return None
     return leaves
 
@@ -466,10 +477,16 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     """Every perfect subtree of a run of leaves starting at an aligned index, level by level."""
     levels = [leaves]
     cur = leaves
+    start = _NODE_PREFIXED.copy  # as for leaves: a started hash copied, no b"\x01" + left + right
     while len(cur) > 1:
-        m = len(cur) // 2
-        cur = list(map(_digest, map(hashlib.sha256, map(add, map(add, repeat(b"\x01", m), cur[0:2 * m:2]),
-                                                         cur[1::2]))))
+        nxt: list[bytes] = []
+        append = nxt.append
+        for left, right in zip(cur[0:len(cur) - 1:2], cur[1::2], strict=True):
+            h = start()
+            h.update(left)
+            h.update(right)
+            append(h.digest())
+        cur = nxt
         levels.append(cur)
     return levels
 
