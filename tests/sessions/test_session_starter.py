@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 
@@ -99,5 +100,24 @@ def test_a_students_session_starts_with_the_starter_code_and_keeps_their_edits(r
     with httpx.Client(timeout=60, headers=bearer(alice_token)) as c:
         assert c.get(api + "hw1/train.py").json()["content"] == "# mine\n"
         assert c.get(api + "hw1/src/util.py").json()["content"] == UTIL
+        assert c.delete(api + "hw1/src/util.py").status_code == 204
     alice.request("DELETE", f"/workspaces/{ws}/sessions/{s2['id']}")
     wait_status(alice, ws, s2["id"], ("stopped",), timeout=120)
+
+    # the student's fork of the course environment gets the course's starter code too
+    alice.post(f"/workspaces/{ws}/environments/py/fork", json={"name": "py-mine"})
+    build = alice.post(f"/workspaces/{ws}/environments/py-mine/versions/1/builds", expect=(202,))
+    deadline = time.monotonic() + 300
+    while (b := alice.get(f"/builds/{build['id']}"))["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, b
+        time.sleep(0.5)
+    assert b["status"] == "succeeded", b
+    s3 = alice.post(f"/workspaces/{ws}/sessions", json={"environment": "py-mine"}, expect=(201,))
+    assert s3["starter_code"] == ["hw1"], s3
+    wait_status(alice, ws, s3["id"], ("running",))
+    with httpx.Client(timeout=60, headers=bearer(alice_token)) as c:
+        api = f"{gw}/sessions/{s3['id']}/api/contents/"
+        assert c.get(api + "hw1/src/util.py").json()["content"] == UTIL
+        assert c.get(api + "hw1/train.py").json()["content"] == "# mine\n"
+    alice.request("DELETE", f"/workspaces/{ws}/sessions/{s3['id']}")
+    wait_status(alice, ws, s3["id"], ("stopped",), timeout=120)
