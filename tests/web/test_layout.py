@@ -3,11 +3,14 @@ student, against the whole platform with a real build and a real run.
 
 A page fails if it scrolls sideways, if a script error reaches the console, or if something still says
 "Loading…" once the page's script has finished (an error must replace the placeholder, not leave it
-spinning). Screenshots of every page at both sizes go to tests/web/screenshots/.
+spinning). Screenshots of every page at both sizes go to tests/web/screenshots/; with
+REPROLAB_PAGE_SHOTS=docs/img/pages also as small JPEGs there, to look at and keep:
+``REPROLAB_PAGE_SHOTS=docs/img/pages pytest tests/web/test_layout.py -k every_page``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -45,6 +48,7 @@ class Course:
     instructor: tuple[str, str]
     student: tuple[str, str]
     run_id: str  # the instructor's run: the student may not see it
+    invite: str = ""  # the path of an invite link into the workspace (/invite/<token>)
 
 
 def wait(client, path: str, done: tuple[str, ...]) -> dict:
@@ -80,19 +84,31 @@ def course(portal: Portal, base_image: str) -> Course:
     run = teacher.post(f"/workspaces/{ws}/runs", json={
         "environment": "py", "code": code["digest"], "command": ["python3", "main.py"]}, expect=(201, 202))
     wait(teacher, f"/runs/{run['id']}", ("succeeded", "failed", "timed_out", "cancelled"))
-    return Course(ws, (iname, itoken), (sname, stoken), run["id"])
+    invite = teacher.post(f"/workspaces/{ws}/invites", json={"role": "student"}, expect=(201,))["url"]
+    return Course(ws, (iname, itoken), (sname, stoken), run["id"], "/invite/" + invite.rsplit("/invite/", 1)[1])
 
 
 def pages(c: Course, role: str) -> list[tuple[str, str]]:
+    """Every page template a signed-in person reaches (the model page: test_models_page, which deploys one)."""
     ws = c.ws
+    if role == "admin":
+        return [("users", "/admin/users")]
     common = [("dashboard", "/"), ("workspace", f"/w/{ws}"), ("environment", f"/w/{ws}/env/py"),
               ("runs", f"/w/{ws}/runs"), ("run", f"/w/{ws}/runs/{c.run_id}"),
               ("assignment", f"/w/{ws}/assignments/iris"), ("activity", f"/w/{ws}/activity"),
-              ("credentials", f"/me/credentials?workspace={ws}")]
+              ("sessions", f"/w/{ws}/sessions"), ("models", f"/w/{ws}/models"),
+              ("package-indexes", f"/w/{ws}/package-indexes"),
+              ("credentials", f"/me/credentials?workspace={ws}"), ("account", "/me/account")]
     if role == "instructor":
         common.insert(3, ("new-environment", f"/w/{ws}/new-environment"))
         common.append(("people", f"/w/{ws}/people"))
     return common
+
+
+def signed_out_pages(c: Course) -> list[tuple[str, str]]:
+    """The pages of people not signed in (besides the sign-in form): an invite, registration (off here: the
+    page says so), a password reset link that does not work."""
+    return [("invite", c.invite), ("register", "/register"), ("reset", "/reset/rst_not-a-real-link")]
 
 
 @pytest.fixture(params=[pytest.param(PHONE, id="phone"), pytest.param(LAPTOP, id="laptop")])
@@ -116,7 +132,8 @@ def sign_in(page: Page, url: str, token: str) -> None:
     expect(page.get_by_text("Signed in as")).to_be_visible()
 
 
-def check_page(page: Page, errors: list[str], label: str) -> Path:
+def check_page(page: Page, errors: list[str], label: str, keep: bool = False) -> Path:
+    """Fails on what the module's docstring says; ``keep``: also the small JPEG for docs/img/pages."""
     page.wait_for_selector("body[data-ready]", state="attached")
     try:
         # Quiet network is only a hint that the page has settled: under a loaded CI machine one slow request
@@ -135,22 +152,30 @@ def check_page(page: Page, errors: list[str], label: str) -> Path:
     path = SCREENSHOTS / f"layout-{label}.png"
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
+    if keep and (docs := os.environ.get("REPROLAB_PAGE_SHOTS")):  # small copies to look at and keep
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(docs) / f"{label}.jpg"), full_page=True, type="jpeg", quality=40)
     assert over["scrollWidth"] <= over["width"], f"{label} scrolls sideways: {over}"
     assert not page.evaluate(UNLABELLED_JS), label
     assert not errors, f"{label}: {errors}"
     return path
 
 
-@pytest.mark.parametrize("role", ["instructor", "student"])
+@pytest.mark.parametrize("role", ["instructor", "student", "admin"])
 def test_every_page_fits_and_finishes_loading(portal: Portal, course: Course, sized, role: str) -> None:
     page, errors, size = sized
-    page.goto(portal.url + "/")
-    check_page(page, errors, f"{size}-login")
-    _, token = course.instructor if role == "instructor" else course.student
+    if role == "student":
+        page.goto(portal.url + "/")
+        check_page(page, errors, f"{size}-login", keep=True)
+        for name, path in signed_out_pages(course):
+            page.goto(portal.url + path)
+            check_page(page, errors, f"{size}-signed-out-{name}", keep=True)
+    token = {"instructor": course.instructor[1], "student": course.student[1],
+             "admin": portal.platform.admin_token()}[role]
     sign_in(page, portal.url, token)
     for name, path in pages(course, role):
         page.goto(portal.url + path)
-        check_page(page, errors, f"{size}-{role}-{name}")
+        check_page(page, errors, f"{size}-{role}-{name}", keep=True)
     if role == "student":
         # the instructor's run is not theirs: the page says so instead of spinning
         page.goto(f"{portal.url}/w/{course.ws}/runs/{course.run_id}")

@@ -841,10 +841,11 @@ pages.environment = async () => {
     const builds = (await api("GET", `${base}/builds`)).items;
     fill("#builds", builds.map((b) => [el("strong", {}, `v${b.version}`), badge(b.status), b.requested_by,
       when(b.created_at), when(b.finished_at) || "—",
-      el("button", { type: "button", class: "secondary small", "data-build": b.id,
+      // one cell (the Log column): the button and, once the build ended, the whole log as text
+      el("span", {}, el("button", { type: "button", class: "secondary small", "data-build": b.id,
         "aria-label": `Show the log of the build of v${b.version} from ${when(b.created_at)}` }, "Show log"),
       ...(TERMINAL_BUILD.includes(b.status) ? [" ", el("a", { href: `${API}/builds/${b.id}/log.txt`,
-        "aria-label": `Open the whole log of the build of v${b.version} as text` }, "as text")] : [])]),
+        "aria-label": `Open the whole log of the build of v${b.version} as text` }, "as text")] : []))]),
     "No builds yet.");
     return builds;
   }
@@ -1082,7 +1083,9 @@ pages.run = async () => {
   const details = async () => {
     const r = await api("GET", `/runs/${id}`);
     const rows = [["Status", badge(r.status)], ["Environment", `${r.environment} v${r.version}`],
-      ["Image", el("code", {}, r.image)],
+      // plain words first; the image's exact address one click away (issue 17 item 7)
+      ["Saved copy", el("details", {}, el("summary", {}, `the exact copy of ${r.environment} v${r.version} it ran in`),
+        el("code", { class: "url" }, r.image))],
       ...(r.source && r.source.git_url ? [["Code", el("span", {}, el("code", {}, r.source.git_url), " at ",
         el("code", { title: r.source.git_commit }, (r.source.git_commit || "").slice(0, 12)),
         r.source.git_ref ? ` (${r.source.git_ref})` : "")]] : []),
@@ -1292,7 +1295,11 @@ function describeSubject(e) {
     case "assignments": return link(`/w/${WS}/assignments/${id}`, `assignment ${id}`);
     case "models": return el("span", {}, link(`/w/${WS}/models/${id}`, n ? `model ${id} v${n}` : `model ${id}`),
       d.detail ? `: ${d.detail}` : "");
-    default: return e.subject;
+    case "invites": return "invite link";
+    case "sessions": return link(`/w/${WS}/sessions`, `JupyterLab session${ofVersion}`);
+    // anything newer: its kind in words and a short id, never a raw uuid path
+    default: return id ? `${kind.replace(/s$/, "").replace(/[-_]/g, " ")} ${/^[0-9a-f-]{20,}$/.test(id) ? id.slice(0, 8) : id}`
+      : e.subject;
   }
 }
 
@@ -2187,6 +2194,35 @@ pages.account = async () => {
   });
   await Promise.all([sessions(), tokens()]);
 };
+
+// --- small screens --------------------------------------------------------------------------------------
+
+// On a phone (app.css, max-width 759px) each row of a data table reads as a card, every cell led by its
+// column's name: the cells get that name as data-label (the DOM and the columns' order do not change).
+let labelling = false;
+function labelTableCells() {
+  labelling = false;
+  for (const table of $$("table.data")) {
+    const head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
+    if (!head) continue;
+    const names = Array.from(head.cells, (th) => th.textContent.trim());
+    table.classList.add("stacked");
+    for (const tbody of table.tBodies) {
+      for (const row of tbody.rows) {
+        let col = 0;
+        for (const cell of row.cells) {
+          const label = cell.colSpan === 1 ? names[col] || "" : "";
+          if (cell.dataset.label !== label) cell.dataset.label = label;
+          col += cell.colSpan;
+        }
+      }
+    }
+  }
+}
+new MutationObserver(() => {
+  if (!labelling) { labelling = true; requestAnimationFrame(labelTableCells); }
+}).observe(document.body, { childList: true, subtree: true });
+labelTableCells();
 
 // --- start --------------------------------------------------------------------------------------------
 
