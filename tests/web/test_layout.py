@@ -97,7 +97,7 @@ def pages(c: Course, role: str) -> list[tuple[str, str]]:
               ("runs", f"/w/{ws}/runs"), ("run", f"/w/{ws}/runs/{c.run_id}"),
               ("assignment", f"/w/{ws}/assignments/iris"), ("activity", f"/w/{ws}/activity"),
               ("sessions", f"/w/{ws}/sessions"), ("models", f"/w/{ws}/models"),
-              ("package-indexes", f"/w/{ws}/package-indexes"),
+              ("package-indexes", f"/w/{ws}/package-indexes"), ("registries", f"/w/{ws}/registries"),
               ("credentials", f"/me/credentials?workspace={ws}"), ("account", "/me/account")]
     if role == "instructor":
         common.insert(3, ("new-environment", f"/w/{ws}/new-environment"))
