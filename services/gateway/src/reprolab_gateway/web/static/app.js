@@ -1211,6 +1211,10 @@ pages.assignment = async () => {
     $("#a-instructions-box").hidden = false;
   }
   $("#a-starter").hidden = !a.starter_code;
+  // JupyterLab in the assignment's environment with the starter code in ~/<assignment>/ (once it is open)
+  const sessionButton = $("#a-session");
+  sessionButton.hidden = !a.starter_code || Boolean(a.opens_at && Date.parse(a.opens_at) > Date.now());
+  sessionButton.addEventListener("click", () => busy(sessionButton, () => startSession(a.environment, a.version, a.name)));
   $("#lb-metric").textContent = a.metric;
   const board = await api("GET", `/workspaces/${WS}/assignments/${name}/leaderboard`);
   $("#lb-split").textContent = board.split === "private"
@@ -1545,9 +1549,10 @@ const ACTIVE_SESSION = ["starting", "running", "stopping"];
 
 // Starting answers at once ("starting"); the sessions page follows it until JupyterLab answers. A second
 // session of the same version is refused (409): the page then shows the one already there.
-async function startSession(envName, version) {
+async function startSession(envName, version, assignment = "") {
   try {
-    const s = await api("POST", `/workspaces/${WS}/sessions`, { json: { environment: envName, version } });
+    const s = await api("POST", `/workspaces/${WS}/sessions`,
+      { json: { environment: envName, version, ...(assignment ? { assignment } : {}) } });
     location.href = `/w/${WS}/sessions?started=${encodeURIComponent(s.id)}`;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
