@@ -376,24 +376,31 @@ def list_members(*, session: Session, actor: common_pb2.Actor, workspace: str) -
 # --- environments and versions --------------------------------------------------------------
 
 
-def _env_visibility(acc: Access, actor: common_pb2.Actor) -> list[ColumnElement[bool]]:
-    conditions = [Environment.workspace_id == acc.workspace.id]
-    if not acc.can_manage:  # students: the workspace's environments and their own forks
-        conditions.append((Environment.kind == EnvKind.WORKSPACE) | (Environment.owner_id == actor.user_id))
+def _visible(manager: bool) -> list[ColumnElement[bool]]:
+    """Which environments a caller sees, the workspace and caller as bound parameters (``workspace_id``,
+    ``user_id``): a workspace's managers all of them, students the workspace's own and their own forks."""
+    conditions: list[ColumnElement[bool]] = [Environment.workspace_id == bindparam("workspace_id")]
+    if not manager:
+        conditions.append((Environment.kind == EnvKind.WORKSPACE) | (Environment.owner_id == bindparam("user_id")))
     return conditions
 
 
-def _visible_envs(acc: Access, actor: common_pb2.Actor) -> Select:
-    return select(Environment).where(*_env_visibility(acc, actor))
+def _env_get_statement(manager: bool, lock: bool) -> Select:
+    """One environment the caller sees, by name (bound parameter ``name``)."""
+    query = select(Environment).where(*_visible(manager), Environment.name == bindparam("name"))
+    # FOR UPDATE serialises version numbering on PostgreSQL (SQLite writes are serialised by the caller)
+    return query.with_for_update() if lock else query
+
+
+# Built once per (caller manages the workspace, lock), as _ENV_LIST: most requests name an environment.
+_ENV_GET = {(m, lock): _env_get_statement(m, lock) for m in (False, True) for lock in (False, True)}
 
 
 def _get_env(
     session: Session, acc: Access, actor: common_pb2.Actor, name: str, *, lock: bool = False
 ) -> Environment:
-    query = _visible_envs(acc, actor).where(Environment.name == name)
-    if lock:  # serialises version numbering on PostgreSQL (SQLite writes are serialised by the caller)
-        query = query.with_for_update()
-    env = session.scalar(query)
+    env = session.scalar(_ENV_GET[(acc.can_manage, lock)],
+                         {"workspace_id": acc.workspace.id, "user_id": actor.user_id, "name": name})
     if env is None:
         raise NotFound(f"environment {name!r} not found in workspace {acc.slug!r}")
     return env
@@ -564,9 +571,7 @@ def create_environment(
 
 def _env_list_statement(manager: bool, include_archived: bool) -> Select:
     """The environment list's statement, with the workspace and caller as bound parameters."""
-    conditions: list[ColumnElement[bool]] = [Environment.workspace_id == bindparam("workspace_id")]
-    if not manager:  # the same rule as _env_visibility, for students
-        conditions.append((Environment.kind == EnvKind.WORKSPACE) | (Environment.owner_id == bindparam("user_id")))
+    conditions = _visible(manager)
     if not include_archived:
         conditions.append(Environment.archived_at.is_(None))
     return (
