@@ -23,13 +23,13 @@ from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.micro import add_service
 from nats.micro.service import Service
-from reprolab.v1 import audit_pb2, common_pb2, registry_pb2
+from reprolab.v1 import audit_pb2, common_pb2, registry_pb2, runner_pb2
 from reprolab_common.errors import NotFound, ProblemError
 from reprolab_common.nats import endpoint
 from reprolab_common.natsserver import NatsServer
 from reprolab_common.objectstore import LocalObjectStore
 from reprolab_common.settings import CommonSettings
-from reprolab_common.subjects import Audit, Registry
+from reprolab_common.subjects import Audit, Registry, Runner
 from reprolab_gateway.core.config import GatewaySettings
 from reprolab_gateway.main import create_app
 
@@ -56,6 +56,8 @@ class FakeServices:
             (Registry.WORKSPACE_GET, registry_pb2.GetWorkspaceRequest, self._workspace_get),
             (Registry.DATASET_REGISTER, registry_pb2.RegisterDatasetRequest, self._dataset_register),
             (Registry.DATASET_GET, registry_pb2.GetDatasetRequest, self._dataset_get),
+            (Registry.DATASET_LIST, registry_pb2.ListDatasetsRequest, self._dataset_list),
+            (Runner.QUOTA_GET, runner_pb2.GetQuotaRequest, self._quota_get),
             (Registry.ENV_CREATE, registry_pb2.CreateEnvironmentRequest, self._env_create),
             (Registry.VERSION_CREATE, registry_pb2.CreateVersionRequest, self._version_create),
             (Audit.QUERY, audit_pb2.QueryActivityRequest, self._audit_query),
@@ -114,6 +116,14 @@ class FakeServices:
         if req.digest not in self.datasets:
             raise NotFound(f"no dataset {req.digest}")
         return self.datasets[req.digest]
+
+    async def _dataset_list(self, req: registry_pb2.ListDatasetsRequest) -> registry_pb2.DatasetList:
+        items = [d for d in self.datasets.values() if d.workspace == req.workspace]
+        return registry_pb2.DatasetList(items=items, total_bytes=sum(d.size for d in items))
+
+    async def _quota_get(self, req: runner_pb2.GetQuotaRequest) -> runner_pb2.QuotaUsage:
+        """The runner's answer for a workspace with no quota set (the upload's storage check asks it)."""
+        return runner_pb2.QuotaUsage(quota=runner_pb2.WorkspaceQuota(workspace=req.workspace))
 
     async def _env_create(self, req: registry_pb2.CreateEnvironmentRequest) -> registry_pb2.Environment:
         version = registry_pb2.Version(
