@@ -30,6 +30,8 @@ def test_instructors_change_quotas_and_students_read_them(portal: Portal, sized)
     text = page.locator("#quota-text")
     expect(text).to_contain_text("No limit on runs at once: 0 going now (0 runs, 0 sessions, 0 model servers).")
     expect(text).to_contain_text("No storage limit: 2.0 KiB kept (datasets 2.0 KiB, run outputs 0 B).")
+    meter = page.locator("#quota-storage-meter")
+    expect(meter).to_be_hidden()  # no limit: no bar that would read as full
     check_page(page, errors, f"{size}-quotas")
     page.get_by_label("Runs, sessions and model servers at once (0: no limit)").fill("3")
     page.get_by_label("Runs and sessions at once per member (0: no limit)").fill("1")
@@ -39,6 +41,8 @@ def test_instructors_change_quotas_and_students_read_them(portal: Portal, sized)
     expect(text).to_contain_text("At most 3 runs, sessions and model servers at once: 0 going now")
     expect(text).to_contain_text("Each member may have 1 runs and sessions going at once; you have 0.")
     expect(text).to_contain_text("Storage: 2.0 KiB used of 1.5 GiB (datasets 2.0 KiB, run outputs 0 B).")
+    expect(meter).to_be_visible()
+    assert meter.evaluate("m => [m.value, m.max]") == [2048, 3 * 2**29]
     assert teacher.get(f"/workspaces/{ws}/quotas")["limits"] == {
         "max_concurrent_runs": 3, "max_concurrent_runs_per_member": 1, "max_storage_bytes": 3 * 2**29}
     check_page(page, errors, f"{size}-quotas-saved")

@@ -387,9 +387,11 @@ async function showQuotas(manager) {
   const url = `/workspaces/${WS}/quotas`;
   const show = (q) => {
     $("#quota-text").replaceChildren(...quotaLines(q).map((line) => el("li", {}, line)));
+    // a meter only against a limit: with none, a full bar would read as "full"
     const meter = $("#quota-storage-meter");
-    meter.max = q.limits.max_storage_bytes || Math.max(q.usage.storage_bytes, 1);
-    meter.value = q.usage.storage_bytes;
+    meter.closest(".progress-row").hidden = !q.limits.max_storage_bytes;
+    meter.max = q.limits.max_storage_bytes || 1;
+    meter.value = Math.min(q.usage.storage_bytes, meter.max);
     meter.title = q.counted;
     if (!manager) return;
     $("#q-runs").value = q.limits.max_concurrent_runs;
