@@ -469,8 +469,7 @@ def _add_version(
         created_at=at,
         note=note,
     )
-    session.add(version)
-    session.flush()
+    session.add(version)  # flushed with its event at the commit: one unit of work, not two
     _emit(
         session,
         actor,
