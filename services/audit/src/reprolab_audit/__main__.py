@@ -87,7 +87,8 @@ async def main(stop: asyncio.Event) -> None:
 
     ctx = await runtime.start(ServiceName.AUDIT, common, "Tamper-evident activity log: query, export, verify")
     consumer = EventConsumer(ctx.js, store, durable=settings.durable, batch=settings.batch_size,
-                             fetch_timeout=settings.fetch_timeout_seconds, ack_wait=settings.ack_wait_seconds)
+                             fetch_timeout=settings.fetch_timeout_seconds, ack_wait=settings.ack_wait_seconds,
+                             linger=settings.linger_seconds)
     await consumer.declare()
     publisher = OutboxPublisher(sessions, Outbox, ctx.js)
     await AuditApi(store, objects, publisher).register(ctx.micro)

@@ -24,12 +24,13 @@ class EventConsumer:
     point means redelivery, and redelivered events are skipped by id: each event is stored once."""
 
     def __init__(self, js: JetStreamContext, store: AuditStore, *, durable: str, batch: int = 256,
-                 fetch_timeout: float = 1.0, ack_wait: float = 30.0) -> None:
+                 fetch_timeout: float = 1.0, ack_wait: float = 30.0, linger: float = 0.0) -> None:
         self.js = js
         self.store = store
         self.durable = durable
         self.batch = batch
         self.fetch_timeout = fetch_timeout
+        self.linger = linger
         self.ack_wait = ack_wait
         self.stored = 0
         self.duplicates = 0
@@ -52,6 +53,14 @@ class EventConsumer:
                 except TimeoutError:
                     failures = 0
                     continue
+                if self.linger and len(msgs) < self.batch:
+                    # A commit per trickled-in event was most of this service's CPU under load: wait a
+                    # moment and take what came meanwhile into the same transaction.
+                    await asyncio.sleep(self.linger)
+                    try:
+                        msgs += await sub.fetch(self.batch - len(msgs), timeout=self.linger)
+                    except TimeoutError:
+                        pass
                 await self.handle(msgs)
                 failures = 0
             except Exception as exc:  # NATS restarting, database unavailable, ...: wait and go on
