@@ -3,6 +3,7 @@ tests/security uses them too."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from reprolab_cli.client import Client
@@ -21,3 +22,14 @@ def registry_headers(running: Any, repository: str) -> dict[str, str]:
                                                           "scope": f"repository:{repository}:pull"})
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['token']}", "Accept": "application/vnd.oci.image.manifest.v1+json"}
+
+
+def activity_entries(client, ws: str, kind: str, want: int, within: float = 60) -> list[dict]:  # noqa: ANN001
+    """The workspace's entries of type ``kind`` once there are ``want`` (or ``within`` seconds passed): the
+    log is written by the audit service from the bus after the API answered, so a test waits for it."""
+    deadline = time.monotonic() + within
+    while True:
+        items = client.get(f"/workspaces/{ws}/activity", params={"type": kind, "limit": 100})["items"]
+        if len(items) >= want or time.monotonic() > deadline:
+            return items
+        time.sleep(0.25)

@@ -21,6 +21,7 @@ import pytest
 from reprolab_common.localregistry import registry_binary
 from reprolab_common.natsserver import free_port
 
+from .conftest import activity_entries
 from .test_builds import spec, wait_build
 
 pytestmark = pytest.mark.parametrize("running", ["sqlite"], indirect=True)
@@ -106,7 +107,7 @@ def test_publish_to_an_authenticated_registry(running, base_image, auth_registry
     assert "sha256:" + hashlib.sha256(inspected.stdout).hexdigest() == build["image_digest"]
 
     # in the activity log, without the secret; the secret is nowhere the platform writes text
-    exported = teacher.get(f"/workspaces/{ws}/activity", params={"type": "version.exported"})["items"]
+    exported = activity_entries(teacher, ws, "version.exported", 1)
     assert len(exported) == 1 and dest in json.dumps(exported[0]) and "publish" in json.dumps(exported[0])
     for path in Path(running.platform.data_dir).rglob("*"):
         if path.is_file() and path.stat().st_size < 50e6:  # logs, databases (+WAL), NATS streams, objects

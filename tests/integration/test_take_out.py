@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from .conftest import activity_entries
 from .test_builds import wait_build
 from .test_publish import PASSWORD, USER, auth_registry  # noqa: F401 - the fixture is used by name
 
@@ -32,14 +32,6 @@ def _cli(running, client, *args: str, stdin: str = "", timeout: float = 900) -> 
                           text=True, timeout=timeout)
 
 
-def _entries(client, ws: str, kind: str, want: int) -> list[dict]:  # noqa: ANN001
-    """The log is written by the audit service from the bus, after the API answered: wait for it."""
-    deadline = time.monotonic() + 60
-    while True:
-        items = client.get(f"/workspaces/{ws}/activity", params={"type": kind, "limit": 100})["items"]
-        if len(items) >= want or time.monotonic() > deadline:
-            return items
-        time.sleep(0.5)
 
 
 def test_every_import_publish_and_download_has_a_command_and_an_activity_entry(
@@ -54,7 +46,7 @@ def test_every_import_publish_and_download_has_a_command_and_an_activity_entry(
     teacher.post(f"/workspaces/{ws}/environments/import", params={"name": "by-path"},
                  json={"source": str(REPOS / "venv-requirements")})
     created = {e["event"]["details"]["name"]: e["event"]["details"]
-               for e in _entries(teacher, ws, "environment.created", 2)}
+               for e in activity_entries(teacher, ws, "environment.created", 2)}
     assert created["r-course"]["imported_from"] == "upload"
     assert created["r-course"]["repository_digest"] == uploaded["repository_digest"]
     assert created["by-path"]["imported_from"] == f"path {REPOS / 'venv-requirements'}"
@@ -95,7 +87,7 @@ def test_every_import_publish_and_download_has_a_command_and_an_activity_entry(
     cli = _cli(running, teacher, "env", "publish", ws, "r-course", dest)
     assert cli.returncode != 0 and f"registry {auth_registry} needs credentials" in cli.stderr + cli.stdout
 
-    exported = _entries(teacher, ws, "version.exported", 4)
+    exported = activity_entries(teacher, ws, "version.exported", 4)
     kinds = {}
     for e in exported:
         body = e["event"]["details"]
