@@ -41,11 +41,12 @@ async def usage(workspace: str, registry: RegistryClient, runner: RunnerClient
 async def check_storage(workspace: str, registry: RegistryClient, runner: RunnerClient, *, adding: int,
                         what: str) -> None:
     """Refuse (409) ``adding`` more bytes beyond the workspace's storage quota; with ``adding`` 0 (a run, whose
-    outputs will be kept), refuse once the workspace is at or over it."""
-    u, dataset_bytes = await usage(workspace, registry, runner)
+    outputs will be kept), refuse once the workspace is at or over it. The caller has checked membership."""
+    u = await runner.get_quota(workspace)
     limit = u.quota.max_storage_bytes
-    if not limit:
+    if not limit:  # the common case: every run and upload passes here, the dataset listing is not needed
         return
+    dataset_bytes = (await registry.list_datasets(workspace)).total_bytes
     used = dataset_bytes + u.output_bytes
     if used + adding > limit or (adding == 0 and used >= limit):
         adds = f"; {what} adds {size_text(adding)}" if adding else ""
