@@ -309,3 +309,22 @@ async def test_monitoring_compares_traffic_with_the_runs_training_data(world: Si
     assert day["window"] == "day" and alerts == ["drift"]
     with pytest.raises(Invalid, match="hour"):
         await report(window="week")
+
+
+async def test_a_deploy_beyond_the_workspace_quota_is_refused_and_nothing_is_made(world: SimpleNamespace) -> None:
+    from reprolab_runner import quotas
+
+    v1 = await deployed(world, add_run(world, SCORE))
+    in_transaction(world.sessions, lambda db: quotas.put_quota(
+        db, workspace="ws", max_concurrent_runs=1, max_concurrent_runs_per_user=0, max_storage_bytes=0,
+        updated_by="teach"))
+    with pytest.raises(quotas.TooBusy) as info:
+        await world.api.deploy(serving_pb2.DeployModelRequest(actor=BOB, workspace="ws", name="iris",
+                                                              run_id=add_run(world, SCORE), artifact="score.py"))
+    assert info.value.status == 429 and "1 model servers" in info.value.detail
+    listed = await world.api.list(serving_pb2.ListModelsRequest(workspace="ws", name="iris"))
+    assert [m.version for m in listed.items] == [1] and len(world.target.owned()) == 1  # nothing was made
+    await world.api.stop(serving_pb2.StopModelRequest(workspace="ws", name="iris", version=v1.version))
+    v2 = await deployed(world, add_run(world, SCORE))  # the stopped server freed its place
+    assert v2.version == 2
+    await world.api.stop(serving_pb2.StopModelRequest(workspace="ws", name="iris", version=2))

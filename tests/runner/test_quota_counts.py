@@ -101,3 +101,23 @@ async def test_limits_are_validated_and_read_back_with_usage(sessions) -> None:
     got = await api.put(runner_pb2.PutQuotaRequest(actor=ADA, quota=runner_pb2.WorkspaceQuota(
         workspace=WS, max_concurrent_runs=2, max_storage_bytes=1 << 30)))
     assert (got.quota.max_concurrent_runs, got.quota.max_storage_bytes, got.quota.updated_by) == (2, 1 << 30, "ada")
+
+
+def test_a_model_server_beyond_the_workspace_limit_is_refused_but_not_by_the_member_limit(sessions) -> None:
+    """A model server counts against the workspace's concurrent limit only: the per-member limit is about runs
+    and sessions, so a member at it may still deploy while the workspace has room."""
+    def setup(db):
+        quotas.put_quota(db, workspace=WS, max_concurrent_runs=2, max_concurrent_runs_per_user=1,
+                         max_storage_bytes=0, updated_by="teach")
+        run(db, ADA)
+    in_transaction(sessions, setup)
+    in_transaction(sessions, lambda db: quotas.admit(db, workspace=WS, user_id=ADA.user_id, what="model server",
+                                                     per_member=False))
+    with pytest.raises(quotas.TooBusy):  # but ada's second run is beyond her own limit
+        in_transaction(sessions, lambda db: quotas.admit(db, workspace=WS, user_id=ADA.user_id, what="run"))
+    in_transaction(sessions, lambda db: model(db, "deploying", 1))
+    with pytest.raises(quotas.TooBusy) as info:
+        in_transaction(sessions, lambda db: quotas.admit(db, workspace=WS, user_id=BOB.user_id, what="model server",
+                                                         per_member=False))
+    assert "2 of its 2 concurrent runs, sessions and model servers going (1 runs, 0 sessions, 1 model servers)" \
+        in info.value.detail and "Start this model server again when one ends" in info.value.detail

@@ -85,20 +85,21 @@ def usage(db: Session, workspace: str, user_id: str) -> Usage:
                  mine=db.scalar(my_runs) + db.scalar(my_sessions), output_bytes=int(db.scalar(outputs)))
 
 
-def admit(db: Session, *, workspace: str, user_id: str, what: str) -> None:
-    """Refuse (429) one more run or session beyond the workspace's concurrent quotas; call it in the
-    transaction that creates it."""
+def admit(db: Session, *, workspace: str, user_id: str, what: str, per_member: bool = True) -> None:
+    """Refuse (429) one more run, session or (``per_member`` False: the per-member limit counts runs and
+    sessions only) model server beyond the workspace's concurrent quotas; call it in the transaction that
+    creates it."""
     q = quota(db, workspace, lock=True)
-    if q is None or not (q.max_concurrent_runs or q.max_concurrent_runs_per_user):
+    if q is None or not (q.max_concurrent_runs or (per_member and q.max_concurrent_runs_per_user)):
         return
     u = usage(db, workspace, user_id)
     if q.max_concurrent_runs and u.concurrent >= q.max_concurrent_runs:
         raise TooBusy(
             f"workspace {workspace!r} already has {u.concurrent} of its {q.max_concurrent_runs} concurrent runs, "
             f"sessions and model servers going ({u.runs} runs, {u.sessions} sessions, {u.models} model servers); "
-            f"nothing was started. Start this {what} again when one ends (stop a session or cancel a run you no "
-            "longer need), or ask an instructor to raise the workspace's quota")
-    if q.max_concurrent_runs_per_user and u.mine >= q.max_concurrent_runs_per_user:
+            f"nothing was started. Start this {what} again when one ends (stop a session or a model server, or "
+            "cancel a run you no longer need), or ask an instructor to raise the workspace's quota")
+    if per_member and q.max_concurrent_runs_per_user and u.mine >= q.max_concurrent_runs_per_user:
         raise TooBusy(
             f"you already have {u.mine} runs and sessions going in {workspace!r}, the most this workspace allows "
             f"one member ({q.max_concurrent_runs_per_user}); nothing was started. Start this {what} again when "

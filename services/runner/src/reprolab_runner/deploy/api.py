@@ -17,6 +17,7 @@ from reprolab_common.subjects import Runner
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from .. import quotas
 from ..models import Output, Run
 from ..serving.monitor import Window
 from . import service
@@ -62,6 +63,8 @@ class ModelApi:
             out = db.scalar(select(Output).where(Output.run_id == run.id, Output.name == r.artifact))
             if out is None:
                 raise Invalid(f"run {r.run_id} has no output {r.artifact!r}", errors=[("artifact", r.artifact)])
+            # a model server counts against the workspace's concurrent quota (429 beyond it, nothing made)
+            quotas.admit(db, workspace=r.workspace, user_id=r.actor.user_id, what="model server", per_member=False)
             m = service.create_version(db, actor=r.actor, workspace=r.workspace, name=r.name, run_id=run.id,
                                        image=run.image, artifact=r.artifact, target=self.deployer.target.name,
                                        sample_rate=r.sample_rate, webhook_url=r.webhook_url)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from reprolab.v1 import registry_pb2, serving_pb2
 from reprolab_common.errors import Forbidden, Invalid, NotFound
 
+from ... import quotas
 from ...core.bodylimit import BodyLimitedRoute
 from ...schemas import (
     CreatedModelKey,
@@ -96,7 +97,9 @@ def _forget(request: Request, ws: str, name: str) -> None:
 @router.post("/workspaces/{ws}/models", status_code=202, response_model=ModelVersion,
              responses={**_MANAGE, 422: {"description": "The run has not succeeded or has no such output, the output "
                                                         "is not a model this platform can serve, or the run's image "
-                                                        "is not pinned by digest."}})
+                                                        "is not pinned by digest."},
+                        429: {"description": "Beyond the workspace's concurrent quota of runs, sessions and model "
+                                             "servers: nothing was deployed; Retry-After says when to try again."}})
 async def deploy_model(ws: WsPath, body: ModelDeploy, registry: RegistryDep, runner: RunnerDep) -> ModelVersion:
     """Serve a run's output as a web service in the run's own image, so it predicts with exactly the packages it
     was trained with. The answer is the new version in ``deploying``: poll
@@ -113,9 +116,9 @@ async def deploy_model(ws: WsPath, body: ModelDeploy, registry: RegistryDep, run
     if existing and not _may_manage(workspace, existing, runner.actor.username):
         raise Forbidden(f"model {name!r} is someone else's: only the workspace's instructors and admins, or whoever "
                         "deployed it, can add a version; choose another name")
-    return ModelVersion.of(await runner.deploy_model(serving_pb2.DeployModelRequest(
+    return ModelVersion.of(await quotas.retry_later(runner.deploy_model(serving_pb2.DeployModelRequest(
         workspace=ws, name=name, run_id=run.id, artifact=body.artifact, sample_rate=body.sample_rate,
-        webhook_url=body.webhook_url)))
+        webhook_url=body.webhook_url))))  # 429 beyond the workspace's concurrent quota
 
 
 @router.get("/workspaces/{ws}/models", response_model=ModelList, responses=_NOT_MEMBER)
