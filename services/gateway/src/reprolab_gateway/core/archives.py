@@ -7,8 +7,9 @@ import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from reprolab_common.archivepaths import why_unsafe
 from reprolab_common.errors import Invalid
 
 
@@ -31,11 +32,8 @@ def _bad(detail: str) -> Invalid:
 
 
 def _check_name(name: str) -> None:
-    path = PurePosixPath(name)
-    if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
-        raise _bad(f"{name!r} is an absolute or non-POSIX path; use paths relative to the project root")
-    if any(part == ".." for part in path.parts):
-        raise _bad(f"{name!r} climbs out of the project with '..'")
+    if (problem := why_unsafe(name)) is not None:
+        raise _bad(problem)
 
 
 def inspect_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> ArchiveInfo:

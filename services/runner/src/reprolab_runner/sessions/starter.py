@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 import httpx
+from reprolab_common.archivepaths import relative_path
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,6 @@ class StarterFile:
     data: bytes
 
 
-def _safe(name: str) -> str | None:
-    """The relative path of an archive member, or None when it is not one to write (absolute, climbing,
-    Windows-style, or only "." parts)."""
-    name = name.strip()
-    if not name or name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
-        return None
-    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        return None
-    return "/".join(parts)
-
-
 def files_of(data: bytes) -> list[StarterFile]:
     """The regular files of a .tar.gz or .zip archive (links, devices and unsafe paths are left out)."""
     files: list[StarterFile] = []
@@ -61,7 +50,7 @@ def files_of(data: bytes) -> list[StarterFile]:
 
     def add(name: str, read) -> None:  # noqa: ANN001
         nonlocal total
-        path = _safe(name)
+        path = relative_path(name)
         if path is None:
             return
         if len(files) >= MAX_FILES:
