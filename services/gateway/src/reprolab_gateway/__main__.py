@@ -2,6 +2,7 @@
 ``python -m reprolab_gateway admin-token [USERNAME]``: print a new API token for a platform admin
 (default ``admin``), for an operator who lost theirs (see ``recovery.py``)."""
 
+import gc
 import sys
 
 from .core.config import get_settings
@@ -18,8 +19,13 @@ def main() -> None:
     settings = get_settings()
     setup_logging("gateway", settings.common.log_level)
     lifeline.watch()  # uvicorn's own SIGTERM handling then stops the server cleanly
+    app = create_app(settings)
+    # Everything imported so far lives as long as the process: out of the collector's sight, a full
+    # collection no longer walks the whole heap (tens of ms, in the p99 of whichever requests it hit).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -83,9 +83,14 @@ def _authenticate_new_session(request: Request, settings: GatewaySettings, token
 
 async def get_current_user(
     request: Request,
-    settings: SettingsDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    # the settings are not a dependency here: FastAPI resolves each node of the tree on every request
+    return await request_user(request, request.app.state.settings)
+
+
+async def request_user(request: Request, settings: GatewaySettings) -> User:
+    """The caller of ``request`` by its bearer token or the portal's session cookie (401 otherwise)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _sep, value = header.partition(" ")
@@ -139,8 +144,12 @@ async def get_platform_admin(user: CurrentUser) -> User:
 PlatformAdmin = Annotated[User, Depends(get_platform_admin)]
 
 
-async def get_actor(user: CurrentUser) -> common_pb2.Actor:
+def actor_of(user: User) -> common_pb2.Actor:
     return common_pb2.Actor(user_id=user.id, username=user.username, platform_admin=user.platform_admin)
+
+
+async def get_actor(user: CurrentUser) -> common_pb2.Actor:
+    return actor_of(user)
 
 
 ActorDep = Annotated[common_pb2.Actor, Depends(get_actor)]
@@ -152,30 +161,41 @@ async def get_nats(request: Request) -> NatsLink:
 
 NatsDep = Annotated[NatsLink, Depends(get_nats)]
 
+# The service clients take the request and the user only, not NatsDep, ActorDep and SettingsDep: FastAPI
+# resolves every node of a route's dependency tree on every request, and those three nodes were a fifth
+# of the gateway's CPU for a workspace read (bench/gateway.py).
 
-async def get_registry(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> RegistryClient:
-    return RegistryClient(link, actor, settings.nats_timeout_seconds)
+
+async def get_registry(request: Request, user: CurrentUser) -> RegistryClient:
+    state = request.app.state
+    return RegistryClient(state.nats, actor_of(user), state.settings.nats_timeout_seconds)
 
 
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
 
 
-async def get_audit(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> AuditClient:
-    return AuditClient(link, actor, settings.nats_timeout_seconds, settings.audit_timeout_seconds)
+async def get_audit(request: Request, user: CurrentUser) -> AuditClient:
+    state = request.app.state
+    settings: GatewaySettings = state.settings
+    return AuditClient(state.nats, actor_of(user), settings.nats_timeout_seconds, settings.audit_timeout_seconds)
 
 
 AuditDep = Annotated[AuditClient, Depends(get_audit)]
 
 
-async def get_builder(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> BuilderClient:
-    return BuilderClient(link, actor, settings.nats_timeout_seconds, settings.build_request_timeout_seconds)
+async def get_builder(request: Request, user: CurrentUser) -> BuilderClient:
+    state = request.app.state
+    settings: GatewaySettings = state.settings
+    return BuilderClient(state.nats, actor_of(user), settings.nats_timeout_seconds,
+                         settings.build_request_timeout_seconds)
 
 
 BuilderDep = Annotated[BuilderClient, Depends(get_builder)]
 
 
-async def get_runner(link: NatsDep, actor: ActorDep, settings: SettingsDep) -> RunnerClient:
-    return RunnerClient(link, actor, settings.nats_timeout_seconds)
+async def get_runner(request: Request, user: CurrentUser) -> RunnerClient:
+    state = request.app.state
+    return RunnerClient(state.nats, actor_of(user), state.settings.nats_timeout_seconds)
 
 
 RunnerDep = Annotated[RunnerClient, Depends(get_runner)]

@@ -35,7 +35,7 @@ from reprolab.v1 import common_pb2, serving_pb2
 from reprolab_common.errors import ProblemError
 from starlette.background import BackgroundTask
 
-from ..api.deps import get_current_user
+from ..api.deps import request_user
 from ..clients import RegistryClient, RunnerClient
 from ..core.security import SESSION_COOKIE, TTLCache
 from .metrics import ServeMetrics
@@ -229,7 +229,7 @@ async def authenticate(request: Request, serve: ServeState, ws: str, name: str) 
         actor = common_pb2.Actor(username=f"key:{checked.key.prefix}")
         return Caller(f"key:{checked.key.id}", checked.key.rate_per_minute or default, actor)
     try:  # a platform token, or the portal's session cookie (a POST must then carry the CSRF header)
-        user = await get_current_user(request, serve.settings, None)
+        user = await request_user(request, serve.settings)
     except ProblemError as exc:
         raise ServeError(exc.status, exc.detail, getattr(exc, "headers", None)) from exc
     actor = common_pb2.Actor(user_id=user.id, username=user.username, platform_admin=user.platform_admin)
@@ -408,7 +408,7 @@ async def metrics(request: Request) -> Response:
     workspaces and models)."""
     serve = state(request)
     try:  # a platform token, or the portal's session cookie (a POST must then carry the CSRF header)
-        user = await get_current_user(request, serve.settings, None)
+        user = await request_user(request, serve.settings)
     except ProblemError as exc:
         return PlainTextResponse(exc.detail + "\n", status_code=exc.status, headers={"WWW-Authenticate": "Bearer"}
                                  if exc.status == 401 else None)

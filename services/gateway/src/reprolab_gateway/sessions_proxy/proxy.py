@@ -177,14 +177,14 @@ class SessionProxy:
         await self._http(scope, receive, send, upstream, path_qs, actor)
 
     async def _user(self, scope: Scope):
-        """The caller by the platform's own auth (``get_current_user``: bearer token or the portal's cookie,
+        """The caller by the platform's own auth (``request_user``: bearer token or the portal's cookie,
         with its cache). Asked as a GET: the CSRF check for changes is the proxy's own (Jupyter's header pair)."""
-        from ..api.deps import get_current_user
+        from ..api.deps import request_user
 
         probe = Request({"type": "http", "method": "GET", "headers": scope["headers"], "app": self.app,
                          "path": scope["path"], "query_string": b"", "client": scope.get("client")})
         try:
-            return await get_current_user(probe, self.settings, None)
+            return await request_user(probe, self.settings)
         except ProblemError:
             return None
 
