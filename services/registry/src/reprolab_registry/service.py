@@ -201,9 +201,7 @@ def list_workspaces(*, session: Session, actor: common_pb2.Actor) -> list[Access
     """Workspaces the caller belongs to; every workspace for a platform admin."""
     _require_actor(actor)
     roles = dict(
-        session.execute(select(Member.workspace_id, Member.role).where(Member.user_id == actor.user_id))
-        .tuples()
-        .all()
+        session.execute(select(Member.workspace_id, Member.role).where(Member.user_id == actor.user_id)).all()
     )
     query = select(Workspace).order_by(Workspace.slug)
     if not actor.platform_admin:
@@ -597,8 +595,7 @@ def list_environments(*, session: Session, actor: common_pb2.Actor, workspace: s
     rows = (
         session.execute(_ENV_LIST[(acc.can_manage, include_archived)],
                         {"workspace_id": acc.workspace.id, "user_id": actor.user_id})
-        .tuples()
-        .all()
+        .all()  # rows unpack as tuples; Result.tuples() is deprecated in SQLAlchemy 2.1 and warns on every call
     )
     return [EnvView(workspace=workspace, env=env, latest=latest, can_change=can_change(acc, actor, env))
             for env, latest in rows]
