@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -420,7 +421,39 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
             parent_lock = None
 
     lock: dict[str, Any] = {"format": LOCK_FORMAT, "platform": PLATFORM, "base": base}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reprolab-resolve") as pool:
+        # The Python resolution (network), the installer's pin and wheel (network) and the apt/R
+        # resolution (a container in the base) depend on nothing but the base: they run side by side.
+        py_future = installer_future = None
+        if requirements:
+            prefs = (parent_lock or {}).get("python", {}).get("packages")
+            log(f"resolving {len(requirements)} python requirements for CPython {python} ({UV_PLATFORM})")
+            py_future = pool.submit(_python_packages, requirements, python, settings=settings, prefs=prefs,
+                                    log=log, indexes=indexes)
+            if not (parent_lock or {}).get("python", {}).get("installer"):
+                installer_future = pool.submit(_installer, python, settings=settings, log=log, wheelcache=wheelcache)
+        _resolve_rest(spec, lock, base, python, parent_lock, py_future, installer_future,
+                      settings=settings, log=log, indexes=indexes)
+    if parent:
+        lock["parent"] = parent
+    canonical.canonical_json(lock)  # refuses floats early
+    return lock
 
+
+def _python_packages(requirements: list[str], python: str, *, settings: BuilderSettings, prefs: Any, log: Log,
+                     indexes: list[Any] | None) -> list[dict[str, Any]]:
+    if indexes:
+        from . import indexes as _indexes
+
+        _indexes.check_reachable(indexes, settings=settings, log=log)
+    return uv_compile(requirements, python_version=python, settings=settings, preferences=prefs, log=log,
+                      indexes=indexes)
+
+
+def _resolve_rest(spec: dict[str, Any], lock: dict[str, Any], base: dict[str, Any], python: str | None,
+                  parent_lock: dict[str, Any] | None, py_future: Future | None,
+                  installer_future: Future | None, *, settings: BuilderSettings, log: Log,
+                  indexes: list[Any] | None) -> None:
     r_names = list((spec.get("r") or {}).get("packages", []))
     r_source: dict[str, Any] = {"packages": [], "debian": []}
     if spec.get("r"):
@@ -453,19 +486,14 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
                                 and p["name"] not in {f"r-cran-{n.lower()}" for n in r_names}]
             lock["r_source"] = r_source["packages"]
 
-    if requirements:
-        prefs = (parent_lock or {}).get("python", {}).get("packages")
-        log(f"resolving {len(requirements)} python requirements for CPython {python} ({UV_PLATFORM})")
+    if py_future is not None:
+        packages = py_future.result()
+        installer = installer_future.result() if installer_future is not None else \
+            (parent_lock or {}).get("python", {}).get("installer")
+        lock["python"] = {"version": python, "installer": installer, "packages": packages}
         if indexes:
             from . import indexes as _indexes
 
-            _indexes.check_reachable(indexes, settings=settings, log=log)
-        packages = uv_compile(requirements, python_version=python, settings=settings, preferences=prefs, log=log,
-                              indexes=indexes)
-        installer = (parent_lock or {}).get("python", {}).get("installer") or _installer(
-            python, settings=settings, log=log, wheelcache=wheelcache)
-        lock["python"] = {"version": python, "installer": installer, "packages": packages}
-        if indexes:
             lock["python"]["indexes"] = _indexes.lock_entry(indexes)
         log(f"locked {len(packages)} python packages")
 
@@ -474,10 +502,6 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
             lock[key] = spec[key]
     if spec.get("build_steps"):
         lock["reproducibility"] = reproducibility(spec["build_steps"])
-    if parent:
-        lock["parent"] = parent
-    canonical.canonical_json(lock)  # refuses floats early
-    return lock
 
 
 def reproducibility(steps: list[dict[str, Any]]) -> dict[str, Any]:
