@@ -77,6 +77,9 @@ class OutboxPublisher:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
         while not stop.is_set():
+            # cleared before the drain, not after: a commit that wakes us while rows are being published
+            # (its row possibly not among them) must start another drain at once, not wait for the timeout
+            self._wakeup.clear()
             try:
                 n = await self.drain_once()
                 backoff = 0.2
@@ -87,7 +90,6 @@ class OutboxPublisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
             except TimeoutError:
