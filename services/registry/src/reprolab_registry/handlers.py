@@ -197,7 +197,13 @@ class Database:
     def _run(self, fn: Callable[[Session], T], write: bool) -> T:
         for attempt in (1, 2):
             try:
-                if write and self._sqlite:
+                if not write:
+                    # a read ends with the session's close (its transaction rolled back), not a commit: the
+                    # same snapshot, without the commit's flush and hooks (registry CPU per
+                    # workspace read at c=10: 295 -> 255 us)
+                    with self._sessions() as session:
+                        return fn(session)
+                if self._sqlite:
                     with self._write_lock, self._sessions.begin() as session:
                         return fn(session)
                 with self._sessions.begin() as session:
