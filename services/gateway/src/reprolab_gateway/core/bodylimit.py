@@ -28,6 +28,8 @@ class BodyLimitedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if self.body_field is None and self.methods and self.methods <= {"GET", "HEAD"}:
+            return handler  # nothing reads a body here: no wrapper, no second Request per call
 
         async def limited(request: Request) -> Response:
             limit: int = request.app.state.settings.max_document_bytes
