@@ -624,3 +624,70 @@ def test_elided_lines_cannot_be_altered(events: list[events_pb2.Event], signer: 
     assert not verify_bundle(replaced(own, entry_index, dump(fake))).ok
     # hiding a visible entry behind its true leaf changes nothing the reader could be misled by
     assert verify_bundle(replaced(own, entry_index, dump({**fake, "leaf": entry["leaf"]}))).ok
+
+
+# --- the verifier's fast path (whole runs of entry lines at once) agrees with the line-by-line check --
+
+def _run_of(lines: list[bytes]) -> tuple[list[int], list[bytes]]:
+    """Indexes and newline-less bytes of a bundle's entry lines."""
+    idx = lines_of(lines, "entry")
+    return idx, [lines[i].rstrip(b"\n") for i in idx]
+
+
+def test_fast_path_gives_the_stated_leaves_across_seq_digit_counts_and_odd_workspace_names(
+        signer: Signer) -> None:
+    # the expected text is made with %-formatting: a workspace holding '%' or non-ASCII must not upset it
+    for ws in (WS, "a%d%s%%b", "kurs-ü✓"):
+        lines = make_bundle(make_events(ws, 1005), signer, every=100)
+        result = verify_bundle(lines)
+        assert result.ok and result.entries == 1005, (ws, result.reason)
+        _, run = _run_of(lines)
+        ws_tail = b',"workspace":' + json.dumps(ws, ensure_ascii=False).encode() + b"}"
+        for first, count in ((1, 9), (1, 10), (5, 200), (95, 10), (990, 16), (1, 1005)):
+            got = auditlog._fast_entries(run[first - 1:first - 1 + count], first, ws_tail)
+            assert got == [bytes.fromhex(obj(line)["leaf"]) for line in run[first - 1:first - 1 + count]], (ws, first)
+        # the same lines named as other seqs, or of another workspace, are refused
+        assert auditlog._fast_entries(run[4:20], 4, ws_tail) is None
+        assert auditlog._fast_entries(run[:20], 1, b',"workspace":"other"}') is None
+
+
+def relinked(line: bytes, inner: bytes) -> bytes:
+    """An entry line with its entry bytes replaced and its leaf recomputed to match them."""
+    doc = obj(line)
+    return (b'{"entry":' + inner + b',"leaf":"' + hashlib.sha256(b"\x00" + inner).hexdigest().encode()
+            + b'","seq":' + str(doc["seq"]).encode() + b',"type":"entry"}')
+
+
+def test_fast_path_refuses_every_line_the_line_by_line_check_refuses(bundle: list[bytes]) -> None:
+    idx, run = _run_of(bundle)
+    ws_tail = b',"workspace":"' + WS.encode() + b'"}'
+    assert auditlog._fast_entries(run, 1, ws_tail) is not None
+    k = 12  # seq 13
+    line = run[k]
+    doc = obj(line)
+    leaf = doc["leaf"]
+    inner = canonical_json(doc["entry"])
+    variants = {
+        "uppercase leaf": line.replace(leaf.encode(), leaf.upper().encode()),
+        "short line": line[-60:],
+        "tail only": line[line.index(b',"workspace":'):],
+        # the leaf recomputed: only the check of the entry's own seq can catch these
+        "no seq in the entry": relinked(line, inner.replace(b',"seq":13,', b',"sex":13,')),
+        "another seq in the entry": relinked(line, inner.replace(b',"seq":13,', b',"seq":14,')),
+        "a later seq in the entry": relinked(line, inner.replace(b'"time":', b'"seq":14,"time":')),
+        "space before the leaf": line.replace(b',"leaf":', b', "leaf":'),
+        "one byte more at the end": line + b" ",
+        "one byte less at the end": line[:-1],
+    }
+    for what, bad in variants.items():
+        assert auditlog._fast_entries([*run[:k], bad, *run[k + 1:]], 1, ws_tail) is None, what
+        result = verify_bundle(replaced(bundle, idx[k], bad + b"\n"))
+        assert not result.ok and result.line == idx[k] + 1, (what, result)
+    # a "seq" inside the entry before its own is no business of the check
+    details = {**doc["entry"]["details"], "deep": {"a": 1, "seq": 99}}
+    doc_ok = {**doc["entry"], "details": details}
+    ok_line = dump({**doc, "entry": doc_ok,
+                    "leaf": hashlib.sha256(b"\x00" + canonical_json(doc_ok)).hexdigest()}).rstrip(b"\n")
+    assert b',"seq":99}' in ok_line
+    got = auditlog._fast_entries([*run[:k], ok_line, *run[k + 1:]], 1, ws_tail)
+    assert got is not None and got[k].hex() == obj(ok_line)["leaf"]
