@@ -13,7 +13,10 @@ Endpoints: ``/healthz``; ``GET /api/v1/me`` (the token check only); ``GET /api/v
 
 Targets (issue 14): authenticated reads >= 0.5 x /healthz, p99 < 50 ms at c=10; version create >= 300/s.
 
-Usage: python bench/gateway.py [--duration S] [--concurrency 1,10,50] [--workers N]
+The gateway serves with one uvicorn worker: its token cache and revocation ("a revoked token stops
+working at once through this gateway") are per process.
+
+Usage: python bench/gateway.py [--duration S] [--concurrency 1,10,50]
 """
 
 from __future__ import annotations
@@ -69,16 +72,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per endpoint and concurrency")
     parser.add_argument("--concurrency", default="1,10,50")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="REPROLAB_GATEWAY_WORKERS for the platform (0: the gateway's default)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: bash scripts/bench-deps.sh (Debian package wrk)", file=sys.stderr)
         return 2
     levels = [int(c) for c in args.concurrency.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="reprolab-bench-gw-"))
-    extra = {"REPROLAB_GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
-    platform = Platform(tmp / "platform", extra_env=extra)
+    platform = Platform(tmp / "platform")
     try:
         platform.start(timeout=120)
         token = platform.admin_token()
