@@ -195,13 +195,16 @@ def test_runner_mode_uid_65534_read_only_root(image, tmp_path):
 def test_same_lock_same_image_with_the_agent(image, tmp_path):
     """The agent's layer keeps builds reproducible: the same lock built again with no layer cache
     gives the same image (its id is the config digest, which covers every layer)."""
-    from reprolab_builder.render import render, write_context
+    from reprolab_builder.build import link_installer
+    from reprolab_builder.render import UV_CONTEXT, render, write_context
     from reprolab_builder.wheelcache import materialize
 
     ctx = tmp_path / "ctx"
     files = render(image["lock"])
     write_context(files, ctx)
     materialize(image["lock"], ctx / "wheels", settings=image["settings"])
+    if UV_CONTEXT in files:
+        link_installer(image["lock"], ctx, settings=image["settings"])
     iid = tmp_path / "iid"
     done = subprocess.run(["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci",
                            "--no-cache", "--layers", "--iidfile", str(iid), "-f", str(ctx / "Containerfile"),

@@ -125,6 +125,8 @@ def test_image_is_clean_and_works_offline(env):
         blob = httpx.get(f"http://{env['registry']}/v2/{name}/blobs/{layer['digest']}", follow_redirects=True)
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.content))) as tar:
             for member in tar:
+                # nothing of the build's mounts (wheels, uv's binary, the context) or uv's cache stays
+                assert not member.name.lstrip("./").startswith(("tmp/reprolab", "wheels")), member.name
                 if not member.isfile():
                     continue
                 files += 1
@@ -173,6 +175,36 @@ def test_derived_build_shares_every_parent_layer(env):
     out = podman("run", "--rm", "--network=none", "--entrypoint", "", ref, "sh", "-c",
                  "python3 -c 'import six, idna; print(idna.__version__)' && cat /data/tiny")
     assert out.splitlines() == ["3.7", "a,b", "1,2"]
+
+
+def test_derived_version_in_one_step_works_and_rebuilds_to_the_same_digest(env):
+    """A derived uv lock with nothing between its Python step and the agent installs the delta, writes
+    its lock and runs the agent in one step (one new layer); built again after removing the local
+    images (the parent comes from the registry), it gives the same digest."""
+    import json
+
+    parent_digest, parent_man = manifest(env["registry"], f"{env['repo']}:v1")
+    spec = {**env["spec"], "python": {"version": "3.11", "requirements": ["six==1.17.0", "idna==3.7"]}}
+    lock = resolve(spec, settings=env["settings"], parent_lock=env["lock"],
+                   parent_image=f"{env['repo']}@{parent_digest}", log=lambda _: None)
+    digests = []
+    for tag in ("v3", "v3-again"):
+        ref = f"{env['repo']}:{tag}"
+        env["refs"].append(ref)
+        result = build_lock(lock, settings=env["settings"], backend=env["backend"], image_ref=ref, log=Log(),
+                            parent_lock=env["lock"])
+        digests.append(result.digest)
+        _, man = manifest(env["registry"], ref)
+        assert len(man["layers"]) == len(parent_man["layers"]) + 1  # the delta, the lock and the agent
+        out = podman("run", "--rm", "--network=none", "--entrypoint", "", ref, "sh", "-c",
+                     "python3 -c 'import six, idna; print(idna.__version__)' && cat /etc/reprolab/lock.json "
+                     "&& cat /etc/reprolab/baseline.json")
+        lines = out.splitlines()
+        assert lines[0] == "3.7" and json.loads(lines[1]) == lock
+        assert "idna" in "\n".join(lines[2:])  # the agent's baseline lists the delta
+        remove_built(ref)
+        subprocess.run(["buildah", "rmi", "-f", f"{env['repo']}@{parent_digest}"], capture_output=True)
+    assert digests[0] == digests[1]
 
 
 def test_tag_never_points_at_two_digests(env, tmp_path):

@@ -111,3 +111,60 @@ def test_lock_without_python_has_no_pip_step():
     # a base without python3 gets no activity agent (it needs a Python to run)
     bare = render({**lock, "base": {**BASE, "python": None}})
     assert set(bare) == {"Containerfile", "reprolab/lock.json"} and "ENTRYPOINT" not in bare["Containerfile"].decode()
+
+
+def _uv_lock(**extra: object) -> dict:
+    lock = make_lock()
+    for key in ("apt", "r", "r_system", "datasets", "files", "entrypoint"):
+        lock.pop(key)
+    lock["python"]["installer"] = {"name": "uv", "version": "0.13.8", "sha256": "sha256:" + "d" * 64,
+                                   "filename": "uv-0.13.8-py3-none-manylinux_2_17_x86_64.whl"}
+    lock.update(extra)
+    return lock
+
+
+def _derived(**extra: object) -> tuple[dict, dict]:
+    """(child, parent): the child adds tabulate FROM the parent's image."""
+    parent = _uv_lock()
+    child = _uv_lock(**extra)
+    child["python"]["packages"] = [*child["python"]["packages"], _pkg("tabulate", "0.10.0")]
+    child["parent"] = {"lock_digest": lock_digest(parent), "image": "127.0.0.1:5000/w/e@sha256:" + "e" * 64}
+    return child, parent
+
+
+def test_derived_uv_lock_installs_writes_the_lock_and_runs_the_agent_in_one_step():
+    child, parent = _derived()
+    files = render(child, parent_lock=parent)
+    text = files["Containerfile"].decode()
+    runs = [ln for ln in text.splitlines() if ln.startswith("RUN ")]
+    assert len(runs) == 1 and "COPY" not in text  # one build container, one layer
+    assert "source=uv,target=/tmp/reprolab-uvbin" in runs[0] and "zipfile" not in text and "/wheels/uv-" not in text
+    assert "uv/uv" in files  # placeholder: build.py links the binary taken out of the locked wheel
+    assert files["wheels/requirements.txt"].decode().startswith("tabulate==0.10.0")
+    assert text.index("--link-mode hardlink -r /wheels/requirements.txt") < \
+        text.index("install -m 0644 /tmp/reprolab-context/lock.json /etc/reprolab/lock.json") < \
+        text.index("agent.py baseline") < text.index("ENV PATH=")
+    # what the step reads from reprolab/ is in its text: another lock never hits its layer cache
+    other_child, _ = _derived(entrypoint=["python3"])
+    other = render(other_child, parent_lock=parent)["Containerfile"].decode()
+    ctx = re.search(r"REPROLAB_CONTEXT=(sha256:[0-9a-f]{64})", text)
+    assert ctx and ctx.group(1) not in other
+    assert render(child, parent_lock=parent) == files
+
+
+def test_uv_lock_from_its_base_keeps_a_python_layer_that_depends_on_the_wheels_alone():
+    text = render(_uv_lock())["Containerfile"].decode()
+    assert "source=uv,target=/tmp/reprolab-uvbin" in text and "--link-mode hardlink" in text
+    assert "reprolab-context" not in text and "REPROLAB_CONTEXT" not in text
+    assert text.index("--link-mode hardlink") < text.index("COPY reprolab/lock.json") < \
+        text.index("source=reprolab/agent")
+    step = next(ln for ln in text.splitlines() if "REPROLAB_WHEELS" in ln)
+    assert step in render(_uv_lock(entrypoint=["python3"]))["Containerfile"].decode()  # shared layer
+
+
+def test_derived_uv_lock_with_a_dataset_keeps_the_lock_and_agent_steps_after_it():
+    child, parent = _derived(datasets=[{"digest": H, "mount": "/data/iris"}])
+    text = render(child, parent_lock=parent)["Containerfile"].decode()
+    assert "reprolab-context" not in text and "REPROLAB_CONTEXT" not in text
+    assert text.index("--link-mode hardlink") < text.index("COPY datasets/") < \
+        text.index("COPY reprolab/lock.json") < text.index("source=reprolab/agent")

@@ -13,8 +13,8 @@ from . import rcache, rlock
 from .backends.base import BuildBackend, BuildError, BuildResult, LogSink
 from .config import BuilderSettings
 from .lock import lock_digest
-from .render import python_delta, render, write_context
-from .wheelcache import ensure, materialize, sha256_file
+from .render import UV_CONTEXT, python_delta, render, write_context
+from .wheelcache import ensure, installer_binary, link_wheel, materialize, sha256_file
 
 DatasetSource = Callable[[str, Path], None]
 """Writes the bytes of dataset ``sha256:<hex>`` to the given path."""
@@ -33,6 +33,16 @@ def store_dataset_source(store: Any, workspace: str) -> DatasetSource:
             raise BuildError(f"dataset {digest} is not in the object store ({key})") from exc
 
     return fetch
+
+
+def link_installer(lock: dict[str, Any], ctx: Path, *, settings: BuilderSettings) -> None:
+    """uv's binary, taken out of the locked wheel on this host, at ``uv/uv`` in the context (the
+    install step bind-mounts it)."""
+    dest = ctx / UV_CONTEXT
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    link_wheel(installer_binary(lock, settings=settings), dest)
+    os.chmod(dest, 0o755)
 
 
 def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: BuildBackend, image_ref: str,
@@ -55,7 +65,9 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
         write_context(files, ctx)
         if "wheels/requirements.txt" in files:
             install, _removed = python_delta(lock, parent_lock if "parent" in lock else None)
-            materialize(lock, ctx / "wheels", settings=settings, packages=install)
+            materialize(lock, ctx / "wheels", settings=settings, packages=install, installer=UV_CONTEXT not in files)
+        if UV_CONTEXT in files:
+            link_installer(lock, ctx, settings=settings)
         if "rsources/order.json" in files:
             rcache.materialize(rlock.source_delta(lock, parent_lock if "parent" in lock else None),
                                ctx / "rsources", settings=settings)
@@ -78,4 +90,4 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
         shutil.rmtree(ctx, ignore_errors=True)
 
 
-__all__ = ["DatasetSource", "build_lock", "store_dataset_source"]
+__all__ = ["DatasetSource", "build_lock", "link_installer", "store_dataset_source"]

@@ -108,6 +108,26 @@ def installer_commands(installer: dict[str, Any], *, target: str = "") -> Instal
         cleanup="")
 
 
+UV_CONTEXT = "uv/uv"
+UV_BIN_DIR = "/tmp/reprolab-uvbin"
+CONTEXT_MOUNT = "/tmp/reprolab-context"
+
+
+def uv_from_context(installer: dict[str, Any]) -> Installer:
+    """The image build's uv: the binary the builder host took out of the locked wheel (hash-checked,
+    ``build.py``), in the context at ``uv/uv`` and bind-mounted, so the step neither unpacks the wheel
+    nor removes it. Files are hard-linked from uv's temporary cache, which the step removes, instead
+    of copied; the layer holds the same files either way."""
+    uv = f"TMPDIR={UV_DIR} {UV_BIN_DIR}/uv"
+    common = "--python python3 --no-config --no-cache --offline --color never --system --break-system-packages"
+    return Installer(
+        setup=f"mkdir -p {UV_DIR}",
+        install=(f"{uv} pip install {common} --no-index --find-links /wheels --require-hashes --no-deps "
+                 "--no-build --link-mode hardlink"),
+        uninstall=f"{uv} pip uninstall {common}",
+        cleanup=f"{UV_STRIP} && rm -rf {UV_DIR}")
+
+
 def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -> dict[str, bytes]:
     """The build context (path → bytes) for ``lock``; wheels are linked in separately."""
     derived = bool(parent_lock) and "parent" in lock
@@ -138,15 +158,28 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
         lines.append(rlock.render_step(r_source, files))
 
     py = lock.get("python")
+    # A derived uv lock's Python step also writes lock.json and runs the agent's commands when nothing
+    # comes between them (no datasets, files or repository): one build container and one layer instead
+    # of three, which was most of a derived version's build (issue 14 item 5). A lock built from its base
+    # keeps its Python layer apart: that layer depends on the wheels alone, so environments with the same
+    # packages share it (layer cache, registry, nodes). Locks naming pip render as before.
+    merged_step: int | None = None
     if py:
         install, remove = python_delta(lock, parent_lock)
         if install or remove:
             reqs = requirements_text(install).encode()
             files["wheels/requirements.txt"] = reqs
-            inst = installer_commands(py["installer"])
+            uv = py["installer"].get("name", "pip") == "uv" and bool(lock["base"].get("python"))
+            inst = uv_from_context(py["installer"]) if uv else installer_commands(py["installer"])
+            mounts = "--mount=type=bind,source=wheels,target=/wheels"
+            if uv:
+                files[UV_CONTEXT] = b""  # placeholder: build.py links the binary from the locked wheel
+                mounts += f" --mount=type=bind,source=uv,target={UV_BIN_DIR}"
+                if derived:
+                    mounts += f" --mount=type=bind,source=reprolab,target={CONTEXT_MOUNT}"
             # The requirements digest is part of the instruction so a layer cache never reuses
             # the install of a different wheel set.
-            step = (f"RUN --mount=type=bind,source=wheels,target=/wheels \\\n"
+            step = (f"RUN {mounts} \\\n"
                     f"    export REPROLAB_WHEELS=sha256:{hashlib.sha256(reqs).hexdigest()} SOURCE_DATE_EPOCH=0 "
                     "PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1")
             if inst.setup:
@@ -158,6 +191,8 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
             if inst.cleanup:
                 step += f" \\\n && {inst.cleanup}"
             lines.append(step + "\n")
+            if uv and derived:
+                merged_step = len(lines) - 1
 
     parent_sets = {(d["digest"], d["mount"]) for d in (parent_lock or {}).get("datasets", [])}
     for d in sorted(lock.get("datasets", []), key=lambda d: d["mount"]):
@@ -175,7 +210,25 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
     lines += _repository_steps(lock, parent_lock, files)
 
     files["reprolab/lock.json"] = canonical.canonical_json(lock) + b"\n"
-    lines.append(f"COPY reprolab/lock.json {LOCK_PATH}\n")
+    merged = merged_step is not None and merged_step == len(lines) - 1
+    if merged:
+        assert merged_step is not None
+        # What the step reads from reprolab/ is part of its text, so the layer cache never reuses the
+        # layer of another lock (or of another agent) that installs the same wheels FROM the same image.
+        read = {"reprolab/lock.json": files["reprolab/lock.json"], **agent_files(lock, digest)}
+        ctx_digest = hashlib.sha256(canonical.canonical_json(
+            {k: hashlib.sha256(v).hexdigest() for k, v in sorted(read.items())})).hexdigest()
+        lines[merged_step] = lines[merged_step].replace(
+            "    export REPROLAB_WHEELS=", f"    export REPROLAB_CONTEXT=sha256:{ctx_digest} REPROLAB_WHEELS=", 1)
+        agent = AGENT_COMMANDS.format(src=f"{CONTEXT_MOUNT}/agent")
+        dirs = "/etc/reprolab \\\n"  # the end of the agent's first line, which makes the directories
+        agent = agent.replace(dirs, f"{dirs} && install -m 0644 {CONTEXT_MOUNT}/lock.json {LOCK_PATH} \\\n", 1)
+        lines[merged_step] = lines[merged_step].rstrip("\n") + " \\\n" + agent + "\n"
+    else:
+        if merged_step is not None:  # something comes between: the uv step mounts no reprolab/
+            lines[merged_step] = lines[merged_step].replace(
+                f" --mount=type=bind,source=reprolab,target={CONTEXT_MOUNT}", "", 1)
+        lines.append(f"COPY reprolab/lock.json {LOCK_PATH}\n")
     labels = {"org.reprolab.lock-digest": digest,
               "org.reprolab.base-digest": lock["base"].get("digest") or lock["base"]["id"]}
     if derived:
@@ -186,7 +239,7 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
     entrypoint = list(lock.get("entrypoint") or [])
     if lock["base"].get("python"):
         files.update(agent_files(lock, digest))
-        lines.append(AGENT_STEP)
+        lines.append(AGENT_ENV if merged else AGENT_STEP)
         entrypoint = [AGENT_BIN, "init", "--", *entrypoint]
     if lock.get("start"):
         # repo2docker's R2D_ENTRYPOINT: the repository's start script wraps whatever command is run
@@ -248,25 +301,28 @@ WRAPPED_TOOLS = ("apt", "apt-get", "pip", "pip3", "uv")
 # into /etc/shadow), records the baseline (installed packages) that ``reprolab env capture`` compares
 # with, hooks R's install.packages when R is present, and makes ``python`` run python3 where the base has
 # only python3 (Debian's), since course material says ``python train.py``. Idempotent, so a derived build repeats it.
-AGENT_STEP = """RUN --mount=type=bind,source=reprolab/agent,target=/tmp/reprolab-agent \\
-    export PYTHONDONTWRITEBYTECODE=1 \\
- && install -d -m 0755 /opt/reprolab /usr/local/reprolab/bin /var/lib/reprolab /etc/reprolab \\
- && install -m 0644 /tmp/reprolab-agent/agent.py /opt/reprolab/agent.py \\
- && install -m 0644 /tmp/reprolab-agent/image.json /etc/reprolab/image.json \\
- && install -m 0755 /tmp/reprolab-agent/reprolab /usr/local/bin/reprolab \\
- && install -m 0755 /tmp/reprolab-agent/bin/* /usr/local/reprolab/bin/ \\
+AGENT_MOUNT = "/tmp/reprolab-agent"
+# The agent's commands, reading its files from {src} (the context's reprolab/agent, bind-mounted)
+AGENT_COMMANDS = """ && install -d -m 0755 /opt/reprolab /usr/local/reprolab/bin /var/lib/reprolab /etc/reprolab \\
+ && install -m 0644 {src}/agent.py /opt/reprolab/agent.py \\
+ && install -m 0644 {src}/image.json /etc/reprolab/image.json \\
+ && install -m 0755 {src}/reprolab /usr/local/bin/reprolab \\
+ && install -m 0755 {src}/bin/* /usr/local/reprolab/bin/ \\
  && if ! grep -q '^student:' /etc/passwd; then \\
       echo 'student:x:1000:1000:Reprolab student:/home/student:/bin/sh' >> /etc/passwd \\
       && echo 'student:x:1000:' >> /etc/group \\
       && echo 'student:*::0:99999:7:::' >> /etc/shadow; fi \\
  && install -d -m 0755 -o 1000 -g 1000 /home/student \\
  && if [ -d /etc/R ] && ! grep -q reprolab /etc/R/Rprofile.site 2>/dev/null; then \\
-      cat /tmp/reprolab-agent/Rprofile.site >> /etc/R/Rprofile.site; fi \\
+      cat {src}/Rprofile.site >> /etc/R/Rprofile.site; fi \\
  && if ! command -v python >/dev/null 2>&1; then ln -s "$(command -v python3)" /usr/local/bin/python; fi \\
  && python3 /opt/reprolab/agent.py baseline > /etc/reprolab/baseline.json \\
- && chmod 0644 /etc/reprolab/baseline.json
-ENV PATH=/usr/local/reprolab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-"""
+ && chmod 0644 /etc/reprolab/baseline.json"""
+AGENT_ENV = "ENV PATH=/usr/local/reprolab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+AGENT_STEP = (f"RUN --mount=type=bind,source=reprolab/agent,target={AGENT_MOUNT} \\\n"
+              "    export PYTHONDONTWRITEBYTECODE=1 \\\n"
+              + AGENT_COMMANDS.format(src=AGENT_MOUNT) + "\n" + AGENT_ENV)
+
 
 R_PROFILE = """
 ## reprolab: record install.packages/remove.packages in the activity chain (with the libraries the call

@@ -17,6 +17,7 @@ import shutil
 import ssl
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -239,19 +240,21 @@ def link_wheel(src: Path, dest: Path) -> None:
 
 
 def materialize(lock: dict[str, Any], dest: Path, *, settings: BuilderSettings,
-                packages: list[dict[str, Any]] | None = None) -> list[str]:
+                packages: list[dict[str, Any]] | None = None, installer: bool = True) -> list[str]:
     """Hard-link (or copy) exactly the lock's wheels and the installer's wheel into ``dest``
     (flat, as pip's ``--find-links`` wants), re-verifying each sha256. Returns the file names.
 
-    ``packages`` narrows the set (a derived build installs only the delta)."""
+    ``packages`` narrows the set (a derived build installs only the delta); ``installer=False``
+    leaves the installer's wheel out (the build mounts uv's binary instead: ``installer_binary``)."""
     py = lock.get("python")
     if not py:
         return []
     root = wheels_root(settings)
     dest.mkdir(parents=True, exist_ok=True)
     inst = py["installer"]
-    wanted = [*(py["packages"] if packages is None else packages),
-              {"name": inst["name"], "version": inst["version"], "hashes": [inst["sha256"]], "installer": True}]
+    wanted = [*(py["packages"] if packages is None else packages)]
+    if installer:
+        wanted.append({"name": inst["name"], "version": inst["version"], "hashes": [inst["sha256"]]})
     names = []
     for p in wanted:
         src = cached(root, p["name"], p["hashes"])
@@ -265,3 +268,37 @@ def materialize(lock: dict[str, Any], dest: Path, *, settings: BuilderSettings,
         link_wheel(src, target)
         names.append(src.name)
     return sorted(names)
+
+
+def installer_binary(lock: dict[str, Any], *, settings: BuilderSettings) -> Path:
+    """uv's executable from the lock's installer wheel (its sha256 checked), kept once per wheel in
+    ``<cache>/installers/<sha256>/uv`` (mode 0755) and checked against the digest recorded when it
+    was taken out, so a build links it into its context instead of unpacking the wheel in the build."""
+    inst = lock["python"]["installer"]
+    hexd = inst["sha256"].removeprefix("sha256:")
+    where = settings.cache_root() / "installers" / hexd
+    binary, recorded = where / "uv", where / "uv.sha256"
+    if binary.exists() and recorded.exists() and recorded.read_text().strip() == sha256_file(binary):
+        return binary
+    wheel = cached(wheels_root(settings), inst["name"], [inst["sha256"]])
+    if wheel is None:
+        raise BuildError(f"wheel of {inst['name']}=={inst['version']} is not in the wheel cache")
+    if f"sha256:{sha256_file(wheel)}" != inst["sha256"]:
+        raise BuildError(f"cached wheel {wheel.name} is corrupt (sha256 differs from the lock); remove {wheel.parent}")
+    member = f"{inst['name']}-{inst['version']}.data/scripts/uv"
+    where.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=where, prefix=".uv-")
+    try:
+        with zipfile.ZipFile(wheel) as zf, os.fdopen(fd, "wb") as out, zf.open(member) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.chmod(tmp, 0o755)
+        Path(f"{tmp}.sha256").write_text(sha256_file(Path(tmp)) + "\n")
+        os.replace(tmp, binary)
+        os.replace(f"{tmp}.sha256", recorded)
+    except KeyError as exc:
+        raise BuildError(f"{wheel.name} has no {member}") from exc
+    finally:
+        for leftover in (tmp, f"{tmp}.sha256"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return binary
