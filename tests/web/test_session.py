@@ -15,6 +15,8 @@ import uuid
 import httpx
 from playwright.sync_api import expect
 
+from .conftest import VIEWPORT
+
 CSRF = "X-Reprolab-CSRF"
 
 
@@ -123,6 +125,36 @@ def test_keyboard_only_sign_in_and_skip_link(portal, tab, shot) -> None:
     assert not tab.errors, tab.errors
 
 
+# Swagger UI (5.35) draws the operations list as a virtual list once it has 150 rows or more (one per tag group
+# plus one per operation): only the rows near the screen are in the page, under .operations-virtual__item
+# instead of .opblock-tag-section, and the rest are drawn as the reader scrolls. Our document crosses that line
+# with its 128th operation (22 groups + 128 = 150 rows; POST .../image.tar/prepare was the one), which looked
+# like "drawing stops after the 'workspaces' group" to a test that looked for rows far below the screen. So the
+# test scrolls, as a reader does, and checks that every operation of the document is drawn on the way, in
+# either mode.
+OPERATIONS_DRAWN_JS = """() => [...document.querySelectorAll('.opblock')].map((op) => [
+  [...op.classList].find((c) => c.startsWith('opblock-') && c !== 'opblock-deprecated').slice('opblock-'.length),
+  op.querySelector('.opblock-summary-path').dataset.path])"""
+NEXT_FRAME_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def drawn_operations(page) -> set[tuple[str, str]]:
+    """Scroll from the top of the docs page to its end, half a screen at a time, and return every operation
+    (method, path) Swagger UI drew on the way."""
+    drawn: set[tuple[str, str]] = set()
+    page.evaluate("() => window.scrollTo(0, 0)")
+    for _ in range(1000):
+        page.evaluate(NEXT_FRAME_JS)
+        drawn |= {(method, path) for method, path in page.evaluate(OPERATIONS_DRAWN_JS)}
+        at_end = page.evaluate("""() => window.scrollY + window.innerHeight
+                                        >= document.documentElement.scrollHeight - 1""")
+        if at_end:
+            return drawn
+        page.evaluate("() => window.scrollBy(0, window.innerHeight / 2)")
+    raise AssertionError("the docs page never reached its end while scrolling")
+
+
 def test_api_docs_work_offline_from_the_gateways_own_assets(portal, tab, shot) -> None:
     html = httpx.get(f"{portal.url}/api/v1/docs").text
     assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
@@ -131,13 +163,30 @@ def test_api_docs_work_offline_from_the_gateways_own_assets(portal, tab, shot) -
     for asset in assets:
         r = httpx.get(portal.url + asset)
         assert r.status_code == 200 and len(r.content) > 100, asset
+    document = httpx.get(f"{portal.url}/api/v1/openapi.json").json()
+    operations = {(method, path) for path, item in document["paths"].items() for method in item
+                  if method in HTTP_METHODS}
+    assert ("get", "/api/v1/workspaces/{ws}/runs") in operations
     # Swagger UI 5 renders FastAPI's OpenAPI 3.1 document with no network beyond the gateway
     page = tab.page
     page.goto(f"{portal.url}/api/v1/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Reprolab", timeout=30_000)
-    expect(page.locator(".opblock-tag-section").first).to_be_visible()
-    expect(page.get_by_text("/api/v1/workspaces/{ws}/runs").first).to_be_visible()
+    expect(page.locator(".swagger-ui .opblock-tag").first).to_be_visible()
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    drawn = drawn_operations(page)
+    assert drawn == operations, {"not drawn": sorted(operations - drawn), "not in the document": sorted(
+        drawn - operations)}
+    # a window as tall as the page shows every operation at once (and a screenshot of all of it)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    for _ in range(10):
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        page.evaluate(NEXT_FRAME_JS)
+        if page.evaluate("() => document.documentElement.scrollHeight") == height:
+            break
+    assert {tuple(op) for op in page.evaluate(OPERATIONS_DRAWN_JS)} == operations
     shot(page, "docs")
+    page.set_viewport_size(VIEWPORT)
     assert not tab.offsite, tab.offsite
     assert not tab.errors, tab.errors
 
