@@ -328,6 +328,7 @@ def _bodies(w: World | None, index_url: str = "https://pkgs.example.org/simple"
         ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/builds"): dict,
         ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/publish"): lambda: {
             "json": {"destination": "registry.example.org/sweep/never:v1"}},
+        ("POST", "/api/v1/workspaces/{ws}/environments/{env}/versions/{n}/image.tar/prepare"): dict,
         ("PUT", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): lambda: {
             "json": {"username": "u", "password": uuid.uuid4().hex}},
         ("DELETE", "/api/v1/workspaces/{ws}/registry-credentials/{registry_host}"): dict,

@@ -53,6 +53,43 @@ def built(portal: Portal, base_image: str) -> dict:
     return {"ws": ws, "token": itoken, "teacher": teacher, "student_token": stoken, "digest": version["image_digest"]}
 
 
+def test_an_image_file_that_cannot_be_made_says_why_and_downloads_once_it_can(portal: Portal, built, tab,
+                                                                              tmp_path) -> None:
+    """The first test of the module: the workspace's image file is not made yet. With the platform's registry
+    down it cannot be: the page says why and no download starts (the browser would save the error under
+    the file's name). With the registry back the same link downloads the file."""
+    page, errors = tab.page, tab.errors
+    ws = built["ws"]
+    sign_in(page, portal.url, built["token"])
+    page.goto(f"{portal.url}/w/{ws}/env/course")
+    link = page.locator("#take-out").get_by_role("link", name="Download v1 as one file")
+    downloads: list = []
+    page.on("download", lambda d: downloads.append(d))
+    registry = portal.platform.registry
+    assert registry is not None
+    registry.stop()
+    try:
+        link.click()
+        alert = page.locator("#out-archive-status [role=alert]")
+        expect(alert).to_contain_text("The file could not be made", timeout=120_000)
+        expect(alert).to_contain_text("try again in a minute")
+    finally:
+        registry.start()
+    assert downloads == []
+    _shot(page, "take-out-image-file-refused")
+    errors[:] = [e for e in errors if "status of 503" not in e]  # the refused request, as the browser logs it
+    with page.expect_download(timeout=600_000) as got:
+        link.click()
+    expect(page.locator("#out-archive-status")).to_contain_text("Downloading course-v1.oci.tar")
+    assert got.value.suggested_filename == "course-v1.oci.tar"
+    archive = tmp_path / "image.tar"
+    got.value.save_as(archive)
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+    assert [m["digest"] for m in index["manifests"]] == [built["digest"]]
+    assert not errors, errors
+
+
 def test_the_registries_page_adds_lists_and_removes_a_login(portal: Portal, built, sized) -> None:
     page, errors, size = sized
     ws, teacher = built["ws"], built["teacher"]

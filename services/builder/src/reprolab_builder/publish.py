@@ -57,6 +57,14 @@ class PublishError(ProblemError):
     title = "Publish failed"
 
 
+class ExportError(ProblemError):
+    """The platform's own copy of an image could not be read into an image file: nothing the user can fix
+    but waiting (503), the tool's reason included (never a secret)."""
+
+    status = 503
+    title = "Image file not made"
+
+
 @dataclass(frozen=True)
 class Keyring:
     current: str
@@ -260,6 +268,8 @@ def export_archive(settings: BuilderSettings, store, *, workspace: str, source_r
                f"oci-archive:{archive}:{name.rsplit('/', 1)[-1]}:{tag or 'latest'}"]
         proc = _lock.run(cmd, timeout=1800)
         if proc.returncode != 0:
-            raise PublishError(f"could not export {source_ref}: {_lock._tool_error(proc.stderr)}")
+            raise ExportError(f"the image file of {source_ref} could not be made from the platform's registry "
+                              f"({_lock._tool_error(proc.stderr)}); try again in a minute, or tell the platform's "
+                              "operators if it keeps failing")
         store.put_file(key, archive)
         return key, archive.stat().st_size

@@ -9,6 +9,7 @@ import tarfile
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from reprolab_common.errors import ProblemError
 
 from ...flows import dataset_key
@@ -97,3 +98,27 @@ async def export_oci_archive(ws: WsPath, env: EnvPath, registry: RegistryDep, bu
     return StreamingResponse(chunks, media_type="application/x-tar", headers={
         "Content-Length": str(exported.size), "Reprolab-Image-Digest": version.image_digest,
         "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+class ImageFile(BaseModel):
+    """A version's image file, made and ready to download."""
+
+    filename: str = Field(description="The name the download is saved under")
+    size: int = Field(description="Bytes")
+    digest: str = Field(description="The image's manifest digest (the same as the platform's image)")
+
+
+@router.post("/image.tar/prepare", response_model=ImageFile,
+             responses={409: {"description": "The version has no image yet: build it first."},
+                        503: {"description": "The image file could not be made now (the platform's registry did "
+                                             "not answer); nothing was kept: try again later."}})
+async def prepare_oci_archive(ws: WsPath, env: EnvPath, registry: RegistryDep, builder: BuilderDep,
+                              n: int = Path(ge=1, le=INT32_MAX, description="Version number")) -> ImageFile:
+    """Make version n's image file (once per image) without downloading it: the portal asks first, so it can
+    say why a file cannot be made instead of the browser saving an error under the file's name. Records
+    nothing in the activity log; the download itself does."""
+    version = await registry.get_version(ws, env, n)
+    if not version.image_digest:
+        raise ProblemError(f"version {n} of {env} has no image yet: build it first", status=409, title="Conflict")
+    exported = await builder.export_image(ws, version.image_ref, version.image_digest)
+    return ImageFile(filename=f"{env}-v{n}.oci.tar", size=exported.size, digest=version.image_digest)

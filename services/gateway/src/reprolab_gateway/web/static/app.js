@@ -734,12 +734,35 @@ function takeOutLinks() {
   $("#out-renv").href = `${path}/renv.lock`;
   $("#out-renv").setAttribute("download", `${envName}-v${v.number}-renv.lock`);
   $("#out-digest").textContent = v.image_digest;
+  $("#out-archive-status").replaceChildren();
   $("#publish-result").replaceChildren();
+}
+
+// The image file is made once per version, which takes a while and can fail: ask the API to make it first,
+// say so in the page, and only then start the download (else the browser saves the error as the file).
+async function downloadImageFile(event) {
+  const link = event.currentTarget;
+  if (link.dataset.ready === "1") { delete link.dataset.ready; return; }  // our own click below: let it go
+  event.preventDefault();
+  const status = $("#out-archive-status");
+  const v = takeOutVersions.find((x) => String(x.number) === $("#out-version").value) || takeOutVersions[0];
+  status.replaceChildren(el("p", {}, `Making the file of v${v.number}… the first time takes a minute or more.`));
+  let file;
+  try {
+    file = await api("POST", `/workspaces/${WS}/environments/${body.dataset.env}/versions/${v.number}/image.tar/prepare`);
+  } catch (err) {
+    status.replaceChildren(el("p", { class: "error", role: "alert" }, `The file could not be made: ${err.message}`));
+    return;
+  }
+  status.replaceChildren(el("p", {}, `Downloading ${file.filename} (${bytes(file.size)}).`));
+  link.dataset.ready = "1";
+  link.click();
 }
 
 async function setupTakeOut() {
   const envName = body.dataset.env;
   $("#out-version").addEventListener("change", takeOutLinks);
+  $("#out-archive").addEventListener("click", downloadImageFile);
   $("#pub-registries").href = `/w/${WS}/registries`;
   const { manager } = await workspaceRole();
   if (!manager) return;
