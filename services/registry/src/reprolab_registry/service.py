@@ -48,11 +48,22 @@ class Unauthenticated(ProblemError):
     title = "Unauthenticated"
 
 
+@dataclass(frozen=True, slots=True)
+class WorkspaceRow:
+    """A workspace's columns as read for an access check: plain values, not an ORM instance (building and
+    tracking the instance was a third of the check's CPU, and every registry request starts with one)."""
+
+    id: int
+    slug: str
+    title: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class Access:
     """The caller's standing in one workspace. Platform admins act as ``admin`` everywhere."""
 
-    workspace: Workspace
+    workspace: Workspace | WorkspaceRow
     role: Role
     is_member: bool
 
@@ -142,7 +153,7 @@ def _member(session: Session, workspace_id: int, user_id: str) -> Member | None:
 # Every request starts here, so the statement is built once (building and coercing it cost more CPU
 # than running it) and the workspace and the caller's membership come back in one round trip.
 _ACCESS = (
-    select(Workspace, Member.role)
+    select(Workspace.id, Workspace.slug, Workspace.title, Workspace.created_at, Member.role)
     .outerjoin(Member, and_(Member.workspace_id == Workspace.id, Member.user_id == bindparam("user_id")))
     .where(Workspace.slug == bindparam("slug"))
 )
@@ -152,11 +163,11 @@ def access(*, session: Session, actor: common_pb2.Actor, workspace: str) -> Acce
     """The caller's access to ``workspace``; 404 when it does not exist or the caller may not know it does."""
     _require_actor(actor)
     row = session.execute(_ACCESS, {"slug": workspace, "user_id": actor.user_id}).first()
-    ws, member_role = row if row is not None else (None, None)
-    if ws is None or (member_role is None and not actor.platform_admin):
+    if row is None or (row[4] is None and not actor.platform_admin):
         raise NotFound(f"workspace {workspace!r} not found")
+    ws_id, slug, title, created_at, member_role = row
     role = Role.ADMIN if actor.platform_admin else Role(member_role)
-    return Access(workspace=ws, role=role, is_member=member_role is not None)
+    return Access(workspace=WorkspaceRow(ws_id, slug, title, created_at), role=role, is_member=member_role is not None)
 
 
 def create_workspace(*, session: Session, actor: common_pb2.Actor, slug: str, title: str) -> Access:
