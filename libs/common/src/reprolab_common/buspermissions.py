@@ -133,8 +133,10 @@ def permissions() -> dict[str, Permissions]:
         GATEWAY: _base(GATEWAY).add(_calls(*_gateway_calls(), "$SRV.PING.*"))
                                 .add(_consume(Stream.LOGS))
                                 # LTI: a scored run's grade is sent to the LMS (lti/listener.py)
-                                .add(_consume(Stream.EVENTS, "events.*.run.scored")),
-        REGISTRY: _base(REGISTRY),
+                                .add(_consume(Stream.EVENTS, "events.*.run.scored"))
+                                # the registry's change notices: the gateway's read cache drops a workspace
+                                .add(Permissions(subscribe=[subjects.REGISTRY_CHANGED])),
+        REGISTRY: _base(REGISTRY).add(_calls(subjects.REGISTRY_CHANGED)),
         AUDIT: _base(AUDIT).add(_consume(Stream.EVENTS, "events.>")),
         BUILDER: _base(BUILDER).add(_calls(JobSubject.BUILD, "logs.build.>"))
                                .add(_consume(Stream.JOBS, JobSubject.BUILD)),

@@ -12,6 +12,12 @@ class ServiceName(StrEnum):
     RUNNER = "runner"
 
 
+# Published by the registry (core NATS, no reply) after each committed change to a workspace's data; the
+# payload is the workspace slug and nothing else. Gateways drop their cached reads of that workspace
+# (reprolab_gateway/core/readcache.py). Not a request subject: no enum, nobody answers it.
+REGISTRY_CHANGED = "registry.changed"
+
+
 class Registry(StrEnum):
     WORKSPACE_CREATE = "registry.workspace.create"
     WORKSPACE_LIST = "registry.workspace.list"

@@ -15,6 +15,7 @@ from reprolab_common.nats import call
 from reprolab_common.subjects import Audit, Builder, Registry, Runner
 
 from .core.natslink import NatsLink
+from .core.readcache import request_workspaces
 
 
 class _Client:
@@ -27,7 +28,42 @@ class _Client:
         return await call(self._link.client, subject, request, reply_type, timeout=deadline or self._timeout)
 
 
+# Registry subjects that change nothing the read cache keeps (core/readcache.py). Every other subject
+# the gateway sends drops the workspaces its request names once the registry has answered (or failed to).
+_REGISTRY_READS = frozenset({
+    Registry.WORKSPACE_LIST, Registry.WORKSPACE_GET, Registry.MEMBER_LIST, Registry.ENV_LIST, Registry.ENV_GET,
+    Registry.VERSION_LIST, Registry.DATASET_LIST, Registry.ASSIGNMENT_LIST, Registry.ASSIGNMENT_LEADERBOARD,
+    Registry.ASSIGNMENT_GRADEBOOK,
+})
+
+
 class RegistryClient(_Client):
+    """``cached=True`` (the HTTP read routes) lets a read reuse this process's copy of the registry's reply to
+    the same caller (core/readcache.py); any other call goes to the registry."""
+
+    async def _call(self, subject: str, request: Message, reply_type: type, deadline: float | None = None):
+        cache = self._link.read_cache
+        if cache is None or subject in _REGISTRY_READS:
+            return await super()._call(subject, request, reply_type, deadline)
+        try:
+            return await super()._call(subject, request, reply_type, deadline)
+        finally:  # before the caller's response: read-your-writes in this process
+            for workspace in request_workspaces(request):
+                cache.drop(workspace)
+
+    async def _cached(self, subject: Registry, workspace: str, params: tuple, make_request, reply_type: type):
+        cache = self._link.read_cache
+        since = cache.begin() if cache is not None else None
+        if since is None:
+            return await self._call(subject, make_request(), reply_type)
+        actor = self.actor
+        key = (actor.user_id, actor.username, actor.platform_admin, subject, workspace, params)
+        reply = cache.get(key)
+        if reply is None:
+            reply = await self._call(subject, make_request(), reply_type)
+            cache.put(key, workspace, reply, since)
+        return reply
+
     async def create_workspace(self, slug: str, title: str) -> registry_pb2.Workspace:
         return await self._call(
             Registry.WORKSPACE_CREATE,
@@ -42,12 +78,13 @@ class RegistryClient(_Client):
             registry_pb2.WorkspaceList,
         )
 
-    async def get_workspace(self, workspace: str) -> registry_pb2.Workspace:
-        return await self._call(
-            Registry.WORKSPACE_GET,
-            registry_pb2.GetWorkspaceRequest(actor=self.actor, workspace=workspace),
-            registry_pb2.Workspace,
-        )
+    async def get_workspace(self, workspace: str, *, cached: bool = False) -> registry_pb2.Workspace:
+        def request() -> registry_pb2.GetWorkspaceRequest:
+            return registry_pb2.GetWorkspaceRequest(actor=self.actor, workspace=workspace)
+
+        if cached:
+            return await self._cached(Registry.WORKSPACE_GET, workspace, (), request, registry_pb2.Workspace)
+        return await self._call(Registry.WORKSPACE_GET, request(), registry_pb2.Workspace)
 
     async def add_member(
         self, workspace: str, *, user_id: str, username: str, role: int
@@ -94,13 +131,16 @@ class RegistryClient(_Client):
             registry_pb2.Environment,
         )
 
-    async def list_environments(self, workspace: str, include_archived: bool = False) -> registry_pb2.EnvironmentList:
-        return await self._call(
-            Registry.ENV_LIST,
-            registry_pb2.ListEnvironmentsRequest(actor=self.actor, workspace=workspace,
-                                                 include_archived=include_archived),
-            registry_pb2.EnvironmentList,
-        )
+    async def list_environments(self, workspace: str, include_archived: bool = False, *,
+                                cached: bool = False) -> registry_pb2.EnvironmentList:
+        def request() -> registry_pb2.ListEnvironmentsRequest:
+            return registry_pb2.ListEnvironmentsRequest(actor=self.actor, workspace=workspace,
+                                                        include_archived=include_archived)
+
+        if cached:
+            return await self._cached(Registry.ENV_LIST, workspace, (include_archived,), request,
+                                      registry_pb2.EnvironmentList)
+        return await self._call(Registry.ENV_LIST, request(), registry_pb2.EnvironmentList)
 
     async def archive_environment(self, workspace: str, environment: str, archived: bool) -> registry_pb2.Environment:
         return await self._call(
@@ -118,14 +158,14 @@ class RegistryClient(_Client):
             registry_pb2.Environment,
         )
 
-    async def get_environment(self, workspace: str, environment: str) -> registry_pb2.Environment:
-        return await self._call(
-            Registry.ENV_GET,
-            registry_pb2.GetEnvironmentRequest(
-                actor=self.actor, workspace=workspace, environment=environment
-            ),
-            registry_pb2.Environment,
-        )
+    async def get_environment(self, workspace: str, environment: str, *,
+                              cached: bool = False) -> registry_pb2.Environment:
+        def request() -> registry_pb2.GetEnvironmentRequest:
+            return registry_pb2.GetEnvironmentRequest(actor=self.actor, workspace=workspace, environment=environment)
+
+        if cached:
+            return await self._cached(Registry.ENV_GET, workspace, (environment,), request, registry_pb2.Environment)
+        return await self._call(Registry.ENV_GET, request(), registry_pb2.Environment)
 
     async def fork_environment(
         self,
@@ -168,12 +208,15 @@ class RegistryClient(_Client):
             request.rollback_to = rollback_to or 0
         return await self._call(Registry.VERSION_CREATE, request, registry_pb2.Version)
 
-    async def list_versions(self, workspace: str, environment: str) -> registry_pb2.VersionList:
-        return await self._call(
-            Registry.VERSION_LIST,
-            registry_pb2.ListVersionsRequest(actor=self.actor, workspace=workspace, environment=environment),
-            registry_pb2.VersionList,
-        )
+    async def list_versions(self, workspace: str, environment: str, *,
+                            cached: bool = False) -> registry_pb2.VersionList:
+        def request() -> registry_pb2.ListVersionsRequest:
+            return registry_pb2.ListVersionsRequest(actor=self.actor, workspace=workspace, environment=environment)
+
+        if cached:
+            return await self._cached(Registry.VERSION_LIST, workspace, (environment,), request,
+                                      registry_pb2.VersionList)
+        return await self._call(Registry.VERSION_LIST, request(), registry_pb2.VersionList)
 
     async def get_version(self, workspace: str, environment: str, number: int, *, export_kind: str = "",
                           export_destination: str = "", export_digest: str = "") -> registry_pb2.Version:

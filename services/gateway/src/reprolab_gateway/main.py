@@ -25,6 +25,7 @@ from .core.headers import docs_csp, install_security_headers
 from .core.natslink import NatsLink
 from .core.outbox import GatewayOutbox
 from .core.problems import install_problem_handlers
+from .core.readcache import ReadCache
 from .core.throttle import AddressThrottle
 from .core.uploads import sweep_orphans
 from .lti.listener import GradeListener
@@ -53,6 +54,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         store = await asyncio.to_thread(make_object_store, settings.common)
         await asyncio.to_thread(sweep_orphans, settings.upload_dir())
         link = NatsLink(settings.common.nats_url, credentials=credentials(settings.common))
+        if settings.read_cache_seconds > 0:
+            link.read_cache = ReadCache(link, settings.read_cache_seconds)
         await link.start(settings.nats_connect_wait_seconds)
         outbox = GatewayOutbox(sessions, link)
         outbox.start()

@@ -35,7 +35,7 @@ async def main(stop: asyncio.Event) -> None:
     publisher = OutboxPublisher(sessions, OutboxEvent, ctx.js, batch=settings.outbox_batch)
     publishing = asyncio.create_task(publisher.run(ctx.stop), name="outbox")
     in_flight = InFlight()
-    await add_endpoints(ctx.micro, make_handlers(sessions, publisher), in_flight)
+    await add_endpoints(ctx.micro, make_handlers(sessions, publisher, ctx.nc), in_flight)
     log.info("registry ready on %s (%s)", settings.common.nats_url, engine.dialect.name)
     # What start-up made (modules, mappers, compiled statements) lives as long as the process: frozen, the
     # collector's full passes walk only what requests make, not the whole heap (they were in the p99).

@@ -7,6 +7,7 @@ authorisation and validation live in ``service``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -16,12 +17,13 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.client import Client
 from nats.micro.service import Service
 from reprolab.v1 import common_pb2, registry_pb2
 from reprolab_common.errors import Conflict
 from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.outbox import OutboxPublisher
-from reprolab_common.subjects import Registry
+from reprolab_common.subjects import REGISTRY_CHANGED, Registry
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -179,6 +181,19 @@ def update_of(r: registry_pb2.UpdateAssignmentRequest) -> coursework.Update:
 
 # --- transactions ---------------------------------------------------------------------------
 
+# The request this task is handling (set by ``add_endpoints``): a committed write names its workspaces.
+_REQUEST: contextvars.ContextVar[Message | None] = contextvars.ContextVar("registry_request", default=None)
+# Request fields naming a workspace the request may change (``slug``: CreateWorkspaceRequest).
+_WORKSPACE_FIELDS = ("workspace", "target_workspace", "slug")
+
+
+def request_workspaces(request: Message | None) -> set[str]:
+    """The workspaces a request names (``workspace``, a fork's ``target_workspace``, a new one's ``slug``)."""
+    if request is None:
+        return set()
+    fields = request.DESCRIPTOR.fields_by_name
+    return {value for name in _WORKSPACE_FIELDS if name in fields and (value := getattr(request, name))}
+
 
 class Database:
     """Runs a function in a worker thread inside one transaction.
@@ -186,15 +201,21 @@ class Database:
     SQLite allows one writer: writes of this process take a lock so they queue here instead of
     failing with "database is locked". A unique-constraint race (two creators of one name) is
     retried once, when the domain function's own check then answers 409 or the idempotent result.
+
+    After a write commits, ``on_change`` is awaited with the workspaces it changed (those its events
+    name and those the request names) before the reply goes out: the registry's change notice.
     """
 
-    def __init__(self, sessions: sessionmaker, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, sessions: sessionmaker, on_commit: Callable[[], None] = lambda: None,
+                 on_change: Callable[[set[str]], Awaitable[None]] | None = None) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
+        self._on_change = on_change
         self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
         self._write_lock = threading.Lock()
 
-    def _run(self, fn: Callable[[Session], T], write: bool) -> T:
+    def _run(self, fn: Callable[[Session], T], write: bool) -> tuple[T, set[str]]:
+        """``fn``'s result and, for a write, the workspaces its committed transaction changed."""
         for attempt in (1, 2):
             try:
                 if not write:
@@ -202,12 +223,13 @@ class Database:
                     # same snapshot, without the commit's flush and hooks (registry CPU per
                     # workspace read at c=10: 295 -> 255 us)
                     with self._sessions() as session:
-                        return fn(session)
+                        return fn(session), set()
+                # returned from inside the block: the commit runs on the way out, and a failed commit raises
                 if self._sqlite:
                     with self._write_lock, self._sessions.begin() as session:
-                        return fn(session)
+                        return fn(session), set(session.info.get(service.CHANGED_WORKSPACES, ()))
                 with self._sessions.begin() as session:
-                    return fn(session)
+                    return fn(session), set(session.info.get(service.CHANGED_WORKSPACES, ()))
             except IntegrityError as exc:
                 if attempt == 2:
                     raise Conflict("the change conflicts with a concurrent change; try again") from exc
@@ -220,13 +242,31 @@ class Database:
         if self._sqlite:
             # A read of the local SQLite file is CPU under the GIL either way (WAL: no writer blocks it);
             # in the loop it saves the two thread hand-offs, a third of a read's CPU here (bench/gateway.py).
-            return self._run(fn, False)
-        return await asyncio.to_thread(self._run, fn, False)
+            return self._run(fn, False)[0]
+        return (await asyncio.to_thread(self._run, fn, False))[0]
 
     async def write(self, fn: Callable[[Session], T]) -> T:
-        result = await asyncio.to_thread(self._run, fn, True)
+        result, changed = await asyncio.to_thread(self._run, fn, True)
         self._on_commit()
+        changed |= request_workspaces(_REQUEST.get())
+        if changed and self._on_change is not None:
+            await self._on_change(changed)
         return result
+
+
+def change_notifier(nc: Client) -> Callable[[set[str]], Awaitable[None]]:
+    """Publishes ``registry.changed`` (payload: the slug) once per changed workspace. Core NATS, at most
+    once: a gateway that may have missed one (it was disconnected) empties its cache on reconnecting,
+    and its entries expire after REPROLAB_GATEWAY_READ_CACHE_SECONDS whatever happens."""
+
+    async def notify(workspaces: set[str]) -> None:
+        try:
+            for slug in sorted(workspaces):
+                await nc.publish(REGISTRY_CHANGED, slug.encode())
+        except Exception as exc:  # the change is committed: the reply must still go out
+            log.warning("change notice for %s not published: %s", sorted(workspaces), exc)
+
+    return notify
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -541,6 +581,19 @@ def endpoint_name(subject: Registry) -> str:
     return subject.value.removeprefix("registry.").replace(".", "-")
 
 
+def _naming_request(fn: Callable[[Message], Awaitable[Message]]) -> Callable[[Message], Awaitable[Message]]:
+    """Makes the request visible to ``Database.write`` (each request runs in its own task: InFlight)."""
+
+    async def handle(request: Message) -> Message:
+        token = _REQUEST.set(request)
+        try:
+            return await fn(request)
+        finally:
+            _REQUEST.reset(token)
+
+    return handle
+
+
 async def add_endpoints(micro: Service, handlers: Handlers, in_flight: InFlight) -> None:
     routes = handlers.routes()
     missing = set(Registry) - set(routes)
@@ -550,9 +603,10 @@ async def add_endpoints(micro: Service, handlers: Handlers, in_flight: InFlight)
         await micro.add_endpoint(
             name=endpoint_name(subject),
             subject=subject.value,
-            handler=in_flight.wrap(endpoint(request_type, fn)),
+            handler=in_flight.wrap(endpoint(request_type, _naming_request(fn))),
         )
 
 
-def make_handlers(sessions: sessionmaker, publisher: OutboxPublisher | None) -> Handlers:
-    return Handlers(Database(sessions, on_commit=publisher.wake if publisher is not None else lambda: None))
+def make_handlers(sessions: sessionmaker, publisher: OutboxPublisher | None, nc: Client | None = None) -> Handlers:
+    return Handlers(Database(sessions, on_commit=publisher.wake if publisher is not None else lambda: None,
+                             on_change=change_notifier(nc) if nc is not None else None))

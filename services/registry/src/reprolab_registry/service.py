@@ -40,6 +40,8 @@ from .models import (
 from .spec import ValidSpec, check_digest, check_name, invalid, parse_spec_json, sanitize_name
 
 MANAGERS = (Role.ADMIN, Role.INSTRUCTOR)
+# Session.info key: slugs of the workspaces a write transaction changed (see handlers.Database.write).
+CHANGED_WORKSPACES = "reprolab.changed_workspaces"
 MAX_TEXT = 2000
 
 
@@ -134,6 +136,8 @@ def _emit(
     at: datetime,
     **payload: object,
 ) -> None:
+    # the workspaces whose data this transaction changed: the registry tells the gateways after the commit
+    session.info.setdefault(CHANGED_WORKSPACES, set()).add(workspace)
     add_event(
         session,
         OutboxEvent,

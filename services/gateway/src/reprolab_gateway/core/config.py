@@ -87,6 +87,16 @@ class GatewaySettings(BaseSettings):
         "revoked through another gateway process (another replica) keeps working there for at most this "
         "long; the process that revokes it forgets it at once. 0 turns the cache off.",
     )
+    read_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="The registry's answer to a read (GET of a workspace, its environments, an environment, its "
+        "versions) is reused for the same caller this long, so repeated reads skip the NATS round trip. Changes "
+        "drop it at once: this process's writes before their response, any other change (another replica, a build "
+        "recording its image, a member removed) when the registry's notice arrives; nothing is cached while the "
+        "notices may be missed (NATS disconnected). This time bounds what a lost notice could leave stale. "
+        "0 turns the cache off.",
+    )
     registry_token_key_file: Path | None = Field(
         default=None,
         description="EC private key (PEM) that signs the OCI registry's tokens at /api/v1/registry/token; the "

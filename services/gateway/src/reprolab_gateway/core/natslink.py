@@ -11,6 +11,8 @@ from nats.aio.client import Client
 from reprolab_common.errors import ServiceUnavailable
 from reprolab_common.nats import connect
 
+from .readcache import ReadCache
+
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,9 @@ class NatsLink:
         self.credentials = credentials or {}
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
+        # The registry's replies to repeated reads (core/readcache.py); None: off. Every RegistryClient on this
+        # link drops the workspaces its writes name from it.
+        self.read_cache: ReadCache | None = None
 
     async def start(self, wait: float) -> None:
         self._task = asyncio.create_task(self._connect(), name="gateway-nats-connect")
@@ -53,6 +58,8 @@ class NatsLink:
         return self._nc
 
     async def close(self) -> None:
+        if self.read_cache is not None:
+            await self.read_cache.close()
         if self._task and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

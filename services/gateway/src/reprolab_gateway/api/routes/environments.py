@@ -39,13 +39,13 @@ async def list_environments(
     ws: WsPath, registry: RegistryDep,
     archived: bool = Query(False, description="Include archived environments (their archived_at is set)."),
 ) -> EnvironmentList:
-    reply = await registry.list_environments(ws, include_archived=archived)
+    reply = await registry.list_environments(ws, include_archived=archived, cached=True)
     return EnvironmentList(items=[Environment.of(e) for e in reply.items])
 
 
 @router.get("/{env}", response_model=Environment)
 async def get_environment(ws: WsPath, env: EnvPath, registry: RegistryDep) -> Environment:
-    return Environment.of(await registry.get_environment(ws, env))
+    return Environment.of(await registry.get_environment(ws, env, cached=True))
 
 
 @router.post(
@@ -72,7 +72,7 @@ async def create_version(
 
 @router.get("/{env}/versions", response_model=VersionList)
 async def list_versions(ws: WsPath, env: EnvPath, registry: RegistryDep) -> VersionList:
-    reply = await registry.list_versions(ws, env)
+    reply = await registry.list_versions(ws, env, cached=True)
     return VersionList(items=[Version.of(v) for v in reply.items])
 
 

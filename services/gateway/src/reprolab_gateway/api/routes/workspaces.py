@@ -25,4 +25,4 @@ async def list_workspaces(registry: RegistryDep) -> WorkspaceList:
 
 @router.get("/{ws}", response_model=Workspace)
 async def get_workspace(ws: WsPath, registry: RegistryDep) -> Workspace:
-    return Workspace.of(await registry.get_workspace(ws))
+    return Workspace.of(await registry.get_workspace(ws, cached=True))
