@@ -196,11 +196,18 @@ def request_workspaces(request: Message | None) -> set[str]:
 
 
 class Database:
-    """Runs a function in a worker thread inside one transaction.
+    """Runs a function inside one transaction: on PostgreSQL in a worker thread; on SQLite (the
+    embedded default) in the event loop's own thread, reads and writes alike.
 
     SQLite allows one writer: writes of this process take a lock so they queue here instead of
-    failing with "database is locked". A unique-constraint race (two creators of one name) is
-    retried once, when the domain function's own check then answers 409 or the idempotent result.
+    failing with "database is locked". A SQLite transaction here is mostly the ORM's Python, under the GIL (WAL with
+    synchronous=NORMAL: a commit does not wait for the disk), so a worker thread bought no
+    parallelism, only two thread hand-offs per request, and a writer that held the lock while it
+    waited for the GIL behind the event loop: the lock's queue, not the CPU, limited version creates
+    (bench/gateway.py). The loop waits for another connection's write (the outbox marking events
+    sent) through SQLite's busy timeout, a transaction's length. A unique-constraint race (two
+    creators of one name) is retried once, when the domain function's own check then answers 409 or
+    the idempotent result.
 
     After a write commits, ``on_change`` is awaited with the workspaces it changed (those its events
     name and those the request names) before the reply goes out: the registry's change notice.
@@ -246,7 +253,10 @@ class Database:
         return (await asyncio.to_thread(self._run, fn, False))[0]
 
     async def write(self, fn: Callable[[Session], T]) -> T:
-        result, changed = await asyncio.to_thread(self._run, fn, True)
+        if self._sqlite:  # see the class docstring
+            result, changed = self._run(fn, True)
+        else:
+            result, changed = await asyncio.to_thread(self._run, fn, True)
         self._on_commit()
         changed |= request_workspaces(_REQUEST.get())
         if changed and self._on_change is not None:
