@@ -15,14 +15,13 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import nats
 import pytest
-from fastapi import FastAPI
 from nats.aio.client import Client
 from nats.micro import add_service
 from reprolab.v1 import registry_pb2
@@ -32,31 +31,15 @@ from reprolab_common.settings import CommonSettings
 from reprolab_common.subjects import REGISTRY_CHANGED, Registry
 from reprolab_gateway.core.config import GatewaySettings
 from reprolab_gateway.core.readcache import ReadCache
-from reprolab_gateway.main import create_app
 
 SPEC = {"base": "python:3.12-slim", "python": {"version": "3.12", "requirements": ["numpy"]}}
 CACHED = (Registry.WORKSPACE_GET, Registry.ENV_LIST, Registry.ENV_GET, Registry.VERSION_LIST)
 LONG = 60.0  # the cache's time limit in these tests: anything they see change, a notice changed
 
 
-@dataclass
-class Gateway:
-    app: FastAPI
-    client: httpx.AsyncClient
-    token_file: Path
-
-    def auth(self, token: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token or self.token_file.read_text()}"}
-
-
-@asynccontextmanager
-async def running(settings: GatewaySettings) -> AsyncIterator[Gateway]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            assert settings.bootstrap_token_file is not None
-            yield Gateway(app, client, settings.bootstrap_token_file)
+# tests/gateway/conftest.py's Gateway: conftest is not importable under --import-mode=importlib, so its
+# ``run_gateway`` fixture starts the apps here and this name only documents what the helpers take
+Gateway = Any
 
 
 def gateway_settings(root: Path, nats_url: str, nats: dict[str, str] | None = None, **overrides) -> GatewaySettings:
@@ -130,11 +113,11 @@ def settings_for(bus: Bus, **overrides) -> GatewaySettings:
 
 
 @pytest.fixture
-async def replicas(bus: Bus, registry: None) -> AsyncIterator[tuple[Gateway, Gateway]]:
+async def replicas(bus: Bus, registry: None, run_gateway) -> AsyncIterator[tuple[Gateway, Gateway]]:
     """Two gateway processes' apps over one database (replicas), each with its own cache."""
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(running(settings_for(bus, read_cache_seconds=LONG)))
-        b = await stack.enter_async_context(running(settings_for(bus, read_cache_seconds=LONG)))
+        a = await stack.enter_async_context(run_gateway(settings_for(bus, read_cache_seconds=LONG)))
+        b = await stack.enter_async_context(run_gateway(settings_for(bus, read_cache_seconds=LONG)))
         yield a, b
 
 
@@ -325,8 +308,8 @@ async def test_a_revoked_token_is_refused_before_the_cache(replicas) -> None:
     assert (await a.client.get(f"/api/v1/workspaces/{ws}", headers=a.auth(token))).status_code == 401
 
 
-async def test_zero_turns_the_cache_off(bus: Bus, registry: None, operator) -> None:
-    async with running(settings_for(bus, read_cache_seconds=0)) as gw:
+async def test_zero_turns_the_cache_off(bus: Bus, registry: None, operator, run_gateway) -> None:
+    async with run_gateway(settings_for(bus, read_cache_seconds=0)) as gw:
         assert gw.app.state.nats.read_cache is None
         ws = await new_workspace(gw)
         calls = await RegistryCalls().start(operator)
@@ -383,11 +366,13 @@ async def own_bus(tmp_path: Path) -> AsyncIterator[NatsServer]:
     server.stop()
 
 
-async def test_a_read_started_before_a_change_does_not_store_its_reply(own_bus: NatsServer, tmp_path: Path) -> None:
+async def test_a_read_started_before_a_change_does_not_store_its_reply(
+    own_bus: NatsServer, tmp_path: Path, run_gateway
+) -> None:
     nc = await nats.connect(own_bus.url)
     fake = await SlowRegistry().start(nc)
     try:
-        async with running(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
+        async with run_gateway(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
             cache = gw.app.state.nats.read_cache
             path = "/api/v1/workspaces/cs1"
             await ok(await gw.client.get(path, headers=gw.auth()))  # starts the subscription
@@ -416,11 +401,13 @@ async def test_a_read_started_before_a_change_does_not_store_its_reply(own_bus: 
         await nc.close()
 
 
-async def test_nothing_is_cached_while_the_notices_may_be_missed(own_bus: NatsServer, tmp_path: Path) -> None:
+async def test_nothing_is_cached_while_the_notices_may_be_missed(
+    own_bus: NatsServer, tmp_path: Path, run_gateway
+) -> None:
     nc = await nats.connect(own_bus.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
     fake = await SlowRegistry().start(nc)
     try:
-        async with running(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
+        async with run_gateway(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
             cache = gw.app.state.nats.read_cache
             path = "/api/v1/workspaces/cs1"
             await ok(await gw.client.get(path, headers=gw.auth()))
@@ -477,12 +464,12 @@ def test_the_cache_is_bounded_least_recently_used_first() -> None:
 
 
 async def test_a_write_through_this_gateway_drops_its_workspace_before_responding(
-    own_bus: NatsServer, tmp_path: Path
+    own_bus: NatsServer, tmp_path: Path, run_gateway
 ) -> None:
     nc = await nats.connect(own_bus.url)
     fake = await SlowRegistry().start(nc)  # publishes no notices
     try:
-        async with running(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
+        async with run_gateway(gateway_settings(tmp_path, own_bus.url, read_cache_seconds=LONG)) as gw:
             path = "/api/v1/workspaces/cs1"
             await ok(await gw.client.get(path, headers=gw.auth()))
             await live(gw)
