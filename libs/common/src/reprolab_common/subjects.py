@@ -1,6 +1,7 @@
 """NATS subjects of the request/reply endpoints (NATS services API) and the micro service names."""
 
 from enum import StrEnum
+from typing import Any
 
 
 class ServiceName(StrEnum):
@@ -16,6 +17,19 @@ class ServiceName(StrEnum):
 # payload is the workspace slug and nothing else. Gateways drop their cached reads of that workspace
 # (reprolab_gateway/core/readcache.py). Not a request subject: no enum, nobody answers it.
 REGISTRY_CHANGED = "registry.changed"
+
+# Request fields naming a workspace a registry request may change (``slug``: CreateWorkspaceRequest,
+# ``target_workspace``: a fork into another workspace).
+_WORKSPACE_FIELDS = ("workspace", "target_workspace", "slug")
+
+
+def request_workspaces(request: Any) -> set[str]:
+    """The workspaces a registry request (a protobuf message) names: whose data it may change. The
+    registry announces them on ``REGISTRY_CHANGED``; a gateway drops them from its read cache."""
+    if request is None:
+        return set()
+    fields = request.DESCRIPTOR.fields_by_name
+    return {value for name in _WORKSPACE_FIELDS if name in fields and (value := getattr(request, name))}
 
 
 class Registry(StrEnum):

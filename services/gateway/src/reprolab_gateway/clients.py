@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from reprolab.v1 import audit_pb2, builder_pb2, common_pb2, registry_pb2, runner_pb2, serving_pb2
 from reprolab_common.nats import call
-from reprolab_common.subjects import Audit, Builder, Registry, Runner
+from reprolab_common.subjects import Audit, Builder, Registry, Runner, request_workspaces
 
 from .core.natslink import NatsLink
-from .core.readcache import request_workspaces
 
 
 class _Client:

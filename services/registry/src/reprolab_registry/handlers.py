@@ -23,7 +23,7 @@ from reprolab.v1 import common_pb2, registry_pb2
 from reprolab_common.errors import Conflict
 from reprolab_common.nats import InFlight, endpoint
 from reprolab_common.outbox import OutboxPublisher
-from reprolab_common.subjects import REGISTRY_CHANGED, Registry
+from reprolab_common.subjects import REGISTRY_CHANGED, Registry, request_workspaces
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -183,16 +183,6 @@ def update_of(r: registry_pb2.UpdateAssignmentRequest) -> coursework.Update:
 
 # The request this task is handling (set by ``add_endpoints``): a committed write names its workspaces.
 _REQUEST: contextvars.ContextVar[Message | None] = contextvars.ContextVar("registry_request", default=None)
-# Request fields naming a workspace the request may change (``slug``: CreateWorkspaceRequest).
-_WORKSPACE_FIELDS = ("workspace", "target_workspace", "slug")
-
-
-def request_workspaces(request: Message | None) -> set[str]:
-    """The workspaces a request names (``workspace``, a fork's ``target_workspace``, a new one's ``slug``)."""
-    if request is None:
-        return set()
-    fields = request.DESCRIPTOR.fields_by_name
-    return {value for name in _WORKSPACE_FIELDS if name in fields and (value := getattr(request, name))}
 
 
 class Database:

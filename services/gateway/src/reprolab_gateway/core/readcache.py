@@ -48,15 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Request fields naming the workspaces a registry request may change (as the registry reads them).
-WORKSPACE_FIELDS = ("workspace", "target_workspace", "slug")
-
-
-def request_workspaces(request: Message) -> list[str]:
-    fields = request.DESCRIPTOR.fields_by_name
-    return [value for name in WORKSPACE_FIELDS if name in fields and (value := getattr(request, name))]
-
-
 class ReadCache:
     def __init__(
         self,
