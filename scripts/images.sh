@@ -128,7 +128,7 @@ build_services() {
     --package reprolab-gateway --package reprolab-registry --package reprolab-builder \
     --package reprolab-runner --package reprolab-audit -o "$work/requirements.txt"
   mkdir -p "$work/wheels"
-  for p in libs/contracts libs/common services/gateway services/registry services/builder services/runner services/audit; do
+  for p in libs/contracts libs/common libs/fasthash services/gateway services/registry services/builder services/runner services/audit; do
     "$UV" build --quiet --wheel --out-dir "$work/wheels" "$p" 2>/dev/null
   done
   ctr=$(buildah from --pull-never --quiet "$BASE"); ctrs+=("$ctr")

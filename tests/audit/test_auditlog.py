@@ -1,6 +1,7 @@
 """The audit log library: entry documents, leaves, signed checkpoints, bundles (reprolab-audit/2) and the
 bundle half of the mutation suite: every honest bundle passes, every edit, deletion, reordering,
-truncation, swapped or forged checkpoint fails, naming its line."""
+truncation, swapped or forged checkpoint fails, naming its line. Every test runs twice: hashing with the
+C accelerator (``reprolab_fasthash``) and with ``hashlib`` alone, which must agree on every verdict."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ from reprolab_common.canonical import canonical_json
 from reprolab_common.nats import new_event
 
 WS = "cs101"
+
+
+@pytest.fixture(autouse=True, params=["fasthash", "hashlib"])
+def hashing(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Verification with the C accelerator, then with hashlib only. The accelerator must be built
+    here (``make install`` compiles it): a missing one fails rather than quietly testing hashlib twice."""
+    used = auditlog.use_accelerator(request.param == "fasthash")
+    assert used == (request.param == "fasthash"), "reprolab_fasthash's C extension is not built"
+    try:
+        yield request.param
+    finally:
+        auditlog.use_accelerator(True)
+
 OTHER_WS = "bio202"
 T0 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 ALICE = common_pb2.Actor(user_id="u-alice", username="alice")
