@@ -14,6 +14,9 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.installed: $(UV) uv.lock pyproject.toml
+	@# OpenSSL's headers for libs/fasthash's C extension (optional: without them verification uses hashlib)
+	@[ -e /usr/include/openssl/sha.h ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev; }
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
