@@ -71,26 +71,56 @@ _BLOCK = 1 << 18  # bytes of a bundle file's lines read at a time when verifying
 _LEAF_PREFIXED = hashlib.sha256(b"\x00")  # RFC 6962's leaf and node prefixes, fed once and copied per hash
 _NODE_PREFIXED = hashlib.sha256(b"\x01")
 
-try:  # the optional C accelerator: a whole run of leaves, or a level of nodes, hashed in one call
+
+def _hashlib_leaf_hashes(docs: list[bytes]) -> list[bytes]:
+    """RFC 6962 leaf hashes with hashlib: a copy of a hash already fed the 0x00 prefix, not
+    SHA-256(b"\x00" + doc) (no concatenated copy of each document, and copying a started hash costs
+    less than starting one)."""
+    leaves: list[bytes] = []
+    append = leaves.append
+    start = _LEAF_PREFIXED.copy
+    for doc in docs:
+        h = start()
+        h.update(doc)
+        append(h.digest())
+    return leaves
+
+
+def _hashlib_node_level(nodes: list[bytes]) -> list[bytes]:
+    """RFC 6962 node hashes of consecutive pairs (an even count) with hashlib, as for leaves."""
+    out: list[bytes] = []
+    append = out.append
+    start = _NODE_PREFIXED.copy
+    for left, right in zip(nodes[0::2], nodes[1::2], strict=True):
+        h = start()
+        h.update(left)
+        h.update(right)
+        append(h.digest())
+    return out
+
+
+try:  # the optional C accelerator, the same two functions for a whole run or level in one call
     from reprolab_fasthash import leaf_hashes as _C_LEAVES
     from reprolab_fasthash import node_level as _C_LEVEL
-except ImportError:  # the package itself missing (an install without it): hashlib does it all
+except ImportError:  # the package itself missing (an install without it)
     _C_LEAVES = _C_LEVEL = None
-_batch_leaves, _batch_level = _C_LEAVES, _C_LEVEL
+_leaf_hashes = _C_LEAVES or _hashlib_leaf_hashes
+_node_level = _C_LEVEL or _hashlib_node_level
 
 
 def use_accelerator(enabled: bool) -> bool:
     """Verify with the C accelerator (``reprolab_fasthash``) when ``enabled`` and it is built, else
     with ``hashlib`` (same results, about twice the time); returns whether it is now in use. For
     benchmarks and tests that compare the two; the default is to use it when it is there."""
-    global _batch_leaves, _batch_level
-    _batch_leaves, _batch_level = (_C_LEAVES, _C_LEVEL) if enabled else (None, None)
-    return _batch_leaves is not None
+    global _leaf_hashes, _node_level
+    on = enabled and _C_LEAVES is not None and _C_LEVEL is not None
+    _leaf_hashes, _node_level = (_C_LEAVES, _C_LEVEL) if on else (_hashlib_leaf_hashes, _hashlib_node_level)
+    return on
 
 
 def hash_implementation() -> str:
     """What verification hashes with now: ``"reprolab_fasthash (C, OpenSSL)"`` or ``"hashlib"``."""
-    return "reprolab_fasthash (C, OpenSSL)" if _batch_leaves is not None else "hashlib"
+    return "reprolab_fasthash (C, OpenSSL)" if _leaf_hashes is _C_LEAVES else "hashlib"
 
 
 # --- entries ------------------------------------------------------------------------------------
@@ -471,18 +501,7 @@ def _fast_entries(run: list[bytes], first_seq: int, ws_tail: bytes) -> list[byte
     tail = 98 + digits  # with the line's newline
     stated = b"".join(map(getitem, run, repeat(slice(-(tail + len(ws_tail)), None), n)))
     docs = list(map(getitem, run, repeat(slice(9, -tail), n)))
-    # a copy of a hash already fed the 0x00 prefix, not SHA-256(b"\x00" + doc): no concatenated copy of
-    # each document, and copying a started hash costs less than starting one
-    if _batch_leaves is not None:
-        leaves = _batch_leaves(docs)
-    else:
-        leaves = []
-        append = leaves.append
-        start = _LEAF_PREFIXED.copy
-        for doc in docs:
-            h = start()
-            h.update(doc)
-            append(h.digest())
+    leaves = _leaf_hashes(docs)
     # the text they must be, made without a step per line: the leaves in hex, 64 digits apart, with
     # the text between two leaves put in place of the separator, then every seq formatted in at once
     ws = ws_tail.replace(b"%", b"%%") + b',"leaf":"'
@@ -502,21 +521,8 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     """Every perfect subtree of a run of leaves starting at an aligned index, level by level."""
     levels = [leaves]
     cur = leaves
-    if _batch_level is not None:
-        while len(cur) > 1:
-            cur = _batch_level(cur if len(cur) % 2 == 0 else cur[:-1])  # an odd last node waits for its pair
-            levels.append(cur)
-        return levels
-    start = _NODE_PREFIXED.copy  # as for leaves: a started hash copied, no b"\x01" + left + right
     while len(cur) > 1:
-        nxt: list[bytes] = []
-        append = nxt.append
-        for left, right in zip(cur[0:len(cur) - 1:2], cur[1::2], strict=True):
-            h = start()
-            h.update(left)
-            h.update(right)
-            append(h.digest())
-        cur = nxt
+        cur = _node_level(cur if len(cur) % 2 == 0 else cur[:-1])  # an odd last node waits for its pair
         levels.append(cur)
     return levels
 

@@ -36,34 +36,41 @@ hash_into(SHA256_CTX *ctx, PyObject *item, Py_ssize_t need, Py_ssize_t index)
     return 0;
 }
 
+/* SHA-256(prefix || item[i] || ... || item[i + group - 1]) for each run of ``group`` items: the one loop
+ * behind both entry points. ``need`` >= 0 requires every item to be that many bytes. */
 static PyObject *
-leaf_hashes(PyObject *module, PyObject *arg)
+hash_groups(PyObject *arg, unsigned char prefix, Py_ssize_t group, Py_ssize_t need, const char *name)
 {
     /* a tuple (the same object if it is one): a list could change size under us */
     PyObject *seq = PySequence_Tuple(arg);
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    if (n % group) {  /* only node_level's pairs can be short */
+        PyErr_Format(PyExc_ValueError, "%s() takes an even number of hashes, not %zd", name, n);
+        Py_DECREF(seq);
+        return NULL;
+    }
     PyObject **items = &PyTuple_GET_ITEM(seq, 0);
-    PyObject *out = PyList_New(n);
+    PyObject *out = PyList_New(n / group);
     if (out == NULL) {
         Py_DECREF(seq);
         return NULL;
     }
-    static const unsigned char prefix = 0x00;
     SHA256_CTX start, ctx;
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_Init(&start);
     SHA256_Update(&start, &prefix, 1);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n; i += group) {
         ctx = start;
-        if (hash_into(&ctx, items[i], -1, i) < 0)
-            goto fail;
+        for (Py_ssize_t j = i; j < i + group; j++)
+            if (hash_into(&ctx, items[j], need, j) < 0)
+                goto fail;
         SHA256_Final(md, &ctx);
         PyObject *digest = PyBytes_FromStringAndSize((const char *)md, SHA256_DIGEST_LENGTH);
         if (digest == NULL)
             goto fail;
-        PyList_SET_ITEM(out, i, digest);
+        PyList_SET_ITEM(out, i / group, digest);
     }
     Py_DECREF(seq);
     return out;
@@ -74,45 +81,15 @@ fail:
 }
 
 static PyObject *
+leaf_hashes(PyObject *module, PyObject *arg)
+{
+    return hash_groups(arg, 0x00, 1, -1, "leaf_hashes");
+}
+
+static PyObject *
 node_level(PyObject *module, PyObject *arg)
 {
-    PyObject *seq = PySequence_Tuple(arg);
-    if (seq == NULL)
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(seq);
-    if (n % 2) {
-        PyErr_Format(PyExc_ValueError, "node_level() takes an even number of hashes, not %zd", n);
-        Py_DECREF(seq);
-        return NULL;
-    }
-    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
-    PyObject *out = PyList_New(n / 2);
-    if (out == NULL) {
-        Py_DECREF(seq);
-        return NULL;
-    }
-    static const unsigned char prefix = 0x01;
-    SHA256_CTX start, ctx;
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_Init(&start);
-    SHA256_Update(&start, &prefix, 1);
-    for (Py_ssize_t i = 0; i < n; i += 2) {
-        ctx = start;
-        if (hash_into(&ctx, items[i], SHA256_DIGEST_LENGTH, i) < 0 ||
-                hash_into(&ctx, items[i + 1], SHA256_DIGEST_LENGTH, i + 1) < 0)
-            goto fail;
-        SHA256_Final(md, &ctx);
-        PyObject *digest = PyBytes_FromStringAndSize((const char *)md, SHA256_DIGEST_LENGTH);
-        if (digest == NULL)
-            goto fail;
-        PyList_SET_ITEM(out, i / 2, digest);
-    }
-    Py_DECREF(seq);
-    return out;
-fail:
-    Py_DECREF(out);
-    Py_DECREF(seq);
-    return NULL;
+    return hash_groups(arg, 0x01, 2, SHA256_DIGEST_LENGTH, "node_level");
 }
 
 static PyMethodDef methods[] = {
