@@ -89,3 +89,12 @@ def test_every_path_parameter_is_declared_once(document) -> None:
         if twice or in_path != set(templated) or len(templated) != len(set(templated)):
             wrong.append(f"{method.upper()} {path}: template {templated}, declared {sorted(in_path)}, twice {twice}")
     assert not wrong, wrong
+
+
+def test_every_schema_has_its_own_name(document) -> None:
+    """Two models of one class name make FastAPI name both by their module (``reprolab_gateway__api__...``):
+    clients generated from the document then get those names, and Swagger UI shows them."""
+    names = list(document["components"]["schemas"])
+    assert len(names) > 50
+    qualified = [n for n in names if "__" in n]
+    assert not qualified, f"schemas named by their module (rename one of the models): {qualified}"

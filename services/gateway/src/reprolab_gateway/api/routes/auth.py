@@ -45,7 +45,7 @@ class SessionInfo(BaseModel):
     current: bool = Field(description="The session this request came with.")
 
 
-class SessionList(BaseModel):
+class SignInSessionList(BaseModel):
     items: list[SessionInfo]
 
 
@@ -98,11 +98,11 @@ def change_password(body: PasswordChange, request: Request, session: SessionDep,
     return Response(status_code=204)
 
 
-@router.get("/me/sessions", response_model=SessionList)
-def list_sessions(request: Request, session: SessionDep, user: CurrentUser) -> SessionList:
+@router.get("/me/sessions", response_model=SignInSessionList)
+def list_sessions(request: Request, session: SessionDep, user: CurrentUser) -> SignInSessionList:
     """Your signed-in browsers."""
     current = sessions.current_session_row(session, request)
-    return SessionList(items=[
+    return SignInSessionList(items=[
         SessionInfo(id=r.id, method=r.method, address=r.address, created_at=aware(r.created_at),
                     last_seen_at=aware(r.last_seen_at), expires_at=aware(r.expires_at),
                     current=current is not None and current.id == r.id)
