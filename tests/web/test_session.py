@@ -187,6 +187,15 @@ def test_api_docs_work_offline_from_the_gateways_own_assets(portal, tab, shot) -
     assert {tuple(op) for op in page.evaluate(OPERATIONS_DRAWN_JS)} == operations
     shot(page, "docs")
     page.set_viewport_size(VIEWPORT)
+    # the filter box narrows the operations to the tags, or the paths, that contain what is typed
+    tags = {op["tags"][0] for item in document["paths"].values() for method, op in item.items()
+            if method in HTTP_METHODS}
+    matching = {op["tags"][0] for path, item in document["paths"].items() for method, op in item.items()
+                if method in HTTP_METHODS and ("runs" in op["tags"][0] or "runs" in path)}
+    assert "runs" in matching and len(tags) > len(matching) + 5, (tags, matching)
+    page.locator(".swagger-ui input.operation-filter-input").fill("runs")
+    expect(page.locator(".swagger-ui .opblock-tag")).to_have_count(len(matching))
+    assert set(page.locator(".swagger-ui .opblock-tag").all_inner_texts()) == matching
     assert not tab.offsite, tab.offsite
     assert not tab.errors, tab.errors
 
