@@ -5,6 +5,7 @@ attempt is in the accounts activity log."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import httpx
@@ -28,7 +29,8 @@ def test_password_sign_in_starts_a_session_the_api_and_pages_accept(accounts) ->
         value = browser.cookies["reprolab_session"]
         assert value.startswith("rls_") and token not in cookie and PASSWORD not in cookie
         assert browser.get("/api/v1/me").json()["username"] == name
-        assert f"Signed in as <strong>{name}</strong>" in browser.get("/").text
+        assert re.search(rf'Signed in as</span> <a class="account" href="/me/account"[^>]*><strong>{name}</strong>',
+                         browser.get("/").text)
         # a change made with the cookie still needs the CSRF header
         assert browser.put("/api/v1/me/password", json={"current_password": "x", "new_password": "y"}
                            ).status_code == 403

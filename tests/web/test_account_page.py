@@ -30,7 +30,7 @@ def test_account_page_changes_the_password_and_makes_tokens(portal, tab, shot) -
     _set_password(portal, name, "first passphrase")
     page = tab.page
     _password_sign_in(page, portal.url, name, "first passphrase")
-    page.get_by_role("link", name="Account").click()
+    page.get_by_role("link", name=name, exact=True).click()  # the name in the top bar leads to the account page
     page.wait_for_url("**/me/account")
     expect(page.locator("#sessions")).to_contain_text("this browser")
     page.get_by_label("New token's name").fill("laptop")

@@ -37,6 +37,11 @@ OVERFLOW_JS = """() => {
       + ` (${Math.round(el.getBoundingClientRect().right)}px)`);
   return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 6) };
 }"""
+# how many rows the top bar's items take (a laptop's width must hold them in one)
+TOP_BAR_ROWS_JS = """() => new Set(
+  [...document.querySelectorAll('header.top .brand, header.top nav li, header.top .who')]
+  .filter((el) => el.getClientRects().length)
+  .map((el) => Math.round(el.getBoundingClientRect().top / 16))).size"""
 STUCK_JS = """() => [...document.querySelectorAll('main *')]
   .filter((el) => el.children.length === 0 && /Loading…/.test(el.textContent) && el.getClientRects().length)
   .map((el) => el.outerHTML.slice(0, 100))"""
@@ -91,8 +96,8 @@ def course(portal: Portal, base_image: str) -> Course:
 def pages(c: Course, role: str) -> list[tuple[str, str]]:
     """Every page template a signed-in person reaches (the model page: test_models_page, which deploys one)."""
     ws = c.ws
-    if role == "admin":
-        return [("users", "/admin/users")]
+    if role == "admin":  # a workspace's page too: the widest top bar (the workspace's links and Users)
+        return [("users", "/admin/users"), ("workspace", f"/w/{ws}")]
     common = [("dashboard", "/"), ("workspace", f"/w/{ws}"), ("environment", f"/w/{ws}/env/py"),
               ("runs", f"/w/{ws}/runs"), ("run", f"/w/{ws}/runs/{c.run_id}"),
               ("assignment", f"/w/{ws}/assignments/iris"), ("activity", f"/w/{ws}/activity"),
@@ -156,6 +161,8 @@ def check_page(page: Page, errors: list[str], label: str, keep: bool = False) ->
         Path(docs).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(docs) / f"{label}.jpg"), full_page=True, type="jpeg", quality=40)
     assert over["scrollWidth"] <= over["width"], f"{label} scrolls sideways: {over}"
+    if label.startswith("laptop"):
+        assert page.evaluate(TOP_BAR_ROWS_JS) <= 1, f"{label}: the top bar wraps onto a second row"
     assert not page.evaluate(UNLABELLED_JS), label
     assert not errors, f"{label}: {errors}"
     return path

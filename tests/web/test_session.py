@@ -52,7 +52,8 @@ def test_sign_in_sets_an_httponly_strict_cookie_that_the_api_accepts(portal) -> 
         r = browser.post("/api/v1/users", json={"username": "nope"}, headers={CSRF: csrf})
         assert r.status_code == 403
         # pages render for the signed-in user
-        assert f"Signed in as <strong>{name}</strong>" in browser.get(f"/w/{slug}").text
+        assert re.search(rf'Signed in as</span> <a class="account" href="/me/account"[^>]*><strong>{name}</strong>',
+                         browser.get(f"/w/{slug}").text)
         # signing out needs the form's CSRF value, then clears the cookies
         browser.post("/logout", data={"csrf": "forged"})
         assert browser.get("/api/v1/me").status_code == 200
