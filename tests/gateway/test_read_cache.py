@@ -33,7 +33,7 @@ from reprolab_gateway.core.config import GatewaySettings
 from reprolab_gateway.core.readcache import ReadCache
 
 SPEC = {"base": "python:3.12-slim", "python": {"version": "3.12", "requirements": ["numpy"]}}
-CACHED = (Registry.WORKSPACE_GET, Registry.ENV_LIST, Registry.ENV_GET, Registry.VERSION_LIST)
+CACHED = (Registry.WORKSPACE_GET, Registry.ENV_LIST, Registry.ENV_GET, Registry.VERSION_LIST, Registry.VERSION_GET)
 LONG = 60.0  # the cache's time limit in these tests: anything they see change, a notice changed
 
 
@@ -206,6 +206,7 @@ async def test_repeated_reads_skip_the_registry_and_answer_the_same_bytes(replic
         f"/api/v1/workspaces/{ws}/environments?archived=true",
         f"/api/v1/workspaces/{ws}/environments/py",
         f"/api/v1/workspaces/{ws}/environments/py/versions",
+        f"/api/v1/workspaces/{ws}/environments/py/versions/1",
     ]
     first = [await ok(await a.client.get(p, headers=a.auth())) for p in paths]
     asked = await calls.settled(operator)
@@ -254,6 +255,8 @@ async def test_an_image_recorded_by_the_builder_is_seen_once_its_notice_arrives(
     cache = await live(a)
     env = f"/api/v1/workspaces/{ws}/environments/py"
     assert (await ok(await a.client.get(env, headers=a.auth()))).json()["latest"]["image_digest"] is None
+    version = f"{env}/versions/1"
+    assert (await ok(await a.client.get(version, headers=a.auth()))).json()["image_digest"] is None
     builder = await bus.client("builder")
     try:
         digest = "sha256:" + "ab" * 32
@@ -274,6 +277,7 @@ async def test_an_image_recorded_by_the_builder_is_seen_once_its_notice_arrives(
         await builder.close()
     await dropped(cache, ws)
     assert (await ok(await a.client.get(env, headers=a.auth()))).json()["latest"]["image_digest"] == digest
+    assert (await ok(await a.client.get(version, headers=a.auth()))).json()["image_digest"] == digest
 
 
 async def test_a_removed_member_is_refused_at_once(replicas) -> None:

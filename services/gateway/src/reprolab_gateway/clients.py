@@ -27,8 +27,9 @@ class _Client:
         return await call(self._link.client, subject, request, reply_type, timeout=deadline or self._timeout)
 
 
-# Registry subjects that change nothing the read cache keeps (core/readcache.py). Every other subject
-# the gateway sends drops the workspaces its request names once the registry has answered (or failed to).
+# Registry subjects that change nothing the read cache keeps (core/readcache.py), and VERSION_GET without an
+# export_kind (with one, the registry records an export). Every other subject the gateway sends drops the
+# workspaces its request names once the registry has answered (or failed to).
 _REGISTRY_READS = frozenset({
     Registry.WORKSPACE_LIST, Registry.WORKSPACE_GET, Registry.MEMBER_LIST, Registry.ENV_LIST, Registry.ENV_GET,
     Registry.VERSION_LIST, Registry.DATASET_LIST, Registry.ASSIGNMENT_LIST, Registry.ASSIGNMENT_LEADERBOARD,
@@ -42,7 +43,8 @@ class RegistryClient(_Client):
 
     async def _call(self, subject: str, request: Message, reply_type: type, deadline: float | None = None):
         cache = self._link.read_cache
-        if cache is None or subject in _REGISTRY_READS:
+        if cache is None or subject in _REGISTRY_READS or (subject == Registry.VERSION_GET
+                                                           and not request.export_kind):
             return await super()._call(subject, request, reply_type, deadline)
         try:
             return await super()._call(subject, request, reply_type, deadline)
@@ -218,16 +220,20 @@ class RegistryClient(_Client):
         return await self._call(Registry.VERSION_LIST, request(), registry_pb2.VersionList)
 
     async def get_version(self, workspace: str, environment: str, number: int, *, export_kind: str = "",
-                          export_destination: str = "", export_digest: str = "") -> registry_pb2.Version:
-        """A version; with ``export_kind`` the registry records the read as ``version.exported``."""
-        return await self._call(
-            Registry.VERSION_GET,
-            registry_pb2.GetVersionRequest(
+                          export_destination: str = "", export_digest: str = "",
+                          cached: bool = False) -> registry_pb2.Version:
+        """A version; with ``export_kind`` the registry records the read as ``version.exported`` (never
+        answered from the cache: the record is the point)."""
+        def request() -> registry_pb2.GetVersionRequest:
+            return registry_pb2.GetVersionRequest(
                 actor=self.actor, workspace=workspace, environment=environment, number=number,
                 export_kind=export_kind, export_destination=export_destination, export_digest=export_digest,
-            ),
-            registry_pb2.Version,
-        )
+            )
+
+        if cached and not export_kind:
+            return await self._cached(Registry.VERSION_GET, workspace, (environment, number), request,
+                                      registry_pb2.Version)
+        return await self._call(Registry.VERSION_GET, request(), registry_pb2.Version)
 
     async def register_dataset(
         self,

@@ -3,10 +3,10 @@
 Reads through the gateway were each one NATS round trip to the registry (an access check and a query),
 and on a small machine the round trip (socket writes in three processes) was most of their cost
 (bench/gateway.py). The routes ``GET /workspaces/{ws}``, ``GET .../environments``, ``GET
-.../environments/{env}`` and ``GET .../environments/{env}/versions`` reuse the registry's reply for the
-same caller (user id, name, platform admin flag), workspace, route and query parameters. Only replies
-are kept: an error (404, 403, 503) is asked for again every time. The route still turns the reply into
-the response, so a cached answer is byte for byte the uncached one.
+.../environments/{env}``, ``GET .../environments/{env}/versions`` and ``GET .../versions/{n}`` reuse the
+registry's reply for the same caller (user id, name, platform admin flag), workspace, route and query
+parameters. Only replies are kept: an error (404, 403, 503) is asked for again every time. The route still
+turns the reply into the response, so a cached answer is byte for byte the uncached one.
 
 What makes an entry go, before its time (REPROLAB_GATEWAY_READ_CACHE_SECONDS) is up:
 

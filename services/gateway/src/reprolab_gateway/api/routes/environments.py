@@ -80,7 +80,7 @@ async def list_versions(ws: WsPath, env: EnvPath, registry: RegistryDep) -> Vers
 async def get_version(
     ws: WsPath, env: EnvPath, registry: RegistryDep, n: int = Path(ge=1, le=INT32_MAX, description="Version number")
 ) -> Version:
-    return Version.of(await registry.get_version(ws, env, n))
+    return Version.of(await registry.get_version(ws, env, n, cached=True))
 
 
 @router.post(
