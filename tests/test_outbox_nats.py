@@ -1,0 +1,216 @@
+"""The outbox publisher against a real nats-server with JetStream (the session's ``nats_server``): a drain
+writes its publishes without waiting for each ack, and the stream still holds every event once, in the
+order of the outbox rows; after a failure in the middle of a drain only the acked prefix of rows is
+deleted and the next drain completes the stream without a duplicate or a reordering."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.errors import MaxPayloadError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy, DiscardPolicy
+from nats.js.errors import APIError
+from reprolab.v1 import events_pb2
+from reprolab_common.nats import MSG_ID, Stream, ensure_streams
+from reprolab_common.natsserver import NatsServer
+from reprolab_common.outbox import OutboxPublisher, add_event, outbox_table
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+Outbox = outbox_table(Base)
+EVENT_TYPE = "outbox_test"
+
+
+@pytest.fixture
+async def streams(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """The platform's streams, made (and inspected) through a connection of their own, so the publisher's
+    connections below have sent no request before their first drain."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_streams(js, [Stream.EVENTS])
+    yield js
+    await nc.close()
+
+
+@pytest.fixture
+async def fresh(nats_server: NatsServer) -> AsyncIterator:
+    """Opens connections that have sent nothing yet; closes them after the test."""
+    opened: list[Client] = []
+
+    async def _open() -> Client:
+        nc = await nats.connect(nats_server.url)
+        opened.append(nc)
+        return nc
+
+    yield _open
+    for nc in opened:
+        await nc.close()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    Base.metadata.create_all(engine)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def commit_events(sessions: sessionmaker, workspace: str, n: int) -> list[str]:
+    """``n`` events, one transaction each (as the services commit them); their ids in commit order."""
+    ids = []
+    for _ in range(n):
+        event_id = str(uuid.uuid4())
+        with sessions.begin() as s:
+            add_event(s, Outbox, events_pb2.Event(id=event_id, type=EVENT_TYPE, workspace=workspace))
+        ids.append(event_id)
+    return ids
+
+
+def pending_ids(sessions: sessionmaker) -> list[str]:
+    with sessions() as s:
+        return list(s.execute(select(Outbox.event_id).order_by(Outbox.seq)).scalars())
+
+
+async def stored_ids(js: JetStreamContext, workspace: str) -> list[str]:
+    """The ids of the workspace's events in EVENTS, in stream order, each as often as it is stored."""
+    subject = f"events.{workspace}.>"
+    info = await js.stream_info(Stream.EVENTS.value, subjects_filter=subject)
+    count = sum((info.state.subjects or {}).values())
+    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    try:
+        ids = []
+        for _ in range(count):
+            msg = await sub.next_msg(timeout=5)
+            ev = events_pb2.Event()
+            ev.ParseFromString(msg.data)
+            assert msg.headers and msg.headers[MSG_ID] == ev.id
+            ids.append(ev.id)
+        return ids
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_drains_store_every_event_once_in_commit_order(streams, fresh, outbox) -> None:
+    workspace = f"ws{uuid.uuid4().hex[:8]}"
+    ids = commit_events(outbox, workspace, 500)
+
+    # a connection that has sent no request yet: its first publish sets up the reply subscription
+    nc = await fresh()
+    assert nc._resp_sub_prefix is None  # nats-py's state before a connection's first request
+    assert await OutboxPublisher(outbox, Outbox, nc.jetstream(), batch=200).drain_once() == 200
+    assert pending_ids(outbox) == ids[200:]
+    assert await stored_ids(streams, workspace) == ids[:200]
+
+    # the rest through run() on another new connection: full batches of 64 follow each other at once
+    publisher = OutboxPublisher(outbox, Outbox, (await fresh()).jetstream(), batch=64)
+    stop = asyncio.Event()
+    running = asyncio.create_task(publisher.run(stop))
+    try:
+        publisher.wake()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while pending_ids(outbox):
+            assert loop.time() < deadline, f"{len(pending_ids(outbox))} events still pending"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        publisher.wake()
+        await asyncio.wait_for(running, 10)
+    assert await stored_ids(streams, workspace) == ids
+
+
+async def test_a_stream_limit_hit_mid_drain_keeps_the_refused_rows_for_the_next_drain(streams, fresh, outbox) -> None:
+    """A real refusal: EVENTS with a message limit and "discard new" refuses the 41st message from now on."""
+    workspace = f"ws{uuid.uuid4().hex[:8]}"
+    ids = commit_events(outbox, workspace, 100)
+    publisher = OutboxPublisher(outbox, Outbox, (await fresh()).jetstream())
+    info = await streams.stream_info(Stream.EVENTS.value)
+    limited = dataclasses.replace(info.config, max_msgs=info.state.messages + 40, discard=DiscardPolicy.NEW)
+    await streams.update_stream(limited)
+    try:
+        with pytest.raises(APIError, match="maximum messages"):
+            await publisher.drain_once()
+    finally:
+        await streams.update_stream(info.config)
+    assert pending_ids(outbox) == ids[40:]
+    assert await stored_ids(streams, workspace) == ids[:40]
+
+    assert await publisher.drain_once() == 60
+    assert pending_ids(outbox) == []
+    assert await stored_ids(streams, workspace) == ids
+
+
+class AckLostFor:
+    """The real JetStreamContext, except that the publish of one event id raises as if its ack were lost
+    (nats-py's TimeoutError) after the message was stored: injects one failure, nothing else changes."""
+
+    def __init__(self, js: JetStreamContext, event_id: str) -> None:
+        self.js = js
+        self.event_id = event_id
+
+    async def publish(self, subject: str, payload: bytes, **kwargs):
+        ack = await self.js.publish(subject, payload, **kwargs)
+        if kwargs["headers"][MSG_ID] == self.event_id:
+            self.event_id = ""  # once
+            raise NatsTimeout
+        return ack
+
+
+async def test_a_lost_ack_mid_drain_keeps_later_rows_and_the_next_drain_stores_no_duplicate(
+        streams, fresh, outbox) -> None:
+    workspace = f"ws{uuid.uuid4().hex[:8]}"
+    ids = commit_events(outbox, workspace, 100)
+    publisher = OutboxPublisher(outbox, Outbox, AckLostFor((await fresh()).jetstream(), ids[57]))  # type: ignore[arg-type]
+    with pytest.raises(NatsTimeout):
+        await publisher.drain_once()
+    # the acked prefix is deleted; the row whose ack was lost and all after it stay, although all landed
+    assert pending_ids(outbox) == ids[57:]
+    assert await stored_ids(streams, workspace) == ids
+
+    assert await publisher.drain_once() == 43  # every one a duplicate JetStream drops (same Nats-Msg-Id)
+    assert pending_ids(outbox) == []
+    assert await stored_ids(streams, workspace) == ids
+
+
+class RefusedBeforeWritingFor:
+    """The real JetStreamContext, except that the publish of one event id fails the way nats-py refuses a
+    message before writing it (MaxPayloadError): injects one failure, nothing else changes."""
+
+    def __init__(self, js: JetStreamContext, event_id: str) -> None:
+        self.js = js
+        self.event_id = event_id
+
+    async def publish(self, subject: str, payload: bytes, **kwargs):
+        if kwargs["headers"][MSG_ID] == self.event_id:
+            self.event_id = ""  # once
+            raise MaxPayloadError
+        return await self.js.publish(subject, payload, **kwargs)
+
+
+async def test_a_publish_refused_before_writing_stops_the_later_ones_so_none_overtakes_it(
+        streams, fresh, outbox) -> None:
+    workspace = f"ws{uuid.uuid4().hex[:8]}"
+    ids = commit_events(outbox, workspace, 100)
+    publisher = OutboxPublisher(outbox, Outbox, RefusedBeforeWritingFor((await fresh()).jetstream(), ids[30]))  # type: ignore[arg-type]
+    with pytest.raises(MaxPayloadError):
+        await publisher.drain_once()
+    assert pending_ids(outbox) == ids[30:]
+    assert await stored_ids(streams, workspace) == ids[:30]  # nothing after the refused one was written
+
+    assert await publisher.drain_once() == 70
+    assert await stored_ids(streams, workspace) == ids
+
