@@ -1,7 +1,7 @@
-"""The outbox publisher against a real nats-server with JetStream (the session's ``nats_server``): a drain
-writes its publishes without waiting for each ack, and the stream still holds every event once, in the
-order of the outbox rows; after a failure in the middle of a drain only the acked prefix of rows is
-deleted and the next drain completes the stream without a duplicate or a reordering."""
+"""The outbox publisher against a real nats-server with JetStream (the session's ``nats_server``): the stream
+holds every event once, in the order of the outbox rows; after a failure in the middle of a drain only the
+acked prefix of rows is deleted and the next drain completes the stream without a duplicate or a reordering,
+also when the server refuses one message and would have taken the ones after it."""
 
 from __future__ import annotations
 
@@ -177,11 +177,11 @@ async def test_a_lost_ack_mid_drain_keeps_later_rows_and_the_next_drain_stores_n
     publisher = OutboxPublisher(outbox, Outbox, AckLostFor((await fresh()).jetstream(), ids[57]))  # type: ignore[arg-type]
     with pytest.raises(NatsTimeout):
         await publisher.drain_once()
-    # the acked prefix is deleted; the row whose ack was lost and all after it stay, although all landed
+    # the acked prefix is deleted; the row whose ack was lost stays although it landed, and so do those after it
     assert pending_ids(outbox) == ids[57:]
-    assert await stored_ids(streams, workspace) == ids
+    assert await stored_ids(streams, workspace) == ids[:58]
 
-    assert await publisher.drain_once() == 43  # every one a duplicate JetStream drops (same Nats-Msg-Id)
+    assert await publisher.drain_once() == 43  # its re-publish is a duplicate JetStream drops (same Nats-Msg-Id)
     assert pending_ids(outbox) == []
     assert await stored_ids(streams, workspace) == ids
 
@@ -214,3 +214,28 @@ async def test_a_publish_refused_before_writing_stops_the_later_ones_so_none_ove
     assert await publisher.drain_once() == 70
     assert await stored_ids(streams, workspace) == ids
 
+
+
+async def test_a_message_the_stream_refuses_holds_back_the_ones_after_it(streams, fresh, outbox) -> None:
+    """A stream with a message size limit refuses one large event and would store the small ones after it:
+    publishing them before that event's answer came back (pipelining) would store them first. One ack at a
+    time, nothing after it is stored until it is, and the stream keeps the outbox's order."""
+    workspace = f"ws{uuid.uuid4().hex[:8]}"
+    ids = commit_events(outbox, workspace, 5)
+    big = str(uuid.uuid4())
+    with outbox.begin() as s:
+        add_event(s, Outbox, events_pb2.Event(id=big, type=EVENT_TYPE, workspace=workspace, subject="x" * 4096))
+    ids += [big, *commit_events(outbox, workspace, 5)]
+    publisher = OutboxPublisher(outbox, Outbox, (await fresh()).jetstream())
+    info = await streams.stream_info(Stream.EVENTS.value)
+    await streams.update_stream(dataclasses.replace(info.config, max_msg_size=2048))
+    try:
+        with pytest.raises(APIError, match="message size exceeds maximum allowed"):
+            await publisher.drain_once()
+    finally:
+        await streams.update_stream(info.config)
+    assert pending_ids(outbox) == ids[5:]
+    assert await stored_ids(streams, workspace) == ids[:5]
+
+    assert await publisher.drain_once() == 6
+    assert await stored_ids(streams, workspace) == ids
