@@ -6,6 +6,7 @@ also when the server refuses one message and would have taken the ones after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -67,6 +68,17 @@ def outbox(tmp_path: Path):
     Base.metadata.create_all(engine)
     yield sessionmaker(engine, expire_on_commit=False)
     engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def limited(js: JetStreamContext, **limits) -> AsyncIterator[None]:
+    """EVENTS with ``limits`` changed for the block, then as it was."""
+    config = (await js.stream_info(Stream.EVENTS.value)).config
+    await js.update_stream(dataclasses.replace(config, **limits))
+    try:
+        yield
+    finally:
+        await js.update_stream(config)
 
 
 def commit_events(sessions: sessionmaker, workspace: str, n: int) -> list[str]:
@@ -138,14 +150,10 @@ async def test_a_stream_limit_hit_mid_drain_keeps_the_refused_rows_for_the_next_
     workspace = f"ws{uuid.uuid4().hex[:8]}"
     ids = commit_events(outbox, workspace, 100)
     publisher = OutboxPublisher(outbox, Outbox, (await fresh()).jetstream())
-    info = await streams.stream_info(Stream.EVENTS.value)
-    limited = dataclasses.replace(info.config, max_msgs=info.state.messages + 40, discard=DiscardPolicy.NEW)
-    await streams.update_stream(limited)
-    try:
+    stored = (await streams.stream_info(Stream.EVENTS.value)).state.messages
+    async with limited(streams, max_msgs=stored + 40, discard=DiscardPolicy.NEW):
         with pytest.raises(APIError, match="maximum messages"):
             await publisher.drain_once()
-    finally:
-        await streams.update_stream(info.config)
     assert pending_ids(outbox) == ids[40:]
     assert await stored_ids(streams, workspace) == ids[:40]
 
@@ -227,13 +235,9 @@ async def test_a_message_the_stream_refuses_holds_back_the_ones_after_it(streams
         add_event(s, Outbox, events_pb2.Event(id=big, type=EVENT_TYPE, workspace=workspace, subject="x" * 4096))
     ids += [big, *commit_events(outbox, workspace, 5)]
     publisher = OutboxPublisher(outbox, Outbox, (await fresh()).jetstream())
-    info = await streams.stream_info(Stream.EVENTS.value)
-    await streams.update_stream(dataclasses.replace(info.config, max_msg_size=2048))
-    try:
+    async with limited(streams, max_msg_size=2048):
         with pytest.raises(APIError, match="message size exceeds maximum allowed"):
             await publisher.drain_once()
-    finally:
-        await streams.update_stream(info.config)
     assert pending_ids(outbox) == ids[5:]
     assert await stored_ids(streams, workspace) == ids[:5]
 
