@@ -162,19 +162,26 @@ async def test_a_stream_limit_hit_mid_drain_keeps_the_refused_rows_for_the_next_
     assert await stored_ids(streams, workspace) == ids
 
 
-class AckLostFor:
-    """The real JetStreamContext, except that the publish of one event id raises as if its ack were lost
-    (nats-py's TimeoutError) after the message was stored: injects one failure, nothing else changes."""
+class FailsOnceFor:
+    """The real JetStreamContext, except that the publish of one event id raises ``error`` once: before the
+    message is written (as nats-py refuses one, e.g. MaxPayloadError) or after it is stored (``stored=True``:
+    its ack lost, nats-py's TimeoutError). Injects that one failure; nothing else changes."""
 
-    def __init__(self, js: JetStreamContext, event_id: str) -> None:
+    def __init__(self, js: JetStreamContext, event_id: str, error: type[Exception], *, stored: bool) -> None:
         self.js = js
         self.event_id = event_id
+        self.error = error
+        self.stored = stored
 
     async def publish(self, subject: str, payload: bytes, **kwargs):
-        ack = await self.js.publish(subject, payload, **kwargs)
-        if kwargs["headers"][MSG_ID] == self.event_id:
+        failing = kwargs["headers"][MSG_ID] == self.event_id
+        if failing:
             self.event_id = ""  # once
-            raise NatsTimeout
+        if failing and not self.stored:
+            raise self.error
+        ack = await self.js.publish(subject, payload, **kwargs)
+        if failing:
+            raise self.error
         return ack
 
 
@@ -182,7 +189,8 @@ async def test_a_lost_ack_mid_drain_keeps_later_rows_and_the_next_drain_stores_n
         streams, fresh, outbox) -> None:
     workspace = f"ws{uuid.uuid4().hex[:8]}"
     ids = commit_events(outbox, workspace, 100)
-    publisher = OutboxPublisher(outbox, Outbox, AckLostFor((await fresh()).jetstream(), ids[57]))  # type: ignore[arg-type]
+    js = FailsOnceFor((await fresh()).jetstream(), ids[57], NatsTimeout, stored=True)
+    publisher = OutboxPublisher(outbox, Outbox, js)  # type: ignore[arg-type]
     with pytest.raises(NatsTimeout):
         await publisher.drain_once()
     # the acked prefix is deleted; the row whose ack was lost stays although it landed, and so do those after it
@@ -194,26 +202,12 @@ async def test_a_lost_ack_mid_drain_keeps_later_rows_and_the_next_drain_stores_n
     assert await stored_ids(streams, workspace) == ids
 
 
-class RefusedBeforeWritingFor:
-    """The real JetStreamContext, except that the publish of one event id fails the way nats-py refuses a
-    message before writing it (MaxPayloadError): injects one failure, nothing else changes."""
-
-    def __init__(self, js: JetStreamContext, event_id: str) -> None:
-        self.js = js
-        self.event_id = event_id
-
-    async def publish(self, subject: str, payload: bytes, **kwargs):
-        if kwargs["headers"][MSG_ID] == self.event_id:
-            self.event_id = ""  # once
-            raise MaxPayloadError
-        return await self.js.publish(subject, payload, **kwargs)
-
-
 async def test_a_publish_refused_before_writing_stops_the_later_ones_so_none_overtakes_it(
         streams, fresh, outbox) -> None:
     workspace = f"ws{uuid.uuid4().hex[:8]}"
     ids = commit_events(outbox, workspace, 100)
-    publisher = OutboxPublisher(outbox, Outbox, RefusedBeforeWritingFor((await fresh()).jetstream(), ids[30]))  # type: ignore[arg-type]
+    js = FailsOnceFor((await fresh()).jetstream(), ids[30], MaxPayloadError, stored=False)
+    publisher = OutboxPublisher(outbox, Outbox, js)  # type: ignore[arg-type]
     with pytest.raises(MaxPayloadError):
         await publisher.drain_once()
     assert pending_ids(outbox) == ids[30:]
