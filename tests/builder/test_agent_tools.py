@@ -27,6 +27,7 @@ def build(tmp_path_factory, registry: str, name: str, spec: dict) -> str:
     ref = f"{registry}/t{uuid.uuid4().hex[:8]}/{name}:v1"
     lock = resolve(spec, settings=settings, log=lambda _: None)
     build_lock(lock, settings=settings, backend=BuildahBackend(settings), image_ref=ref, log=lambda _: None)
+    BuildahBackend.wait_for_local_copies()  # the tests run it from local storage
     return ref
 
 

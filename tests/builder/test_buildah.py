@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -65,11 +66,13 @@ def env(tmp_path_factory, oci_registry, base_image):
     lock = resolve(spec, settings=settings, log=lambda _: None)
     backend = BuildahBackend(settings)
     started = time.monotonic()
-    result = build_lock(lock, settings=settings, backend=backend, image_ref=f"{repo}:v1", log=Log())
+    log = Log()
+    result = build_lock(lock, settings=settings, backend=backend, image_ref=f"{repo}:v1", log=log)
     cold = time.monotonic() - started
+    BuildahBackend.wait_for_local_copies()  # the tests run it from local storage
     print(f"\ncold build + push: {cold:.1f}s")
     refs = [f"{repo}:v1"]
-    yield {"settings": settings, "repo": repo, "lock": lock, "result": result, "backend": backend,
+    yield {"settings": settings, "repo": repo, "lock": lock, "result": result, "backend": backend, "log": log,
            "registry": oci_registry.address, "refs": refs, "spec": spec}
     for ref in refs:
         try:
@@ -90,6 +93,19 @@ def test_build_pushes_to_registry_and_noop_rebuild(env):
     print(f"\nno-op rebuild: {time.monotonic() - started:.1f}s")
     assert again.digest == digest
     assert any("not pushing again" in line for line in log)
+
+
+def test_a_new_lock_is_one_layer_over_its_base_committed_straight_to_the_registry(env):
+    """Issue 14 item 5: what the build adds is one layer, written once, into the registry; the local copy
+    that derived builds start FROM is pulled afterwards, by digest, and carries the tag."""
+    assert env["lock"]["build"] == {"layers": "one"}
+    base_layers = json.loads(podman("image", "inspect", "--format", "{{json .RootFS.Layers}}", BASE))
+    _, man = manifest(env["registry"], f"{env['repo']}:v1")
+    assert len(man["layers"]) == len(base_layers) + 1
+    assert any(line.startswith("COMMIT docker://") for line in env["log"])
+    assert not any(line.startswith("$ buildah push") for line in env["log"])
+    local = podman("image", "inspect", "--format", "{{.Id}}", f"{env['repo']}:v1").strip()
+    assert f"sha256:{local}" == man["config"]["digest"]
 
 
 def test_same_lock_rebuilt_from_scratch_has_same_digest(env):
@@ -165,6 +181,7 @@ def test_derived_build_shares_every_parent_layer(env):
     result = build_lock(lock, settings=env["settings"], backend=env["backend"], image_ref=ref, log=log,
                         parent_lock=env["lock"], datasets=lambda digest, dest: dest.write_bytes(b"a,b\n1,2\n"))
     print(f"\nderived build + push: {time.monotonic() - started:.1f}s")
+    env["backend"].wait_for_local_copies()  # run below from local storage
     digest, man = manifest(env["registry"], ref)
     assert result.digest == digest
     parent_layers = [layer["digest"] for layer in parent_man["layers"]]
@@ -194,6 +211,7 @@ def test_derived_version_in_one_step_works_and_rebuilds_to_the_same_digest(env):
         result = build_lock(lock, settings=env["settings"], backend=env["backend"], image_ref=ref, log=Log(),
                             parent_lock=env["lock"])
         digests.append(result.digest)
+        env["backend"].wait_for_local_copies()  # run below from local storage
         _, man = manifest(env["registry"], ref)
         assert len(man["layers"]) == len(parent_man["layers"]) + 1  # the delta, the lock and the agent
         out = podman("run", "--rm", "--network=none", "--entrypoint", "", ref, "sh", "-c",

@@ -45,6 +45,11 @@ def link_installer(lock: dict[str, Any], ctx: Path, *, settings: BuilderSettings
     os.chmod(dest, 0o755)
 
 
+def one_layer(lock: dict[str, Any]) -> bool:
+    """Whether ``lock`` builds into one layer over its FROM image (``lock.BUILD``)."""
+    return (lock.get("build") or {}).get("layers") == "one"
+
+
 def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: BuildBackend, image_ref: str,
                store: Any | None = None, parent_lock: dict[str, Any] | None = None, log: LogSink = print,
                workspace: str | None = None, datasets: DatasetSource | None = None,
@@ -85,9 +90,9 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
                     raise BuildError(f"dataset {digest}: the stored bytes do not match the digest")
                 os.chmod(dest, 0o644)
         log(f"context {ctx} ({len(files)} files); building {image_ref}")
-        return backend.build_and_push(ctx, image_ref, log=log)
+        return backend.build_and_push(ctx, image_ref, log=log, one_layer=one_layer(lock))
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
 
 
-__all__ = ["DatasetSource", "build_lock", "link_installer", "store_dataset_source"]
+__all__ = ["DatasetSource", "build_lock", "link_installer", "one_layer", "store_dataset_source"]

@@ -27,6 +27,10 @@ from .backends.base import BuildError
 from .config import BuilderSettings
 
 LOCK_FORMAT = "reprolab-lock/1"
+# How the image is laid out, part of the lock so that a lock always rebuilds to the same digest. Locks
+# made since issue 14 item 5 say "one": what the build adds over its FROM image is one layer, which the
+# buildah backend commits straight to the registry. Older locks have no "build" and keep a layer per step.
+BUILD = {"layers": "one"}
 PLATFORM = "linux/amd64"
 UV_PLATFORM = "x86_64-manylinux_2_28"
 PIP_PLATFORM = "manylinux_2_28_x86_64"
@@ -420,7 +424,7 @@ def resolve(spec: dict[str, Any], *, settings: BuilderSettings, parent_lock: dic
             log("parent is not reusable (different base or no parent image): building from the base")
             parent_lock = None
 
-    lock: dict[str, Any] = {"format": LOCK_FORMAT, "platform": PLATFORM, "base": base}
+    lock: dict[str, Any] = {"format": LOCK_FORMAT, "platform": PLATFORM, "base": base, "build": dict(BUILD)}
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reprolab-resolve") as pool:
         # The Python resolution (network), the installer's pin and wheel (network) and the apt/R
         # resolution (a container in the base) depend on nothing but the base: they run side by side.

@@ -32,9 +32,13 @@ class BuildBackend(ABC):
 
     @abstractmethod
     def build_and_push(self, context: Path, image_ref: str, *, log: LogSink,
-                       build_volumes: dict[str, Path] | None = None) -> BuildResult:
+                       build_volumes: dict[str, Path] | None = None, one_layer: bool = False) -> BuildResult:
         """``build_volumes`` maps a path inside the build (e.g. ``/wheels``) to a host directory
-        mounted read-only during RUN steps and never written into a layer."""
+        mounted read-only during RUN steps and never written into a layer.
+
+        ``one_layer`` (locks whose ``build.layers`` is ``"one"``): everything the Containerfile adds
+        over its FROM image goes into one layer. A backend that cannot build so says what it does
+        instead in its own documentation; the lock's digest label names the build either way."""
 
 
 _BACKENDS: dict[str, type[BuildBackend]] = {}

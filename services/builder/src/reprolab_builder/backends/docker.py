@@ -142,7 +142,9 @@ class DockerBackend(BuildBackend):
         return self._client
 
     def build_and_push(self, context: Path, image_ref: str, *, log: LogSink,
-                       build_volumes: dict[str, Path] | None = None) -> BuildResult:
+                       build_volumes: dict[str, Path] | None = None, one_layer: bool = False) -> BuildResult:
+        # The Docker API commits a layer per step whatever ``one_layer`` says (its images never had the
+        # buildah backend's digests).
         if build_volumes:
             raise ValueError("the docker backend needs a self-contained context; build_volumes are not supported")
         if not (context / "Containerfile").is_file():

@@ -100,7 +100,8 @@ class KubernetesBackend(BuildBackend):
         return self._api_client
 
     def build_and_push(self, context: Path, image_ref: str, *, log: LogSink,
-                       build_volumes: dict[str, Path] | None = None) -> BuildResult:
+                       build_volumes: dict[str, Path] | None = None, one_layer: bool = False) -> BuildResult:
+        # The build Job always commits one layer (``--layers=false``), so ``one_layer`` changes nothing here
         if build_volumes:
             raise ValueError("the kubernetes backend needs a self-contained context; build_volumes are not supported")
         if self.store is None:
