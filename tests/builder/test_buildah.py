@@ -164,6 +164,12 @@ def test_sbom_lists_installed_packages(env):
     assert "pkg:pypi/six@1.17.0" in purls and purls == sorted(purls)
     assert any(p.startswith("pkg:deb/debian/python3@") for p in purls)
     assert cyclonedx(inv, image_ref=f"{env['repo']}:v1", digest=env["result"].digest) == bom
+    # a one-layer build lists its image as its last step: the same listing as running the image, taken out
+    # of the build's output (which shows one summary line instead of the listing)
+    assert env["result"].inventory == inv
+    assert not any(line.startswith(("deb\t", "pypi\t")) for line in env["log"])
+    summary = f"the image lists {len(inv['deb'])} Debian packages and {len(inv['pypi'])} Python distributions"
+    assert any(line.startswith(summary) for line in env["log"])
 
 
 def test_derived_build_shares_every_parent_layer(env):

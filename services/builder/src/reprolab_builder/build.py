@@ -6,14 +6,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import rcache, rlock
 from .backends.base import BuildBackend, BuildError, BuildResult, LogSink
 from .config import BuilderSettings
-from .lock import lock_digest
+from .lock import lock_digest, one_layer
 from .render import UV_CONTEXT, python_delta, render, write_context
+from .sbom import InventoryLines
 from .wheelcache import ensure, installer_binary, link_wheel, materialize, sha256_file
 
 DatasetSource = Callable[[str, Path], None]
@@ -43,11 +45,6 @@ def link_installer(lock: dict[str, Any], ctx: Path, *, settings: BuilderSettings
     dest.unlink(missing_ok=True)
     link_wheel(installer_binary(lock, settings=settings), dest)
     os.chmod(dest, 0o755)
-
-
-def one_layer(lock: dict[str, Any]) -> bool:
-    """Whether ``lock`` builds into one layer over its FROM image (``lock.BUILD``)."""
-    return (lock.get("build") or {}).get("layers") == "one"
 
 
 def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: BuildBackend, image_ref: str,
@@ -90,7 +87,9 @@ def build_lock(lock: dict[str, Any], *, settings: BuilderSettings, backend: Buil
                     raise BuildError(f"dataset {digest}: the stored bytes do not match the digest")
                 os.chmod(dest, 0o644)
         log(f"context {ctx} ({len(files)} files); building {image_ref}")
-        return backend.build_and_push(ctx, image_ref, log=log, one_layer=one_layer(lock))
+        listed = InventoryLines(log)  # a one-layer build lists what is in the image as its last step
+        result = backend.build_and_push(ctx, image_ref, log=listed, one_layer=one_layer(lock))
+        return replace(result, inventory=listed.inventory()) if listed.found else result
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
 

@@ -31,6 +31,11 @@ LOCK_FORMAT = "reprolab-lock/1"
 # made since issue 14 item 5 say "one": what the build adds over its FROM image is one layer, which the
 # buildah backend commits straight to the registry. Older locks have no "build" and keep a layer per step.
 BUILD = {"layers": "one"}
+
+
+def one_layer(lock: dict[str, Any]) -> bool:
+    """Whether ``lock`` builds into one layer over its FROM image (``BUILD``)."""
+    return (lock.get("build") or {}).get("layers") == "one"
 PLATFORM = "linux/amd64"
 UV_PLATFORM = "x86_64-manylinux_2_28"
 PIP_PLATFORM = "manylinux_2_28_x86_64"

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 from reprolab_common import canonical
 
 from . import rlock
-from .lock import base_from, lock_digest, requirements_text
+from .lock import base_from, lock_digest, one_layer, requirements_text
+from .sbom import INVENTORY_STEP
 
 LOCK_PATH = "/etc/reprolab/lock.json"
 FILES_DIR = "/opt/reprolab/files"
@@ -241,6 +242,8 @@ def render(lock: dict[str, Any], *, parent_lock: dict[str, Any] | None = None) -
         files.update(agent_files(lock, digest))
         lines.append(AGENT_ENV if merged else AGENT_STEP)
         entrypoint = [AGENT_BIN, "init", "--", *entrypoint]
+    if one_layer(lock):
+        lines.append(_exec(["sh", "-c", INVENTORY_STEP]))
     if lock.get("start"):
         # repo2docker's R2D_ENTRYPOINT: the repository's start script wraps whatever command is run
         at = entrypoint.index("--") + 1 if lock["base"].get("python") else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -35,9 +36,48 @@ def inventory(image_ref: str, *, tls_verify: bool = False) -> dict[str, list[dic
                 "--entrypoint", "", image_ref, "sh", "-c", _SCRIPT], timeout=600)
     if proc.returncode != 0:
         raise BuildError(f"could not inspect image {image_ref}: {_tool_error(proc.stderr) or _short(proc.stdout)}")
+    return parse_inventory(proc.stdout.splitlines())
+
+
+# A one-layer lock's build ends with this step (render.py): the same listing, between two marker lines of
+# the build's output, taken out of the log by InventoryLines. The image then need not be in local storage
+# (it went straight to the registry) to have its SBOM; the step writes nothing.
+BEGIN, END = "reprolab-inventory-begin", "reprolab-inventory-end"
+INVENTORY_STEP = f"export PYTHONDONTWRITEBYTECODE=1; echo {BEGIN}; {_SCRIPT.strip()}\necho {END}"
+
+
+class InventoryLines:
+    """A build log sink that keeps the lines between the markers (and passes every other line on)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.lines: list[str] = []
+        self.found = False
+        self._inside = False
+
+    def __call__(self, line: str) -> None:
+        text = line.strip()
+        if text == BEGIN and not self.found:
+            self._inside = True
+        elif text == END and self._inside:
+            self._inside, self.found = False, True
+            inv = self.inventory()
+            self.log(f"the image lists {len(inv['deb'])} Debian packages and {len(inv['pypi'])} Python "
+                     "distributions (its SBOM)")
+        elif self._inside:
+            self.lines.append(line)
+        else:
+            self.log(line)
+
+    def inventory(self) -> dict[str, list[dict[str, str]]]:
+        return parse_inventory(self.lines)
+
+
+def parse_inventory(lines: list[str]) -> dict[str, list[dict[str, str]]]:
+    """``deb<TAB>name<TAB>version<TAB>arch`` and ``pypi<TAB>name<TAB>version`` lines → sorted lists."""
     deb: dict[str, dict[str, str]] = {}
     pypi: dict[str, dict[str, str]] = {}
-    for line in proc.stdout.splitlines():
+    for line in lines:
         parts = line.split("\t")
         if len(parts) < 3:
             continue

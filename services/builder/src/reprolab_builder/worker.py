@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from . import indexes, publish, service
 from .api import record_on_registry
-from .backends.base import BuildBackend, BuildError
+from .backends.base import BuildBackend, BuildError, BuildResult
 from .build import build_lock
 from .config import BuilderSettings
 from .logstream import LogStream, Scrubber
@@ -132,7 +132,7 @@ class Worker:
             result = await asyncio.to_thread(build_lock, lock, settings=self.settings, backend=self.backend,
                                              image_ref=build.image_ref, store=self.store, workspace=build.workspace,
                                              parent_lock=parent_lock, log=logs.write, indexes=workspace_indexes)
-            sbom = await asyncio.to_thread(self._sbom, build, result.image_ref, result.digest)
+            sbom = await asyncio.to_thread(self._sbom, build, result)
         except BuildError as exc:
             error = scrub(str(exc))
             logs.write(f"FAILED: {error}")
@@ -156,8 +156,15 @@ class Worker:
         await msg.ack()
         return Status.SUCCEEDED
 
-    def _sbom(self, build: Build, image_ref: str, digest: str) -> str:
-        doc = cyclonedx(inventory(image_ref), image_ref=image_ref, digest=digest)
+    def _sbom(self, build: Build, result: BuildResult) -> str:
+        """From the listing the build made of its image (one-layer locks), else by running the image."""
+        inv = result.inventory
+        if inv is None:
+            wait = getattr(self.backend, "wait_for_local_copies", None)
+            if wait is not None:  # run it from local storage, not pulled again without credentials
+                wait()
+            inv = inventory(result.image_ref)
+        doc = cyclonedx(inv, image_ref=result.image_ref, digest=result.digest)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     async def publish_targets(self, build_id: str) -> None:

@@ -19,6 +19,8 @@ class BuildError(Exception):
 class BuildResult:
     image_ref: str      # "<registry>/<workspace>/<env>:v<N>" as pushed
     digest: str         # the manifest digest in the registry, "sha256:<hex>"
+    # what is in the image, listed by its build's last step (one-layer locks; sbom.InventoryLines)
+    inventory: dict[str, list[dict[str, str]]] | None = None
 
 
 class BuildBackend(ABC):
