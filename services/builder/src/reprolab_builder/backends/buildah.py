@@ -181,13 +181,18 @@ class BuildahBackend(BuildBackend):
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
                 if proc.returncode == 0:
-                    subprocess.run(["buildah", "tag", proc.stdout.strip().splitlines()[-1], image_ref],
-                                   capture_output=True, timeout=120)
+                    proc = subprocess.run(["buildah", "tag", proc.stdout.strip().splitlines()[-1], image_ref],
+                                          capture_output=True, text=True, timeout=120)
+                if proc.returncode == 0:
                     logger.info("local copy of %s kept (%.1f s)", pinned, time.monotonic() - t0)
-                else:
+                else:  # a derived build FROM it pulls it itself
                     logger.warning("no local copy of %s: %s", pinned, _lock._tool_error(proc.stderr))
             except (OSError, subprocess.SubprocessError, IndexError) as exc:
                 logger.warning("no local copy of %s: %s", pinned, exc)
+            finally:
+                with _COPIES_LOCK:
+                    if _LOCAL_COPIES.get(pinned) is threading.current_thread():
+                        del _LOCAL_COPIES[pinned]
 
         thread = threading.Thread(target=pull, name="reprolab-local-copy", daemon=True)
         with _COPIES_LOCK:
@@ -205,7 +210,7 @@ class BuildahBackend(BuildBackend):
 
     @staticmethod
     def wait_for_local_copies(timeout: float | None = None) -> None:
-        """Block until every background local copy has finished (tests, benchmarks, shutdown)."""
+        """Block until every background local copy under way has finished (tests, benchmarks)."""
         with _COPIES_LOCK:
             threads = list(_LOCAL_COPIES.values())
         for thread in threads:
