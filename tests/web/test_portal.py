@@ -13,6 +13,7 @@ import re
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -230,7 +231,7 @@ def course(portal, base_image):
 def test_student_flow(portal, tab, shot, course) -> None:
     page = tab.page
     ws, sname, stoken, student = course
-    fork = f"py-{sname}"[:63]
+    fork = f"mine-{sname}"[:63]  # not the name the page suggests
 
     sign_in(page, portal.url, stoken, sname)
     expect(page.locator("#workspaces")).to_contain_text(ws)
@@ -245,12 +246,28 @@ def test_student_flow(portal, tab, shot, course) -> None:
     expect(page.locator("#create-assignment")).to_be_hidden()
     shot(page, "workspace")
 
-    # the course's environment: read-only for a student, so fork it and add a package
+    # the course's environment: read-only for a student, so fork it and add a package. The build history
+    # is held back while the student types a name for the fork: the page used to put its suggested name
+    # in once the history had arrived, over (or, mid-typing, into) what the student had typed.
+    held: list[Any] = []
+    history = f"**/api/v1/workspaces/{ws}/environments/py/builds"
+    page.route(history, lambda route: held.append(route))
     page.get_by_role("link", name="py", exact=True).click()
     expect(page.locator("#env-summary")).to_contain_text("You can fork it to change it.")
     expect(page.locator("#pull-cmd")).to_contain_text("podman pull --tls-verify=false")
     expect(page.get_by_role("button", name="Build", exact=True)).to_be_hidden()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the environment page never asked for its build history"
+    expect(page.get_by_label("Name of the fork")).to_have_value(f"py-{sname}"[:63])  # the suggestion
     page.get_by_label("Name of the fork").fill(fork)
+    page.unroute(history)
+    for route in held:
+        route.continue_()
+    expect(page.locator("#builds")).to_contain_text("Show log")  # the history arrived
+    expect(page.get_by_label("Name of the fork")).to_have_value(fork)
     page.get_by_role("button", name="Fork").click()
     page.wait_for_url(f"**/w/{ws}/env/{fork}?forked=1")
     expect(page.locator("#env-summary")).to_contain_text(f"forked from {ws}/py")

@@ -793,6 +793,10 @@ pages.environment = async () => {
   const envName = body.dataset.env;
   const base = `/workspaces/${WS}/environments/${envName}`;
   const params = new URLSearchParams(location.search);
+  // The fork's suggested name, before the page waits for anything: set later, it replaced (or, typed
+  // into at that moment, doubled) a name the user had begun to type.
+  const forkName = $("#fork-name");
+  if (!forkName.value) forkName.value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
   if (params.get("created")) flash(`Environment ${envName} created. Build it below.`);
   if (params.get("forked")) flash(`Forked into ${envName}: you own it and can change and build it.`);
   const editForm = $("#env-editor");
@@ -899,7 +903,6 @@ pages.environment = async () => {
   const shown = builds.find((b) => b.id === params.get("build")) ||
     builds.find((b) => String(b.version) === $("#build-version").value) || builds[0];
   if (shown) watch(shown).catch((err) => flash(err.message, true));
-  $("#fork-name").value = `${envName}-${body.dataset.user}`.slice(0, 63).replace(/[^a-z0-9-]/g, "-");
 
   $("#versions").addEventListener("click", (event) => {
     const open = event.target.closest("button[data-session]");
