@@ -164,7 +164,13 @@ class Bench:
 
     def cleanup(self) -> None:
         try:
+            BuildahBackend.wait_for_local_copies()  # the local copies of one-layer builds are this run's too
             self.remove_images(list(self.refs), everything=True)
+            ours = f"{self.registry.address}/bench-{self.run}/"
+            for line in sh("podman", "images", "--format", "{{.ID}} {{.Repository}}", check=False).splitlines():
+                fid, _, repo = line.partition(" ")
+                if repo.startswith(ours) and full_id(fid) not in self.before:
+                    sh("podman", "rmi", "-f", fid, check=False)
         finally:
             self.registry.stop()
             for k, v in self.old_env.items():

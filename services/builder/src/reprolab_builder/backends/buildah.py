@@ -163,31 +163,32 @@ class BuildahBackend(BuildBackend):
         pushed = self.remote_manifest(image_ref)
         if pushed is None:
             raise BuildError(f"buildah reported {image_ref} committed, but the registry does not have it")
-        digest = pushed[0]
+        digest, manifest = pushed
         log(f"pushed {image_ref}@{digest}")
-        self._keep_local_copy(image_ref, digest)
+        self._keep_local_copy(image_ref, digest, manifest.get("config", {}).get("digest"))
         return BuildResult(image_ref=image_ref, digest=digest)
 
-    def _keep_local_copy(self, image_ref: str, digest: str) -> None:
-        """Pull what was just pushed into local storage, tagged ``image_ref``, on a thread: a derived
-        build starts FROM it (and waits for this pull rather than pulling again). The build's log is
-        closed by then: the thread reports to the service's logger."""
+    def _keep_local_copy(self, image_ref: str, digest: str, config: str | None) -> None:
+        """Pull what was just pushed into local storage, on a thread: a derived build starts FROM it (and
+        waits for this pull rather than pulling again). It is pulled by its tag, so that removing the tag
+        removes the image, and kept only if its config is the one just pushed. The build's log is closed
+        by then: the thread reports to the service's logger."""
         pinned = f"{_repository(image_ref)}@{digest}"
 
         def pull() -> None:
             t0 = time.monotonic()
             tls = "true" if self.settings.registry_tls_verify else "false"
-            cmd = ["buildah", "pull", "--quiet", f"--tls-verify={tls}", *_lock.auth_flag(self.settings), pinned]
+            cmd = ["buildah", "pull", "--quiet", f"--tls-verify={tls}", *_lock.auth_flag(self.settings), image_ref]
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-                if proc.returncode == 0:
-                    proc = subprocess.run(["buildah", "tag", proc.stdout.strip().splitlines()[-1], image_ref],
-                                          capture_output=True, text=True, timeout=120)
-                if proc.returncode == 0:
-                    logger.info("local copy of %s kept (%.1f s)", pinned, time.monotonic() - t0)
-                else:  # a derived build FROM it pulls it itself
+                if proc.returncode != 0:  # a derived build FROM it pulls it itself
                     logger.warning("no local copy of %s: %s", pinned, _lock._tool_error(proc.stderr))
-            except (OSError, subprocess.SubprocessError, IndexError) as exc:
+                elif config and self._local_id(image_ref) != config:
+                    subprocess.run(["buildah", "rmi", image_ref], capture_output=True, timeout=120)
+                    logger.warning("no local copy of %s: the tag %s moved while it was pulled", pinned, image_ref)
+                else:
+                    logger.info("local copy of %s kept (%.1f s)", pinned, time.monotonic() - t0)
+            except (OSError, subprocess.SubprocessError) as exc:
                 logger.warning("no local copy of %s: %s", pinned, exc)
             finally:
                 with _COPIES_LOCK:
