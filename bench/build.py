@@ -477,7 +477,7 @@ class Bench:
                  f"{'commit + ' if lock.get('build') else ''}push {ph['push']:.1f} s)")
         row("resolve + build + push", cold, note=f"image {size1:.0f} MB compressed; {layout}")
         row("local copy for derived builds", t_copy,
-            note=f"(pulled by digest after the build was reported, waited for here: {'kept' if copied else 'MISSING'};"
+            note=f"(pulled by its tag after the build was reported, waited for here: {'kept' if copied else 'MISSING'};"
                  " a derived build FROM it waits for it too)")
         print("(b) ours, no-op rebuild of the same lock, same tag")
         row("build_lock (built again locally, no push)", t_noop,
