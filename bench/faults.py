@@ -1,7 +1,8 @@
 """Heavier fault trials than tests/faults (real builds, repeated kills), each with its outcome printed.
 
 1. The OCI registry goes down while a build pushes (stopped the moment the build log shows
-   ``buildah push``): the build must reach exactly one terminal state, a failure naming the registry (or a
+   ``buildah push``, or ``COMMIT docker://`` for a one-layer build): the build must reach exactly one
+   terminal state, a failure naming the registry (or a
    success, if the push won the race), never hang; with the registry back a new build succeeds.
 2. kill -9 of the builder in the middle of a build, ``--kills`` times (a fresh lock each time): each
    build reaches exactly one terminal state, with exactly one ``build.succeeded`` in the activity log.
@@ -59,9 +60,24 @@ def wait_build(admin: Client, build_id: str, timeout: float = 900) -> dict:
     return b
 
 
-def terminal_events(admin: Client, ws: str, build_id: str) -> Counter:
-    items = admin.get(f"/workspaces/{ws}/activity", params={"subject": f"builds/{build_id}", "limit": 100})["items"]
-    return Counter(e["type"] for e in items if e["type"] in ("build.succeeded", "build.failed"))
+def terminal_events(admin: Client, ws: str, build_id: str, wait: float = 15.0) -> Counter:
+    """The build's terminal events in the activity log. They travel through the builder's outbox and
+    NATS after the build's row changes, so this waits up to ``wait`` s for one, then 1 s more for a
+    duplicate."""
+    deadline = time.monotonic() + wait
+    while True:
+        items = admin.get(f"/workspaces/{ws}/activity",
+                          params={"subject": f"builds/{build_id}", "limit": 100})["items"]
+        found = Counter(e["type"] for e in items if e["type"] in ("build.succeeded", "build.failed"))
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if found:
+        time.sleep(1.0)
+        items = admin.get(f"/workspaces/{ws}/activity",
+                          params={"subject": f"builds/{build_id}", "limit": 100})["items"]
+        found = Counter(e["type"] for e in items if e["type"] in ("build.succeeded", "build.failed"))
+    return found
 
 
 def registry_down_during_push(platform: Platform, admin: Client, ws: str) -> str:
@@ -73,7 +89,9 @@ def registry_down_during_push(platform: Platform, admin: Client, ws: str) -> str
     def stop_at_push() -> None:
         follower = Client(platform.url, platform.admin_token())
         for line in follower.sse(f"/builds/{build['id']}/logs"):
-            if "buildah push" in line and platform.registry is not None:
+            # a one-layer build pushes as it commits (buildah's "COMMIT docker://..."); older locks push after
+            pushing = "buildah push" in line or line.strip().startswith("COMMIT docker://")
+            if pushing and platform.registry is not None:
                 platform.registry.stop()
                 stopped.set()
                 return
