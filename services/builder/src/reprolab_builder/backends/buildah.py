@@ -97,12 +97,8 @@ class BuildahBackend(BuildBackend):
             self._await_local_copy(f"{_repository(image_ref)}@{existing[0]}", log)
         if one_layer and existing is None:
             return self._build_into_registry(context, image_ref, log=log, build_volumes=build_volumes)
-        cmd = ["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci",
-               "--layers=false" if one_layer else "--layers", *self._pull_flags(context),
-               *_lock.auth_flag(self.settings)]
-        for inside, host_dir in sorted((build_volumes or {}).items()):
-            cmd += ["--volume", f"{host_dir}:{inside}:ro"]
-        cmd += ["-f", str(context / "Containerfile"), "-t", image_ref, str(context)]
+        cmd = self._bud(context, image_ref, ["--layers=false" if one_layer else "--layers",
+                                             *self._pull_flags(context)], build_volumes)
         log(f"$ {' '.join(cmd)}")
         # The push starts as soon as buildah has tagged the image: buildah then still removes its build
         # containers (for a large Python layer, a second or more of deleting files), and the push needs
@@ -140,6 +136,15 @@ class BuildahBackend(BuildBackend):
         log(f"pushed {image_ref}@{digest}")
         return BuildResult(image_ref=image_ref, digest=digest)
 
+    def _bud(self, context: Path, target: str, flags: list[str],
+             build_volumes: dict[str, Path] | None) -> list[str]:
+        """The reproducible ``buildah bud`` of ``context`` into ``target`` (a local name or docker://...)."""
+        cmd = ["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci", *flags,
+               *_lock.auth_flag(self.settings)]
+        for inside, host_dir in sorted((build_volumes or {}).items()):
+            cmd += ["--volume", f"{host_dir}:{inside}:ro"]
+        return cmd + ["-f", str(context / "Containerfile"), "-t", target, str(context)]
+
     def _build_into_registry(self, context: Path, image_ref: str, *, log: LogSink,
                              build_volumes: dict[str, Path] | None) -> BuildResult:
         """A one-layer build committed straight to the registry (``-t docker://...``): buildah writes the
@@ -147,18 +152,11 @@ class BuildahBackend(BuildBackend):
         reading it back to push it (issue 14 item 5: for 28 scientific packages that was 6 s of a 16 s
         build and push). The local copy that a derived build starts FROM follows in the background."""
         tls = "false" if (not self.settings.registry_tls_verify or self._pull_flags(context)) else "true"
-        cmd = ["buildah", "bud", "--timestamp", "0", "--identity-label=false", "--format", "oci", "--layers=false",
-               f"--tls-verify={tls}", *_lock.auth_flag(self.settings)]
-        for inside, host_dir in sorted((build_volumes or {}).items()):
-            cmd += ["--volume", f"{host_dir}:{inside}:ro"]
-        cmd += ["-f", str(context / "Containerfile"), "-t", f"docker://{image_ref}", str(context)]
+        cmd = self._bud(context, f"docker://{image_ref}", ["--layers=false", f"--tls-verify={tls}"], build_volumes)
         log(f"$ {' '.join(cmd)}")
         code, tail = _stream(cmd, log)
         if code != 0:
-            text = "\n".join(tail)
-            if re.search(r"connection refused|no such host|dial tcp|i/o timeout", text, re.I):
-                host = _lock.registry_host(image_ref)
-                raise BuildError(f"registry {host} is unreachable: {_lock._short(tail[-1], 300)}")
+            _raise_if_registry_down(image_ref, tail)
             raise BuildError(f"image build failed: {_build_failure(tail)}")
         pushed = self.remote_manifest(image_ref)
         if pushed is None:
@@ -233,25 +231,16 @@ class BuildahBackend(BuildBackend):
             log(f"$ {' '.join(push)}")
             code, tail = _stream(push, log)
             if code != 0:
-                text = "\n".join(tail)
-                if re.search(r"connection refused|no such host|dial tcp|i/o timeout", text, re.I):
-                    host = _lock.registry_host(image_ref)
-                    raise BuildError(f"registry {host} is unreachable: {_lock._short(tail[-1], 300)}")
+                _raise_if_registry_down(image_ref, tail)
                 raise BuildError(f"push of {image_ref} failed: {_lock._short(tail[-1] if tail else '', 300)}")
             return digestfile.read_text().strip()
 
     def _pull_flags(self, context: Path) -> list[str]:
         """``--tls-verify=false`` when the FROM image lives in an insecure (loopback) registry."""
-        try:
-            text = (context / "Containerfile").read_text()
-        except OSError:
-            return []
-        for line in text.splitlines():
-            if line.startswith("FROM "):
-                ref = line.split()[1]
-                if self._insecure(ref) or (_lock.registry_host(ref) == self.settings.registry
-                                           and not self.settings.registry_tls_verify):
-                    return ["--tls-verify=false"]
+        ref = _from_ref(context)
+        if ref and (self._insecure(ref) or (_lock.registry_host(ref) == self.settings.registry
+                                            and not self.settings.registry_tls_verify)):
+            return ["--tls-verify=false"]
         return []
 
     def _local_id(self, image_ref: str) -> str | None:
@@ -260,6 +249,12 @@ class BuildahBackend(BuildBackend):
         if proc.returncode != 0 or not proc.stdout.strip():
             return None
         return "sha256:" + proc.stdout.strip().removeprefix("sha256:")
+
+
+def _raise_if_registry_down(image_ref: str, tail: list[str]) -> None:
+    """A BuildError naming the registry when buildah's last lines say it could not be reached."""
+    if re.search(r"connection refused|no such host|dial tcp|i/o timeout", "\n".join(tail), re.I):
+        raise BuildError(f"registry {_lock.registry_host(image_ref)} is unreachable: {_lock._short(tail[-1], 300)}")
 
 
 def _build_failure(tail: list[str]) -> str:
